@@ -1,0 +1,122 @@
+"""Metrics that notebooks record, and the checks CI runs on them (DESIGN §4).
+
+Each notebook ends by calling :func:`record_notebook_metrics`, which writes
+``<run>/eval/notebook_<stem>.json``. ``python -m mmed check-run --run-dir R`` (run by
+``.ci/run`` after the notebooks) loads every such file and applies the checker registered
+for that notebook in :data:`CHECKERS`: schema (required keys, types) and invariants
+(counts add up, rates in [0, 1], intervals contain their estimate). This is where the
+values a notebook computed are asserted.
+
+A checker is a function ``(metrics: dict) -> list[str]`` returning problems (empty = ok).
+Later notebooks register theirs with :func:`register_checker`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .runs import Run, resolve_path, write_json_atomic
+
+Checker = Callable[[dict[str, Any]], list[str]]
+CHECKERS: dict[str, Checker] = {}
+
+
+def register_checker(stem: str) -> Callable[[Checker], Checker]:
+    """Decorator: register the checker for notebook ``stem`` (e.g. ``"01_data"``)."""
+
+    def deco(fn: Checker) -> Checker:
+        CHECKERS[stem] = fn
+        return fn
+
+    return deco
+
+
+def metrics_path(run_dir: str | os.PathLike[str], stem: str) -> Path:
+    """``<run>/eval/notebook_<stem>.json``."""
+    return resolve_path(run_dir) / "eval" / f"notebook_{stem}.json"
+
+
+def record_notebook_metrics(run_dir: str | os.PathLike[str], stem: str, metrics: dict[str, Any]) -> Path:
+    """Write the metrics a notebook computed; also runs its checker and raises on problems.
+
+    Raises:
+        ValueError: listing every problem the notebook's checker found.
+    """
+    problems = CHECKERS.get(stem, lambda m: [])(metrics)
+    path = write_json_atomic(metrics_path(run_dir, stem), metrics)
+    Run(resolve_path(run_dir)).add_artifact(f"metrics:{stem}", path)
+    if problems:
+        raise ValueError(f"notebook {stem} recorded invalid metrics: " + "; ".join(problems))
+    return path
+
+
+def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None) -> dict[str, list[str]]:
+    """Check every recorded metrics file of a run.
+
+    Args:
+        require: notebook stems that must have recorded metrics (default: every notebook
+            executed into ``<run>/notebooks/``).
+    Returns:
+        ``{stem: [problems]}`` for every checked notebook (empty lists = all fine).
+    """
+    root = resolve_path(run_dir)
+    if require is None:
+        require = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    out: dict[str, list[str]] = {}
+    for stem in require:
+        p = metrics_path(root, stem)
+        if not p.exists():
+            out[stem] = [f"no metrics file {p}"]
+            continue
+        try:
+            m = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            out[stem] = [f"{p}: invalid JSON ({e})"]
+            continue
+        checker = CHECKERS.get(stem)
+        out[stem] = checker(m) if checker else [f"no checker registered for {stem}"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# helpers for checkers
+# ----------------------------------------------------------------------------------------
+def need(m: dict[str, Any], key: str, types: type | tuple[type, ...], problems: list[str]) -> Any:
+    """Fetch dotted ``key`` from ``m``; append a problem if missing or of the wrong type."""
+    cur: Any = m
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            problems.append(f"missing key {key!r}")
+            return None
+        cur = cur[part]
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(cur, allowed) or (isinstance(cur, bool) and bool not in allowed):
+        problems.append(f"key {key!r} has type {type(cur).__name__}")
+        return None
+    return cur
+
+
+def check_rate(x: Any, name: str, problems: list[str]) -> None:
+    """``x`` must be a finite number in [0, 1]."""
+    if not isinstance(x, (int, float)) or not math.isfinite(x) or not 0 <= x <= 1:
+        problems.append(f"{name} = {x!r} is not a rate in [0, 1]")
+
+
+def check_interval(est: Any, lo: Any, hi: Any, name: str, problems: list[str]) -> None:
+    """``lo <= est <= hi``, all rates."""
+    for v, n in ((est, name), (lo, name + ".lo"), (hi, name + ".hi")):
+        check_rate(v, n, problems)
+    if not problems and not lo - 1e-9 <= est <= hi + 1e-9:
+        problems.append(f"{name}: estimate {est} outside its interval [{lo}, {hi}]")
+
+
+# importing the package's checker modules registers them
+def _load_checkers() -> None:
+    from . import notebook_checks  # noqa: F401
+
+
+_load_checkers()

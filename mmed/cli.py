@@ -1,0 +1,114 @@
+"""Command line: ``python -m mmed <command> ...`` (DESIGN §4).
+
+Commands (each takes ``--profile`` and ``--run-dir``; the notebooks call the same
+functions):
+
+- ``notebooks``       run the numbered notebooks in order with papermill
+- ``check-run``       check the metrics files notebooks recorded in a run (CI)
+
+Later parts register ``consult``, ``train-triage``, ``train-attending``, ``evaluate`` and
+``figures`` through :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+#: name → (add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {}
+
+
+def command(name: str, help: str):
+    """Decorator registering ``run(args)``; the function's ``add_arguments`` attribute adds flags."""
+
+    def deco(fn):
+        COMMANDS[name] = (getattr(fn, "add_arguments", lambda p: None), fn, help)
+        return fn
+
+    return deco
+
+
+def add_common(p: argparse.ArgumentParser, profile_default: str = "demo") -> None:
+    """``--profile``, ``--run-dir``, ``--data-root``, ``--seed``."""
+    p.add_argument("--profile", default=profile_default, help="smoke | demo | paper | path to a YAML profile")
+    p.add_argument("--run-dir", default=None, help="run folder (relative paths from the repository root)")
+    p.add_argument("--data-root", default=None, help="real data folder (default ../shared/data when present)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the profile's)")
+
+
+def _notebooks_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--only", nargs="*", default=None, help="notebook prefixes to run, e.g. 01 03")
+
+
+@command("notebooks", "run the numbered notebooks in order with papermill")
+def _notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import NotebookFailed, run_notebooks
+
+    try:
+        run_notebooks(args.profile, args.run_dir, args.data_root, args.seed, names=args.only)
+    except NotebookFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+_notebooks.add_arguments = _notebooks_args
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", required=True)
+
+
+@command("check-run", "check the metrics files notebooks recorded in a run")
+def _check_run(args: argparse.Namespace) -> int:
+    from .checks import check_run
+
+    results = check_run(args.run_dir)
+    bad = 0
+    for stem, problems in results.items():
+        print(f"{stem}: {'ok' if not problems else 'FAILED'}")
+        for pr in problems:
+            print(f"    - {pr}")
+        bad += bool(problems)
+    if not results:
+        print("no notebooks found in the run", file=sys.stderr)
+        return 1
+    return 1 if bad else 0
+
+
+_check_run.add_arguments = _check_args
+
+
+def _register_optional() -> None:
+    """Import modules that register more commands (they exist as the project grows)."""
+    import importlib
+
+    for mod in ("mmed.cli_commands",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _register_optional()
+    parser = argparse.ArgumentParser(prog="python -m mmed", description="MMedAgent-RL reference implementation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add, _, help_) in sorted(COMMANDS.items()):
+        add(sub.add_parser(name, help=help_))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][1](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""Profiles: the three scales of DESIGN §2 as configuration, never as branches of logic.
+
+A profile is a YAML file in ``mmed/profiles/`` (``smoke.yaml``, ``demo.yaml``,
+``paper.yaml``) loaded into the typed dataclasses below. Unknown keys are rejected with
+an error that names the file and the dotted key. A profile may hold named ``variants``:
+each is an overlay (nested dict of keys) applied on top of the base profile by
+:func:`load_profile(name, variant=...)` — the curriculum's ablation variants live there.
+
+Every later part reads its settings from here (``profile.triage_grpo.num_generations``,
+``profile.curriculum.stages`` ...), so the tiny CPU model and Qwen2.5-VL-7B go through
+the same code with different numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile file is invalid; the message names the file and the key."""
+
+
+# ----------------------------------------------------------------------------------------
+# sections
+# ----------------------------------------------------------------------------------------
+@dataclass
+class SyntheticConfig:
+    """The procedural synthetic set (``mmed.data.make_synthetic``)."""
+
+    n_train: int = 700
+    n_eval: int = 140
+    image_size: int = 96  #: pixels per side (64..112)
+    difficulty: float = 0.5  #: 0 = high contrast, no noise; 1 = faint and noisy
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Which data a profile uses. Real data is added when ``data_root`` is present."""
+
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    #: evaluation benchmark(s) read from ``data_root`` when present: ``name:layout``
+    eval_benchmarks: list[str] = field(default_factory=lambda: ["vqa_rad:mevf"])
+    eval_split: str = "test"
+    #: cap on evaluation items per benchmark (None = all)
+    eval_limit: Optional[int] = None
+    include_open: bool = False
+    #: fraction of real triage images held out for evaluation
+    triage_heldout_fraction: float = 0.5
+
+
+@dataclass
+class ImageConfig:
+    """Image resolution handed to the processor (Qwen2.5-VL ``min_pixels``/``max_pixels``)."""
+
+    min_pixels: int = 56 * 56
+    max_pixels: int = 112 * 112
+
+
+@dataclass
+class TinyModelConfig:
+    """Size of the offline tiny Qwen2.5-VL (all hidden sizes multiples of 64, DESIGN §6)."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    vision_depth: int = 2
+    vision_hidden_size: int = 64
+    vision_intermediate_size: int = 128
+    vision_num_heads: int = 2
+    vocab_size: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class LoraConfig:
+    """PEFT LoRA settings (used for both LoRA and QLoRA)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class ModelsConfig:
+    """Policy models. ``"tiny"`` means the offline tiny Qwen2.5-VL built into the run."""
+
+    triage: str = "tiny"
+    attending: str = "tiny"
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    #: None (full precision + LoRA) or "nf4" (QLoRA: 4-bit NF4, double quant)
+    quantization: Optional[str] = None
+    #: compute dtype for 4-bit layers and model weights: float32 | bfloat16 | float16
+    dtype: str = "float32"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    attn_implementation: Optional[str] = None
+
+
+@dataclass
+class SimulatedPanelConfig:
+    """The simulated specialist panel (controlled reliability)."""
+
+    own_accuracy: float = 0.85  #: P(correct) on its own specialty's items
+    other_accuracy: float = 0.45  #: P(correct) elsewhere (near chance on 2-4 options)
+    consensus_error_rate: float = 0.15  #: P(the whole panel is wrong together)
+    abstain_rate: float = 0.0
+
+
+@dataclass
+class OpenAIConfig:
+    """An OpenAI-compatible specialist endpoint (GPT-4o, vLLM, llama.cpp, Ollama ...)."""
+
+    model: str = "gpt-4o"
+    base_url: Optional[str] = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    max_concurrency: int = 8
+    max_image_bytes: int = 512_000
+    temperature: float = 0.7
+    max_tokens: int = 512
+    price_per_1k_prompt: Optional[float] = None
+    price_per_1k_completion: Optional[float] = None
+
+
+@dataclass
+class SpecialistsConfig:
+    """The specialist panel: backend, size and per-backend settings."""
+
+    backend: str = "simulated"  #: simulated | openai | local
+    panel_size: int = 3
+    simulated: SimulatedPanelConfig = field(default_factory=SimulatedPanelConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    #: for backend "local": a model path or Hub id loaded with ``load_policy``
+    local_model: Optional[str] = None
+    #: cache folder (None = the user's cache folder, ``~/.cache/mmed/specialists``)
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class SamplingConfig:
+    """Generation settings for the agents at inference."""
+
+    temperature: float = 0.0  #: 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    batch_size: int = 16
+
+
+@dataclass
+class ColdStartConfig:
+    """Short SFT warm-up teaching the output format (smoke/demo only; DESIGN §6)."""
+
+    enabled: bool = True
+    n_items: int = 64
+    max_steps: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    #: fraction of cold-start targets whose answer is the gold one (the rest are random
+    #: valid answers: the format is taught, not the task)
+    label_fraction: float = 0.5
+
+
+@dataclass
+class GRPOConfig:
+    """Settings handed to TRL's ``GRPOConfig``."""
+
+    max_steps: int = 20
+    learning_rate: float = 5e-4
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    num_generations: int = 4
+    max_completion_length: int = 48
+    temperature: float = 1.0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    logging_steps: int = 1
+    save_steps: int = 10
+    n_train_items: int = 256
+
+
+@dataclass
+class StageConfig:
+    """One curriculum stage: which stratum, how many steps, which entropy coefficient γ."""
+
+    name: str = "easy"
+    strata: list[str] = field(default_factory=lambda: ["easy"])  #: easy | medium | hard
+    max_steps: int = 10
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class CurriculumConfig:
+    """C-MARL curriculum (paper §4): stages in order, each warm-started from the last."""
+
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [
+            StageConfig("easy", ["easy"], 10, 0.0),
+            StageConfig("medium", ["medium"], 10, 0.01),
+            StageConfig("hard", ["hard"], 10, 0.05),
+        ]
+    )
+    shuffle_strata: bool = False  #: True = one mixed stage (the "no curriculum" variant)
+    #: which panel defines training strata: "gold" specialty or "triage" choice
+    strata_panel: str = "gold"
+
+
+@dataclass
+class TTSConfig:
+    """Test-time scaling by majority vote (paper §5)."""
+
+    n_samples: int = 16
+    budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    temperature: float = 1.0
+    n_eval_items: Optional[int] = None
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings."""
+
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class Profile:
+    """A whole profile (DESIGN §2/§4). Build with :func:`load_profile`."""
+
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    device: str = "cpu"  #: cpu | cuda | auto
+    data: DataConfig = field(default_factory=DataConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    specialists: SpecialistsConfig = field(default_factory=SpecialistsConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
+    triage_grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    attending_grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: wall-clock budget per notebook in minutes (documentation + CI checks)
+    budgets_min: dict[str, float] = field(default_factory=dict)
+    #: named overlays (nested dicts of keys), applied by ``load_profile(..., variant=)``
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the variant applied to this object (None for the base profile)
+    variant: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for manifests)."""
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _build(tp: Any, value: Any, where: str, source: str) -> Any:
+    """Convert ``value`` to type ``tp`` recursively; raise ProfileError naming ``where``."""
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ProfileError(f"{source}: key '{where}' must not be null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ProfileError(f"{source}: key '{where}' must be a mapping, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise ProfileError(
+                f"{source}: unknown key(s) {', '.join(repr(f'{where}.{u}'.lstrip('.')) for u in unknown)}; "
+                f"known keys here: {sorted(names)}"
+            )
+        kwargs = {k: _build(hints[k], v, f"{where}.{k}".lstrip("."), source) for k, v in value.items()}
+        return tp(**kwargs)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ProfileError(f"{source}: key '{where}' must be a list, got {type(value).__name__}")
+        return [_build(inner, v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ProfileError(f"{source}: key '{where}' must be a mapping, got {type(value).__name__}")
+        _, vt = typing.get_args(tp)
+        return {k: _build(vt, v, f"{where}.{k}", source) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProfileError(f"{source}: key '{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProfileError(f"{source}: key '{where}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ProfileError(f"{source}: key '{where}' must be true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ProfileError(f"{source}: key '{where}' must be a string, got {value!r}")
+        return value
+    raise ProfileError(f"{source}: unsupported type {tp} at '{where}'")  # pragma: no cover
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``overlay`` into a copy of ``base`` (lists are replaced)."""
+    out = copy.deepcopy(base)
+    for k, v in overlay.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+_VALID = {
+    "device": ("cpu", "cuda", "auto"),
+    "models.quantization": (None, "nf4", "fp4"),
+    "models.dtype": ("float32", "bfloat16", "float16"),
+    "specialists.backend": ("simulated", "openai", "local"),
+    "curriculum.strata_panel": ("gold", "triage"),
+}
+STRATA: tuple[str, ...] = ("easy", "medium", "hard")
+
+
+def _check(profile: Profile, source: str) -> None:
+    def get(dotted: str) -> Any:
+        obj: Any = profile
+        for part in dotted.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    for key, allowed in _VALID.items():
+        if get(key) not in allowed:
+            raise ProfileError(f"{source}: key '{key}' is {get(key)!r}, expected one of {allowed}")
+    for i, st in enumerate(profile.curriculum.stages):
+        bad = [s for s in st.strata if s not in STRATA]
+        if bad or not st.strata:
+            raise ProfileError(f"{source}: key 'curriculum.stages[{i}].strata' has {st.strata!r}, expected {STRATA}")
+        if st.entropy_coef < 0:
+            raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_coef' must be >= 0")
+    if profile.specialists.panel_size < 1:
+        raise ProfileError(f"{source}: key 'specialists.panel_size' must be >= 1")
+    if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:
+        raise ProfileError(f"{source}: key 'specialists.openai.timeout_s' must be a positive number")
+    for name in ("triage_grpo", "attending_grpo"):
+        g: GRPOConfig = getattr(profile, name)
+        if g.num_generations < 2:
+            raise ProfileError(f"{source}: key '{name}.num_generations' must be >= 2 (GRPO needs a group)")
+        if (g.per_device_train_batch_size * g.gradient_accumulation_steps) % g.num_generations:
+            raise ProfileError(
+                f"{source}: '{name}.per_device_train_batch_size' x gradient_accumulation_steps must be "
+                f"a multiple of num_generations ({g.num_generations})"
+            )
+
+
+def profile_from_dict(raw: dict[str, Any], source: str = "<dict>", variant: str | None = None) -> Profile:
+    """Build and validate a :class:`Profile` from a dict, optionally applying a variant.
+
+    Raises:
+        ProfileError: unknown key, wrong type, invalid value, or unknown variant (the
+            message names ``source`` and the key).
+    """
+    raw = dict(raw or {})
+    if variant is not None:
+        variants = raw.get("variants") or {}
+        if variant not in variants:
+            raise ProfileError(f"{source}: unknown variant {variant!r}; known: {sorted(variants)}")
+        overlay = variants[variant] or {}
+        if "variants" in overlay:
+            raise ProfileError(f"{source}: variant {variant!r} must not define 'variants'")
+        raw = deep_merge(raw, overlay)
+        raw["variant"] = variant
+    profile = _build(Profile, raw, "", source)
+    # validate every variant's keys too, so a typo in an unused variant is caught early
+    for vname, overlay in (raw.get("variants") or {}).items():
+        if not isinstance(overlay, dict):
+            raise ProfileError(f"{source}: variant {vname!r} must be a mapping")
+        probe = deep_merge({k: v for k, v in raw.items() if k != "variants"}, overlay)
+        _check(_build(Profile, probe, "", f"{source} (variant {vname!r})"), f"{source} (variant {vname!r})")
+    _check(profile, source if variant is None else f"{source} (variant {variant!r})")
+    return profile
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped in ``mmed/profiles``."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path, variant: str | None = None, overrides: dict[str, Any] | None = None) -> Profile:
+    """Load a profile by name (``smoke``/``demo``/``paper``) or YAML path.
+
+    Args:
+        name_or_path: a shipped profile name or a path to a YAML file.
+        variant: a key of the profile's ``variants`` to overlay, or None.
+        overrides: a nested dict of keys applied last (e.g. from a notebook parameter).
+    Raises:
+        ProfileError: unknown profile name (lists the known ones), unknown key, bad value.
+    """
+    p = Path(name_or_path)
+    if p.suffix not in (".yaml", ".yml"):
+        p = PROFILES_DIR / f"{name_or_path}.yaml"
+        if not p.exists():
+            raise ProfileError(f"unknown profile {str(name_or_path)!r}; known: {available_profiles()}")
+    elif not p.exists():
+        raise ProfileError(f"profile file {str(p)!r} does not exist")
+    with open(p) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{p}: top level must be a mapping")
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return profile_from_dict(raw, source=str(p), variant=variant)

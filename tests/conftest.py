@@ -1,0 +1,38 @@
+"""Shared fixtures. Real data (../shared/data) is optional locally; with CI=true it is required."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; skips the test when absent, fails it when CI=true."""
+    if not SHARED_DATA.is_dir():
+        if IN_CI:
+            pytest.fail(f"CI=true but real data folder {SHARED_DATA} is missing")
+        pytest.skip(f"real data folder {SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def vqa_rad_root(shared_data: Path) -> Path:
+    return shared_data / "vqa_rad"
+
+
+@pytest.fixture(scope="session")
+def triage_root(shared_data: Path) -> Path:
+    return shared_data / "triage"

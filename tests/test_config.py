@@ -1,0 +1,70 @@
+import pytest
+
+from mmed.config import ProfileError, available_profiles, load_profile, profile_from_dict
+
+
+def test_shipped_profiles_load_and_validate():
+    assert {"smoke", "demo", "paper"} <= set(available_profiles())
+    smoke, demo, paper = (load_profile(n) for n in ("smoke", "demo", "paper"))
+    assert smoke.models.triage == "tiny" and demo.models.attending == "tiny"
+    assert paper.models.triage == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert paper.models.quantization == "nf4"
+    assert paper.specialists.backend == "openai"
+    # demo's default entropy schedule grows with difficulty (paper §4.2)
+    assert [s.entropy_coef for s in demo.curriculum.stages] == [0.0, 0.01, 0.05]
+    assert [s.strata for s in demo.curriculum.stages] == [["easy"], ["medium"], ["hard"]]
+    # tiny models keep every hidden size a multiple of 64 (bitsandbytes on CPU, DESIGN §6)
+    for p in (smoke, demo):
+        t = p.models.tiny
+        for v in (t.hidden_size, t.intermediate_size, t.vision_hidden_size, t.vision_intermediate_size):
+            assert v % 64 == 0
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_every_variant_loads(name):
+    raw = load_profile(name)
+    for v in raw.variants:
+        p = load_profile(name, variant=v)
+        assert p.variant == v
+        assert p.variants == raw.variants
+
+
+def test_variant_overlay_values():
+    p = load_profile("demo", variant="reverse")
+    assert [s.name for s in p.curriculum.stages] == ["hard", "medium", "easy"]
+    assert [s.entropy_coef for s in p.curriculum.stages] == [0.05, 0.01, 0.0]
+    nc = load_profile("demo", variant="no_curriculum")
+    assert nc.curriculum.shuffle_strata is True
+    assert sum(s.max_steps for s in nc.curriculum.stages) == sum(
+        s.max_steps for s in load_profile("demo").curriculum.stages
+    )
+
+
+def test_unknown_key_names_file_and_key():
+    with pytest.raises(ProfileError, match=r"demo\.yaml.*'models\.tinyy'"):
+        load_profile("demo", overrides={"models": {"tinyy": 1}})
+
+
+def test_unknown_profile_and_variant():
+    with pytest.raises(ProfileError, match="known"):
+        load_profile("nope")
+    with pytest.raises(ProfileError, match="unknown variant 'x'"):
+        load_profile("demo", variant="x")
+
+
+def test_wrong_types_and_values():
+    with pytest.raises(ProfileError, match="'seed' must be an integer"):
+        profile_from_dict({"seed": "one"})
+    with pytest.raises(ProfileError, match="specialists.backend"):
+        profile_from_dict({"specialists": {"backend": "gpt"}})
+    with pytest.raises(ProfileError, match="timeout_s"):
+        profile_from_dict({"specialists": {"openai": {"timeout_s": None}}})
+    with pytest.raises(ProfileError, match="num_generations"):
+        profile_from_dict({"triage_grpo": {"per_device_train_batch_size": 6, "num_generations": 4}})
+    with pytest.raises(ProfileError, match=r"curriculum.stages\[0\].strata"):
+        profile_from_dict({"curriculum": {"stages": [{"name": "x", "strata": ["trivial"]}]}})
+
+
+def test_bad_variant_key_is_caught_even_when_unused():
+    with pytest.raises(ProfileError, match="variant 'v'.*'curriculum.bogus'"):
+        profile_from_dict({"variants": {"v": {"curriculum": {"bogus": 1}}}})

@@ -1,0 +1,60 @@
+"""environment.yml and pyproject.toml list the same runtime packages."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Allowed differences, each with its reason. Empty today: both files list the same set.
+ONLY_IN_ENVIRONMENT_YML: set[str] = {
+    "pip",  # conda needs pip to install the pip: section
+    "python",  # conda pins the interpreter; pyproject uses requires-python
+}
+ONLY_IN_PYPROJECT: set[str] = set()
+
+REQUIRED_RUNTIME = {
+    "jupyterlab", "torch", "transformers", "trl", "peft", "bitsandbytes", "datasets",
+    "matplotlib", "seaborn", "ipywidgets", "openai", "papermill", "tqdm", "pandas",
+}
+
+
+def _norm(spec: str) -> str:
+    name = re.split(r"[<>=!~\[; ]", spec.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pyproject():
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return data, {_norm(d) for d in data["project"]["dependencies"]}
+
+
+def _environment():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            names |= {_norm(d) for d in dep["pip"] if not d.startswith("-")}
+        else:
+            names.add(_norm(dep))
+    return names
+
+
+def test_same_runtime_packages():
+    _, py = _pyproject()
+    env = _environment()
+    assert env - py == ONLY_IN_ENVIRONMENT_YML
+    assert py - env == ONLY_IN_PYPROJECT
+
+
+def test_required_runtime_and_test_extras():
+    data, py = _pyproject()
+    assert REQUIRED_RUNTIME <= py
+    test = {_norm(d) for d in data["project"]["optional-dependencies"]["test"]}
+    assert {"pytest", "hypothesis", "ipykernel"} <= test
+
+
+def test_makefile_pins_cpu_torch():
+    assert "torch==2.13.0" in (REPO / "Makefile").read_text()
