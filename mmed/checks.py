@@ -116,7 +116,7 @@ def check_interval(est: Any, lo: Any, hi: Any, name: str, problems: list[str]) -
 
 # importing the package's checker modules registers them
 def _load_checkers() -> None:
-    from . import notebook_checks  # noqa: F401
+    from . import checkers  # noqa: F401
 
 
 _load_checkers()

@@ -1,4 +1,4 @@
-"""Checkers for the metrics each notebook records (see :mod:`mmed.checks`).
+"""Checker for 01_data (see :mod:`mmed.checks`).
 
 One function per notebook, registered by stem. Each returns a list of problems.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks import check_rate, need, register_checker
+from ..checks import check_rate, need, register_checker
 
 
 @register_checker("01_data")
