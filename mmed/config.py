@@ -94,6 +94,11 @@ class LoraConfig:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    #: which part of the model gets adapters: "language_model" (target_modules inside the
+    #: language model only, not the vision tower) or "all" (every module of those names)
+    scope: str = "language_model"
+    #: a PEFT full-match regex over module paths; when set it replaces target_modules/scope
+    target_regex: Optional[str] = None
 
 
 @dataclass
@@ -349,6 +354,7 @@ _VALID = {
     "device": ("cpu", "cuda", "auto"),
     "models.quantization": (None, "nf4", "fp4"),
     "models.dtype": ("float32", "bfloat16", "float16"),
+    "models.lora.scope": ("language_model", "all"),
     "specialists.backend": ("simulated", "openai", "local"),
     "curriculum.strata_panel": ("gold", "triage"),
 }
