@@ -1,0 +1,183 @@
+"""Accuracy with bootstrap intervals, tables per dataset/stratum/domain, paired differences,
+open-question scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mmed.eval.metrics import (
+    accuracy_ci,
+    accuracy_table,
+    bootstrap_mean_ci,
+    bootstrap_means,
+    domain_of,
+    domain_table,
+    exact_match,
+    normalize_answer,
+    open_table,
+    paired_bootstrap_diff,
+    token_recall,
+)
+
+
+# ---------------------------------------------------------------------------- accuracy_ci
+def test_accuracy_ci_hand_case_and_containment():
+    r = accuracy_ci([True, True, False, False, True])
+    assert r["acc"] == pytest.approx(0.6) and r["n"] == 5
+    assert 0.0 <= r["lo"] <= 0.6 <= r["hi"] <= 1.0 and r["lo"] < r["hi"]
+    assert accuracy_ci([1, 1, 1]) == {"acc": 1.0, "lo": 1.0, "hi": 1.0, "n": 3}
+    empty = accuracy_ci([])
+    assert empty["n"] == 0 and math.isnan(empty["acc"]) and math.isnan(empty["lo"])
+
+
+def test_accuracy_ci_width_matches_normal_theory():
+    rng = np.random.default_rng(1)
+    x = rng.random(400) < 0.5
+    r = accuracy_ci(x, n_boot=4000, seed=3)
+    se = math.sqrt(r["acc"] * (1 - r["acc"]) / 400)
+    assert r["hi"] - r["lo"] == pytest.approx(2 * 1.96 * se, rel=0.1)
+    r90 = accuracy_ci(x, n_boot=4000, confidence=0.90, seed=3)
+    assert r90["hi"] - r90["lo"] == pytest.approx(2 * 1.645 * se, rel=0.1)
+
+
+def test_accuracy_ci_is_seeded():
+    x = np.arange(60) % 3 == 0
+    assert accuracy_ci(x, seed=4) == accuracy_ci(x, seed=4)
+    reps4 = bootstrap_means(x, 200, np.random.default_rng(4))
+    assert np.array_equal(reps4, bootstrap_means(x, 200, np.random.default_rng(4)))
+    assert not np.array_equal(reps4, bootstrap_means(x, 200, np.random.default_rng(5)))
+    assert reps4.shape == (200,) and set(np.round(reps4 * 60, 6)) <= set(range(61))  # means of 60 draws
+
+
+def test_accuracy_ci_rejects_bad_input():
+    with pytest.raises(ValueError, match="booleans or 0/1"):
+        accuracy_ci([0, 1, 2])
+    with pytest.raises(ValueError, match="n_boot"):
+        accuracy_ci([True], n_boot=0)
+    with pytest.raises(ValueError, match="confidence"):
+        accuracy_ci([True], confidence=95)
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_mean_ci([0.5, float("nan")])
+
+
+def test_bootstrap_interval_coverage_near_nominal():
+    """Over 300 simulated Bernoulli(0.7) samples of 150, the 95% interval covers 0.7 ~95%."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for rep in range(300):
+        r = accuracy_ci(rng.random(150) < 0.7, n_boot=500, seed=rep)
+        hits += r["lo"] <= 0.7 <= r["hi"]
+    assert 0.90 <= hits / 300 <= 0.985
+
+
+# ---------------------------------------------------------------------------- paired
+def test_paired_bootstrap_diff_hand_cases():
+    a = [True, True, True, False]
+    b = [True, False, False, False]
+    r = paired_bootstrap_diff(a, b, seed=0)
+    assert r["diff"] == pytest.approx(0.5) and r["acc_a"] == 0.75 and r["acc_b"] == 0.25 and r["n"] == 4
+    assert r["lo"] <= 0.5 <= r["hi"] and r["lo"] >= 0.0  # b is never right where a is wrong
+    same = paired_bootstrap_diff(a, a)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["p_le_0"] == 1.0
+    with pytest.raises(ValueError, match="same items"):
+        paired_bootstrap_diff(a, b[:3])
+
+
+def test_paired_interval_is_narrower_than_unpaired_for_correlated_systems():
+    rng = np.random.default_rng(2)
+    a = rng.random(500) < 0.6
+    b = a.copy()
+    flip = rng.choice(500, 40, replace=False)
+    b[flip] = ~b[flip]
+    paired = paired_bootstrap_diff(a, b, seed=1)
+    se_unpaired = math.sqrt(a.mean() * (1 - a.mean()) / 500 + b.mean() * (1 - b.mean()) / 500)
+    assert paired["hi"] - paired["lo"] < 0.5 * (2 * 1.96 * se_unpaired)
+    assert paired["diff"] == pytest.approx(a.mean() - b.mean())
+
+
+# ---------------------------------------------------------------------------- tables
+def rec(i, dataset, stratum, correct, valid=True, answer_type="closed"):
+    return {"id": f"{dataset}-{i}", "dataset": dataset, "stratum": stratum, "answer_type": answer_type,
+            "correct": correct, "attending": {"raw": "", "parsed": 0 if valid else None, "valid": valid}}
+
+
+RECORDS = [
+    rec(0, "vqa_rad", "easy", True), rec(1, "vqa_rad", "easy", True), rec(2, "vqa_rad", "easy", False),
+    rec(3, "vqa_rad", "hard", False, valid=False), rec(4, "vqa_rad", "medium", True),
+    rec(5, "slake", "easy", True), rec(6, "slake", "hard", False), rec(7, "slake", "hard", False), rec(8, "slake", None, True),
+    rec(9, "synthetic", "easy", True), rec(10, "synthetic", "hard", False, valid=False),
+    rec(11, "triage", "easy", True),
+    {"id": "open-0", "dataset": "vqa_rad", "answer_type": "open", "answer": "left lung", "stratum": None,
+     "correct": None, "attending": {"raw": "", "parsed": "the left lung", "valid": True}},
+]
+
+
+def test_accuracy_table_per_dataset_and_stratum():
+    t = accuracy_table(RECORDS, n_boot=200)
+    assert t.attrs["n_open_skipped"] == 1
+    rows = {(r.dataset, r.stratum): r for r in t.itertuples()}
+    assert len(t) == 9  # every (dataset, stratum) group, the None stratum included
+    vr_easy = rows[("vqa_rad", "easy")]
+    assert (vr_easy.n, vr_easy.n_correct, vr_easy.n_invalid) == (3, 2, 0) and vr_easy.acc == pytest.approx(2 / 3)
+    vr_hard = rows[("vqa_rad", "hard")]
+    assert (vr_hard.n, vr_hard.acc, vr_hard.n_invalid) == (1, 0.0, 1)
+    assert rows[("slake", None)].n == 1
+    assert list(t[t.dataset == "vqa_rad"].stratum) == ["easy", "medium", "hard"]
+    assert (t.lo <= t.acc).all() and (t.acc <= t.hi).all()
+    overall = accuracy_table(RECORDS, by=[], n_boot=200)
+    assert overall.loc[0, "n"] == 12 and overall.loc[0, "acc"] == pytest.approx(7 / 12)
+    assert overall.loc[0, "n_invalid"] == 2
+
+
+def test_accuracy_table_names_bad_records():
+    with pytest.raises(ValueError, match=r"'x-0'.*'correct' is true but 'attending.valid' is false"):
+        accuracy_table([rec(0, "x", "easy", True, valid=False)])
+    with pytest.raises(KeyError, match=r"'x-1'.*'attending.valid'"):
+        accuracy_table([{"id": "x-1", "dataset": "x", "correct": True}])
+    with pytest.raises(ValueError, match="must be true/false"):
+        accuracy_table([rec(2, "x", "easy", 1)])
+
+
+def test_domain_table_macro_and_micro():
+    t = domain_table(RECORDS, n_boot=300).set_index("domain")
+    ind = t.loc["in_domain"]
+    # vqa_rad 3/5, slake 2/4 → macro 0.55; pooled 5/9
+    assert ind.datasets == "slake,vqa_rad" and ind.n == 9 and ind.n_invalid == 1
+    assert ind.acc == pytest.approx((3 / 5 + 2 / 4) / 2) and ind.micro_acc == pytest.approx(5 / 9)
+    assert ind.lo <= ind.acc <= ind.hi
+    assert t.loc["out_of_domain"].n == 0 and math.isnan(t.loc["out_of_domain"].acc)
+    assert t.loc["synthetic"].acc == 0.5 and t.loc["other"].datasets == "triage"
+    assert [domain_of(d) for d in ("pathvqa", "mmmu_med", "synthetic", "triage")] == [
+        "in_domain", "out_of_domain", "synthetic", "other"]
+
+
+# ---------------------------------------------------------------------------- open questions
+def test_open_question_scores():
+    assert normalize_answer("The  Left-Lung.") == "left lung"
+    assert exact_match("the left lung", "Left lung") and not exact_match("left", "left lung")
+    assert not exact_match(None, "yes")
+    assert token_recall("left lung", "right lung base") == pytest.approx(1 / 3)
+    assert token_recall("lung lung", "lung lung lung") == pytest.approx(2 / 3)
+    assert token_recall(None, "x ray") == 0.0
+    with pytest.raises(ValueError, match="empty after normalisation"):
+        token_recall("a", "the")
+
+
+def test_open_table_is_apart_from_closed():
+    recs = [
+        RECORDS[-1],
+        {"id": "open-1", "dataset": "vqa_rad", "answer_type": "open", "answer": "right kidney",
+         "attending": {"parsed": "kidney", "valid": True}},
+        {"id": "open-2", "dataset": "vqa_rad", "answer_type": "open", "answer": "CT",
+         "attending": {"parsed": None, "valid": False}},
+        RECORDS[0],
+    ]
+    t = open_table(recs, n_boot=200)
+    assert t.attrs["n_closed_skipped"] == 1 and len(t) == 1
+    row = t.iloc[0]
+    assert row.n == 3 and row.n_invalid == 1
+    assert row.exact_match == pytest.approx(1 / 3) and row.token_recall == pytest.approx((1 + 0.5 + 0) / 3)
+    assert row.em_lo <= row.exact_match <= row.em_hi
