@@ -165,6 +165,8 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 48
     batch_size: int = 16
+    #: prompt style of :mod:`mmed.agents.prompts`: "compact" (tiny models) or "full"
+    prompt_style: str = "full"
 
 
 @dataclass

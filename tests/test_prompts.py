@@ -226,3 +226,12 @@ def test_templated_completion() -> None:
         templated_completion("A", reasoning="x</think>")
     with pytest.raises(ValueError, match="outside"):
         choice_answer_text(2, options)
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_profiles_choose_a_known_prompt_style(name: str) -> None:
+    from mmed.config import load_profile
+
+    style = load_profile(name).sampling.prompt_style
+    assert style in PROMPT_STYLES
+    triage_messages(make_item(), style=style)
