@@ -24,7 +24,7 @@ def command(name: str, help: str):
     """Decorator registering ``run(args)``; the function's ``add_arguments`` attribute adds flags."""
 
     def deco(fn):
-        COMMANDS[name] = (getattr(fn, "add_arguments", lambda p: None), fn, help)
+        COMMANDS[name] = (lambda p: getattr(fn, "add_arguments", lambda _p: None)(p), fn, help)
         return fn
 
     return deco
