@@ -13,3 +13,21 @@ from .schema import (  # noqa: F401
     items_to_dataset,
     option_letter,
 )
+from .mcq import MultipleChoice, answer_pool, closed_to_mc, normalize_answer, question_type_key  # noqa: F401
+from .specialty import (  # noqa: F401
+    SpecialtyRules,
+    UnknownModalityError,
+    load_specialty_rules,
+    resolve_specialty,
+    specialty_for_modality,
+)
+from .splits import LeakageReport, image_disjoint_split, image_hash, leakage_report  # noqa: F401
+from .loaders import (  # noqa: F401
+    KNOWN_BENCHMARKS,
+    MMMU_MED_SUBJECTS,
+    DataError,
+    LoadReport,
+    detect_layout,
+    load_benchmark,
+)
+from .triage_images import TRIAGE_QUESTION, load_triage_images  # noqa: F401
