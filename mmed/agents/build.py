@@ -1,0 +1,200 @@
+"""Build the agents of a profile inside a run folder (one code path for every scale).
+
+Where a run keeps its models (DESIGN §4)::
+
+    runs/<id>/models/base/                         tiny base model (profile model "tiny")
+    runs/<id>/triage/sft/                          cold-started triage policy (full model)
+    runs/<id>/triage/grpo/final/                   triage LoRA adapters after GRPO
+    runs/<id>/attending/sft/                       cold-started attending policy
+    runs/<id>/attending/<variant>/stage_<k>_<name>/final/   C-MARL stage adapters
+
+:func:`policy_source` resolves which base model and which adapters an agent uses: the
+latest the run holds unless told otherwise, so a consultation with ``--run-dir`` of a
+training run uses that run's trained agents. A model name other than ``"tiny"`` (e.g.
+``Qwen/Qwen2.5-VL-7B-Instruct``) is loaded by Hub id or path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Profile
+from ..runs import Run
+from .generation import PolicyRunner, SamplingParams
+from .specialists import Specialist, simulated_panel_factory
+
+AGENTS: tuple[str, ...] = ("triage", "attending", "specialist")
+#: run sub-folder of a variant's curriculum stages when the profile has no variant applied
+DEFAULT_VARIANT_DIR = "cmarl"
+
+
+def variant_dir_name(variant: str | None) -> str:
+    """Folder name under ``attending/`` for a curriculum variant (None → ``"cmarl"``)."""
+    return variant or DEFAULT_VARIANT_DIR
+
+
+def _is_adapter(p: Path) -> bool:
+    return (p / "adapter_config.json").is_file()
+
+
+def _is_model(p: Path) -> bool:
+    return (p / "config.json").is_file()
+
+
+def ensure_base_model(run: Run, profile: Profile) -> Path:
+    """The tiny base model of the run, built into ``models/base`` on first use.
+
+    Only for profiles whose models are ``"tiny"``; built from ``profile.models.tiny`` and
+    ``profile.image`` so that another process (or ``transformers serve``) can load it.
+    """
+    from ..models import build_tiny_qwen2_5_vl
+
+    base = run.path("models", "base")
+    if not _is_model(base):
+        build_tiny_qwen2_5_vl(base, profile.models.tiny, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+        run.add_artifact("models/base", base)
+    return base
+
+
+def base_model_for(run: Run, profile: Profile, agent: str) -> str:
+    """The base model name/path of ``agent`` before any training in this run."""
+    name = profile.models.triage if agent == "triage" else profile.models.attending
+    if agent == "specialist" and profile.specialists.local_model:
+        name = profile.specialists.local_model
+    return str(ensure_base_model(run, profile)) if name == "tiny" else name
+
+
+def latest_stage_dir(run: Run, variant: str | None) -> Path | None:
+    """The last finished curriculum stage folder (with ``final/`` adapters), or None."""
+    root = run.path("attending", variant_dir_name(variant))
+    if not root.is_dir():
+        return None
+    stages = sorted((p for p in root.glob("stage_*") if _is_adapter(p / "final")), key=lambda p: int(p.name.split("_")[1]))
+    return stages[-1] if stages else None
+
+
+@dataclass
+class PolicySource:
+    """Which weights an agent runs with: a base model and optional LoRA adapters."""
+
+    base: str
+    adapters: str | None
+    label: str  #: "base" | "sft" | "grpo" | "<variant>/<stage>" — for logs and tables
+
+
+def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest", variant: str | None = None) -> PolicySource:
+    """Resolve the weights of ``agent`` in ``run``.
+
+    Args:
+        agent: ``"triage"`` or ``"attending"`` (``"specialist"``: the base model).
+        stage: ``"latest"`` (what the run holds: adapters > cold start > base), ``"base"``,
+            ``"sft"``, ``"grpo"`` (triage), or a curriculum stage folder name such as
+            ``"stage_1_easy"`` (attending, in ``variant``'s folder).
+        variant: curriculum variant for the attending (None = the profile's own curriculum).
+    Raises:
+        ValueError: unknown agent/stage; FileNotFoundError: the requested stage is not in the run.
+    """
+    if agent not in AGENTS:
+        raise ValueError(f"agent {agent!r} not in {AGENTS}")
+    base = base_model_for(run, profile, agent)
+    if agent == "specialist" or stage == "base":
+        return PolicySource(base, None, "base")
+    sft = run.path(agent, "sft")
+    if _is_model(sft):
+        base, label = str(sft), "sft"
+    else:
+        label = "base"
+    if stage == "sft":
+        if label != "sft":
+            raise FileNotFoundError(f"{sft} holds no cold-started model")
+        return PolicySource(base, None, "sft")
+    if agent == "triage":
+        final = run.path("triage", "grpo", "final")
+        if stage == "grpo" and not _is_adapter(final):
+            raise FileNotFoundError(f"{final} holds no GRPO adapters")
+        if stage in ("grpo", "latest") and _is_adapter(final):
+            return PolicySource(base, str(final), "grpo")
+        if stage not in ("latest",):
+            raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft or grpo")
+        return PolicySource(base, None, label)
+    if stage == "latest":
+        last = latest_stage_dir(run, variant)
+        if last is not None:
+            return PolicySource(base, str(last / "final"), f"{variant_dir_name(variant)}/{last.name}")
+        return PolicySource(base, None, label)
+    d = run.path("attending", variant_dir_name(variant), stage, "final")
+    if not _is_adapter(d):
+        raise FileNotFoundError(f"{d} holds no stage adapters")
+    return PolicySource(base, str(d), f"{variant_dir_name(variant)}/{stage}")
+
+
+def load_runner(profile: Profile, source: PolicySource, name: str) -> PolicyRunner:
+    """Load a policy (:func:`mmed.models.load_policy`) and wrap it for batched generation."""
+    from ..models import load_policy
+
+    device = "cuda" if profile.device == "cuda" else ("auto" if profile.device == "auto" else "cpu")
+    model, processor = load_policy(
+        source.base,
+        adapters=source.adapters,
+        quantization=profile.models.quantization,
+        dtype=profile.models.dtype,
+        device=device,
+        min_pixels=profile.image.min_pixels,
+        max_pixels=profile.image.max_pixels,
+        attn_implementation=profile.models.attn_implementation,
+    )
+    return PolicyRunner(model, processor, batch_size=profile.sampling.batch_size, name=name)
+
+
+def sampling_params(profile: Profile, seed: int = 0) -> SamplingParams:
+    """The profile's inference decoding settings."""
+    s = profile.sampling
+    return SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=seed)
+
+
+def specialist_factory(
+    profile: Profile, seed: int, run: Run | None = None, runner: PolicyRunner | None = None
+) -> Callable[[str, int], Specialist]:
+    """``(specialty, panel_index) -> Specialist`` for the profile's backend.
+
+    ``simulated`` → :class:`~mmed.agents.specialists.SimulatedSpecialist`; ``local`` →
+    :class:`~mmed.agents.local_specialist.LocalModelSpecialist` on ``runner`` (loaded
+    from ``specialists.local_model`` or the base model when None); ``openai`` →
+    :mod:`mmed.agents.backends` (OpenAI-compatible API with its cache).
+
+    Raises:
+        ValueError: an unknown backend.
+    """
+    cfg = profile.specialists
+    if cfg.backend == "simulated":
+        return simulated_panel_factory(cfg.simulated, seed=seed)
+    if cfg.backend == "local":
+        from .local_specialist import LocalModelSpecialist
+
+        if runner is None:
+            if run is None:
+                raise ValueError("backend 'local' needs a run (for the base model) or a runner")
+            runner = load_runner(profile, policy_source(run, profile, "specialist"), "specialist")
+        sp = sampling_params(profile, seed)
+        style = profile.sampling.prompt_style
+        return lambda specialty, k: LocalModelSpecialist(runner, specialty, k, seed=seed, sampling=sp, style=style)
+    if cfg.backend == "openai":
+        from . import backends  # the OpenAI-compatible backend and its cache (issue 4)
+
+        return backends.make_specialist_factory(cfg, seed=seed)
+    raise ValueError(f"unknown specialist backend {cfg.backend!r}")
+
+
+def describe_specialists(profile: Profile) -> dict[str, Any]:
+    """What the run manifest records about the panel (simulated parameters included)."""
+    cfg = profile.specialists
+    out: dict[str, Any] = {"backend": cfg.backend, "panel_size": cfg.panel_size}
+    if cfg.backend == "simulated":
+        from dataclasses import asdict
+
+        out["simulated"] = {**asdict(cfg.simulated), "note": "simulated panel: every opinion is marked simulated"}
+    elif cfg.backend == "openai":
+        out["openai"] = {k: v for k, v in vars(cfg.openai).items() if k != "api_key_env"} | {"api_key_env": cfg.openai.api_key_env}
+    return out
