@@ -1,0 +1,271 @@
+"""GRPO set-up shared by the triage doctor and the attending physician (TRL ``GRPOTrainer``).
+
+Nothing here is a home-made RL loop: :func:`train_grpo` builds TRL's ``GRPOConfig`` from a
+profile section, a conversational dataset with images, the paper's reward functions
+(:mod:`mmed.rl.rewards`: R = R_format + R_accuracy), LoRA through ``peft_config`` (or the
+previous stage's adapters, for a warm start), and calls ``GRPOTrainer.train``. What it adds:
+
+- one place that turns a profile into trainer arguments, with the CPU settings of
+  DESIGN §6 (``use_cpu``, ``bf16=False``, no gradient checkpointing) and QLoRA on GPU
+  (the model is loaded in 4-bit by :func:`mmed.models.load_policy`);
+- checkpoints every ``save_steps`` in ``out_dir/checkpoint-*`` and resume from the last
+  one (same step, same adapter weights, same optimizer state);
+- the final adapters in ``out_dir/final/`` and every logged step in
+  ``out_dir/log_history.jsonl`` (TRL's metrics: ``reward``, ``reward_std``,
+  ``frac_reward_zero_std`` = fraction of groups whose rewards are all equal,
+  ``rewards/<fn>/mean``, ``entropy``, ``kl`` when β > 0, ``completions/mean_length``) plus
+  ``format_valid`` (= ``rewards/format_reward/mean`` / 0.5).
+
+Prompts are never truncated (TRL 1.16 has no prompt truncation), so every image token
+survives; ``max_completion_length`` caps completions only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import datasets
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from ..agents.prompts import attending_messages, triage_messages
+from ..config import GRPOConfig as ProfileGRPO
+from ..config import Profile
+from ..runs import write_json_atomic
+from .rewards import FORMAT_REWARD, reward_funcs_for
+
+GRPO_AGENTS: tuple[str, ...] = ("triage", "attending")
+
+
+def grpo_dataset(
+    agent: str, items: Sequence[Any], opinions: Sequence[Sequence[Any]] | None = None, style: str = "compact",
+    extra_columns: dict[str, Sequence[Any]] | None = None,
+) -> datasets.Dataset:
+    """Conversational GRPO rows: ``prompt`` (messages with image placeholders), ``images``,
+    and the label columns the reward functions read (``specialty`` for triage;
+    ``answer_idx`` and ``options`` for the attending), plus ``id`` and ``extra_columns``.
+
+    Args:
+        opinions: for the attending, the panel's opinions on each item (required).
+    Raises:
+        ValueError: unknown agent, missing or mismatched opinions, or an open item for the
+            attending (rewards score closed questions).
+    """
+    if agent not in GRPO_AGENTS:
+        raise ValueError(f"agent {agent!r} not in {GRPO_AGENTS}")
+    cols: dict[str, list[Any]] = {"id": [], "prompt": [], "images": []}
+    if agent == "triage":
+        cols["specialty"] = []
+    else:
+        if opinions is None or len(opinions) != len(items):
+            raise ValueError("the attending's GRPO rows need one opinion list per item")
+        cols["answer_idx"], cols["options"] = [], []
+    for i, it in enumerate(items):
+        cols["id"].append(str(it["id"]))
+        cols["images"].append(list(it["images"]))
+        if agent == "triage":
+            cols["prompt"].append(triage_messages(it, style=style))
+            cols["specialty"].append(it["specialty"])
+        else:
+            if not it["options"]:
+                raise ValueError(f"item {it['id']!r}: open question in attending GRPO (closed items only)")
+            cols["prompt"].append(attending_messages(it, opinions[i], style=style))
+            cols["answer_idx"].append(int(it["answer_idx"]))
+            cols["options"].append(list(it["options"]))
+    for k, v in (extra_columns or {}).items():
+        if len(v) != len(items):
+            raise ValueError(f"extra column {k!r} has {len(v)} values for {len(items)} items")
+        cols[k] = list(v)
+    return datasets.Dataset.from_dict(cols)
+
+
+def trl_grpo_config(
+    g: ProfileGRPO, profile: Profile, output_dir: str | Path, *, max_steps: int | None = None,
+    entropy_coef: float = 0.0, seed: int = 0, **overrides: Any,
+) -> Any:
+    """TRL ``GRPOConfig`` from a profile's GRPO section (``triage_grpo``/``attending_grpo``).
+
+    ``entropy_coef`` is TRL's entropy bonus (loss = L − coef · H, H the mean per-token
+    entropy of completion tokens); it must be set here, at construction (DESIGN §5).
+    """
+    from trl import GRPOConfig
+
+    on_cpu = profile.device == "cpu"
+    kw: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        use_cpu=on_cpu,
+        bf16=(not on_cpu) and profile.models.dtype == "bfloat16",
+        gradient_checkpointing=False if on_cpu else True,
+        report_to="none",
+        logging_steps=g.logging_steps,
+        save_strategy="steps",
+        save_steps=g.save_steps,
+        max_steps=g.max_steps if max_steps is None else max_steps,
+        per_device_train_batch_size=g.per_device_train_batch_size,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        learning_rate=g.learning_rate,
+        temperature=g.temperature,
+        beta=g.beta,
+        loss_type=g.loss_type,
+        entropy_coef=float(entropy_coef),
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    kw.update(overrides)
+    return GRPOConfig(**kw)
+
+
+class StepLog(TrainerCallback):
+    """Appends every logged step to ``path`` (JSON lines) with ``format_valid`` derived from
+    the format reward, and the ``stage`` tag when given (curriculum plots)."""
+
+    def __init__(self, path: str | Path, tags: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.tags = dict(tags or {})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "reward" not in logs:
+            return
+        rec = {"step": state.global_step, **self.tags, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        fmt = logs.get("rewards/format_reward/mean")
+        if fmt is not None:
+            rec["format_valid"] = fmt / FORMAT_REWARD
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+def last_checkpoint(out_dir: str | Path) -> Path | None:
+    """The highest ``checkpoint-<step>`` folder under ``out_dir`` holding a trainer state."""
+    cks = [p for p in Path(out_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(cks, key=lambda p: int(p.name.split("-")[1])) if cks else None
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The step records written by :class:`StepLog` (empty when none); a torn last line
+    (killed process) is ignored."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+@dataclass
+class GRPOResult:
+    """What :func:`train_grpo` did. ``final`` is the adapter folder."""
+
+    out_dir: str
+    final: str
+    steps: int
+    resumed_from: str | None
+    seconds: float
+    entropy_coef: float
+    n_train: int
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("log")
+        vals = [r for r in self.log if "reward" in r]
+        if vals:
+            d["reward_first"] = vals[0]["reward"]
+            d["reward_last"] = vals[-1]["reward"]
+            d["frac_reward_zero_std_mean"] = sum(r.get("frac_reward_zero_std", math.nan) for r in vals) / len(vals)
+        return d
+
+
+def train_grpo(
+    agent: str,
+    base_model: str,
+    train_dataset: datasets.Dataset,
+    profile: Profile,
+    out_dir: str | Path,
+    *,
+    init_adapters: str | Path | None = None,
+    max_steps: int | None = None,
+    entropy_coef: float = 0.0,
+    seed: int = 0,
+    reward_funcs: Sequence[Callable[..., list[float]]] | None = None,
+    log_tags: dict[str, Any] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    resume: bool = True,
+) -> GRPOResult:
+    """Train one agent with TRL's ``GRPOTrainer`` and save its LoRA adapters.
+
+    Args:
+        agent: ``"triage"`` or ``"attending"`` (chooses the reward functions and the
+            profile section ``triage_grpo``/``attending_grpo``).
+        base_model: the policy's base (a cold-started tiny model folder, or a Hub id).
+        train_dataset: rows from :func:`grpo_dataset`.
+        out_dir: checkpoints, ``final/`` adapters, ``log_history.jsonl``, ``result.json``.
+        init_adapters: adapters to continue from (a curriculum's previous stage); None →
+            fresh LoRA from ``profile.models.lora``.
+        max_steps: overrides the profile section's ``max_steps``.
+        entropy_coef: TRL's entropy bonus coefficient γ (0 = none).
+        reward_funcs: default :func:`mmed.rl.rewards.reward_funcs_for(agent)`.
+        resume: continue from the last checkpoint in ``out_dir`` when there is one.
+    Returns:
+        a :class:`GRPOResult`; when ``out_dir/final`` already exists, the saved result is
+        returned without training (a finished step is reused, DESIGN §4).
+    """
+    from trl import GRPOTrainer
+
+    from ..models import load_policy, lora_config
+
+    out_dir = Path(out_dir)
+    final = out_dir / "final"
+    if (final / "adapter_config.json").is_file() and (out_dir / "result.json").is_file():
+        saved = json.loads((out_dir / "result.json").read_text())
+        return GRPOResult(**{**saved, "log": read_log(out_dir / "log_history.jsonl")})
+    section = profile.triage_grpo if agent == "triage" else profile.attending_grpo
+    t0 = time.perf_counter()
+    device = "cuda" if profile.device == "cuda" else ("auto" if profile.device == "auto" else "cpu")
+    model, processor = load_policy(
+        base_model, adapters=init_adapters, quantization=profile.models.quantization, dtype=profile.models.dtype,
+        device=device, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels,
+        attn_implementation=profile.models.attn_implementation, trainable_adapters=init_adapters is not None,
+    )
+    args = trl_grpo_config(section, profile, out_dir, max_steps=max_steps, entropy_coef=entropy_coef, seed=seed)
+    resume_from = last_checkpoint(out_dir) if resume else None
+    if resume_from is None and (out_dir / "log_history.jsonl").exists():
+        (out_dir / "log_history.jsonl").unlink()  # a fresh start: drop a log with no checkpoint behind it
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs or reward_funcs_for(agent)),
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=processor,
+        peft_config=None if init_adapters is not None else lora_config(profile.models.lora),
+        callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks],
+    )
+    trainer.remove_callback(PrinterCallback)  # metrics go to log_history.jsonl, not stdout
+    if resume_from is not None:
+        # drop log lines past the checkpoint: those steps are trained again
+        step0 = int(resume_from.name.split("-")[1])
+        kept = [r for r in read_log(out_dir / "log_history.jsonl") if r["step"] <= step0]
+        (out_dir / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.model.save_pretrained(final)
+    processor.save_pretrained(final)
+    result = GRPOResult(
+        out_dir=str(out_dir), final=str(final), steps=trainer.state.global_step,
+        resumed_from=str(resume_from) if resume_from else None, seconds=round(time.perf_counter() - t0, 1),
+        entropy_coef=float(entropy_coef), n_train=len(train_dataset), log=read_log(out_dir / "log_history.jsonl"),
+    )
+    write_json_atomic(out_dir / "result.json", {k: v for k, v in asdict(result).items() if k != "log"})
+    return result
