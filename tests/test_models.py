@@ -54,7 +54,7 @@ def _sha(path: Path) -> str:
 def test_tokenizer_special_tokens_and_tags():
     tok = train_tokenizer(512)
     assert tok.convert_tokens_to_ids(list(QWEN_SPECIAL_TOKENS)) == list(range(len(QWEN_SPECIAL_TOKENS)))
-    assert len(tok) <= 512
+    assert len(tok) == 512  # the shipped corpus fills the profiles' vocabularies
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
     text = "<think>CT of the chest</think><answer>Radiologist</answer>"
     ids = tok(text)["input_ids"]
@@ -92,6 +92,8 @@ def test_validate_tiny_config_names_the_bad_field():
         validate_tiny_config(TinyModelConfig(vision_hidden_size=96))
     with pytest.raises(ValueError, match="vocab_size"):
         validate_tiny_config(TinyModelConfig(vocab_size=200))
+    with pytest.raises(ValueError, match="the tokenizer has 1"):  # corpus too small for 4096 tokens
+        build_tiny_qwen2_5_vl("/nonexistent/never-written", {**SMOKE.__dict__, "vocab_size": 4096})
     with pytest.raises(ValueError, match="unknown key"):
         build_tiny_qwen2_5_vl("/nonexistent/never-written", {"hidden": 64})
 
@@ -293,3 +295,29 @@ def test_load_policy_with_adapters_and_errors(tiny_dir: Path, tmp_path: Path):
         load_policy(tiny_dir, adapters=tmp_path / "empty")
     with pytest.raises(ValueError, match="quantization"):
         load_policy(tiny_dir, quantization="int3")
+
+
+def test_stock_qwen_processor_layout_loads_without_torchvision(tiny_dir: Path, tmp_path: Path):
+    """A checkpoint saved with the stock Qwen2_5_VLProcessor (video section included) is
+    served by the image-only processor when torchvision is missing; videos are refused."""
+    import shutil
+
+    from transformers.utils import is_torchvision_available
+
+    if is_torchvision_available():
+        pytest.skip("torchvision installed: the stock processor is used")
+    stock = tmp_path / "stock"
+    shutil.copytree(tiny_dir, stock)
+    (stock / "processing_qwen2_5_vl.py").unlink()
+    cfg = json.loads((stock / "processor_config.json").read_text())
+    cfg.pop("auto_map")
+    cfg["image_processor"].pop("auto_map", None)
+    cfg["processor_class"] = "Qwen2_5_VLProcessor"
+    cfg["video_processor"] = {"video_processor_type": "Qwen2VLVideoProcessor", "merge_size": 2}
+    (stock / "processor_config.json").write_text(json.dumps(cfg))
+    proc = load_processor(stock, max_pixels=56 * 56)
+    assert type(proc).__name__ == "Qwen2_5_VLImageOnlyProcessor"
+    b = proc(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[Image.new("RGB", (112, 112))], return_tensors="pt")
+    assert b["image_grid_thw"].tolist() == [[1, 4, 4]]
+    with pytest.raises(ValueError, match="videos"):
+        proc(text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[[Image.new("RGB", (56, 56))] * 2])

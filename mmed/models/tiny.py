@@ -162,8 +162,8 @@ def train_tokenizer(vocab_size: int, corpus: str | Path | None = None) -> Qwen2T
 
     Args:
         vocab_size: total vocabulary size including the special tokens and reasoning tags
-            (the BPE stops earlier if the corpus offers no more merges; ``len(tokenizer)``
-            is then smaller).
+            (the BPE stops earlier when the corpus offers no more merges — about 1,600
+            tokens for the shipped corpus — and ``len(tokenizer)`` is then smaller).
         corpus: a UTF-8 text file; default :data:`CORPUS_PATH`.
     Returns:
         a ``Qwen2Tokenizer`` (fast) with ids ``0..13`` for :data:`QWEN_SPECIAL_TOKENS`,
@@ -189,7 +189,7 @@ def train_tokenizer(vocab_size: int, corpus: str | Path | None = None) -> Qwen2T
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(REASONING_TAGS),
-        min_frequency=2,
+        min_frequency=1,
         special_tokens=list(QWEN_SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -245,12 +245,15 @@ def tiny_qwen2_5_vl_config(size: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> 
     in the last block (as Qwen2.5-VL); its merger projects to the text hidden size. Text
     model: M-RoPE sections from :func:`mrope_section`, rope theta 1e6, untied embeddings.
     Raises:
-        ValueError: from :func:`validate_tiny_config`, or when the tokenizer is larger than
-            ``size.vocab_size``.
+        ValueError: from :func:`validate_tiny_config`, or when ``len(tokenizer)`` differs
+            from ``size.vocab_size`` (every embedding row must be a real token).
     """
     validate_tiny_config(size)
-    if len(tokenizer) > size.vocab_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens > vocab_size {size.vocab_size}")
+    if len(tokenizer) != size.vocab_size:
+        raise ValueError(
+            f"tiny model size: 'vocab_size' = {size.vocab_size} but the tokenizer has {len(tokenizer)} tokens "
+            f"(the shipped corpus yields at most about that many; lower vocab_size or extend {CORPUS_PATH.name})"
+        )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     head_dim = size.hidden_size // size.num_attention_heads
     text_config = dict(
