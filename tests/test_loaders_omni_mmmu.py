@@ -105,3 +105,25 @@ def test_mmmu_bad_rows(tmp_path):
     assert list(ds["id"]) == ["mmmu_med/validation/validation_Pharmacy_4"]
     assert [s.field for s in rep.skipped] == ["answer", "options", "image_1"]
     assert rep.n_skipped == 3 and rep.n_rows == 4
+
+
+def test_mmmu_hub_id_reads_each_subject_config(tmp_path, monkeypatch):
+    import datasets as hf
+
+    local = write_mmmu(tmp_path)
+    calls = []
+    real_load_dataset = hf.load_dataset
+
+    def fake_load_dataset(path, name=None, split=None):
+        calls.append((path, name, split))
+        files = sorted((local / name).glob(f"{split}-*.parquet")) if (local / name).is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"no config {name}")
+        return real_load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+
+    monkeypatch.setattr(hf, "load_dataset", fake_load_dataset)
+    ds = load_benchmark("mmmu_med", "MMMU/MMMU", "validation", subsets=["Clinical_Medicine"])
+    assert calls == [("MMMU/MMMU", "Clinical_Medicine", "validation")]
+    assert len(ds) == 2 and [len(x) for x in ds["images"]] == [1, 2]
+    with pytest.raises(DataError, match=r"MMMU/MMMU: could not load split 'validation' from the Hub \(FileNotFoundError: no config Pharmacy\)"):
+        load_benchmark("mmmu_med", "MMMU/MMMU", "validation", subsets=["Pharmacy"])

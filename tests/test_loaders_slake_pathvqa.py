@@ -82,3 +82,22 @@ def test_pathvqa_hub_form(tmp_path):
     assert list(test["answer_type"]) == ["open", "closed"] and test[1]["answer"] == "yes"
     assert set(test["specialty"]) == {"Pathologist"}
     assert list(load_benchmark("pathvqa", root, "validation")["answer"]) == ["no"]
+
+
+def test_pathvqa_save_to_disk_copy(tmp_path):
+    import datasets as hf
+    from fixtures_data import image_bytes
+
+    feats = hf.Features({"image": hf.Image(), "question": hf.Value("string"), "answer": hf.Value("string")})
+    rows = {"image": [{"bytes": image_bytes(9), "path": None}], "question": ["Is it?"], "answer": ["no"]}
+    hf.DatasetDict(test=hf.Dataset.from_dict(rows, features=feats)).save_to_disk(str(tmp_path / "copy"))
+    assert detect_layout("pathvqa", tmp_path / "copy") == "hub"
+    ds = load_benchmark("pathvqa", tmp_path / "copy", "test")
+    assert ds[0]["options"] == ["yes", "no"] and ds[0]["answer_idx"] == 1 and ds[0]["images"][0].size == IMG_SIZE
+    with pytest.raises(DataError, match=r"no split 'train'; splits present: \['test'\]"):
+        load_benchmark("pathvqa", tmp_path / "copy", "train")
+
+
+def test_slake_hub_id_is_explained():
+    with pytest.raises(ValueError, match="read from local files only .*BoKelvin/SLAKE.*unzip imgs.zip"):
+        load_benchmark("slake", "BoKelvin/SLAKE", "test")

@@ -100,7 +100,7 @@ def test_hub_id_goes_through_load_dataset(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     ds = load_benchmark("vqa_rad", "flaviagiammarino/vqa-rad", "test")
-    assert ("flaviagiammarino/vqa-rad", None, "test") in calls and ("flaviagiammarino/vqa-rad", None, "train") in calls
+    assert calls == [("flaviagiammarino/vqa-rad", None, "test")]  # yes/no only: no training split needed
     assert ds[0]["answer"] == "no" and ds[0]["images"][0].size == IMG_SIZE
 
 
@@ -171,3 +171,17 @@ def test_real_options_identical_across_layouts(real, vqa_rad_root):
     a = collections.Counter((key(r), tuple(r["options"]), r["answer_idx"]) for r in real["test"].select_columns(cols))
     b = collections.Counter((key(r), tuple(r["options"]), r["answer_idx"]) for r in official.select_columns(cols))
     assert a == b and sum(n for k, n in a.items() if k[1]) == 272  # all 272 closed questions
+
+
+def test_without_training_split_closed_questions_needing_distractors_stay_open(tmp_path):
+    root = write_vqa_rad(tmp_path, official=False)
+    (root / "data_RAD" / "trainset.json").unlink()
+    ds, rep = load_benchmark("vqa_rad", root, "test", return_report=True)
+    r = _by_id(ds)["vqa_rad/test/13"]  # the one that needs distractors
+    assert (r["answer_type"], r["options"], r["answer"]) == ("open", [], "one")
+    assert item_meta(r)["source_answer_type"] == "closed"
+    assert rep.closed_as_open == 1 and any("no distractor pool" in n and "trainset.json" in n for n in rep.notes)
+    assert rep.mc_rules == {"yes_no": 1, "alternatives": 1}  # these need no pool
+    closed, rep = load_benchmark("vqa_rad", root, "test", include_open=False, return_report=True)
+    assert len(closed) == 2 and rep.filtered == {"open question": 1, "closed question without options": 1}
+    assert rep.n_rows == rep.n_items + rep.n_skipped + sum(rep.filtered.values())

@@ -72,22 +72,36 @@ Nothing is dropped silently: every row read is an item, a skip, or a counted fil
 from __future__ import annotations
 
 import ast
-import json
 import os
 import pickle
-import re
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import datasets
 
-from .mcq import answer_pool, closed_to_mc, is_yes_no, normalize_answer
-from .schema import OPTION_LETTERS, Item, SchemaError, items_to_dataset
-from .specialty import SpecialtyRules, UnknownModalityError, default_rules, resolve_specialty
-from .splits import image_hash
+from .mcq import answer_pool, normalize_answer
+from .rows import (  # noqa: F401  (DataError, LoadReport, SkippedRow: part of this module's API)
+    DataError,
+    Filtered,
+    ItemBuilder,
+    LoadReport,
+    Pool,
+    RowResult,
+    SkippedRow,
+    SourceRow,
+    answer_type_field,
+    embedded_image,
+    get_text,
+    is_hub_id,
+    read_json_list,
+    read_table,
+    resolve_dir,
+    split_names,
+    table_files,
+)
+from .schema import OPTION_LETTERS, Item, items_to_dataset
+from .specialty import SpecialtyRules, default_rules
 
 KNOWN_BENCHMARKS: tuple[str, ...] = ("vqa_rad", "slake", "pathvqa", "omnimedvqa", "mmmu_med")
 LAYOUTS: dict[str, tuple[str, ...]] = {
@@ -113,291 +127,37 @@ MMMU_MED_SUBJECTS: tuple[str, ...] = (
 )
 VQA_RAD_OFFICIAL_JSON = "VQA_RAD Dataset Public.json"
 VQA_RAD_OFFICIAL_IMAGES = "VQA_RAD Image Folder"
-_SPLIT_ALIASES = {"validation": ("validation", "val", "valid"), "val": ("val", "validation", "valid")}
+
+
+def _pool_fn(train_answers: Pool, rows: Callable[[], list[Any]], qtype_key: Optional[str]) -> Callable[[], Pool]:
+    """A lazy distractor pool: ``train_answers`` if given, else :func:`~mmed.data.mcq.answer_pool`
+    of the training rows ``rows()`` (question type from field ``qtype_key``)."""
+
+    def make() -> Pool:
+        if train_answers is not None:
+            return train_answers
+        return answer_pool((r.get(qtype_key) if qtype_key else None, str(r.get("question", "")), str(r.get("answer", "")))
+                           for r in rows() if isinstance(r, dict))
+
+    return make
 
 
 # ----------------------------------------------------------------------------------------
-# errors and the report
+# Hub form (VQA-RAD, PathVQA)
 # ----------------------------------------------------------------------------------------
-class DataError(ValueError):
-    """Bad input. The message names the file, the row index (0-based), the item id when known
-    and the field; the same are attributes ``file``, ``row``, ``item_id``, ``field``."""
-
-    def __init__(self, file: Any, row: Optional[int], field: Optional[str], message: str, item_id: Optional[str] = None):
-        self.file, self.row, self.field, self.item_id = str(file), row, field, item_id
-        where = str(file)
-        if row is not None:
-            where += f" row {row}"
-        if item_id is not None:
-            where += f" (id {item_id!r})"
-        super().__init__(f"{where}: field {field!r}: {message}" if field else f"{where}: {message}")
-
-
-@dataclass
-class SkippedRow:
-    """One row skipped under ``on_error="skip"``: where, which field, why."""
-
-    file: str
-    row: Optional[int]
-    item_id: Optional[str]
-    field: Optional[str]
-    reason: str
-
-
-@dataclass
-class LoadReport:
-    """What a load did with every row it read (returned by ``load_benchmark(...,
-    return_report=True)``).
-
-    Invariant: ``n_rows == n_items + n_skipped + sum(filtered.values())``.
-
-    Attributes:
-        n_rows: rows read from the source files.
-        n_items: items returned.
-        skipped: rows skipped under ``on_error="skip"`` (see :class:`SkippedRow`).
-        filtered: rows left out on purpose, by reason (``"other split"``, ``"q_lang=zh"``,
-            ``"open question"``, ``"other subject"``).
-        mc_rules: closed items by the multiple-choice rule that made their options
-            (``given``, ``yes_no``, ``alternatives``, ``distractors``, ``distractors_any_type``).
-        closed_as_open: closed questions kept as open items because no options could be made.
-        specialty_sources: items by where their specialty came from (data/rule/default).
-        notes: remarks about the source (e.g. a resolved symlink stub).
-    """
-
-    dataset: str
-    layout: str
-    source: str
-    split: str
-    n_rows: int = 0
-    n_items: int = 0
-    skipped: list[SkippedRow] = field(default_factory=list)
-    filtered: Counter = field(default_factory=Counter)
-    mc_rules: Counter = field(default_factory=Counter)
-    closed_as_open: int = 0
-    specialty_sources: Counter = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def n_skipped(self) -> int:
-        """Number of skipped rows."""
-        return len(self.skipped)
-
-    @property
-    def skipped_ids(self) -> list[str]:
-        """Ids (or ``file#row``) of the skipped rows, in reading order."""
-        return [s.item_id or f"{s.file}#{s.row}" for s in self.skipped]
-
-    def summary(self) -> str:
-        """One paragraph: counts, filters, rules, skips with their first ids and reasons."""
-        parts = [
-            f"{self.dataset} ({self.layout}, split {self.split!r}) from {self.source}: "
-            f"{self.n_rows} rows read -> {self.n_items} items"
-        ]
-        if self.filtered:
-            parts.append("filtered " + ", ".join(f"{k}: {v}" for k, v in sorted(self.filtered.items())))
-        if self.mc_rules:
-            parts.append("multiple choice by " + ", ".join(f"{k}: {v}" for k, v in sorted(self.mc_rules.items())))
-        if self.closed_as_open:
-            parts.append(f"{self.closed_as_open} closed question(s) kept open (no options could be made)")
-        if self.skipped:
-            first = "; ".join(s.reason for s in self.skipped[:5])
-            more = f" (+{self.n_skipped - 5} more)" if self.n_skipped > 5 else ""
-            parts.append(f"SKIPPED {self.n_skipped} row(s): {first}{more}")
-        parts.extend(self.notes)
-        return "; ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of all counts (skipped rows as dicts)."""
-        return {
-            "dataset": self.dataset, "layout": self.layout, "source": self.source, "split": self.split,
-            "n_rows": self.n_rows, "n_items": self.n_items, "n_skipped": self.n_skipped,
-            "skipped": [s.__dict__ for s in self.skipped], "filtered": dict(self.filtered),
-            "mc_rules": dict(self.mc_rules), "closed_as_open": self.closed_as_open,
-            "specialty_sources": dict(self.specialty_sources), "notes": list(self.notes),
-        }
-
-
-# ----------------------------------------------------------------------------------------
-# a source row before conversion
-# ----------------------------------------------------------------------------------------
-@dataclass
-class _Raw:
-    file: str
-    row: int
-    item_id: str
-    split: str
-    question: str
-    answer: str
-    answer_type: Optional[str]  # "closed" / "open"; None -> closed iff yes/no
-    images: list[Any]  # file paths (str) or {"bytes", "path"} dicts
-    image_ref: str
-    modality: str
-    organ: str = ""
-    specialty: Optional[str] = None  # given with the data
-    qtype: Optional[str] = None
-    options: Optional[list[str]] = None  # given options (OmniMedVQA, MMMU)
-    answer_idx: Optional[int] = None
-    subject: str = "*"
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-_RowOrError = Union[_Raw, DataError]
-
-
-def _get(row: Any, key: str, file: Any, idx: int, item_id: Optional[str] = None, *, kind: type | tuple = str) -> Any:
-    """``row[key]`` checked for presence and type; numbers are accepted where text is asked."""
-    if not isinstance(row, dict):
-        raise DataError(file, idx, None, f"row is a {type(row).__name__}, expected a JSON object", item_id)
-    if key not in row or row[key] is None:
-        raise DataError(file, idx, key, "missing", item_id)
-    v = row[key]
-    if kind is str:
-        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-            raise DataError(file, idx, key, f"expected text, got {type(v).__name__} {v!r}", item_id)
-        v = str(v).strip()
-        if not v:
-            raise DataError(file, idx, key, "empty", item_id)
-        return v
-    if not isinstance(v, kind):
-        raise DataError(file, idx, key, f"expected {kind}, got {type(v).__name__}", item_id)
-    return v
-
-
-def _answer_type(v: str, file: Any, idx: int, item_id: str, key: str = "answer_type") -> str:
-    t = v.strip().upper()
-    if t not in ("CLOSED", "OPEN"):
-        raise DataError(file, idx, key, f"expected CLOSED or OPEN, got {v!r}", item_id)
-    return t.lower()
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError(path, None, None, "file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, None, None, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
-
-
-def _read_json_list(path: Path) -> list[Any]:
-    data = _read_json(path)
-    if not isinstance(data, list):
-        raise DataError(path, None, None, f"expected a JSON list of rows, got {type(data).__name__}")
-    return data
-
-
-def _resolve_dir(path: Path, notes: list[str]) -> Path:
-    """A folder, or a git symlink stub: a small text file holding the relative folder path."""
-    if path.is_dir():
-        return path
-    if path.is_file() and path.stat().st_size < 4096:
-        target = (path.parent / path.read_text(encoding="utf-8").strip()).resolve()
-        if target.is_dir():
-            notes.append(f"{path} is a symlink stub -> {target}")
-            return target
-    raise DataError(path, None, None, "image folder not found (neither a folder nor a symlink stub to one)")
-
-
-def _is_hub_id(source: Any) -> bool:
-    s = str(source)
-    return not os.path.exists(s) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None
-
-
-# ----------------------------------------------------------------------------------------
-# tables: parquet / arrow / save_to_disk folders / the Hub
-# ----------------------------------------------------------------------------------------
-def _undecoded_rows(ds: datasets.Dataset) -> list[dict[str, Any]]:
-    """Rows as plain dicts read through Arrow: image cells stay ``{"bytes", "path"}``."""
-    return ds.with_format("arrow")[:].to_pylist() if len(ds) else []
-
-
-def _split_names(split: str) -> tuple[str, ...]:
-    return _SPLIT_ALIASES.get(split, (split,))
-
-
-def _table_files(root: Path, split: str) -> list[Path]:
-    for name in _split_names(split):
-        for pattern in (f"{name}-*.parquet", f"{name}.parquet", f"{name}/*.parquet", f"{name}-*.arrow", f"{name}.arrow"):
-            files = sorted(root.glob(pattern)) or sorted(root.glob(f"*/{pattern}"))
-            if files:
-                return files
-    return []
-
-
-def _read_table(
-    source: Any, split: str, columns: Optional[list[str]] = None, config: Optional[str] = None
-) -> list[tuple[str, int, dict[str, Any]]]:
-    """Rows ``(file, row index, row)`` of one split of a Hub-form table (images undecoded).
-
-    ``source``: a Hub id (``datasets.load_dataset``), a ``save_to_disk`` folder, or a folder
-    with ``<split>-*.parquet`` / ``<split>.parquet`` / ``<split>/*.parquet`` / ``.arrow`` files
-    (also one level down, e.g. ``data/``).
-    """
-    if _is_hub_id(source):
-        try:
-            ds = datasets.load_dataset(str(source), config, split=split)
-        except Exception as e:  # offline, unknown id, unknown split: say which
-            raise DataError(source, None, None, f"could not load split {split!r} from the Hub ({type(e).__name__}: {e})") from None
-        if columns:
-            ds = ds.select_columns([c for c in columns if c in ds.column_names])
-        return [(f"hub:{source}", i, r) for i, r in enumerate(_undecoded_rows(ds))]
-    root = Path(source)
-    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
-        loaded = datasets.load_from_disk(str(root))
-        if isinstance(loaded, datasets.DatasetDict):
-            names = [n for n in _split_names(split) if n in loaded]
-            if not names:
-                raise DataError(root, None, None, f"no split {split!r}; splits present: {sorted(loaded)}")
-            loaded = loaded[names[0]]
-        if columns:
-            loaded = loaded.select_columns([c for c in columns if c in loaded.column_names])
-        return [(str(root), i, r) for i, r in enumerate(_undecoded_rows(loaded))]
-    files = _table_files(root, split)
-    if not files:
-        raise DataError(root, None, None, f"no {split!r} table found (looked for {split}-*.parquet, {split}.parquet, "
-                        f"{split}/*.parquet, *.arrow, dataset_dict.json, also one folder down)")
-    out: list[tuple[str, int, dict[str, Any]]] = []
-    for f in files:
-        if f.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            schema_names = pq.read_schema(f).names
-            cols = [c for c in columns if c in schema_names] if columns else None
-            rows = pq.read_table(f, columns=cols).to_pylist()
-        else:
-            ds = datasets.Dataset.from_file(str(f))
-            rows = _undecoded_rows(ds.select_columns(columns) if columns else ds)
-        out.extend((str(f), i, r) for i, r in enumerate(rows))
-    return out
-
-
-def _embedded_image(value: Any, file: str, idx: int, key: str, item_id: str) -> dict[str, Any]:
-    """An image cell of a table as ``{"bytes", "path"}``; a missing/empty cell is an error."""
-    if isinstance(value, dict) and (value.get("bytes") is not None or value.get("path")):
-        if value.get("bytes") is None and not os.path.isfile(str(value["path"])):
-            raise DataError(file, idx, key, f"image file {value['path']} not found", item_id)
-        return {"bytes": value.get("bytes"), "path": value.get("path")}
-    if isinstance(value, (bytes, bytearray)):
-        return {"bytes": bytes(value), "path": None}
-    if isinstance(value, str) and os.path.isfile(value):
-        return {"bytes": None, "path": value}
-    raise DataError(file, idx, key, f"missing or unreadable image cell ({type(value).__name__})", item_id)
-
-
-def _hub_rows(name: str, source: Any, split: str, modality: str) -> Iterator[_RowOrError]:
+def _hub_rows(name: str, source: Any, split: str, modality: str) -> Iterator[RowResult]:
     """Hub form (image, question, answer): VQA-RAD and PathVQA copies."""
-    for n, (file, idx, row) in enumerate(_read_table(source, split)):
+    for n, (file, idx, row) in enumerate(read_table(source, split)):
         item_id = f"{name}/{split}/{n}"  # running number: unique across parquet shards
         try:
-            q = _get(row, "question", file, idx, item_id)
-            a = _get(row, "answer", file, idx, item_id)
-            img = _embedded_image(row.get("image"), file, idx, "image", item_id)
+            q = get_text(row, "question", file, idx, item_id)
+            a = get_text(row, "answer", file, idx, item_id)
+            img = embedded_image(row.get("image"), file, idx, "image", item_id)
         except DataError as e:
             yield e
             continue
         ref = img["path"] if img["path"] and os.path.isfile(str(img["path"])) else f"{file}#{idx}"
-        yield _Raw(file, idx, item_id, split, q, a, None, [img], ref, modality, meta={"source_row": idx})
+        yield SourceRow(file, idx, item_id, split, q, a, None, [img], ref, modality, meta={"source_row": idx})
 
 
 # ----------------------------------------------------------------------------------------
@@ -416,152 +176,37 @@ def _vqa_rad_dirs(source: Path) -> dict[str, Path]:
 
 def _vqa_rad_row(
     row: Any, file: Path, idx: int, split_of_row: Optional[str], images: Path, image_ok: Callable[[Path], bool]
-) -> _Raw:
-    qid = _get(row, "qid", file, idx)
+) -> SourceRow:
+    qid = get_text(row, "qid", file, idx)
     split = split_of_row or ("test" if str(row.get("phrase_type", "")).startswith("test") else "train")
     item_id = f"vqa_rad/{split}/{qid}"
-    name = _get(row, "image_name", file, idx, item_id)
+    name = get_text(row, "image_name", file, idx, item_id)
     path = images / name
     if not image_ok(path):
         raise DataError(file, idx, "image_name", f"image file {path} not found", item_id)
-    q = _get(row, "question", file, idx, item_id)
-    a = _get(row, "answer", file, idx, item_id)
-    at = _answer_type(_get(row, "answer_type", file, idx, item_id), file, idx, item_id)
+    q = get_text(row, "question", file, idx, item_id)
+    a = get_text(row, "answer", file, idx, item_id)
+    at = answer_type_field(get_text(row, "answer_type", file, idx, item_id), file, idx, item_id)
     meta = {k: row[k] for k in ("qid", "question_type", "phrase_type", "image_name") if k in row}
-    return _Raw(str(file), idx, item_id, split, q, a, at, [str(path)], str(path), "radiology",
+    return SourceRow(str(file), idx, item_id, split, q, a, at, [str(path)], str(path), "radiology",
                 organ=str(row.get("image_organ") or "").strip(), qtype=row.get("question_type"), meta=meta)
 
 
-# ----------------------------------------------------------------------------------------
-# the loader
-# ----------------------------------------------------------------------------------------
-class _Load:
-    """State of one :func:`load_benchmark` call: report, error policy, image existence cache."""
-
-    def __init__(self, name: str, layout: str, source: Any, split: str, on_error: str, rules: SpecialtyRules,
-                 include_open: bool, max_options: int):
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.name, self.layout, self.split = name, layout, split
-        self.on_error, self.rules, self.include_open, self.max_options = on_error, rules, include_open, max_options
-        self.report = LoadReport(name, layout, str(source), split)
-        self._exists: dict[str, bool] = {}
-
-    def image_ok(self, path: Path) -> bool:
-        """Whether an image file exists (cached per path)."""
-        key = str(path)
-        if key not in self._exists:
-            self._exists[key] = os.path.isfile(key)
-        return self._exists[key]
-
-    def fail(self, err: DataError) -> None:
-        """Raise ``err`` or record it as a skip, per ``on_error``."""
-        if self.on_error == "raise":
-            raise err
-        self.report.skipped.append(SkippedRow(err.file, err.row, err.item_id, err.field, str(err)))
-
-    def build(self, rows: Iterable[_RowOrError], pool: Optional[Mapping[str, Sequence[str]]]) -> list[Item]:
-        """Convert raw rows to validated items (multiple choice, specialty); count everything."""
-        items: list[Item] = []
-        seen: set[str] = set()
-        for r in rows:
-            self.report.n_rows += 1
-            if isinstance(r, DataError):
-                self.fail(r)
-                continue
-            if r.split == "__filtered__":
-                self.report.filtered[r.meta["reason"]] += 1
-                continue
-            try:
-                item = self._item(r, pool)
-            except DataError as e:
-                self.fail(e)
-                continue
-            if item is None:
-                continue
-            if item.id in seen:
-                self.fail(DataError(r.file, r.row, "id", "duplicate item id", item.id))
-                continue
-            seen.add(item.id)
-            items.append(item)
-        self.report.n_items = len(items)
-        return items
-
-    def _item(self, r: _Raw, pool: Optional[Mapping[str, Sequence[str]]]) -> Optional[Item]:
-        answer_type = r.answer_type or ("closed" if is_yes_no(r.answer) else "open")
-        if answer_type == "open" and not self.include_open:
-            self.report.filtered["open question"] += 1
-            return None
-        try:
-            specialty, source = resolve_specialty(r.modality, r.specialty, self.rules)
-        except UnknownModalityError as e:
-            default = self.rules.default_for(self.name, r.subject)
-            if default is None:
-                raise DataError(r.file, r.row, "modality", str(e), r.item_id) from None
-            specialty, source = default, "default"
-        except ValueError as e:
-            raise DataError(r.file, r.row, "specialty", str(e), r.item_id) from None
-        meta = dict(r.meta, raw_answer=r.answer, specialty_source=source)
-        options, answer_idx, answer = [], -1, r.answer
-        if answer_type == "closed":
-            if r.options is not None:
-                options, answer_idx, rule = r.options, int(r.answer_idx), "given"
-            else:
-                try:
-                    h = image_hash(r.images[0])
-                except FileNotFoundError as e:
-                    raise DataError(r.file, r.row, "image", str(e), r.item_id) from None
-                mc = closed_to_mc(r.question, r.answer, image_hash=h, question_type=r.qtype, pool=pool,
-                                  max_options=self.max_options)
-                if mc is None:
-                    answer_type, rule = "open", ""
-                    meta["source_answer_type"] = "closed"
-                    self.report.closed_as_open += 1
-                else:
-                    options, answer_idx, rule = mc.options, mc.answer_idx, mc.rule
-            if answer_type == "closed":
-                answer = options[answer_idx]
-                meta["mc_rule"] = rule
-                self.report.mc_rules[rule] += 1
-        item = Item(id=r.item_id, dataset=self.name, split=r.split, images=r.images, image_ref=r.image_ref,
-                    question=r.question, options=list(options), answer_idx=answer_idx, answer=answer,
-                    answer_type=answer_type, modality=r.modality, specialty=specialty, organ=r.organ, meta=meta)
-        try:
-            item.validate()
-        except SchemaError as e:
-            raise DataError(r.file, r.row, None, str(e), r.item_id) from None
-        self.report.specialty_sources[source] += 1
-        return item
-
-
-def _filtered(file: str, idx: int, reason: str) -> _Raw:
-    return _Raw(file, idx, "", "__filtered__", "", "", None, [], "", "", meta={"reason": reason})
-
-
-def _pool_or(train_answers: Optional[Mapping[str, Sequence[str]]], make: Callable[[], Iterable[tuple]]) -> Mapping[str, Sequence[str]]:
-    return train_answers if train_answers is not None else answer_pool(make())
-
-
-# --- VQA-RAD -----------------------------------------------------------------------------
-def _load_vqa_rad(ld: _Load, source: Any, split: str, train_answers: Any) -> list[Item]:
-    if ld.layout == "hub":
-        src = source
-        pool = _pool_or(train_answers, lambda: [(None, r.get("question", ""), r.get("answer", ""))
-                                                for _, _, r in _read_table(src, "train", ["question", "answer"])])
-        return ld.build(_hub_rows("vqa_rad", src, split, "radiology"), pool)
+def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool) -> list[Item]:
+    if ld.layout == "hub":  # no answer_type: closed questions are the yes/no ones, no pool needed
+        return ld.build(_hub_rows("vqa_rad", source, split, "radiology"), None)
     dirs = _vqa_rad_dirs(Path(source))
     if ld.layout == "mevf":
         d = dirs["mevf"]
         if split not in ("train", "test"):
             raise ValueError(f"vqa_rad layout 'mevf' has splits 'train' and 'test', not {split!r}")
-        images = _resolve_dir(d / "images", ld.report.notes)
-        train_rows = _read_json_list(d / "trainset.json")
-        pool = _pool_or(train_answers, lambda: [(r.get("question_type"), str(r.get("question", "")), str(r.get("answer", "")))
-                                                for r in train_rows if isinstance(r, dict)])
+        images = resolve_dir(d / "images", ld.report.notes)
         f = d / f"{split}set.json"
-        rows = train_rows if split == "train" else _read_json_list(f)
+        rows = read_json_list(f)
+        pool = _pool_fn(train_answers, lambda: rows if split == "train" else read_json_list(d / "trainset.json"),
+                        "question_type")
 
-        def gen() -> Iterator[_RowOrError]:
+        def gen() -> Iterator[RowResult]:
             for i, row in enumerate(rows):
                 try:
                     yield _vqa_rad_row(row, f, i, split, images, ld.image_ok)
@@ -574,16 +219,15 @@ def _load_vqa_rad(ld: _Load, source: Any, split: str, train_answers: Any) -> lis
     if split not in ("train", "test", "all"):
         raise ValueError(f"vqa_rad layout 'official' has splits 'train', 'test' (phrase_type test_*) and 'all', not {split!r}")
     f = d / VQA_RAD_OFFICIAL_JSON
-    rows = _read_json_list(f)
-    images = _resolve_dir(d / VQA_RAD_OFFICIAL_IMAGES, ld.report.notes)
+    rows = read_json_list(f)
+    images = resolve_dir(d / VQA_RAD_OFFICIAL_IMAGES, ld.report.notes)
     is_test = [isinstance(r, dict) and str(r.get("phrase_type", "")).startswith("test") for r in rows]
-    pool = _pool_or(train_answers, lambda: [(r.get("question_type"), str(r.get("question", "")), str(r.get("answer", "")))
-                                            for r, t in zip(rows, is_test) if isinstance(r, dict) and not t])
+    pool = _pool_fn(train_answers, lambda: [r for r, t in zip(rows, is_test) if not t], "question_type")
 
-    def gen_official() -> Iterator[_RowOrError]:
+    def gen_official() -> Iterator[RowResult]:
         for i, (row, t) in enumerate(zip(rows, is_test)):
             if split != "all" and isinstance(row, dict) and t != (split == "test"):
-                yield _filtered(str(f), i, "other split")
+                yield Filtered("other split")
                 continue
             try:
                 yield _vqa_rad_row(row, f, i, None, images, ld.image_ok)
@@ -601,41 +245,40 @@ def _slake_dir(source: Path) -> Optional[Path]:
     return None
 
 
-def _load_slake(ld: _Load, source: Any, split: str, train_answers: Any, q_lang: Optional[str]) -> list[Item]:
+def _load_slake(ld: ItemBuilder, source: Any, split: str, train_answers: Pool, q_lang: Optional[str]) -> list[Item]:
     d = _slake_dir(Path(source))
     files = {"train": "train.json", "validation": "validation.json", "val": "validation.json", "test": "test.json"}
     if split not in files:
         raise ValueError(f"slake splits are {sorted(files)}, not {split!r}")
-    images = _resolve_dir(d / "imgs", ld.report.notes)
+    images = resolve_dir(d / "imgs", ld.report.notes)
     split_name = "validation" if split == "val" else split
 
     def lang_ok(r: Any) -> bool:
         return q_lang in (None, "all") or (isinstance(r, dict) and r.get("q_lang") == q_lang)
 
-    train_rows = _read_json_list(d / "train.json") if (d / "train.json").is_file() else []
-    pool = _pool_or(train_answers, lambda: [(r.get("content_type"), str(r.get("question", "")), str(r.get("answer", "")))
-                                            for r in train_rows if isinstance(r, dict) and lang_ok(r)])
     f = d / files[split]
-    rows = train_rows if split == "train" and train_rows else _read_json_list(f)
+    rows = read_json_list(f)
+    pool = _pool_fn(train_answers, lambda: [r for r in (rows if split == "train" else read_json_list(d / "train.json"))
+                                            if lang_ok(r)], "content_type")
 
-    def gen() -> Iterator[_RowOrError]:
+    def gen() -> Iterator[RowResult]:
         for i, row in enumerate(rows):
             try:
                 if isinstance(row, dict) and not lang_ok(row):
-                    yield _filtered(str(f), i, f"q_lang={row.get('q_lang')}")
+                    yield Filtered(f"q_lang={row.get('q_lang')}")
                     continue
-                qid = _get(row, "qid", f, i)
+                qid = get_text(row, "qid", f, i)
                 item_id = f"slake/{split_name}/{qid}"
-                name = _get(row, "img_name", f, i, item_id)
+                name = get_text(row, "img_name", f, i, item_id)
                 path = images / name
                 if not ld.image_ok(path):
                     raise DataError(f, i, "img_name", f"image file {path} not found", item_id)
-                q = _get(row, "question", f, i, item_id)
-                a = _get(row, "answer", f, i, item_id)
-                at = _answer_type(_get(row, "answer_type", f, i, item_id), f, i, item_id)
-                modality = _get(row, "modality", f, i, item_id)
+                q = get_text(row, "question", f, i, item_id)
+                a = get_text(row, "answer", f, i, item_id)
+                at = answer_type_field(get_text(row, "answer_type", f, i, item_id), f, i, item_id)
+                modality = get_text(row, "modality", f, i, item_id)
                 meta = {k: row[k] for k in ("qid", "img_id", "img_name", "q_lang", "content_type", "base_type") if k in row}
-                yield _Raw(str(f), i, item_id, split_name, q, a, at, [str(path)], str(path), modality,
+                yield SourceRow(str(f), i, item_id, split_name, q, a, at, [str(path)], str(path), modality,
                            organ=str(row.get("location") or ""), specialty=row.get("specialty"),
                            qtype=row.get("content_type"), meta=meta)
             except DataError as e:
@@ -660,7 +303,7 @@ def _pvqa_dir(source: Path) -> Optional[Path]:
 
 
 def _pvqa_qa_file(d: Path, split: str) -> Path:
-    for s in _split_names(split):
+    for s in split_names(split):
         for f in (d / "qas" / s / f"{s}_qa.pkl", d / "qas" / f"{s}_qa.pkl"):
             if f.is_file():
                 return f
@@ -678,36 +321,33 @@ def _read_pvqa(f: Path) -> list[Any]:
     return data
 
 
-def _load_pathvqa(ld: _Load, source: Any, split: str, train_answers: Any) -> list[Item]:
+def _load_pathvqa(ld: ItemBuilder, source: Any, split: str) -> list[Item]:
+    # no answer_type in either form: closed questions are the yes/no ones, no pool needed
     if ld.layout == "hub":
-        pool = _pool_or(train_answers, lambda: [(None, r.get("question", ""), r.get("answer", ""))
-                                                for _, _, r in _read_table(source, "train", ["question", "answer"])])
-        return ld.build(_hub_rows("pathvqa", source, split, "pathology"), pool)
+        return ld.build(_hub_rows("pathvqa", source, split, "pathology"), None)
     d = _pvqa_dir(Path(source))
     f = _pvqa_qa_file(d, split)
     img_split = f.stem[: -len("_qa")]
     rows = _read_pvqa(f)
-    pool = _pool_or(train_answers, lambda: [(None, str(r.get("question", "")), str(r.get("answer", "")))
-                                            for r in _read_pvqa(_pvqa_qa_file(d, "train")) if isinstance(r, dict)])
     split_name = "validation" if img_split == "val" else img_split
 
-    def gen() -> Iterator[_RowOrError]:
+    def gen() -> Iterator[RowResult]:
         for i, row in enumerate(rows):
             try:
-                image = _get(row, "image", f, i)
+                image = get_text(row, "image", f, i)
                 item_id = f"pathvqa/{split_name}/{i}"
                 path = next((p for p in (d / "images" / img_split / f"{image}{ext}" for ext in (".jpg", ".png", ""))
                              if ld.image_ok(p)), None)
                 if path is None:
                     raise DataError(f, i, "image", f"image file {d / 'images' / img_split / image}.jpg not found", item_id)
-                q = _get(row, "question", f, i, item_id)
-                a = _get(row, "answer", f, i, item_id)
-                yield _Raw(str(f), i, item_id, split_name, q, a, None, [str(path)], str(path), "pathology",
+                q = get_text(row, "question", f, i, item_id)
+                a = get_text(row, "answer", f, i, item_id)
+                yield SourceRow(str(f), i, item_id, split_name, q, a, None, [str(path)], str(path), "pathology",
                            meta={"image": image})
             except DataError as e:
                 yield e
 
-    return ld.build(gen(), pool)
+    return ld.build(gen(), None)
 
 
 # --- OmniMedVQA --------------------------------------------------------------------------
@@ -722,7 +362,7 @@ def _omni_dirs(source: Path) -> Optional[tuple[Path, Path]]:
     return None
 
 
-def _load_omnimedvqa(ld: _Load, source: Any, split: str, subsets: Optional[Sequence[str]]) -> list[Item]:
+def _load_omnimedvqa(ld: ItemBuilder, source: Any, split: str, subsets: Optional[Sequence[str]]) -> list[Item]:
     if split not in ("test", "all"):
         raise ValueError(f"omnimedvqa is an evaluation set with one split, 'test' (or 'all'), not {split!r}")
     qa_dir, root = _omni_dirs(Path(source))
@@ -734,22 +374,22 @@ def _load_omnimedvqa(ld: _Load, source: Any, split: str, subsets: Optional[Seque
             raise ValueError(f"unknown omnimedvqa subset(s) {unknown}; present in {qa_dir}: {sorted(known)}")
         files = [f for f in files if f.stem in set(subsets)]
 
-    def gen() -> Iterator[_RowOrError]:
+    def gen() -> Iterator[RowResult]:
         for f in files:
-            rows = _read_json_list(f)
+            rows = read_json_list(f)
             for i, row in enumerate(rows):
                 try:
-                    qid = _get(row, "question_id", f, i)
+                    qid = get_text(row, "question_id", f, i)
                     item_id = f"omnimedvqa/test/{f.stem}/{qid}"
-                    rel = _get(row, "image_path", f, i, item_id)
+                    rel = get_text(row, "image_path", f, i, item_id)
                     path = root / rel
                     if not ld.image_ok(path):
                         raise DataError(f, i, "image_path", f"image file {path} not found", item_id)
-                    q = _get(row, "question", f, i, item_id)
-                    gt = _get(row, "gt_answer", f, i, item_id)
+                    q = get_text(row, "question", f, i, item_id)
+                    gt = get_text(row, "gt_answer", f, i, item_id)
                     # one real file spells the field "modality"; accept that alias
                     key = "modality" if "modality_type" not in row and "modality" in row else "modality_type"
-                    modality = _get(row, key, f, i, item_id)
+                    modality = get_text(row, key, f, i, item_id)
                     options = [str(row[k]).strip() for k in (f"option_{L}" for L in "ABCDEFGH")
                                if row.get(k) is not None and str(row[k]).strip()]
                     if len(options) < 2:
@@ -759,7 +399,7 @@ def _load_omnimedvqa(ld: _Load, source: Any, split: str, subsets: Optional[Seque
                     if idx < 0:
                         raise DataError(f, i, "gt_answer", f"{gt!r} is none of the options {options}", item_id)
                     meta = {k: row[k] for k in ("question_id", "dataset", "question_type", "image_path") if k in row}
-                    yield _Raw(str(f), i, item_id, "test", q, options[idx], "closed", [str(path)], str(path), modality,
+                    yield SourceRow(str(f), i, item_id, "test", q, options[idx], "closed", [str(path)], str(path), modality,
                                specialty=row.get("specialty"), options=options, answer_idx=idx, meta=meta)
                 except DataError as e:
                     yield e
@@ -784,9 +424,9 @@ def _mmmu_tables(
     ``subjects`` the ones present are read (the missing ones are noted in the report); named
     subjects that are missing are an error.
     """
-    if _is_hub_id(source):
+    if is_hub_id(source):
         for s in subjects:
-            for file, idx, row in _read_table(source, split, config=s):
+            for file, idx, row in read_table(source, split, config=s):
                 yield s, file, idx, row
         return
     root = Path(source)
@@ -798,10 +438,10 @@ def _mmmu_tables(
         if missing:
             notes.append(f"subject folder(s) not present, not read: {missing}")
         for s in present:
-            for file, idx, row in _read_table(root / s, split):
+            for file, idx, row in read_table(root / s, split):
                 yield s, file, idx, row
         return
-    for file, idx, row in _read_table(root, split):  # merged copy: subject from the id
+    for file, idx, row in read_table(root, split):  # merged copy: subject from the id
         yield None, file, idx, row
 
 
@@ -817,7 +457,7 @@ def _parse_list_literal(text: Any, file: str, idx: int, key: str, item_id: str) 
     return [str(x) for x in v]
 
 
-def _load_mmmu(ld: _Load, source: Any, split: str, subjects: Optional[Sequence[str]]) -> list[Item]:
+def _load_mmmu(ld: ItemBuilder, source: Any, split: str, subjects: Optional[Sequence[str]]) -> list[Item]:
     if split == "test":
         raise ValueError("mmmu_med: MMMU's test split has no public answers; use split='validation' (or 'dev')")
     if split not in ("validation", "dev"):
@@ -828,19 +468,19 @@ def _load_mmmu(ld: _Load, source: Any, split: str, subjects: Optional[Sequence[s
     if unknown:
         raise ValueError(f"unknown MMMU Health & Medicine subject(s) {unknown}; known: {list(MMMU_MED_SUBJECTS)}")
 
-    def gen() -> Iterator[_RowOrError]:
+    def gen() -> Iterator[RowResult]:
         for subject, file, idx, row in _mmmu_tables(source, split, subjects, explicit, ld.report.notes):
             try:
-                mid = _get(row, "id", file, idx)
+                mid = get_text(row, "id", file, idx)
                 subj = subject or _subject_of(mid, MMMU_MED_SUBJECTS)
                 if subj not in subjects:
-                    yield _filtered(file, idx, "other subject")
+                    yield Filtered("other subject")
                     continue
                 item_id = f"mmmu_med/{split}/{mid}"
-                q = _get(row, "question", file, idx, item_id)
-                qtype = _get(row, "question_type", file, idx, item_id)
-                a = _get(row, "answer", file, idx, item_id)
-                images = [_embedded_image(row[f"image_{k}"], file, idx, f"image_{k}", item_id)
+                q = get_text(row, "question", file, idx, item_id)
+                qtype = get_text(row, "question_type", file, idx, item_id)
+                a = get_text(row, "answer", file, idx, item_id)
+                images = [embedded_image(row[f"image_{k}"], file, idx, f"image_{k}", item_id)
                           for k in range(1, 8) if row.get(f"image_{k}") is not None]
                 if not images:
                     raise DataError(file, idx, "image_1", "no image (image_1..image_7 all empty)", item_id)
@@ -850,16 +490,16 @@ def _load_mmmu(ld: _Load, source: Any, split: str, subjects: Optional[Sequence[s
                         **{k: row[k] for k in ("subfield", "topic_difficulty", "question_type") if row.get(k) is not None}}
                 ref = f"{file}#{mid}/image_1"
                 if qtype == "multiple-choice":
-                    options = _parse_list_literal(_get(row, "options", file, idx, item_id), file, idx, "options", item_id)
+                    options = _parse_list_literal(get_text(row, "options", file, idx, item_id), file, idx, "options", item_id)
                     letter = a.strip().upper()
                     if len(letter) != 1 or letter not in OPTION_LETTERS[: len(options)]:
                         raise DataError(file, idx, "answer", f"{a!r} is not a letter within the {len(options)} options", item_id)
                     j = OPTION_LETTERS.index(letter)
                     meta["answer_letter"] = letter
-                    yield _Raw(file, idx, item_id, split, q, options[j], "closed", images, ref, modality,
+                    yield SourceRow(file, idx, item_id, split, q, options[j], "closed", images, ref, modality,
                                options=options, answer_idx=j, subject=subj, meta=meta)
                 elif qtype == "open":
-                    yield _Raw(file, idx, item_id, split, q, a, "open", images, ref, modality, subject=subj, meta=meta)
+                    yield SourceRow(file, idx, item_id, split, q, a, "open", images, ref, modality, subject=subj, meta=meta)
                 else:
                     raise DataError(file, idx, "question_type", f"expected 'multiple-choice' or 'open', got {qtype!r}", item_id)
             except DataError as e:
@@ -883,9 +523,10 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
     """
     if name not in LAYOUTS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_BENCHMARKS)}")
-    if _is_hub_id(source):
-        if name not in HUB_IDS or "hub" not in LAYOUTS[name]:
-            raise ValueError(f"{name}: {source!r} is not a local path and {name} has no Hub layout here")
+    if is_hub_id(source):
+        if "hub" not in LAYOUTS[name]:
+            where = f" (Hub {HUB_IDS[name]!r} holds the same files: download them, unzip imgs.zip)" if name in HUB_IDS else ""
+            raise ValueError(f"{name}: {source!r} is not a local folder and {name} is read from local files only{where}")
         return "hub"
     root = Path(source)
     if not root.exists():
@@ -896,7 +537,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
             return "mevf"
         if "official" in found:
             return "official"
-        if _table_files(root, "train") or _table_files(root, "test") or (root / "dataset_dict.json").is_file():
+        if table_files(root, "train") or table_files(root, "test") or (root / "dataset_dict.json").is_file():
             return "hub"
         expected = f"'{VQA_RAD_OFFICIAL_JSON}' (official), data_RAD/trainset.json (mevf), or {{train,test}}-*.parquet (hub)"
     elif name == "slake":
@@ -906,7 +547,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
     elif name == "pathvqa":
         if _pvqa_dir(root) is not None:
             return "original"
-        if any(_table_files(root, s) for s in ("train", "validation", "test")) or (root / "dataset_dict.json").is_file():
+        if any(table_files(root, s) for s in ("train", "validation", "test")) or (root / "dataset_dict.json").is_file():
             return "hub"
         expected = "pvqa/qas/<split>/<split>_qa.pkl (original) or <split>-*.parquet (hub)"
     elif name == "omnimedvqa":
@@ -914,7 +555,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
             return "open_access"
         expected = "QA_information/Open-access/*.json"
     else:  # mmmu_med
-        if any((root / s).is_dir() for s in MMMU_MED_SUBJECTS) or _table_files(root, "validation") or _table_files(root, "dev"):
+        if any((root / s).is_dir() for s in MMMU_MED_SUBJECTS) or table_files(root, "validation") or table_files(root, "dev"):
             return "hub"
         expected = "<Subject>/validation-*.parquet or validation-*.parquet"
     raise ValueError(f"{name}: no known layout under {root}; expected {expected}")
@@ -970,8 +611,8 @@ def load_benchmark(
         layout = detect_layout(name, source, split)
     elif layout not in LAYOUTS[name]:
         raise ValueError(f"unknown layout {layout!r} for {name}; known: {', '.join(LAYOUTS[name])}")
-    ld = _Load(name, layout, source, split, on_error, rules or default_rules(), include_open, max_options)
-    if layout != "hub" and not _is_hub_id(source) and not Path(source).exists():
+    ld = ItemBuilder(name, layout, source, split, on_error, rules or default_rules(), include_open, max_options)
+    if layout != "hub" and not is_hub_id(source) and not Path(source).exists():
         raise ValueError(f"{name}: source {source} does not exist")
     if name == "vqa_rad":
         if layout != "hub" and layout not in _vqa_rad_dirs(Path(source)):
@@ -984,7 +625,7 @@ def load_benchmark(
     elif name == "pathvqa":
         if layout == "original" and _pvqa_dir(Path(source)) is None:
             raise ValueError(f"pathvqa: no pvqa/qas folder under {source}")
-        items = _load_pathvqa(ld, source, split, train_answers)
+        items = _load_pathvqa(ld, source, split)
     elif name == "omnimedvqa":
         if _omni_dirs(Path(source)) is None:
             raise ValueError(f"omnimedvqa: no QA_information/Open-access under {source}")

@@ -19,7 +19,6 @@ import os
 import random
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterator
 
 import datasets

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import datasets
 
-from .loaders import DataError, LoadReport, SkippedRow
+from .rows import DataError, LoadReport, SkippedRow
 from .schema import SPECIALTIES, Item, SchemaError, items_to_dataset
 from .specialty import SpecialtyRules, UnknownModalityError, default_rules, resolve_specialty
 from .splits import image_hash
