@@ -171,3 +171,20 @@ def test_mc_invariants(gold, pool, qtype, h, k):
     assert len({normalize_answer(o) for o in mc.options}) == len(mc.options)  # distinct
     assert len(mc.options) == min(k, 1 + len(candidates))
     assert mc == closed_to_mc("What is it?", gold, image_hash=h, question_type=qtype, pool=p, max_options=k)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    left=st.lists(st.sampled_from(["is", "the", "a", "lesion", "left", "ct", "with", "contrast", "small,", "bowel"]), min_size=1, max_size=6),
+    right=st.lists(st.sampled_from(["right", "side", "mri", "an", "without", "contrast", "colon", "both,"]), min_size=1, max_size=5),
+    gold=st.sampled_from(["left", "right side", "ct", "MRI", "with contrast", "small bowel", "colon", "both", "x"]),
+)
+def test_alternatives_never_misplace_the_gold(left, right, gold):
+    question = " ".join(left) + " or " + " ".join(right) + "?"
+    out = question_alternatives(question, gold)
+    if out is not None:
+        options, idx = out
+        assert len(options) >= 2 and len({normalize_answer(o) for o in options}) == len(options)
+        assert normalize_answer(options[idx]) == normalize_answer(gold)
+        q_words = set(normalize_question(question).replace(",", " ").split())
+        assert all(set(normalize_answer(o).split()) <= q_words for o in options)  # worded in the question

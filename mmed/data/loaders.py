@@ -7,8 +7,15 @@ published layouts, or from the Hugging Face Hub by id where one exists, and retu
 (``datasets.Image`` holds the path, or the embedded bytes of parquet copies) and are decoded
 only when a row is read, so loading is fast.
 
-Layouts (``layout=None`` detects them from the files present; formats confirmed against public
-loaders and dataset cards, cited per layout):
+Layouts (``layout=None`` detects them from the files present). Where each format is
+documented, and what it was checked against: VQA-RAD - the OSF release (osf.io/89kps, Lau et al.
+2018) and the MEVF repository (aioz-ai/MICCAI19-MedVQA, ``data_RAD``); SLAKE - med-vqa.com/slake
+and Hub ``BoKelvin/SLAKE``; PathVQA - Hub ``flaviagiammarino/path-vqa`` and the original
+release of UCSD-AI4H/PathVQA as read by public loaders (``pvqa/qas/<split>/<split>_qa.pkl``,
+``pvqa/images/<split>``); OmniMedVQA - Hub ``foreverbeliever/OmniMedVQA`` (``OmniMedVQA.zip``:
+``QA_information/Open-access``, ``Images``), where one QA file spells ``modality_type`` as
+``modality``; MMMU - the ``MMMU/MMMU`` dataset card (features id, question, options,
+explanation, image_1..image_7, img_type, answer, topic_difficulty, question_type, subfield).
 
 =============  =============  ===============================================================
 benchmark      layout         files under ``source``
@@ -591,7 +598,9 @@ def load_benchmark(
             and a ``UserWarning``).
         include_open: keep open questions (``False``: they are counted as filtered).
         train_answers: distractor pool for the multiple-choice rule (``mcq.answer_pool``);
-            default: built from the same layout's training split.
+            default: built, when first needed, from the same layout's training split
+            (VQA-RAD json layouts, SLAKE; the other sources never need one). Pass the same
+            pool to two layouts to get identical options for every question.
         subsets: the parts to read: MMMU subjects (default :data:`MMMU_MED_SUBJECTS`) or
             OmniMedVQA QA-file stems, i.e. source datasets (default all). Others ignore it.
         rules: specialty rules (default the packaged ``specialty_rules.yaml``).
