@@ -141,6 +141,8 @@ class OpenAIConfig:
     max_tokens: int = 512
     price_per_1k_prompt: Optional[float] = None
     price_per_1k_completion: Optional[float] = None
+    #: prompt style of :mod:`mmed.agents.prompts` sent to the endpoint: "full" or "compact"
+    prompt_style: str = "full"
 
 
 @dataclass
@@ -358,6 +360,7 @@ _VALID = {
     "models.dtype": ("float32", "bfloat16", "float16"),
     "models.lora.scope": ("language_model", "all"),
     "specialists.backend": ("simulated", "openai", "local"),
+    "specialists.openai.prompt_style": ("compact", "full"),
     "curriculum.strata_panel": ("gold", "triage"),
 }
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
