@@ -1,0 +1,143 @@
+"""Test-time scaling by majority vote (paper §5), and an adaptive budget beyond the paper.
+
+Per item, the attending physician is sampled ``n`` times once (one batched ``generate``
+with ``num_return_sequences = n``, the specialists' opinions fixed). Accuracy with a
+budget of ``N ≤ n`` samples is then estimated by **subsampling**: draw ``N`` of the ``n``
+samples without replacement, take the majority vote, compare with the gold answer;
+average over ``n_resamples`` draws per item (a Monte-Carlo estimate of the expected
+accuracy of an ``N``-sample vote), and a bootstrap over items gives the 95% interval.
+
+Tie rule (documented, unbiased): among tied options the vote goes to the one that occurs
+first in the subsample's (random) order, i.e. a uniformly random tie-break; invalid
+samples do not vote; a subsample with no valid sample is wrong.
+
+Adaptive budget (label-free difficulty): items on which the panel disagrees get more
+samples, items with a unanimous panel fewer, at the same **average** number of samples
+per item as the uniform budget it is compared with (:func:`adaptive_allocation`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+from .metrics import bootstrap_mean_ci
+
+
+def vote(answers: Sequence[int | None]) -> int | None:
+    """Majority of the valid answers; ties go to the first of the tied in ``answers``
+    order; ``None`` when no answer is valid."""
+    valid = [a for a in answers if a is not None]
+    if not valid:
+        return None
+    counts = Counter(valid)
+    best = max(counts.values())
+    for a in valid:
+        if counts[a] == best:
+            return a
+    return None  # pragma: no cover
+
+
+def per_item_vote_accuracy(
+    samples: Sequence[Sequence[int | None]], gold: Sequence[int], budgets: Sequence[int], n_resamples: int = 200,
+    seed: int = 0,
+) -> dict[int, np.ndarray]:
+    """Expected majority-vote correctness of each item at each budget.
+
+    Args:
+        samples: ``samples[i]`` = the ``n`` parsed answers (option index or None) of item i.
+        gold: gold option index per item.
+        budgets: sample counts ``N`` (each ≤ the number of samples of every item).
+        n_resamples: subsamples drawn per item and budget (N = n uses the full set once
+            per random order, which matters only for ties).
+    Returns:
+        ``{N: array of shape (n_items,)}`` with values in [0, 1].
+    Raises:
+        ValueError: mismatched lengths, a budget < 1 or larger than an item's samples.
+    """
+    if len(samples) != len(gold):
+        raise ValueError(f"{len(samples)} sample lists for {len(gold)} gold answers")
+    rng = np.random.default_rng(seed)
+    out: dict[int, np.ndarray] = {}
+    for N in budgets:
+        if N < 1:
+            raise ValueError(f"budget {N} < 1")
+        acc = np.zeros(len(samples))
+        for i, (s, g) in enumerate(zip(samples, gold)):
+            if N > len(s):
+                raise ValueError(f"item {i} has {len(s)} samples, budget {N} is larger")
+            hits = 0
+            for _ in range(n_resamples):
+                idx = rng.permutation(len(s))[:N]
+                hits += vote([s[j] for j in idx]) == g
+            acc[i] = hits / n_resamples
+        out[int(N)] = acc
+    return out
+
+
+def scaling_curve(
+    samples: Sequence[Sequence[int | None]], gold: Sequence[int], budgets: Sequence[int], n_resamples: int = 200,
+    n_boot: int = 1000, seed: int = 0,
+) -> list[dict[str, float]]:
+    """Accuracy vs budget: ``[{"N", "acc", "lo", "hi", "n"}]`` (bootstrap 95% over items)."""
+    per = per_item_vote_accuracy(samples, gold, budgets, n_resamples, seed)
+    return [{"N": N, **_acc(bootstrap_mean_ci(v, n_boot=n_boot, seed=seed))} for N, v in per.items()]
+
+
+def _acc(r: dict[str, float]) -> dict[str, float]:
+    return {"acc": r["mean"], "lo": r["lo"], "hi": r["hi"], "n": r["n"]}
+
+
+def panel_disagreement(panel: Sequence[dict[str, Any]]) -> float:
+    """Label-free difficulty of an item from its panel: 1 − (largest share of one answer
+    among the K members), invalid/abstained members counted as their own answer. 0 for a
+    unanimous panel; (K−1)/K when every member differs."""
+    if not panel:
+        return 0.0
+    keys = [op["parsed"] if op.get("valid") else f"invalid{j}" for j, op in enumerate(panel)]
+    return 1.0 - Counter(keys).most_common(1)[0][1] / len(keys)
+
+
+def adaptive_allocation(difficulty: Sequence[float], mean_budget: float, n_max: int, n_min: int = 1) -> np.ndarray:
+    """Integer samples per item with average exactly ``mean_budget`` (when feasible), more
+    where ``difficulty`` is higher.
+
+    Every item gets ``n_min``; the rest of the total ``round(mean_budget · n_items)`` goes
+    one sample at a time to the item with the highest ``difficulty / (current + 1)``
+    (ties by item order), never above ``n_max``. With equal difficulties this reduces to a
+    near-uniform budget.
+
+    Raises:
+        ValueError: mean_budget outside [n_min, n_max].
+    """
+    d = np.asarray(difficulty, dtype=float)
+    if not n_min <= mean_budget <= n_max:
+        raise ValueError(f"mean_budget {mean_budget} outside [{n_min}, {n_max}]")
+    n = np.full(len(d), n_min, dtype=int)
+    remaining = int(round(mean_budget * len(d))) - n.sum()
+    w = d + 1e-6  # every item can still receive samples when all difficulties are 0
+    while remaining > 0:
+        score = np.where(n < n_max, w / (n + 1), -np.inf)
+        i = int(np.argmax(score))
+        n[i] += 1
+        remaining -= 1
+    return n
+
+
+def adaptive_accuracy(
+    samples: Sequence[Sequence[int | None]], gold: Sequence[int], allocation: Sequence[int], n_resamples: int = 200,
+    n_boot: int = 1000, seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy when item i gets ``allocation[i]`` samples (subsampled vote as above);
+    returns ``{"acc", "lo", "hi", "n", "mean_samples"}``."""
+    rng = np.random.default_rng(seed)
+    acc = np.zeros(len(samples))
+    for i, (s, g, N) in enumerate(zip(samples, gold, allocation)):
+        hits = 0
+        for _ in range(n_resamples):
+            idx = rng.permutation(len(s))[: int(N)]
+            hits += vote([s[j] for j in idx]) == g
+        acc[i] = hits / n_resamples
+    return {**_acc(bootstrap_mean_ci(acc, n_boot=n_boot, seed=seed)), "mean_samples": float(np.mean(allocation))}
