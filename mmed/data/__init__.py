@@ -31,3 +31,12 @@ from .loaders import (  # noqa: F401
     load_benchmark,
 )
 from .triage_images import TRIAGE_QUESTION, load_triage_images  # noqa: F401
+from .synthetic import (  # noqa: F401
+    SYNTHETIC_MODALITIES,
+    SYNTHETIC_QUESTION_TYPES,
+    SyntheticRef,
+    make_synthetic,
+    parse_ref,
+    redraw,
+    synthetic_item,
+)

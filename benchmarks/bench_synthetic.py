@@ -1,0 +1,85 @@
+"""Time ``make_synthetic`` (speed goal: ``make_synthetic(2000)`` < 10 s on 2 cores; issue 2).
+
+Usage:
+    python benchmarks/bench_synthetic.py                      # n=2000, 5 repeats
+    python benchmarks/bench_synthetic.py --n 500 --repeats 3 --image-size 112
+
+Prints, for ``make_synthetic(n, seed)`` over ``--repeats`` seeds: wall and CPU seconds
+(median, min, max); then one breakdown of where the time goes (drawing the pixels,
+encoding, building the dataset) and the storage comparison the issue asks for — PNG
+bytes encoded here (zlib level 1, what ``make_synthetic`` stores) vs PIL images handed to
+``datasets`` (which encodes them as PNG at its default level). The load average is
+printed before and after: on a shared machine, report it with the numbers. Timings only —
+nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import PIL.Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mmed.data.schema import items_to_dataset  # noqa: E402
+from mmed.data.synthetic import _png, make_synthetic, parse_ref, render, synthetic_item  # noqa: E402
+
+
+def summary(xs: list[float]) -> str:
+    """``median (min .. max)`` of seconds."""
+    return f"median {statistics.median(xs):6.2f} s  (min {min(xs):6.2f}, max {max(xs):6.2f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--difficulty", type=float, default=0.5)
+    args = ap.parse_args()
+    print(f"cores: {os.cpu_count()}  load average before: {os.getloadavg()}")
+
+    make_synthetic(14, 0, image_size=args.image_size)  # warm-up: imports, caches
+    walls, cpus = [], []
+    for seed in range(args.repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ds = make_synthetic(args.n, seed, image_size=args.image_size, difficulty=args.difficulty)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        assert len(ds) == args.n
+    print(f"make_synthetic({args.n}, image_size={args.image_size}) x {args.repeats} seeds")
+    print(f"  wall {summary(walls)}   = {1000 * statistics.median(walls) / args.n:.2f} ms/item")
+    print(f"  cpu  {summary(cpus)}")
+
+    # breakdown on one set of refs
+    refs = [parse_ref(r) for r in ds["image_ref"]]
+    t0 = time.perf_counter()
+    arrays = [render(r)[0] for r in refs]
+    t_render = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pngs = [_png(a) for a in arrays]
+    t_png = time.perf_counter() - t0
+    base = [dataclasses.replace(synthetic_item(r), images=[]) for r in refs]  # text fields (re-renders; untimed)
+    t0 = time.perf_counter()
+    items_to_dataset([dataclasses.replace(it, images=[{"bytes": b, "path": None}]) for it, b in zip(base, pngs)])
+    t_ds_bytes = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    items_to_dataset([dataclasses.replace(it, images=[PIL.Image.fromarray(a)]) for it, a in zip(base, arrays)])
+    t_ds_pil = time.perf_counter() - t0
+    size_png = sum(len(b) for b in pngs) / len(pngs)
+    print(f"breakdown for {args.n} items (one pass):")
+    print(f"  draw pixels (render)            {t_render:6.2f} s")
+    print(f"  PNG bytes, zlib level 1         {t_png:6.2f} s   ({size_png / 1024:.1f} KiB/image)")
+    print(f"  dataset from PNG bytes          {t_ds_bytes:6.2f} s   -> stored: encode + dataset = {t_png + t_ds_bytes:.2f} s")
+    print(f"  dataset from PIL images         {t_ds_pil:6.2f} s   (datasets encodes PNG at its default level)")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
