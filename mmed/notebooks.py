@@ -162,6 +162,27 @@ def resolve_notebook_run_dir(run_dir: str | None, profile: str) -> Path:
     return resolve_path(run_dir if run_dir is not None else Path("runs") / profile)
 
 
+def quiet_libraries() -> None:
+    """Keep notebook outputs readable: transformers/datasets progress bars and info logs
+    off, the library deprecation warnings that do not concern the reader silenced."""
+    import logging
+    import warnings
+
+    import datasets
+    import transformers
+
+    # bitsandbytes warns on import that an optional CPU kernel package is missing; the
+    # fallback it uses instead is correct, and 4-bit is only used in the QLoRA test.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+
+
 @dataclass
 class NotebookContext:
     """What a notebook's first code cell needs: the profile, the run and the data root."""
@@ -195,6 +216,7 @@ def notebook_context(
     from .config import load_profile
     from .runs import resolve_data_root
 
+    quiet_libraries()
     prof = load_profile(profile, variant=variant)
     seed = prof.seed if seed is None else int(seed)
     run = Run.open(resolve_notebook_run_dir(run_dir, prof.name), profile=prof.name, seed=seed)

@@ -1,0 +1,88 @@
+"""The pipeline's commands for ``python -m mmed`` (registered into :mod:`mmed.cli`).
+
+Each command is a thin wrapper around one library function that the notebooks call too.
+Add a command with ``@command(name, help)`` and give the function an ``add_arguments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .cli import add_common, command
+
+
+def _consult_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--data", default="synthetic",
+                   help="synthetic | <benchmark> (from --data-root) | <benchmark>:<layout> | <benchmark>:<path>, "
+                        "e.g. vqa_rad:../shared/data/vqa_rad")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None, help="first N items only")
+    p.add_argument("--include-open", action="store_true", help="also run open questions (scored apart)")
+    p.add_argument("--triage", default="model", choices=["model", "gold", "fixed", "random"])
+    p.add_argument("--fixed-specialty", default=None)
+    p.add_argument("--decision", default="attending", choices=["attending", "attending_alone", "majority_vote", "none"])
+    p.add_argument("--variant", default=None, help="curriculum variant whose attending adapters to use")
+    p.add_argument("--attending-stage", default="latest")
+    p.add_argument("--specialists", default=None,
+                   help="override the profile's specialists, e.g. openai:<model>@<base_url> or simulated")
+    p.add_argument("--out-name", default=None, help="sub-folder of consult/ (default <dataset>_<split>)")
+
+
+@command("consult", "run triage -> specialists -> attending on a dataset split; writes consult/<name>/")
+def _consult(args: argparse.Namespace) -> int:
+    from .config import load_profile
+    from .consult import consult
+
+    overrides = {}
+    if args.specialists:
+        from .agents.backends import parse_specialist_spec
+
+        overrides = {"specialists": parse_specialist_spec(args.specialists)}
+    prof = load_profile(args.profile, overrides=overrides or None)
+    _, m = consult(
+        prof, args.run_dir, data=args.data, split=args.split, data_root=args.data_root, limit=args.limit,
+        include_open=args.include_open, triage_mode=args.triage, fixed_specialty=args.fixed_specialty,
+        decision=args.decision, seed=args.seed, variant=args.variant, attending_stage=args.attending_stage,
+        out_name=args.out_name,
+    )
+    keys = ("items", "closed", "open", "triage_invalid", "triage_fallbacks", "abstentions", "panel_invalid",
+            "panel_cached", "attending_invalid", "strata", "accuracy", "open_scores", "seconds")
+    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2))
+    return 0
+
+
+_consult.add_arguments = _consult_args
+
+
+def _train_attending_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--variant", default=None,
+                   help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse); "
+                        "default: the C-MARL curriculum itself")
+    p.add_argument("--heldout-split", default="validation", choices=["validation", "test"],
+                   help="synthetic split whose per-stratum accuracy is measured before and after every stage")
+    p.add_argument("--n-heldout", type=int, default=None, help="held-out items (default: the profile's n_eval)")
+
+
+@command("train-attending", "C-MARL: curriculum GRPO of the attending physician (resumes; skips finished stages)")
+def _train_attending(args: argparse.Namespace) -> int:
+    import sys
+
+    from .rl.curriculum import train_curriculum
+
+    if args.data_root:
+        print("note: the curriculum trains on the profile's synthetic set (strata need a known panel); "
+              "--data-root is not used here", file=sys.stderr)
+    res = train_curriculum(args.profile, args.run_dir, variant=args.variant, seed=args.seed,
+                           heldout_split=args.heldout_split, n_heldout=args.n_heldout)
+    print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts, "seconds": res.seconds,
+                      "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}
+                                 | {"heldout_after": {s: round(a["acc"], 3) if a["n"] else None
+                                                      for s, a in m["heldout"]["after"]["accuracy"].items()}}
+                                 for m in res.stages]}, indent=2))
+    return 0
+
+
+_train_attending.add_arguments = _train_attending_args

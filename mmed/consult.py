@@ -1,0 +1,226 @@
+"""The consultation step of a run, from a profile: data → cold start (when the profile has
+one) → triage → panel → attending → ``consult/predictions.jsonl`` + ``consult/metrics.json``.
+
+``python -m mmed consult`` and notebook 02 call :func:`consult`; later steps (ablations,
+test-time scaling) call :func:`build_agents` and :func:`load_items` with other settings.
+Everything a step needs is reused from the run when already there (base model, cold
+starts, trained adapters) and computed with the same library call otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import datasets
+
+from .agents.attending import AttendingPhysician
+from .agents.build import (
+    base_model_for,
+    describe_specialists,
+    load_runner,
+    policy_source,
+    sampling_params,
+    specialist_factory,
+)
+from .agents.pipeline import PanelBank, as_item_list, run_consultation, summarize, write_predictions
+from .agents.triage import TriageDoctor
+from .config import Profile, load_profile
+from .runs import Run, resolve_data_root, write_json_atomic
+
+#: dataset names readable from ``data_root/<name>`` (see :func:`mmed.data.load_benchmark`)
+SYNTHETIC = "synthetic"
+
+
+def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None]:
+    """``"synthetic"`` | ``"<name>"`` | ``"<name>:<layout>"`` | ``"<name>:<path>"`` →
+    ``(name, source path, layout)``. A bare name reads ``data_root/<name>``.
+
+    Raises:
+        ValueError: a benchmark without a path when there is no data root.
+    """
+    from .data.loaders import LAYOUTS
+
+    if spec == SYNTHETIC:
+        return SYNTHETIC, None, None
+    name, _, rest = spec.partition(":")
+    layout = None
+    source = None
+    if rest and rest in LAYOUTS.get(name, ()):
+        layout = rest
+    elif rest:
+        source = rest
+    if source is None:
+        if data_root is None:
+            raise ValueError(f"data {spec!r}: no path given and no data root (pass --data-root or {name}:<path>)")
+        source = str(data_root / name)
+    return name, source, layout
+
+
+def synthetic_split(profile: Profile, split: str, n: int | None = None, seed: int | None = None) -> datasets.Dataset:
+    """The profile's synthetic items of one split (``train`` / ``validation`` / ``test``);
+    splits are image-disjoint by construction (the split is part of the random key)."""
+    from .data.synthetic import make_synthetic
+
+    s = profile.data.synthetic
+    if n is None:
+        n = s.n_train if split == "train" else s.n_eval
+    return make_synthetic(n, s.seed if seed is None else seed, image_size=s.image_size, difficulty=s.difficulty, split=split)
+
+
+def load_items(
+    profile: Profile,
+    data: str = SYNTHETIC,
+    split: str = "test",
+    data_root: str | Path | None = None,
+    include_open: bool = False,
+    limit: int | None = None,
+) -> datasets.Dataset:
+    """Evaluation (or training) items of a profile: the synthetic set or a benchmark.
+
+    Closed questions only unless ``include_open`` (DESIGN §4: closed first); the first
+    ``limit`` items when given (a deterministic slice, not a sample).
+    """
+    from .data import closed_only, load_benchmark
+
+    root = resolve_data_root(data_root) if data_root is not None else resolve_data_root(None)
+    name, source, layout = parse_data_spec(data, root)
+    if name == SYNTHETIC:
+        ds = synthetic_split(profile, split)
+    else:
+        ds = load_benchmark(name, source, split, layout=layout, include_open=include_open)
+    if not include_open:
+        ds = closed_only(ds)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return ds
+
+
+def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run: Run | None = None) -> list[list[Any]]:
+    """Opinions of the panel of each item's gold specialty (training strata, cold start)."""
+    bank = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
+    recs = run_consultation(items, TriageDoctor(mode="gold"), bank, decision="none", progress=False)
+    return [r["panel"] for r in recs]
+
+
+def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict[str, Any] | None:
+    """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
+
+    Uses the profile's synthetic ``train`` split (first ``cold_start.n_items``) and 64
+    ``validation`` items to measure before/after. Returns the report, or None when the
+    profile disables the cold start.
+    """
+    from .rl.sft import cold_start, load_cold_start_report
+
+    if not profile.cold_start.enabled:
+        return None
+    out = run.path(agent, "sft")
+    rep = load_cold_start_report(out)
+    if rep is not None:
+        return rep
+    base = base_model_for(run, profile, agent)
+    train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+    held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+    tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
+    he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
+    with run.step(f"cold_start/{agent}"):
+        rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
+    run.add_artifact(f"{agent}/sft", out)
+    return rep
+
+
+def build_agents(
+    run: Run,
+    profile: Profile,
+    seed: int,
+    triage_mode: str = "model",
+    fixed_specialty: str | None = None,
+    triage_stage: str = "latest",
+    attending_stage: str = "latest",
+    variant: str | None = None,
+    need_attending: bool = True,
+) -> tuple[TriageDoctor, PanelBank, AttendingPhysician | None, dict[str, Any]]:
+    """Triage doctor, panel bank and attending for a run, with what they are made of.
+
+    Cold starts are run first when the profile has them and the run lacks them.
+    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used.
+    """
+    info: dict[str, Any] = {"specialists": describe_specialists(profile)}
+    style = profile.sampling.prompt_style
+    sp = sampling_params(profile, seed)
+    if triage_mode == "model":
+        ensure_cold_start(run, profile, "triage", seed)
+        src = policy_source(run, profile, "triage", triage_stage)
+        info["triage"] = asdict(src)
+        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", seed=seed, sampling=sp, style=style)
+    else:
+        info["triage"] = {"mode": triage_mode, "fixed_specialty": fixed_specialty}
+        triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
+    attending = None
+    if need_attending:
+        ensure_cold_start(run, profile, "attending", seed)
+        src = policy_source(run, profile, "attending", attending_stage, variant=variant)
+        info["attending"] = asdict(src)
+        attending = AttendingPhysician(load_runner(profile, src, "attending"), sp, style=style)
+    panels = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
+    return triage, panels, attending, info
+
+
+def consult(
+    profile: str | Profile = "demo",
+    run_dir: str | Path | None = None,
+    data: str = SYNTHETIC,
+    split: str = "test",
+    data_root: str | Path | None = None,
+    limit: int | None = None,
+    include_open: bool = False,
+    triage_mode: str = "model",
+    fixed_specialty: str | None = None,
+    decision: str = "attending",
+    seed: int | None = None,
+    variant: str | None = None,
+    attending_stage: str = "latest",
+    out_name: str | None = None,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the consultation on one dataset split and write its files.
+
+    Writes ``<run>/consult/<out_name>/predictions.jsonl`` and ``metrics.json`` (out_name
+    defaults to ``<dataset>_<split>``) and records the step in the manifest.
+
+    Returns:
+        ``(records, metrics)``; metrics = :func:`mmed.agents.pipeline.summarize` plus the
+        weights used, timing and the dataset spec.
+    """
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    seed = prof.seed if seed is None else seed
+    run = Run.open(run_dir, profile=prof.name, seed=seed)
+    if prof.specialists.backend == "simulated":
+        run.update(simulated_panel=describe_specialists(prof)["simulated"])
+    items = load_items(prof, data, split, data_root, include_open, limit)
+    name = out_name or f"{data.split(':')[0]}_{split}"
+    out = run.path("consult", name, mkdir=True)
+    t0 = time.perf_counter()
+    with run.step(f"consult/{name}", data=data, split=split, n_items=len(items)):
+        triage, panels, attending, info = build_agents(
+            run, prof, seed, triage_mode, fixed_specialty, attending_stage=attending_stage, variant=variant,
+            need_attending=decision in ("attending", "attending_alone"),
+        )
+        records = run_consultation(
+            items, triage, panels, attending, decision=decision,
+            max_concurrency=prof.specialists.openai.max_concurrency,
+            tags={"profile": prof.name, "variant": variant, "seed": seed}, progress=progress,
+        )
+        metrics = summarize(records, n_boot=prof.eval.bootstrap_samples, seed=seed)
+        if hasattr(panels.factory, "stats"):  # API specialists: calls, cache hits, errors, tokens, cost
+            metrics["specialist_calls"] = panels.factory.stats()
+        metrics.update(
+            data=data, split=split, decision=decision, weights=info, seconds=round(time.perf_counter() - t0, 1),
+            items_per_s=round(len(records) / max(1e-9, time.perf_counter() - t0), 2),
+        )
+        write_predictions(records, out / "predictions.jsonl")
+        write_json_atomic(out / "metrics.json", metrics)
+    run.add_artifact(f"consult/{name}", out)
+    return records, metrics

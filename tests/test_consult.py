@@ -1,0 +1,47 @@
+"""consult(): cold start + pipeline from a profile, files in the run folder (smoke scale)."""
+
+from __future__ import annotations
+
+import json
+
+from mmed.agents.build import policy_source
+from mmed.config import load_profile
+from mmed.consult import consult, parse_data_spec
+from mmed.runs import Run
+
+
+def test_consult_smoke_writes_predictions_metrics_and_reuses_cold_start(tmp_path):
+    run_dir = tmp_path / "run"
+    recs, m = consult("smoke", run_dir, data="synthetic", split="test", limit=8, progress=False)
+    out = run_dir / "consult" / "synthetic_test"
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 8 == m["items"] == len(recs)
+    rec = json.loads(lines[0])
+    for key in ("id", "dataset", "split", "image_ref", "question", "options", "answer_idx", "answer_type", "specialty",
+                "triage", "panel", "s", "stratum", "agreement", "attending", "correct", "profile", "variant", "seed"):
+        assert key in rec, key
+    assert len(rec["panel"]) == 3 and all(op["simulated"] for op in rec["panel"])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["accuracy"]["n"] == 8 and saved["accuracy"]["lo"] <= saved["accuracy"]["acc"] <= saved["accuracy"]["hi"]
+    assert sum(saved["strata"].values()) == 8
+    run = Run(run_dir)
+    man = run.manifest
+    assert man["steps"]["cold_start/triage"]["status"] == "done"
+    assert man["steps"]["consult/synthetic_test"]["status"] == "done"
+    assert man["simulated_panel"]["consensus_error_rate"] == load_profile("smoke").specialists.simulated.consensus_error_rate
+    rep = json.loads((run_dir / "triage" / "sft" / "cold_start.json").read_text())
+    assert rep["steps"] == load_profile("smoke").cold_start.max_steps and rep["before"]["n"] > 0
+    assert policy_source(run, load_profile("smoke"), "triage").label == "sft"
+    # a second consultation reuses the cold start (no new cold-start step run)
+    mtime = (run_dir / "triage" / "sft" / "cold_start.json").stat().st_mtime
+    consult("smoke", run_dir, data="synthetic", split="test", limit=4, decision="majority_vote",
+            triage_mode="fixed", fixed_specialty="Radiologist", out_name="mv", progress=False)
+    assert (run_dir / "triage" / "sft" / "cold_start.json").stat().st_mtime == mtime
+    mv = [json.loads(x) for x in (run_dir / "consult" / "mv" / "predictions.jsonl").read_text().splitlines()]
+    assert {r["triage"]["specialty"] for r in mv} == {"Radiologist"}
+
+
+def test_parse_data_spec(tmp_path):
+    assert parse_data_spec("synthetic", None) == ("synthetic", None, None)
+    assert parse_data_spec("vqa_rad:mevf", tmp_path) == ("vqa_rad", str(tmp_path / "vqa_rad"), "mevf")
+    assert parse_data_spec("vqa_rad:/x/y", None) == ("vqa_rad", "/x/y", None)

@@ -1,0 +1,37 @@
+"""Every committed notebook: one `parameters` cell with the standard parameters, no outputs.
+
+(Notebooks are executed once per CI run by .ci/run with papermill, not again here.)
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from mmed.notebooks import STANDARD_PARAMETERS, list_notebooks
+
+NOTEBOOKS = list_notebooks()
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no numbered notebooks in notebooks/"
+    assert NOTEBOOKS[0].name == "01_data.ipynb"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_and_no_outputs(nb_path: Path):
+    nb = json.loads(nb_path.read_text())
+    param_cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(param_cells) == 1, f"{nb_path.name}: {len(param_cells)} parameters cells"
+    src = "".join(param_cells[0]["source"])
+    assigned = {
+        t.id for node in ast.parse(src).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)
+    }
+    missing = set(STANDARD_PARAMETERS) - assigned
+    assert not missing, f"{nb_path.name}: parameters cell lacks {sorted(missing)}"
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] == "code":
+            assert c.get("outputs", []) == [], f"{nb_path.name}: cell {i} has outputs"
+            assert c.get("execution_count") is None, f"{nb_path.name}: cell {i} has an execution count"
