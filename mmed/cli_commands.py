@@ -86,3 +86,33 @@ def _train_attending(args: argparse.Namespace) -> int:
 
 
 _train_attending.add_arguments = _train_attending_args
+
+
+def _figures_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", default=None, help="first refresh figures/*.csv from this run (only when given)")
+    p.add_argument("--fig-dir", default="figures", help="folder of the README figures (default figures/)")
+    p.add_argument("--no-readme", action="store_true", help="do not rewrite the README's results block")
+
+
+@command("figures", "redraw figures/ from their CSV files (and refresh those from a run with --run-dir)")
+def _figures(args: argparse.Namespace) -> int:
+    from .runs import repo_root, resolve_path
+    from .viz.figures import redraw, refresh_from_run, update_readme
+
+    fig_dir = resolve_path(args.fig_dir)
+    if args.run_dir:
+        run = resolve_path(args.run_dir)
+        if not (run / "manifest.json").is_file():
+            print(f"error: {run} is not a run folder (no manifest.json)")
+            return 1
+        for name, st in refresh_from_run(run, fig_dir).items():
+            print(f"data   {name:<20} {st}")
+    for name, st in redraw(fig_dir).items():
+        print(f"figure {name:<20} {st}")
+    if not args.no_readme:
+        changed = update_readme(repo_root() / "README.md", fig_dir)
+        print("README results block", "updated" if changed else "unchanged")
+    return 0
+
+
+_figures.add_arguments = _figures_args

@@ -36,3 +36,17 @@ def vqa_rad_root(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def triage_root(shared_data: Path) -> Path:
     return shared_data / "triage"
+
+
+@pytest.fixture(scope="session")
+def smoke_cold_run(tmp_path_factory):
+    """A smoke run folder whose triage and attending are cold-started (built once per session)."""
+    from mmed.config import load_profile
+    from mmed.consult import ensure_cold_start
+    from mmed.runs import Run
+
+    prof = load_profile("smoke")
+    run = Run.open(tmp_path_factory.mktemp("smoke_run") / "run", profile="smoke", seed=0)
+    for agent in ("triage", "attending"):
+        ensure_cold_start(run, prof, agent, 0)
+    return run
