@@ -59,7 +59,8 @@ def test_tts_curve_shapes_and_adaptive_budget(smoke_cold_run):
 def _fake_figure_data(d):
     pd.DataFrame([
         {"dataset": "synthetic", "system": "full system", "available": True, "n": 10, "acc": 0.6, "lo": 0.3, "hi": 0.9},
-        {"dataset": "synthetic", "system": "w/o triage: random specialty", "available": True, "n": 10, "acc": 0.4, "lo": 0.1, "hi": 0.7},
+        {"dataset": "synthetic", "system": "w/o triage: random specialty", "available": True, "n": 10, "acc": 0.4, "lo": 0.1, "hi": 0.7,
+         "delta_vs_full": -0.2, "delta_lo": -0.35, "delta_hi": -0.05},
         {"dataset": "synthetic", "system": "+ Easy", "available": False, "reason": "no stage", "n": None, "acc": None, "lo": None, "hi": None},
     ]).to_csv(d / "ablations.csv", index=False)
     pd.DataFrame([
@@ -79,11 +80,15 @@ def test_redraw_and_readme_block_come_from_the_csv_files(tmp_path):
     assert "| full system | 60.0 [30.0, 90.0] (n=10) |" in md
     assert "| synthetic | adaptive | 4 | 66.0 [55.0, 75.0] |" in md
     assert "+ Easy" not in md  # unavailable rows are not in the headline table
+    # claims are read off the table: full - row, with the paired interval sign-flipped
+    assert "| triage gain (vs random specialty) | synthetic | +20.0 [+5.0, +35.0] | holds here |" in md
+    assert "| C-MARL gain (vs cold-start attending) | synthetic | not in this run | – |" in md
+    assert "test-time scaling on synthetic: 50.0 % with 1 sample → 62.0 %" in md
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{RESULTS_START}\nold\n{RESULTS_END}\nrest\n")
     assert update_readme(readme, tmp_path) is True
     text = readme.read_text()
-    assert "old" not in text and "60.0 [30.0, 90.0]" in text and text.endswith("rest\n")
+    assert "\nold\n" not in text and "60.0 [30.0, 90.0]" in text and text.endswith("rest\n")
     assert update_readme(readme, tmp_path) is False
     (tmp_path / "bad.md").write_text("no markers")
     with pytest.raises(ValueError, match="lacks the results markers"):
