@@ -1,4 +1,5 @@
-"""OpenAICompatibleSpecialist against a loopback server that misbehaves on purpose (issue 4).
+"""OpenAICompatibleSpecialist against a loopback server that misbehaves on purpose, and the
+``--specialists`` spec parser + panel factory (issue 4).
 
 Attempts are counted server-side (tests/fault_server.py); the openai client's retries are
 the only retries, so a request is sent exactly ``max_retries + 1`` times when it keeps
@@ -20,6 +21,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_server import MIXED_DELAY_S, USAGE, FaultServer, answer_for  # noqa: E402
 
+from mmed.agents.backends import (  # noqa: E402
+    SpecialistFactory,
+    apply_specialist_spec,
+    make_specialist_factory,
+    parse_specialist_spec,
+)
 from mmed.agents.cache import CachedSpecialist, SpecialistCache, SpecialistStats  # noqa: E402
 from mmed.agents.openai_specialist import (  # noqa: E402
     MIN_IMAGE_BYTES,
@@ -33,7 +40,8 @@ from mmed.agents.openai_specialist import (  # noqa: E402
     to_openai_messages,
 )
 from mmed.agents.prompts import specialist_messages  # noqa: E402
-from mmed.agents.specialists import consult_panel, make_panel  # noqa: E402
+from mmed.agents.specialists import SimulatedSpecialist, consult_panel, make_panel  # noqa: E402
+from mmed.config import OpenAIConfig, SpecialistsConfig, load_profile  # noqa: E402
 
 
 def make_item(n: int, n_images: int = 1, options=("yes", "no")) -> dict:
@@ -349,3 +357,83 @@ def test_to_openai_messages_checks_image_count():
     out = to_openai_messages(msgs, make_item(0, n_images=2)["images"], 10_000)
     assert out[0] == {"role": "system", "content": msgs[0]["content"][0]["text"]}
     assert [p["type"] for p in out[1]["content"]] == ["image_url", "image_url", "text"]
+
+
+# ----------------------------------------------------------------------------------------
+# the --specialists spec and the panel factory (mmed.agents.backends)
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("simulated", {"backend": "simulated"}),
+        ("openai:gpt-4o", {"backend": "openai", "openai": {"model": "gpt-4o", "base_url": None}}),
+        ("openai:qwen2.5vl:7b@http://127.0.0.1:11434/v1",
+         {"backend": "openai", "openai": {"model": "qwen2.5vl:7b", "base_url": "http://127.0.0.1:11434/v1"}}),
+        ("openai:org/model@main@https://h.example:8443/v1/",
+         {"backend": "openai", "openai": {"model": "org/model@main", "base_url": "https://h.example:8443/v1"}}),
+        ("openai:/tmp/tiny model@http://127.0.0.1:8000/v1",
+         {"backend": "openai", "openai": {"model": "/tmp/tiny model", "base_url": "http://127.0.0.1:8000/v1"}}),
+        ("local:runs/x/models/base", {"backend": "local", "local_model": "runs/x/models/base"}),
+    ],
+)
+def test_parse_specialist_spec(spec, expected):
+    assert parse_specialist_spec(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("", "empty"),
+        ("gpt:4o", "unknown specialist backend"),
+        ("openai:", "missing model"),
+        ("simulated:x", "no argument"),
+        ("openai:http://127.0.0.1:8000/v1", "looks like a URL"),
+        ("openai:m@http://user:pw@127.0.0.1/v1", "credentials"),
+    ],
+)
+def test_bad_specialist_spec_raises(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_specialist_spec(spec)
+
+
+def test_spec_as_profile_override_keeps_other_settings():
+    spec = "openai:qwen2.5vl:7b@http://127.0.0.1:11434/v1"
+    prof = load_profile("paper", overrides={"specialists": parse_specialist_spec(spec)})
+    assert (prof.specialists.backend, prof.specialists.openai.model) == ("openai", "qwen2.5vl:7b")
+    assert prof.specialists.openai.max_image_bytes == 1_000_000  # the paper profile's value is kept
+    cfg = apply_specialist_spec(load_profile("smoke").specialists, spec)
+    assert (cfg.backend, cfg.panel_size, cfg.openai.base_url, cfg.openai.timeout_s) == ("openai", 3, "http://127.0.0.1:11434/v1", 60.0)
+
+
+def test_factory_builds_cached_members_and_sums_stats(fs, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMED_TEST_KEY", "sk-test-SECRET-1234")
+    oa = OpenAIConfig(model="fault-model", base_url=fs.url("ok"), api_key_env="MMED_TEST_KEY", max_retries=0,
+                      price_per_1k_prompt=1.0, price_per_1k_completion=2.0)
+    cfg = SpecialistsConfig(backend="openai", panel_size=2, openai=oa, cache_dir=str(tmp_path / "c"))
+    f = make_specialist_factory(cfg, seed=3)
+    panel = make_panel("Pathologist", 2, f)
+    assert [type(sp.inner).__name__ for sp in panel] == ["OpenAICompatibleSpecialist"] * 2
+    assert [sp.seed for sp in panel] == [3, 3] and panel[0].backend == "openai"
+    consult_panel(panel, [make_item(0), make_item(1)])
+    st = f.stats()
+    assert (st["backend"], st["calls"], st["cache_writes"], st["prompt_tokens"], st["completion_tokens"]) == ("openai", 4, 4, 44, 28)
+    assert st["cost_usd"] == pytest.approx((44 * 1.0 + 28 * 2.0) / 1000)
+    assert st["cache_file"] == str(tmp_path / "c" / "opinions.jsonl") and st["cache_corrupt_lines"] == 0
+    assert [p["specialist_id"] for p in f.params()] == ["Pathologist#1", "Pathologist#2"]
+
+
+def test_factory_simulated_is_uncached_by_default_and_local_needs_a_builder(tmp_path):
+    f = SpecialistFactory(SpecialistsConfig(cache_dir=str(tmp_path)), seed=0)
+    sp = f("Radiologist", 1)
+    assert isinstance(sp.inner, SimulatedSpecialist) and sp.cache is None
+    sp.opine_batch([make_item(0)])
+    assert f.stats()["calls"] == 1 and f.stats()["cache_file"] is None
+    with pytest.raises(ValueError, match="local_builder"):
+        make_specialist_factory(SpecialistsConfig(backend="local"), seed=0)
+    built = make_specialist_factory(
+        SpecialistsConfig(backend="local", cache_dir=str(tmp_path)), seed=0,
+        local_builder=lambda s, k: SimulatedSpecialist(s, k),  # stands in for a local model specialist
+    )("Surgeon", 0)
+    assert built.cache is not None and built.specialist_id == "Surgeon#1"
