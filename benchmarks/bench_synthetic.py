@@ -76,7 +76,7 @@ def main() -> None:
     print(f"breakdown for {args.n} items (one pass):")
     print(f"  draw pixels (render)            {t_render:6.2f} s")
     print(f"  PNG bytes, zlib level 1         {t_png:6.2f} s   ({size_png / 1024:.1f} KiB/image)")
-    print(f"  dataset from PNG bytes          {t_ds_bytes:6.2f} s   -> stored: encode + dataset = {t_png + t_ds_bytes:.2f} s")
+    print(f"  dataset from PNG bytes          {t_ds_bytes:6.2f} s   (PNG bytes + dataset: {t_png + t_ds_bytes:.2f} s)")
     print(f"  dataset from PIL images         {t_ds_pil:6.2f} s   (datasets encodes PNG at its default level)")
     print(f"load average after: {os.getloadavg()}")
 

@@ -44,7 +44,8 @@ N_BASE = 1120  # 20 full balancing blocks of 7 specialties x 4 types x 2 answers
 # ----------------------------------------------------------------------------------------
 def pixels(ds) -> np.ndarray:
     """(n, S, S, 3) uint8 of a synthetic dataset's images."""
-    return np.stack([np.asarray(PIL.Image.open(io.BytesIO(r[0]["bytes"]))) for r in ds.data.column("images").to_pylist()])
+    rows = ds.data.column("images").to_pylist()
+    return np.stack([np.asarray(PIL.Image.open(io.BytesIO(r[0]["bytes"]))) for r in rows])
 
 
 def png_hashes(ds) -> set[str]:
@@ -250,10 +251,10 @@ def test_any_ref_renders_and_round_trips(modality, qv, seed, index, size, diffic
     assert parse_ref(str(ref)) == ref
     px, feature = render(ref)
     assert px.shape == (size, size, 3) and px.dtype == np.uint8
-    assert len(feature["blobs"]) == {"presence": int(qv[1] == "yes"), "count": int(qv[1]) if qv[0] == "count" else 1}.get(
-        qv[0], 1
-    )
-    assert feature["contrast"] == round(contrast_of(difficulty), 4) and feature["noise"] == round(noise_of(difficulty), 4)
+    n_blobs = {"presence": int(qv[1] == "yes"), "count": int(qv[1]) if qv[0] == "count" else 1}.get(qv[0], 1)
+    assert len(feature["blobs"]) == n_blobs
+    assert feature["contrast"] == round(contrast_of(difficulty), 4)
+    assert feature["noise"] == round(noise_of(difficulty), 4)
     item = synthetic_item(ref).validate()  # any ref, not only planned ones, makes a valid item
     assert item.answer == qv[1] and item.image_ref == str(ref)
 

@@ -13,7 +13,7 @@ synthetic-xray            Radiologist      grayscale chest: body outline, dark l
                                            spine; sharp edges. Finding: bright *nodule*
 synthetic-pet-oncology    Oncologist       grayscale whole body, blurred and 2x2-pixelated
                                            (low resolution), bright brain/bladder. Finding:
-                                           focal *hot spot*
+                                           focal *hot spot* in the torso
 synthetic-thyroid-us      Endocrinologist  grayscale ultrasound fan (black corners),
                                            multiplicative speckle, two thyroid lobes beside the
                                            trachea. Finding: dark (hypoechoic) *nodule*
@@ -38,12 +38,15 @@ Questions. Every item is a closed question about the finding; the answer is fixe
 - ``size``: "Is the <finding> small or large?" small: radius 0.030–0.042 of the image
   side; large: 0.075–0.090 (a gap, so the answer is never borderline).
 
-Answers carry no global colour signal: every image also holds *decoy* structures (lung
-markings, vessels, spindle nuclei, hairs, ...) drawn in the finding's exact colour, whose
-amount tops the finding's alpha mass up to a per-image total drawn independently of the
-answer. Presence, count and size therefore change *where* and *in what shape* the finding
-colour sits, not how much of it there is; a colour histogram sees about the majority
-rate (tests/test_synthetic.py measures it). The three grayscale modalities share one
+Answers carry no global colour signal: every image also holds *decoy* structures —
+elongated lines (lung markings, vessels, spindle nuclei, hairs, ...) in the finding's exact
+colour, with the same one-pixel antialiased edge, inside the same organ — whose amount tops
+the finding up to two per-image totals drawn independently of the answer: the alpha mass
+and the core area (pixels at full colour; thin and thick lines set the two apart, see
+:func:`_decoys`). Presence, count and size therefore change *where* and *in what shape*
+(round vs elongated) the finding colour sits, not how much of it there is or how much of
+it is edge; a colour histogram sees about the majority rate (tests/test_synthetic.py
+measures it, also within each modality). The three grayscale modalities share one
 palette and their display is gamma-windowed to a mean intensity drawn from one
 distribution, so mean colour does not tell them apart — texture and shape do.
 
@@ -75,7 +78,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import math
 import zlib
 from dataclasses import dataclass
@@ -226,11 +228,11 @@ def _polylines(
     size = region.shape[0]
     xs, ys = [], []
     kept = 0.0
-    frac = 0.7  # expected fraction of a round's points inside the region; then measured
+    frac = 0.45  # expected fraction of a round's points kept (inside, long runs); then measured
     for _ in range(8):
         need = total_len - kept
-        if need <= step or len(starts) == 0:
-            break
+        if need <= max(step, min_len, 0.03 * total_len) or len(starts) == 0:
+            break  # (a shorter piece could not be added anyway)
         draw = need / frac
         k = int(draw / seg_len[0]) + 1
         lengths = rng.uniform(seg_len[0], seg_len[1], k)
@@ -552,6 +554,7 @@ class SyntheticModality:
         profile: blob profile for :func:`_blob_alpha`.
         decoy_len: decoy line length range, fractions of the side.
         decoy_bend: maximal total turn of a decoy line, radians.
+        background: renderer ``(rng, size) -> _Scene`` of the modality's look.
     """
 
     name: str
@@ -572,28 +575,40 @@ class SyntheticModality:
 SYNTHETIC_MODALITIES: dict[str, SyntheticModality] = {
     m.name: m
     for m in (
-        SyntheticModality("synthetic-he-histology", "Pathologist", "tissue", "nest of atypical nuclei",
-                          "nests of atypical nuclei", "in this tissue section", False, (0.32, 0.12, 0.45),
-                          "disc", (0.08, 0.16), 0.6, _bg_he),
-        SyntheticModality("synthetic-xray", "Radiologist", "chest", "nodule", "nodules", "in the lungs", True,
-                          (0.92, 0.92, 0.92), "disc", (0.10, 0.22), 0.6, _bg_xray),
-        SyntheticModality("synthetic-endoscopy", "Surgeon", "colon", "polyp", "polyps", "in this endoscopic view",
-                          False, (0.66, 0.14, 0.17), "disc", (0.10, 0.25), 2.0, _bg_endoscopy),
-        SyntheticModality("synthetic-pet-oncology", "Oncologist", "whole body", "hot spot", "hot spots",
-                          "in the torso", True, (1.0, 1.0, 1.0), "disc", (0.12, 0.25), 0.5, _bg_pet),
-        SyntheticModality("synthetic-thyroid-us", "Endocrinologist", "thyroid", "hypoechoic nodule",
-                          "hypoechoic nodules", "in the thyroid", True, (0.06, 0.06, 0.06), "disc", (0.05, 0.12), 0.8, _bg_thyroid_us),
-        SyntheticModality("synthetic-fundus", "Ophthalmologist", "retina", "haemorrhage", "haemorrhages",
-                          "in the retina", False, (0.32, 0.04, 0.03), "disc", (0.20, 0.40), 1.2,
-                          _bg_fundus),
-        SyntheticModality("synthetic-dermoscopy", "Dermatologist", "skin", "pigmented lesion", "pigmented lesions",
-                          "on this skin", False, (0.40, 0.22, 0.13), "irregular", (0.25, 0.55), 0.7,
-                          _bg_dermoscopy),
+        SyntheticModality(
+            "synthetic-he-histology", "Pathologist", "tissue", "nest of atypical nuclei", "nests of atypical nuclei",
+            "in this tissue section", grayscale=False, colour=(0.32, 0.12, 0.45), profile="disc",
+            decoy_len=(0.08, 0.16), decoy_bend=0.6, background=_bg_he),
+        SyntheticModality(
+            "synthetic-xray", "Radiologist", "chest", "nodule", "nodules",
+            "in the lungs", grayscale=True, colour=(0.92, 0.92, 0.92), profile="disc",
+            decoy_len=(0.10, 0.22), decoy_bend=0.6, background=_bg_xray),
+        SyntheticModality(
+            "synthetic-endoscopy", "Surgeon", "colon", "polyp", "polyps",
+            "in this endoscopic view", grayscale=False, colour=(0.66, 0.14, 0.17), profile="disc",
+            decoy_len=(0.10, 0.25), decoy_bend=2.0, background=_bg_endoscopy),
+        SyntheticModality(
+            "synthetic-pet-oncology", "Oncologist", "whole body", "hot spot", "hot spots",
+            "in the torso", grayscale=True, colour=(1.0, 1.0, 1.0), profile="disc",
+            decoy_len=(0.12, 0.25), decoy_bend=0.5, background=_bg_pet),
+        SyntheticModality(
+            "synthetic-thyroid-us", "Endocrinologist", "thyroid", "hypoechoic nodule", "hypoechoic nodules",
+            "in the thyroid", grayscale=True, colour=(0.06, 0.06, 0.06), profile="disc",
+            decoy_len=(0.05, 0.12), decoy_bend=0.8, background=_bg_thyroid_us),
+        SyntheticModality(
+            "synthetic-fundus", "Ophthalmologist", "retina", "haemorrhage", "haemorrhages",
+            "in the retina", grayscale=False, colour=(0.32, 0.04, 0.03), profile="disc",
+            decoy_len=(0.20, 0.40), decoy_bend=1.2, background=_bg_fundus),
+        SyntheticModality(
+            "synthetic-dermoscopy", "Dermatologist", "skin", "pigmented lesion", "pigmented lesions",
+            "on this skin", grayscale=False, colour=(0.40, 0.22, 0.13), profile="irregular",
+            decoy_len=(0.25, 0.55), decoy_bend=0.7, background=_bg_dermoscopy),
     )
 }
 #: specialty → synthetic modality name.
 MODALITY_OF_SPECIALTY: dict[str, str] = {m.specialty: m.name for m in SYNTHETIC_MODALITIES.values()}
-assert tuple(MODALITY_OF_SPECIALTY) == SPECIALTIES
+if tuple(MODALITY_OF_SPECIALTY) != SPECIALTIES:  # one modality per specialty, in SPECIALTIES order
+    raise RuntimeError(f"synthetic modalities cover {tuple(MODALITY_OF_SPECIALTY)}, expected {SPECIALTIES}")
 
 
 def _pixelate(img: np.ndarray) -> np.ndarray:
@@ -770,7 +785,8 @@ def _decoys(
     (pixels at alpha >= 0.95). Thin and thick lines (:data:`_THIN`, :data:`_THICK`
     of the side) have different core/mass ratios, so solving a 2x2 system for their
     lengths matches both; a second pass tops up what overlaps and the cut to
-    ``scene.region`` removed (stopping within :data:`_DECOY_TOL` of the mass). Returns ``(alpha, stats)`` with the finding's and decoys'
+    ``scene.region`` removed (stopping within :data:`_DECOY_TOL` of both totals).
+    Returns ``(alpha, stats)``: the decoys' alpha (S, S) and the finding's and decoys'
     masses and cores (pixels) for ``meta``.
     """
     a_tot = rng.uniform(*_MASS) * size * size
@@ -814,9 +830,10 @@ def render(ref: SyntheticRef | str) -> tuple[np.ndarray, dict]:
 
     Returns:
         ``(pixels, feature)``: ``pixels`` uint8 (size, size, 3); ``feature`` a dict with
-        ``blobs`` ([x, y, r] in pixels, x to the right, y down), ``finding_mass`` and
-        ``decoy_mass`` (alpha mass in pixels), ``contrast`` and ``noise`` (see
-        :func:`contrast_of`, :func:`noise_of`) and, for grayscale modalities, ``mean_target``.
+        ``blobs`` ([x, y, r] in pixels, x to the right, y down), ``finding_mass``,
+        ``finding_core``, ``decoy_mass``, ``decoy_core`` (alpha mass and full-colour area,
+        pixels; see :func:`_decoys`), ``contrast`` and ``noise`` (see :func:`contrast_of`,
+        :func:`noise_of`) and, for grayscale modalities, ``mean_target`` (display mean).
     Raises:
         ValueError: for an invalid ref (see :func:`parse_ref`).
     """
