@@ -216,6 +216,7 @@ def consult(
         metrics = summarize(records, n_boot=prof.eval.bootstrap_samples, seed=seed)
         if hasattr(panels.factory, "stats"):  # API specialists: calls, cache hits, errors, tokens, cost
             metrics["specialist_calls"] = panels.factory.stats()
+        run.update(specialists=panels.describe())
         metrics.update(
             data=data, split=split, decision=decision, weights=info, seconds=round(time.perf_counter() - t0, 1),
             items_per_s=round(len(records) / max(1e-9, time.perf_counter() - t0), 2),

@@ -38,6 +38,16 @@ def check_02(m: dict[str, Any]) -> list[str]:
         p.append("synthetic results lack the full pipeline")
     for name, s in syn.items():
         _check_system(s, f"synthetic[{name}]", p)
+    ls = m.get("local_server")
+    if ls is not None:
+        first, again = ls["passes"]["first pass"], ls["passes"]["re-run"]
+        if first["calls"] < 1:
+            p.append("local server: the first pass made no calls")
+        if again["calls"] != 0 or again["cache_hits"] != first["calls"]:
+            p.append(f"local server: the re-run made {again['calls']} calls and {again['cache_hits']} cache hits "
+                     f"(expected 0 and {first['calls']})")
+        if ls["server_requests"] < first["calls"]:
+            p.append("local server: fewer requests reached the server than calls were made")
     if need(m, "real_data", bool, p):
         for name, s in (need(m, "vqa_rad", dict, p) or {}).items():
             _check_system(s, f"vqa_rad[{name}]", p)
