@@ -98,6 +98,28 @@ def load_items(
     return ds
 
 
+def evaluation_sets(
+    profile: Profile, data_root: str | Path | None = None, limit: int | None = None, include_open: bool = False,
+) -> dict[str, datasets.Dataset]:
+    """The profile's evaluation sets: the synthetic test split (when ``data.synthetic.n_eval``
+    > 0) and, when a data root exists, every ``data.eval_benchmarks`` entry
+    (``<name>:<layout>`` read from ``<data_root>/<name>``) on ``data.eval_split``.
+
+    Keys are dataset names (``synthetic``, ``vqa_rad``, ...). ``limit`` (None → the
+    profile's ``data.eval_limit``) caps real benchmarks only.
+    """
+    out: dict[str, datasets.Dataset] = {}
+    if profile.data.synthetic.n_eval > 0:
+        out[SYNTHETIC] = load_items(profile, SYNTHETIC, "test", include_open=include_open)
+    root = resolve_data_root(data_root) if data_root is not None else resolve_data_root(None)
+    if root is not None:
+        cap = profile.data.eval_limit if limit is None else limit
+        for spec in profile.data.eval_benchmarks:
+            name = spec.split(":")[0]
+            out[name] = load_items(profile, spec, profile.data.eval_split, data_root=root, include_open=include_open, limit=cap)
+    return out
+
+
 def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run: Run | None = None) -> list[list[Any]]:
     """Opinions of the panel of each item's gold specialty (training strata, cold start)."""
     bank = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
