@@ -1,0 +1,823 @@
+"""C-MARL: curriculum GRPO for the attending physician (MMedAgent-RL, arXiv 2506.00555 v3, §4).
+
+Every training case is stratified by ``s`` = fraction of the specialist panel that answered
+correctly (:mod:`mmed.eval.stratify`): **easy** (s = 1), **medium** (0 < s < 1), **hard**
+(s = 0). GRPO then runs stage by stage — by default Easy → Medium → Hard — with an entropy
+bonus whose coefficient γ grows with difficulty (γ_easy ≈ 0: exploit reliable opinions;
+γ_medium > 0: explore when they conflict; γ_hard ≫ γ_medium: resist a wrong consensus).
+
+What this module does, and where each piece comes from:
+
+- **Training data** (:func:`stratified_split`): the profile's synthetic ``train`` items
+  (at most ``attending_grpo.n_train_items``), each with the opinions of the panel of its
+  *gold* specialty (``curriculum.strata_panel = "gold"``, DESIGN §4; ``"triage"`` routes
+  with the run's triage model instead); the attending's prompt contains those opinions
+  (:func:`mmed.agents.prompts.attending_messages`). Held-out items (``validation`` or
+  ``test``) are stratified the same way.
+- **One new TRL ``GRPOTrainer`` per stage** (:func:`train_stage` → :func:`mmed.rl.grpo.
+  train_grpo`), on that stage's strata, with that stage's ``max_steps`` and entropy
+  coefficient γ (TRL's ``entropy_coef``: loss = L − γ·H, H the mean per-token entropy of
+  completion tokens). A new trainer per stage means a fresh optimizer and a fresh
+  learning-rate schedule, and — the point of DESIGN §5 — TRL decides at construction
+  whether the entropy term carries gradient, so γ must be known when the trainer is built.
+  Stage 1 starts from the run's cold-started attending (fresh LoRA); stage k > 1 continues
+  the LoRA adapters of stage k − 1 (``init_adapters``). β (KL) is the profile's
+  ``attending_grpo.beta`` (0 in smoke/demo); when β > 0 the stage manifest records the
+  reference policy — TRL's, i.e. the stage's starting policy (a frozen copy of the
+  warm-start adapters, or the adapter-free model for a fresh LoRA).
+- **Files** (DESIGN §4)::
+
+      runs/<id>/attending/heldout_start_<split>.jsonl   held-out answers of the starting
+                                                          (cold-started) policy, all variants
+      runs/<id>/attending/<variant or "cmarl">/
+        plan.json                      the stages (name, strata, steps, γ), β, seed, data
+        train_strata.json              stratified training set: counts per stratum, ...
+        stage_<k>_<name>/
+          checkpoint-*/                TRL/transformers checkpoints (every save_steps)
+          final/                       the stage's LoRA adapters (+ processor)
+          log_history.jsonl            one line per logged step, tagged with the stage
+          result.json                  mmed.rl.grpo.GRPOResult
+          heldout_<split>.jsonl        per-item held-out answers after the stage
+          stage_manifest.json          stratum, n items, steps, γ, start/end, init
+                                       adapters, held-out accuracy per stratum before/after
+
+- **Resume**: a stage whose manifest says ``done`` is skipped; an unfinished stage resumes
+  from its last checkpoint (same global step, adapters, optimizer and scheduler state —
+  transformers' ``resume_from_checkpoint``), so a killed process loses at most
+  ``save_steps`` steps and never retrains a finished stage.
+- **Variants** (profile ``variants``, issue 6 item 5) need no code of their own: a variant is
+  another list of stages (``no_curriculum``: one stage on all strata, shuffled, γ = 0;
+  ``no_entropy``; ``constant_entropy``; ``reverse``). The Easy-only and Easy+Medium models of
+  the paper's ablation are this curriculum's ``stage_1`` and ``stage_2`` adapters.
+- **Shortcut baselines** (:func:`shortcut_baselines`): *follow the panel's majority* and
+  *contradict it*. On a yes/no Hard item (a unanimous wrong panel), contradicting is always
+  right, so a Hard gain bought with an equal Easy loss is a learned contrarian, not the
+  claimed behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..config import STRATA, Profile, StageConfig, load_profile
+from ..runs import Run, write_json_atomic
+from .grpo import GRPOResult, grpo_dataset, read_log, train_grpo
+
+#: held-out splits of the synthetic set that may be used to measure a stage
+HELDOUT_SPLITS: tuple[str, ...] = ("validation", "test")
+#: the shortcut baselines of :func:`shortcut_baselines`
+SHORTCUTS: tuple[str, ...] = ("follow_majority", "contradict_majority")
+PLAN_FILE = "plan.json"
+STRATA_FILE = "train_strata.json"
+STAGE_MANIFEST = "stage_manifest.json"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------
+# stratified items
+# ----------------------------------------------------------------------------------------
+@dataclass
+class StratifiedSet:
+    """Items with their panel's opinions and their stratum (one entry per item, aligned).
+
+    Attributes:
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        items: item dicts (DESIGN §4 schema; images decoded).
+        opinions: per item, the K panel records (``predictions.jsonl`` ``panel`` entries).
+        strata: per item, ``"easy"`` | ``"medium"`` | ``"hard"``.
+        s: per item, the fraction of the panel that was right (in [0, 1]).
+        agreement: per item, :func:`mmed.eval.stratify.agreement` of the panel.
+        panel: ``"gold"`` or ``"triage"`` — whose panel stratified the items.
+    """
+
+    split: str
+    items: list[dict[str, Any]]
+    opinions: list[list[dict[str, Any]]]
+    strata: list[str]
+    s: list[float]
+    agreement: list[str]
+    panel: str = "gold"
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        for name in ("opinions", "strata", "s", "agreement"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"StratifiedSet: {name} has {len(getattr(self, name))} entries for {n} items")
+        bad = sorted({st for st in self.strata if st not in STRATA})
+        if bad:
+            raise ValueError(f"StratifiedSet: unknown strata {bad}; expected {STRATA}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def indices(self, strata: Sequence[str]) -> list[int]:
+        """Positions of the items whose stratum is in ``strata`` (in item order).
+
+        Raises ``ValueError`` for a name not in :data:`mmed.config.STRATA`."""
+        bad = [x for x in strata if x not in STRATA]
+        if bad:
+            raise ValueError(f"unknown strata {bad}; expected {STRATA}")
+        return [i for i, st in enumerate(self.strata) if st in strata]
+
+    def subset(self, idx: Sequence[int]) -> "StratifiedSet":
+        """The items at positions ``idx`` (in that order)."""
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return StratifiedSet(self.split, pick(self.items), pick(self.opinions), pick(self.strata), pick(self.s),
+                             pick(self.agreement), self.panel)
+
+    def counts(self) -> dict[str, int]:
+        """Items per stratum, every stratum present (0 when empty)."""
+        return {st: sum(x == st for x in self.strata) for st in STRATA}
+
+    def summary(self) -> dict[str, Any]:
+        """What ``train_strata.json`` holds: counts per stratum, per (stratum, agreement) and
+        per (stratum, number of options), the mean s, the panel used and the item ids."""
+        by_agree: dict[str, dict[str, int]] = {st: {} for st in STRATA}
+        by_opts: dict[str, dict[str, int]] = {st: {} for st in STRATA}
+        for it, st, ag in zip(self.items, self.strata, self.agreement):
+            by_agree[st][ag] = by_agree[st].get(ag, 0) + 1
+            k = str(len(it["options"]))
+            by_opts[st][k] = by_opts[st].get(k, 0) + 1
+        return {
+            "split": self.split,
+            "panel": self.panel,
+            "n": len(self),
+            "counts": self.counts(),
+            "by_agreement": by_agree,
+            "by_n_options": by_opts,
+            "mean_s": (sum(self.s) / len(self.s)) if self.s else None,
+            "ids": {st: [str(it["id"]) for it, x in zip(self.items, self.strata) if x == st] for st in STRATA},
+        }
+
+
+def stratified_split(
+    profile: Profile, split: str, seed: int, run: Run | None = None, n: int | None = None, panel: str | None = None
+) -> StratifiedSet:
+    """The profile's synthetic items of ``split`` with their panel's opinions and strata.
+
+    Args:
+        split: ``"train"``, ``"validation"`` or ``"test"`` (image-disjoint by construction).
+        seed: seeds the panel (the simulated panel's draws are keyed by it).
+        run: the run (needed for ``panel="triage"`` and non-simulated backends).
+        n: number of items (default: the profile's ``n_train`` / ``n_eval``).
+        panel: ``"gold"`` (panel of the gold specialty; training strata, DESIGN §4) or
+            ``"triage"`` (panel chosen by the run's triage model); default
+            ``profile.curriculum.strata_panel``.
+    Raises:
+        ValueError: unknown split/panel, an open item (closed questions only), or an item
+            that could not be stratified (e.g. an empty panel) — none is dropped silently.
+    """
+    from ..agents.pipeline import as_item_list, run_consultation
+    from ..consult import build_agents, panel_opinions_gold, synthetic_split
+    from ..eval.stratify import stratify
+
+    if split not in ("train", *HELDOUT_SPLITS):
+        raise ValueError(f"split {split!r} not in {('train', *HELDOUT_SPLITS)}")
+    panel = panel or profile.curriculum.strata_panel
+    items = as_item_list(synthetic_split(profile, split, n=n))
+    if not items:
+        raise ValueError(f"no {split} items (profile {profile.name}, n={n})")
+    open_ids = [it["id"] for it in items if not it["options"]]
+    if open_ids:
+        raise ValueError(f"{len(open_ids)} open items in the {split} split (closed questions only), e.g. {open_ids[:3]}")
+    if panel == "gold":
+        opinions = panel_opinions_gold(profile, items, seed, run)
+    elif panel == "triage":
+        if run is None:
+            raise ValueError("panel='triage' needs the run (its triage model routes the items)")
+        triage, panels, _, _ = build_agents(run, profile, seed, triage_mode="model", need_attending=False)
+        opinions = [r["panel"] for r in run_consultation(items, triage, panels, decision="none", progress=False)]
+    else:
+        raise ValueError(f"panel {panel!r} not in ('gold', 'triage')")
+    recs = stratify(
+        [{"id": it["id"], "answer_idx": it["answer_idx"], "options": it["options"], "answer_type": it.get("answer_type"),
+          "panel": ops} for it, ops in zip(items, opinions)]
+    )
+    unstrat = [r["id"] for r in recs if r["stratum"] is None]
+    if unstrat:
+        raise ValueError(f"{len(unstrat)} {split} items could not be stratified (no panel?), e.g. {unstrat[:3]}")
+    return StratifiedSet(split, items, [list(o) for o in opinions], [r["stratum"] for r in recs],
+                         [float(r["s"]) for r in recs], [r["agreement"] for r in recs], panel)
+
+
+# ----------------------------------------------------------------------------------------
+# stages
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StagePlan:
+    """One curriculum stage as it will be trained.
+
+    Attributes:
+        index: 1-based position in the curriculum.
+        name: the profile's stage name (``easy``, ``medium``, ``hard``, ``all``, ...).
+        strata: strata whose items the stage trains on.
+        max_steps: optimizer steps of the stage (its own ``GRPOTrainer``'s ``max_steps``).
+        entropy_coef: γ, TRL's ``entropy_coef`` for this stage (≥ 0).
+        step_offset: optimizer steps of all earlier stages (for curriculum-wide step axes).
+    """
+
+    index: int
+    name: str
+    strata: tuple[str, ...]
+    max_steps: int
+    entropy_coef: float
+    step_offset: int = 0
+
+    @property
+    def dir_name(self) -> str:
+        """``stage_<k>_<name>`` (what :func:`mmed.agents.build.latest_stage_dir` sorts on)."""
+        return f"stage_{self.index}_{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "strata": list(self.strata), "dir": self.dir_name}
+
+
+def plan_stages(profile: Profile) -> list[StagePlan]:
+    """The profile's curriculum as :class:`StagePlan` objects, in training order.
+
+    Raises:
+        ValueError: no stages, duplicate stage names, a name that is not a simple folder
+            name, ``max_steps < 1``, γ < 0, or an unknown stratum.
+    """
+    stages: list[StageConfig] = list(profile.curriculum.stages)
+    if not stages:
+        raise ValueError(f"profile {profile.name!r}: curriculum.stages is empty")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"profile {profile.name!r}: duplicate curriculum stage names {names}")
+    out, offset = [], 0
+    for k, st in enumerate(stages, start=1):
+        if not st.name or not st.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"curriculum.stages[{k - 1}].name {st.name!r} must be letters, digits, '-' or '_'")
+        if st.max_steps < 1:
+            raise ValueError(f"curriculum.stages[{k - 1}] ({st.name}): max_steps must be >= 1, got {st.max_steps}")
+        if st.entropy_coef < 0:
+            raise ValueError(f"curriculum.stages[{k - 1}] ({st.name}): entropy_coef must be >= 0, got {st.entropy_coef}")
+        bad = [x for x in st.strata if x not in STRATA]
+        if bad or not st.strata:
+            raise ValueError(f"curriculum.stages[{k - 1}] ({st.name}): strata {st.strata!r}, expected a subset of {STRATA}")
+        out.append(StagePlan(k, st.name, tuple(st.strata), int(st.max_steps), float(st.entropy_coef), offset))
+        offset += int(st.max_steps)
+    return out
+
+
+def variant_dir(run: Run, profile: Profile) -> Path:
+    """``runs/<id>/attending/<variant or "cmarl">`` for the variant applied to ``profile``."""
+    from ..agents.build import variant_dir_name
+
+    return run.path("attending", variant_dir_name(profile.variant))
+
+
+def stage_rows(train: StratifiedSet, stage: StagePlan, profile: Profile, seed: int) -> "Any":
+    """The stage's GRPO rows (:func:`mmed.rl.grpo.grpo_dataset`): the training items of its
+    strata, with ``stratum`` and ``s`` columns; shuffled (seeded) when
+    ``curriculum.shuffle_strata`` (TRL's sampler reshuffles every epoch anyway).
+
+    Raises:
+        ValueError: the stage's strata hold no training item.
+    """
+    idx = train.indices(stage.strata)
+    if not idx:
+        raise ValueError(f"stage {stage.dir_name}: no training items in strata {list(stage.strata)} "
+                         f"(training counts {train.counts()})")
+    if profile.curriculum.shuffle_strata:
+        random.Random(seed).shuffle(idx)
+    sub = train.subset(idx)
+    return grpo_dataset("attending", sub.items, sub.opinions, style=profile.sampling.prompt_style,
+                        extra_columns={"stratum": sub.strata, "s": sub.s})
+
+
+def reference_policy(profile: Profile, stage: StagePlan, init_adapters: str | None) -> str | None:
+    """What TRL uses as the KL reference in this stage (None when β = 0: no reference).
+
+    TRL 1.16 with a PEFT model: a fresh LoRA → the model with adapters disabled (= the
+    starting policy, since LoRA B starts at 0); warm-start adapters → a frozen copy of them
+    (adapter ``"ref"``), i.e. the policy the stage starts from, not the cold start.
+    """
+    if profile.attending_grpo.beta == 0:
+        return None
+    if init_adapters is None:
+        return "the stage's starting policy: the attending base/cold-start model with LoRA disabled"
+    return f"the stage's starting policy: a frozen copy ('ref' adapter) of {init_adapters}"
+
+
+def train_stage(
+    profile: Profile,
+    stage: StagePlan,
+    train: StratifiedSet,
+    base_model: str,
+    out_dir: str | Path,
+    init_adapters: str | None,
+    seed: int,
+    *,
+    entropy_coef: float | None = None,
+    max_steps: int | None = None,
+    callbacks: Sequence[Any] = (),
+    variant: str | None = None,
+) -> GRPOResult:
+    """Train one stage with a new TRL ``GRPOTrainer`` (via :func:`mmed.rl.grpo.train_grpo`).
+
+    Args:
+        stage: the stage (strata, steps, γ).
+        train: the stratified training set.
+        base_model: the attending's base (the cold-started model folder, or a Hub id).
+        out_dir: the stage folder (checkpoints, ``final/``, ``log_history.jsonl``).
+        init_adapters: the previous stage's ``final/`` adapters; None → fresh LoRA.
+        entropy_coef: overrides the stage's γ (tests and benchmarks only).
+        max_steps: overrides the stage's ``max_steps`` (tests and benchmarks only).
+        callbacks: extra ``TrainerCallback`` objects (e.g. a gradient probe).
+    Returns:
+        the :class:`~mmed.rl.grpo.GRPOResult` (resumes from the last checkpoint in
+        ``out_dir``; returns the saved result when the stage is already finished there).
+    """
+    gamma = stage.entropy_coef if entropy_coef is None else float(entropy_coef)
+    tags = {"variant": variant, "stage": stage.name, "stage_index": stage.index, "gamma": gamma,
+            "step_offset": stage.step_offset}
+    return train_grpo(
+        "attending", base_model, stage_rows(train, stage, profile, seed), profile, out_dir,
+        init_adapters=init_adapters, max_steps=stage.max_steps if max_steps is None else max_steps,
+        entropy_coef=gamma, seed=seed, log_tags=tags, callbacks=callbacks,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# held-out evaluation and shortcut baselines
+# ----------------------------------------------------------------------------------------
+def heldout_records(profile: Profile, base_model: str, adapters: str | None, heldout: StratifiedSet, seed: int = 0) -> list[dict[str, Any]]:
+    """Greedy answers of the attending (``base_model`` + ``adapters``) on the held-out set.
+
+    Uses :class:`mmed.agents.attending.AttendingPhysician` on a
+    :class:`mmed.agents.generation.PolicyRunner` with the profile's prompt style and
+    ``sampling.max_new_tokens``, temperature 0 (greedy, whatever the profile samples at).
+    Returns one record per item: ``id, stratum, s, agreement, answer_idx, n_options,
+    majority`` (the panel's plurality answer or None), ``raw, parsed, valid, format_valid,
+    correct`` (invalid = wrong).
+    """
+    from ..agents.attending import AttendingPhysician
+    from ..agents.build import PolicySource, load_runner
+    from ..agents.generation import SamplingParams
+    from ..agents.parsing import has_valid_format
+    from ..eval.stratify import majority_vote, panel_answers
+
+    runner = load_runner(profile, PolicySource(base_model, adapters, "heldout"), "attending")
+    att = AttendingPhysician(runner, SamplingParams(max_new_tokens=profile.sampling.max_new_tokens, temperature=0.0, seed=seed),
+                             style=profile.sampling.prompt_style)
+    decisions = att.decide(heldout.items, heldout.opinions, progress=False)
+    out = []
+    for it, ops, st, s, ag, d in zip(heldout.items, heldout.opinions, heldout.strata, heldout.s, heldout.agreement, decisions):
+        out.append({
+            "id": str(it["id"]), "stratum": st, "s": s, "agreement": ag, "answer_idx": int(it["answer_idx"]),
+            "n_options": len(it["options"]), "majority": majority_vote(panel_answers(ops)),
+            "raw": d.raw, "parsed": d.parsed, "valid": bool(d.valid), "format_valid": bool(has_valid_format(d.raw or "")),
+            "correct": bool(d.valid and d.parsed == it["answer_idx"]),
+        })
+    return out
+
+
+def accuracy_by_stratum(records: Sequence[dict[str, Any]], key: str = "correct", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """``{stratum: {acc, lo, hi, n}}`` for every stratum plus ``"all"``, percentile-bootstrap
+    95% intervals (:func:`mmed.eval.metrics.accuracy_ci`); an empty stratum gets NaN, n = 0.
+    ``key`` names the boolean field scored (``"correct"``, ``"format_valid"``, ...)."""
+    from ..eval.metrics import accuracy_ci
+
+    out = {st: accuracy_ci([bool(r[key]) for r in records if r["stratum"] == st], n_boot, seed=seed) for st in STRATA}
+    out["all"] = accuracy_ci([bool(r[key]) for r in records], n_boot, seed=seed)
+    return out
+
+
+def shortcut_baselines(records: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, list[bool]]:
+    """Per-item correctness of the two shortcut policies, aligned with ``records``.
+
+    - ``follow_majority``: answer the panel's plurality answer (``majority``; ties → the
+      lowest-indexed member's answer, as :func:`mmed.eval.stratify.majority_vote`); no valid
+      opinion → wrong.
+    - ``contradict_majority``: answer an option other than the majority — the other option on
+      yes/no items, a seeded uniform draw among the others when there are more; no valid
+      opinion → a seeded uniform draw among all options.
+
+    Records are those of :func:`heldout_records` (``id``, ``answer_idx``, ``n_options``,
+    ``majority``). On a 2-option Hard item (every member wrong) contradicting is always right.
+    """
+    follow, contra = [], []
+    for r in records:
+        n, gold, maj = int(r["n_options"]), int(r["answer_idx"]), r["majority"]
+        rng = random.Random(f"{seed}:{r['id']}:contradict")
+        follow.append(maj is not None and maj == gold)
+        pool = [o for o in range(n) if o != maj] if maj is not None else list(range(n))
+        contra.append(rng.choice(pool) == gold)
+    return {"follow_majority": follow, "contradict_majority": contra}
+
+
+def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.replace(path)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def _heldout_summary(records: Sequence[dict[str, Any]], profile: Profile, seed: int) -> dict[str, Any]:
+    nb = profile.eval.bootstrap_samples
+    return {"accuracy": accuracy_by_stratum(records, "correct", nb, seed),
+            "format_valid": sum(r["format_valid"] for r in records) / max(1, len(records)),
+            "answer_valid": sum(r["valid"] for r in records) / max(1, len(records)), "n": len(records)}
+
+
+def _cached_heldout(path: Path, profile: Profile, base: str, adapters: str | None, heldout: StratifiedSet, seed: int) -> list[dict[str, Any]]:
+    recs = _read_jsonl(path)
+    if recs is not None and [r["id"] for r in recs] == [str(it["id"]) for it in heldout.items]:
+        return recs
+    recs = heldout_records(profile, base, adapters, heldout, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(path, recs)
+    return recs
+
+
+# ----------------------------------------------------------------------------------------
+# the curriculum
+# ----------------------------------------------------------------------------------------
+@dataclass
+class CurriculumResult:
+    """What :func:`train_curriculum` did.
+
+    Attributes:
+        variant: the profile variant (None = the curriculum itself).
+        root: ``runs/<id>/attending/<variant or "cmarl">``.
+        stages: the stage manifests, in order (see the module docstring).
+        train_counts: training items per stratum.
+        heldout_split: the split measured before/after each stage.
+        trained: stage folder names trained (or resumed) by this call; the others were reused.
+        seconds: wall time of this call.
+    """
+
+    variant: str | None
+    root: str
+    stages: list[dict[str, Any]]
+    train_counts: dict[str, int]
+    heldout_split: str
+    trained: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final_adapters(self) -> str:
+        """``final/`` adapters of the last stage."""
+        return str(Path(self.root) / self.stages[-1]["dir"] / "final")
+
+
+def _plan_record(profile: Profile, stages: Sequence[StagePlan], seed: int, heldout_split: str, n_train: int,
+                 n_heldout: int) -> dict[str, Any]:
+    g = profile.attending_grpo
+    return {
+        "variant": profile.variant, "seed": seed, "stages": [s.to_dict() for s in stages],
+        "shuffle_strata": profile.curriculum.shuffle_strata, "strata_panel": profile.curriculum.strata_panel,
+        "heldout_split": heldout_split, "n_heldout": n_heldout, "n_train_pool": n_train,
+        "grpo": {k: getattr(g, k) for k in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+                                            "num_generations", "max_completion_length", "temperature", "beta", "loss_type")},
+    }
+
+
+def train_curriculum(
+    profile: str | Profile,
+    run_dir: str | Path | None,
+    variant: str | None = None,
+    seed: int | None = None,
+    heldout_split: str = "validation",
+    n_heldout: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CurriculumResult:
+    """Train the attending physician with C-MARL (or one of its variants) in a run.
+
+    Args:
+        profile: a profile name/path or a loaded :class:`~mmed.config.Profile`; with a name,
+            ``variant`` is applied with :func:`mmed.config.load_profile`. A loaded profile
+            keeps the variant it was loaded with (``variant`` must then be None or equal).
+        run_dir: the run folder (created when missing; relative to the repository root).
+        seed: trainer/data seed (default: the profile's); also seeds the simulated panel.
+        heldout_split: ``"validation"`` (default) or ``"test"``: the items whose per-stratum
+            accuracy is measured before and after every stage.
+        n_heldout: number of held-out items (default: the profile's ``n_eval``).
+        log: progress messages (default ``print``).
+    Returns:
+        a :class:`CurriculumResult`.
+    Raises:
+        ValueError: bad split, variant mismatch, an empty stage, or a run whose variant folder
+            was trained with a different plan (stages, γ, GRPO settings or seed) — use another
+            run folder rather than mixing two plans.
+    """
+    from ..agents.build import base_model_for, describe_specialists, variant_dir_name
+    from ..consult import ensure_cold_start
+
+    log = log or (lambda m: print(m, flush=True))
+    if heldout_split not in HELDOUT_SPLITS:
+        raise ValueError(f"heldout_split {heldout_split!r} not in {HELDOUT_SPLITS}")
+    if isinstance(profile, Profile):
+        if variant is not None and variant != profile.variant:
+            raise ValueError(f"profile was loaded with variant {profile.variant!r}, not {variant!r}")
+        prof = profile
+    else:
+        prof = load_profile(profile, variant=variant)
+    seed = prof.seed if seed is None else int(seed)
+    t0 = time.perf_counter()
+    run = Run.open(run_dir, profile=prof.name, variant=prof.variant, seed=seed)
+    if prof.specialists.backend == "simulated":
+        run.update(simulated_panel=describe_specialists(prof)["simulated"])
+    stages = plan_stages(prof)
+    root = variant_dir(run, prof)
+    root.mkdir(parents=True, exist_ok=True)
+    vname = variant_dir_name(prof.variant)
+
+    # the policy every curriculum starts from: the run's cold-started attending
+    ensure_cold_start(run, prof, "attending", seed)
+    sft = run.path("attending", "sft")
+    base = str(sft) if (sft / "config.json").is_file() else base_model_for(run, prof, "attending")
+
+    n_pool = min(prof.data.synthetic.n_train, prof.attending_grpo.n_train_items)
+    n_held = prof.data.synthetic.n_eval if n_heldout is None else int(n_heldout)
+    plan = _plan_record(prof, stages, seed, heldout_split, n_pool, n_held)
+    # relative to the run when inside it, so a copied or moved run folder keeps its plan
+    plan["base_model"] = str(Path(base).relative_to(run.root)) if Path(base).is_relative_to(run.root) else base
+    saved = _read_json(root / PLAN_FILE)
+    if saved is not None and saved != plan:
+        diff = sorted(k for k in set(saved) | set(plan) if saved.get(k) != plan.get(k))
+        raise ValueError(f"{root} was trained with another plan (differs in {diff}); use another --run-dir "
+                         f"or delete {root}")
+    if saved is None:
+        write_json_atomic(root / PLAN_FILE, plan)
+
+    train = stratified_split(prof, "train", seed, run, n=n_pool)
+    summary = json.loads(json.dumps(train.summary()))
+    if _read_json(root / STRATA_FILE) != summary:
+        write_json_atomic(root / STRATA_FILE, summary)
+    held = stratified_split(prof, heldout_split, seed, run, n=n_held)
+    log(f"[{vname}] training strata {train.counts()} | held-out ({heldout_split}) strata {held.counts()}")
+
+    # the starting policy is the same for every variant of a run: its held-out answers are shared
+    start_recs = _cached_heldout(run.path("attending", f"heldout_start_{heldout_split}.jsonl"), prof, base, None, held, seed)
+    before = _heldout_summary(start_recs, prof, seed)
+    init: str | None = None
+    manifests, trained = [], []
+    for st in stages:
+        sdir = root / st.dir_name
+        man_path = sdir / STAGE_MANIFEST
+        man = _read_json(man_path) or {}
+        final = sdir / "final"
+        if man.get("status") == "done" and (final / "adapter_config.json").is_file():
+            log(f"[{vname}] {st.dir_name}: done, reused")
+            manifests.append(man)
+            before = man["heldout"]["after"]
+            init = str(final)
+            continue
+        rows_counts = {x: c for x, c in train.counts().items() if x in st.strata}
+        man = {
+            **st.to_dict(), "variant": prof.variant, "variant_dir": vname, "seed": seed,
+            "n_items": sum(rows_counts.values()), "n_items_by_stratum": rows_counts,
+            "beta": prof.attending_grpo.beta, "reference_policy": reference_policy(prof, st, init),
+            "optimizer": "fresh (new GRPOTrainer: new AdamW state and learning-rate schedule)",
+            "base_model": base, "init_adapters": init, "start": man.get("start") or _now(), "end": None,
+            "restarts": int(man.get("restarts", -1)) + 1, "status": "running",
+        }
+        sdir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(man_path, man)
+        log(f"[{vname}] {st.dir_name}: {man['n_items']} items {rows_counts}, {st.max_steps} steps, gamma={st.entropy_coef}"
+            + (f" (restart {man['restarts']})" if man["restarts"] else ""))
+        with run.step(f"attending/{vname}/{st.dir_name}", gamma=st.entropy_coef, steps=st.max_steps):
+            res = train_stage(prof, st, train, base, sdir, init, seed, variant=prof.variant)
+            after_recs = _cached_heldout(sdir / f"heldout_{heldout_split}.jsonl", prof, base, res.final, held, seed)
+        after = _heldout_summary(after_recs, prof, seed)
+        log_lines = read_log(sdir / "log_history.jsonl")
+        man.update(
+            steps=res.steps, resumed_from=res.resumed_from, train_seconds=res.seconds, end=_now(), status="done",
+            heldout={"split": heldout_split, "before": before, "after": after},
+            train_log={"n_logged": len(log_lines), **({
+                "reward_first": log_lines[0]["reward"], "reward_last": log_lines[-1]["reward"],
+                "format_valid_min": min(r.get("format_valid", float("nan")) for r in log_lines),
+            } if log_lines else {})},
+        )
+        write_json_atomic(man_path, man)
+        run.add_artifact(f"attending/{vname}/{st.dir_name}", sdir)
+        manifests.append(man)
+        trained.append(st.dir_name)
+        a = after["accuracy"]
+        log(f"[{vname}] {st.dir_name}: {res.steps} steps in {res.seconds:.0f} s; held-out acc "
+            + ", ".join(f"{k} {before['accuracy'][k]['acc']:.2f}->{a[k]['acc']:.2f}" for k in (*STRATA, "all")))
+        before = after
+        init = res.final
+    return CurriculumResult(prof.variant, str(root), manifests, train.counts(), heldout_split, trained,
+                            round(time.perf_counter() - t0, 1))
+
+
+# ----------------------------------------------------------------------------------------
+# reading a trained curriculum (notebook 04, evaluation)
+# ----------------------------------------------------------------------------------------
+def load_stage_manifests(run: Run, variant: str | None) -> list[dict[str, Any]]:
+    """The stage manifests of a variant's curriculum in the run, in stage order (finished or
+    not); empty when it was never trained."""
+    from ..agents.build import variant_dir_name
+
+    root = run.path("attending", variant_dir_name(variant))
+    dirs = sorted((p for p in root.glob("stage_*") if (p / STAGE_MANIFEST).is_file()), key=lambda p: int(p.name.split("_")[1]))
+    return [json.loads((p / STAGE_MANIFEST).read_text()) for p in dirs]
+
+
+def curriculum_log(run: Run, variant: str | None) -> list[dict[str, Any]]:
+    """Every logged GRPO step of a variant, stages in order, each record with
+    ``curriculum_step = step_offset + step`` (one axis across stages)."""
+    from ..agents.build import variant_dir_name
+
+    out = []
+    for man in load_stage_manifests(run, variant):
+        for r in read_log(run.path("attending", variant_dir_name(variant), man["dir"], "log_history.jsonl")):
+            out.append({**r, "curriculum_step": int(r.get("step_offset", man["step_offset"])) + int(r["step"])})
+    return out
+
+
+def heldout_predictions(run: Run, variant: str | None, stage: str | None, split: str = "validation") -> list[dict[str, Any]]:
+    """Per-item held-out records saved by :func:`train_curriculum`: after stage folder
+    ``stage`` (e.g. ``"stage_2_medium"``), or of the starting policy when ``stage`` is None.
+
+    Raises:
+        FileNotFoundError: the run holds no such file.
+    """
+    from ..agents.build import variant_dir_name
+
+    root = run.path("attending", variant_dir_name(variant))
+    path = run.path("attending", f"heldout_start_{split}.jsonl") if stage is None else root / stage / f"heldout_{split}.jsonl"
+    recs = _read_jsonl(path)
+    if recs is None:
+        raise FileNotFoundError(f"{path} does not exist (train the curriculum with heldout_split={split!r} first)")
+    return recs
+
+
+# ----------------------------------------------------------------------------------------
+# the comparison notebook 04 records
+# ----------------------------------------------------------------------------------------
+#: the claims :func:`curriculum_report` decides, each from paired bootstrap intervals
+CLAIMS: tuple[str, ...] = (
+    "cmarl_beats_no_curriculum", "cmarl_beats_no_entropy", "hard_improves_over_start", "easy_drops_from_start",
+    "learned_contrarian", "beats_follow_majority", "format_kept_under_max_gamma",
+)
+
+
+def _label(variant: str | None) -> str:
+    from ..agents.build import variant_dir_name
+
+    return variant_dir_name(variant)
+
+
+def _stage_training_summary(log: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in log if isinstance(r.get(key), (int, float))]
+        return sum(vals) / len(vals) if vals else None
+
+    fv = [r["format_valid"] for r in log if "format_valid" in r]
+    return {"n_logged": len(log), "reward_mean": mean("reward"), "accuracy_reward_mean": mean("rewards/choice_accuracy_reward/mean"),
+            "format_valid_mean": mean("format_valid"), "format_valid_min": min(fv) if fv else None,
+            "entropy_mean": mean("entropy"), "frac_reward_zero_std_mean": mean("frac_reward_zero_std"),
+            "completion_length_mean": mean("completions/mean_length"), "kl_mean": mean("kl")}
+
+
+def curriculum_report(
+    run: Run, variants: Sequence[str | None], split: str = "validation", n_boot: int = 1000, seed: int = 0,
+    min_margin: float = 0.0,
+) -> dict[str, Any]:
+    """Everything notebook 04 shows and records about trained curricula, from the run's files.
+
+    Args:
+        variants: the variants trained in ``run`` (None = the C-MARL curriculum itself);
+            the first is the one the claims are about.
+        split: the held-out split they were measured on.
+        min_margin: a claim "A beats B" needs the paired interval's lower end above this.
+    Returns:
+        ``systems``: per system (``start``, each variant's final stage, the shortcut
+        baselines ``follow_majority``/``contradict_majority``), accuracy per stratum and
+        overall with bootstrap intervals; ``stages``: per variant, each stage's γ, steps,
+        items, held-out accuracy after it and its training-log summary; ``paired``: paired
+        bootstrap differences (first variant minus each other system) per stratum;
+        ``contradict_hard_yes_no``: accuracy of contradicting the majority on 2-option Hard
+        items with a valid majority (1.0 by construction); ``claims``: the booleans of
+        :data:`CLAIMS` and a sentence of evidence for each.
+    Raises:
+        FileNotFoundError: a variant was not trained (or not measured on ``split``);
+        ValueError: systems measured on different items.
+    """
+    from ..eval.metrics import paired_bootstrap_diff
+
+    if not variants:
+        raise ValueError("curriculum_report needs at least one variant")
+    start = heldout_predictions(run, None, None, split)
+    ids = [r["id"] for r in start]
+    systems: dict[str, list[dict[str, Any]]] = {"start": start}
+    stages: dict[str, list[dict[str, Any]]] = {}
+    from ..agents.build import variant_dir_name
+
+    for v in variants:
+        mans = load_stage_manifests(run, v)
+        if not mans or any(m.get("status") != "done" for m in mans):
+            raise FileNotFoundError(f"variant {_label(v)!r} has no finished curriculum in {run.root}")
+        if mans[0]["heldout"]["split"] != split:
+            raise FileNotFoundError(f"variant {_label(v)!r} was measured on {mans[0]['heldout']['split']!r}, not {split!r}")
+        rows = []
+        for m in mans:
+            recs = heldout_predictions(run, v, m["dir"], split)
+            if [r["id"] for r in recs] != ids:
+                raise ValueError(f"{_label(v)}/{m['dir']}: held-out items differ from the starting policy's")
+            log = read_log(run.path("attending", variant_dir_name(v), m["dir"], "log_history.jsonl"))
+            rows.append({k: m[k] for k in ("dir", "name", "strata", "entropy_coef", "steps", "n_items", "step_offset")}
+                        | {"after": accuracy_by_stratum(recs, "correct", n_boot, seed),
+                           "format_valid_after": sum(r["format_valid"] for r in recs) / len(recs),
+                           "train": _stage_training_summary(log)})
+        stages[_label(v)] = rows
+        systems[_label(v)] = heldout_predictions(run, v, mans[-1]["dir"], split)
+    base = shortcut_baselines(start, seed)
+    correct = {name: [bool(r["correct"]) for r in recs] for name, recs in systems.items()}
+    correct.update(base)
+    strata_of = [r["stratum"] for r in start]
+
+    def sub(xs: Sequence[bool], st: str) -> list[bool]:
+        return [x for x, s in zip(xs, strata_of) if st == "all" or s == st]
+
+    acc = {name: {st: _ci(sub(c, st), n_boot, seed) for st in (*STRATA, "all")} for name, c in correct.items()}
+    main = _label(variants[0])
+    paired = {}
+    for other in correct:
+        if other == main:
+            continue
+        paired[f"{main}-{other}"] = {
+            st: (paired_bootstrap_diff(sub(correct[main], st), sub(correct[other], st), n_boot, seed=seed)
+                 if sub(correct[main], st) else None)
+            for st in (*STRATA, "all")
+        }
+    yn_hard = [c for c, r in zip(base["contradict_majority"], start)
+               if r["stratum"] == "hard" and r["n_options"] == 2 and r["majority"] is not None]
+    start_fv = sum(r["format_valid"] for r in start) / len(start)
+    claims, evidence = _claims(main, paired, stages[main], start_fv, min_margin)
+    return {"split": split, "n_items": len(ids), "variants": [_label(v) for v in variants], "main": main,
+            "systems": acc, "stages": stages, "paired": paired,
+            "contradict_hard_yes_no": {"acc": (sum(yn_hard) / len(yn_hard)) if yn_hard else None, "n": len(yn_hard)},
+            "claims": claims, "evidence": evidence}
+
+
+def _ci(xs: Sequence[bool], n_boot: int, seed: int) -> dict[str, Any]:
+    from ..eval.metrics import accuracy_ci
+
+    return accuracy_ci(list(xs), n_boot, seed=seed)
+
+
+def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]], start_format: float, margin: float) -> tuple[dict[str, bool], dict[str, str]]:
+    def d(other: str, st: str) -> dict[str, Any] | None:
+        return paired.get(f"{main}-{other}", {}).get(st)
+
+    def fmt(x: dict[str, Any] | None) -> str:
+        return "n/a" if x is None else f"{x['diff']:+.3f} [{x['lo']:+.3f}, {x['hi']:+.3f}] (n={x['n']})"
+
+    def above(x) -> bool:
+        return x is not None and x["lo"] > margin
+
+    def below(x) -> bool:
+        return x is not None and x["hi"] < -margin
+
+    claims, ev = {}, {}
+    for key, other in (("cmarl_beats_no_curriculum", "no_curriculum"), ("cmarl_beats_no_entropy", "no_entropy"),
+                       ("beats_follow_majority", "follow_majority")):
+        x = d(other, "all")
+        claims[key] = above(x)
+        ev[key] = f"{main} - {other}, all strata: {fmt(x)}" if x is not None else f"{other} not compared"
+    hard, easy = d("start", "hard"), d("start", "easy")
+    claims["hard_improves_over_start"] = above(hard)
+    ev["hard_improves_over_start"] = f"{main} - start on Hard: {fmt(hard)}"
+    claims["easy_drops_from_start"] = below(easy)
+    ev["easy_drops_from_start"] = f"{main} - start on Easy: {fmt(easy)}"
+    claims["learned_contrarian"] = bool(hard is not None and easy is not None and hard["diff"] > 0 and below(easy)
+                                        and -easy["diff"] >= 0.5 * hard["diff"])
+    ev["learned_contrarian"] = ("a Hard gain with a significant Easy loss of at least half its size: "
+                                f"Hard {fmt(hard)}, Easy {fmt(easy)}")
+    gmax = max(stages, key=lambda s: s["entropy_coef"])
+    k = stages.index(gmax)
+    before = stages[k - 1]["format_valid_after"] if k > 0 else start_format
+    claims["format_kept_under_max_gamma"] = bool(gmax["format_valid_after"] >= before - 0.05)
+    ev["format_kept_under_max_gamma"] = (f"held-out format-valid rate before/after the largest-γ stage {gmax['dir']} "
+                                         f"(γ={gmax['entropy_coef']}): {before:.3f} → "
+                                         f"{gmax['format_valid_after']:.3f}; training format-valid min "
+                                         f"{gmax['train']['format_valid_min']}")
+    return claims, ev

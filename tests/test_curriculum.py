@@ -1,0 +1,319 @@
+"""C-MARL curriculum (mmed.rl.curriculum): stage plans and variants, stratified training
+data, shortcut baselines, a whole smoke curriculum with its files and reuse, every variant
+config trained in smoke, and the entropy-coefficient gradient check in every stage
+(DESIGN §5: TRL decides at construction whether the entropy bonus carries gradient)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from mmed.agents.build import policy_source
+from mmed.config import STRATA, load_profile
+from mmed.consult import ensure_cold_start
+from mmed.eval.stratify import agreement_score
+from mmed.rl import curriculum as C
+from mmed.runs import Run
+
+SMOKE = load_profile("smoke")
+SEED = 0
+
+
+# ----------------------------------------------------------------------------------------
+# fixtures: one cold-started smoke run, one trained smoke curriculum (copied per test)
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cold_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cmarl") / "cold"
+    run = Run.open(root, profile="smoke", seed=SEED)
+    ensure_cold_start(run, SMOKE, "attending", SEED)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(cold_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, C.CurriculumResult]:
+    root = tmp_path_factory.mktemp("cmarl") / "trained"
+    shutil.copytree(cold_run, root)
+    return root, C.train_curriculum("smoke", root, seed=SEED, log=lambda m: None)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ----------------------------------------------------------------------------------------
+# plans and variants (configuration only)
+# ----------------------------------------------------------------------------------------
+def test_plan_stages_follows_the_profile_in_order():
+    plan = C.plan_stages(SMOKE)
+    cfg = SMOKE.curriculum.stages
+    assert [p.name for p in plan] == [s.name for s in cfg] == ["easy", "medium", "hard"]
+    assert [p.dir_name for p in plan] == ["stage_1_easy", "stage_2_medium", "stage_3_hard"]
+    assert [p.entropy_coef for p in plan] == [s.entropy_coef for s in cfg]
+    assert plan[0].entropy_coef == 0.0 < plan[1].entropy_coef < plan[2].entropy_coef  # γ grows with difficulty
+    offsets = [sum(s.max_steps for s in cfg[:k]) for k in range(len(cfg))]
+    assert [p.step_offset for p in plan] == offsets
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_every_variant_is_the_documented_ablation(name: str):
+    base = load_profile(name)
+    g = {s.name: s.entropy_coef for s in base.curriculum.stages}
+    total = sum(s.max_steps for s in base.curriculum.stages)
+    assert set(base.variants) >= {"no_curriculum", "no_entropy", "constant_entropy", "reverse"}
+    nc = C.plan_stages(load_profile(name, variant="no_curriculum"))
+    assert len(nc) == 1 and set(nc[0].strata) == set(STRATA) and nc[0].entropy_coef == 0.0
+    assert nc[0].max_steps == total  # same total steps
+    assert load_profile(name, variant="no_curriculum").curriculum.shuffle_strata
+    ne = C.plan_stages(load_profile(name, variant="no_entropy"))
+    assert [p.strata for p in ne] == [p.strata for p in C.plan_stages(base)] and {p.entropy_coef for p in ne} == {0.0}
+    ce = C.plan_stages(load_profile(name, variant="constant_entropy"))
+    assert {p.entropy_coef for p in ce} == {g["medium"]} and [p.name for p in ce] == ["easy", "medium", "hard"]
+    rv = C.plan_stages(load_profile(name, variant="reverse"))
+    assert [p.strata for p in rv] == [("hard",), ("medium",), ("easy",)]
+    assert [p.entropy_coef for p in rv] == [g["hard"], g["medium"], g["easy"]]  # each stratum keeps its γ
+    for variant in (None, "no_entropy", "constant_entropy", "reverse"):
+        assert sum(p.max_steps for p in C.plan_stages(load_profile(name, variant=variant))) == total
+
+
+def test_plan_stages_rejects_bad_stages():
+    import dataclasses
+
+    def with_stages(stages):
+        return dataclasses.replace(SMOKE, curriculum=dataclasses.replace(SMOKE.curriculum, stages=stages))
+
+    from mmed.config import StageConfig
+
+    with pytest.raises(ValueError, match="duplicate"):
+        C.plan_stages(with_stages([StageConfig("a", ["easy"], 1, 0.0), StageConfig("a", ["hard"], 1, 0.0)]))
+    with pytest.raises(ValueError, match="max_steps"):
+        C.plan_stages(with_stages([StageConfig("a", ["easy"], 0, 0.0)]))
+    with pytest.raises(ValueError, match="entropy_coef"):
+        C.plan_stages(with_stages([StageConfig("a", ["easy"], 1, -0.1)]))
+    with pytest.raises(ValueError, match="strata"):
+        C.plan_stages(with_stages([StageConfig("a", ["easyish"], 1, 0.0)]))
+    with pytest.raises(ValueError, match="name"):
+        C.plan_stages(with_stages([StageConfig("a/b", ["easy"], 1, 0.0)]))
+    with pytest.raises(ValueError, match="empty"):
+        C.plan_stages(with_stages([]))
+
+
+# ----------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------
+def test_stratified_split_uses_the_gold_panel_and_recomputes_s():
+    tr = C.stratified_split(SMOKE, "train", SEED, n=24)
+    assert len(tr) == 24 and sum(tr.counts().values()) == 24
+    assert tr.panel == "gold"
+    for it, ops, s, st in zip(tr.items, tr.opinions, tr.s, tr.strata):
+        assert len(ops) == SMOKE.specialists.panel_size
+        assert {op["specialty"] for op in ops} == {it["specialty"]}  # the gold specialty's panel
+        assert s == agreement_score(ops, it["answer_idx"])
+        assert st == ("easy" if s == 1 else "hard" if s == 0 else "medium")
+    summ = tr.summary()
+    assert summ["counts"] == tr.counts() and {k: len(v) for k, v in summ["ids"].items()} == tr.counts()
+    assert sum(sum(d.values()) for d in summ["by_agreement"].values()) == 24
+    # hard items of the simulated panel are (almost all) unanimous wrong panels
+    assert all(a in ("unanimous", "majority", "split") for a in tr.agreement)
+    with pytest.raises(ValueError, match="split"):
+        C.stratified_split(SMOKE, "dev", SEED)
+    with pytest.raises(ValueError, match="panel"):
+        C.stratified_split(SMOKE, "train", SEED, n=4, panel="oracle")
+
+
+def test_stage_rows_hold_only_the_stage_strata_with_opinions_in_the_prompt():
+    tr = C.stratified_split(SMOKE, "train", SEED, n=24)
+    plan = C.plan_stages(SMOKE)
+    for st in plan:
+        rows = C.stage_rows(tr, st, SMOKE, SEED)
+        assert len(rows) == tr.counts()[st.strata[0]] > 0
+        assert set(rows["stratum"]) == set(st.strata)
+        by_id = {str(it["id"]): (it, ops) for it, ops in zip(tr.items, tr.opinions)}
+        for rid, prompt, aidx in zip(rows["id"], rows["prompt"], rows["answer_idx"]):
+            it, ops = by_id[rid]
+            assert aidx == it["answer_idx"]
+            text = prompt[-1]["content"][-1]["text"]
+            assert "Opinions:" in text and text.count(ops[0]["specialty"]) >= len(ops)
+    empty = C.StagePlan(9, "none", ("hard",), 1, 0.0)
+    easy_only = tr.subset(tr.indices(["easy"]))
+    with pytest.raises(ValueError, match="no training items"):
+        C.stage_rows(easy_only, empty, SMOKE, SEED)
+    nc = load_profile("smoke", variant="no_curriculum")
+    mixed = C.stage_rows(tr, C.plan_stages(nc)[0], nc, SEED)
+    assert sorted(mixed["id"]) == sorted(str(it["id"]) for it in tr.items)
+    assert list(mixed["id"]) != [str(it["id"]) for it in tr.items]  # shuffled
+
+
+def test_shortcut_baselines_contradicting_a_unanimous_wrong_yes_no_panel_is_always_right():
+    def rec(i, gold, maj, n=2, stratum="hard"):
+        return {"id": f"x{i}", "answer_idx": gold, "majority": maj, "n_options": n, "stratum": stratum}
+
+    hard = [rec(i, i % 2, 1 - i % 2) for i in range(10)]  # unanimous wrong yes/no panels
+    easy = [rec(10 + i, i % 2, i % 2, stratum="easy") for i in range(10)]
+    b = C.shortcut_baselines(hard + easy)
+    assert b["contradict_majority"] == [True] * 10 + [False] * 10
+    assert b["follow_majority"] == [False] * 10 + [True] * 10
+    # more options: contradicting picks a seeded other option, never the majority
+    multi = [rec(i, 0, 1, n=4) for i in range(200)]
+    c1 = C.shortcut_baselines(multi, seed=1)["contradict_majority"]
+    assert c1 == C.shortcut_baselines(multi, seed=1)["contradict_majority"]
+    assert 0.2 < sum(c1) / 200 < 0.5  # gold is one of the 3 non-majority options
+    never = C.shortcut_baselines([rec(i, 1, 1, n=4) for i in range(50)])["contradict_majority"]
+    assert not any(never)
+    none = C.shortcut_baselines([rec(0, 0, None)])
+    assert none["follow_majority"] == [False]
+
+
+# ----------------------------------------------------------------------------------------
+# a whole smoke curriculum
+# ----------------------------------------------------------------------------------------
+def _lora(final: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(final / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_smoke_curriculum_files_manifests_logs_and_reuse(trained):
+    root, res = trained
+    plan = C.plan_stages(SMOKE)
+    vdir = root / "attending" / "cmarl"
+    assert res.trained == [p.dir_name for p in plan] and Path(res.root) == vdir
+    strata = json.loads((vdir / "train_strata.json").read_text())
+    n_pool = min(SMOKE.data.synthetic.n_train, SMOKE.attending_grpo.n_train_items)
+    assert strata["n"] == n_pool == sum(strata["counts"].values()) and strata["counts"] == res.train_counts
+    prev_final, prev_after = None, None
+    for p, man in zip(plan, res.stages):
+        sdir = vdir / p.dir_name
+        assert man == json.loads((sdir / "stage_manifest.json").read_text())
+        assert man["status"] == "done" and man["steps"] == p.max_steps and man["entropy_coef"] == p.entropy_coef
+        assert man["strata"] == list(p.strata) and man["n_items"] == res.train_counts[p.strata[0]]
+        assert man["init_adapters"] == prev_final  # stage 1 from the cold start, then warm starts
+        assert man["beta"] == 0.0 and man["reference_policy"] is None
+        assert man["base_model"] == str(root / "attending" / "sft")
+        assert (sdir / "final" / "adapter_config.json").is_file()
+        assert (sdir / f"checkpoint-{p.max_steps}" / "trainer_state.json").is_file()
+        held = man["heldout"]
+        assert held["split"] == "validation"
+        if prev_after is not None:
+            assert held["before"] == prev_after  # before stage k = after stage k-1
+        for st in (*STRATA, "all"):
+            a = held["after"]["accuracy"][st]
+            assert a["n"] == 0 or a["lo"] <= a["acc"] <= a["hi"]
+        recs = C.heldout_predictions(Run(root), None, p.dir_name)
+        assert held["after"]["accuracy"]["all"]["n"] == len(recs) == SMOKE.data.synthetic.n_eval
+        assert held["after"]["accuracy"]["all"]["acc"] == pytest.approx(sum(r["correct"] for r in recs) / len(recs))
+        log = [json.loads(x) for x in (sdir / "log_history.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in log] == list(range(1, p.max_steps + 1))
+        for r in log:
+            assert r["stage"] == p.name and r["stage_index"] == p.index and r["gamma"] == p.entropy_coef
+            for key in ("reward", "rewards/format_reward/mean", "rewards/choice_accuracy_reward/mean", "entropy",
+                        "completions/mean_length", "frac_reward_zero_std", "format_valid"):
+                assert key in r, key
+            assert 0.0 <= r["format_valid"] <= 1.0
+            # TRL logs its entropy_coef only when the bonus is on, i.e. exactly when γ > 0
+            assert r.get("entropy_coef") == (p.entropy_coef if p.entropy_coef > 0 else None)
+        prev_final, prev_after = str(sdir / "final"), held["after"]
+    # every stage moved the adapters
+    w = [_lora(vdir / p.dir_name / "final") for p in plan]
+    for a, b in zip(w, w[1:]):
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+    steps = [r["curriculum_step"] for r in C.curriculum_log(Run(root), None)]
+    assert steps == list(range(1, sum(p.max_steps for p in plan) + 1))
+    run = Run(root)
+    assert policy_source(run, SMOKE, "attending").adapters == str(vdir / plan[-1].dir_name / "final")
+    assert run.manifest["steps"][f"attending/cmarl/{plan[0].dir_name}"]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_rerun_reuses_finished_stages_and_a_changed_plan_is_refused(trained, tmp_path: Path):
+    src, _ = trained
+    root = _copy(src, tmp_path / "run")
+    vdir = root / "attending" / "cmarl"
+    stamp = {p: p.stat().st_mtime_ns for p in vdir.rglob("*") if p.is_file()}
+    res = C.train_curriculum("smoke", root, seed=SEED, log=lambda m: None)
+    assert res.trained == []
+    assert {p: p.stat().st_mtime_ns for p in vdir.rglob("*") if p.is_file()} == stamp
+    with pytest.raises(ValueError, match="another plan"):
+        C.train_curriculum(load_profile("smoke", overrides={"attending_grpo": {"learning_rate": 1e-3}}), root, seed=SEED,
+                           log=lambda m: None)
+    with pytest.raises(ValueError, match="another plan"):
+        C.train_curriculum("smoke", root, seed=SEED + 1, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
+    """CI runs every variant config: 1 step per stage (no_curriculum: the same total)."""
+    src, cmarl = trained
+    root = _copy(src, tmp_path / "run")
+    for variant in ("no_curriculum", "no_entropy", "constant_entropy", "reverse"):
+        prof = load_profile("smoke", variant=variant)
+        res = C.train_curriculum(prof, root, seed=SEED, n_heldout=6, log=lambda m: None)
+        plan = C.plan_stages(prof)
+        assert Path(res.root) == root / "attending" / variant
+        assert [m["dir"] for m in res.stages] == [p.dir_name for p in plan] == res.trained
+        assert [m["init_adapters"] for m in res.stages] == [None] + [str(Path(res.root) / p.dir_name / "final") for p in plan[:-1]]
+        for p, man in zip(plan, res.stages):
+            assert man["steps"] == p.max_steps and man["entropy_coef"] == p.entropy_coef
+            assert man["n_items"] == sum(cmarl.train_counts[s] for s in p.strata)
+            log = C.read_log(Path(res.root) / p.dir_name / "log_history.jsonl")
+            assert len(log) == p.max_steps and {r.get("entropy_coef") for r in log} == {p.entropy_coef or None}
+        assert policy_source(Run(root), prof, "attending", variant=variant).label == f"{variant}/{plan[-1].dir_name}"
+    # the curriculum's own folder was left alone
+    assert json.loads((root / "attending" / "cmarl" / "plan.json").read_text())["variant"] is None
+
+
+# ----------------------------------------------------------------------------------------
+# entropy coefficient: built into each stage's trainer (DESIGN §5)
+# ----------------------------------------------------------------------------------------
+class GradProbe(TrainerCallback):
+    """Copies the LoRA gradients of the first optimizer step (after clipping)."""
+
+    def __init__(self):
+        self.grads: dict[str, torch.Tensor] | None = None
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if self.grads is None:
+            self.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _stage_grads(trained_root: Path, out: Path, stage: C.StagePlan, train: C.StratifiedSet, gamma: float | None):
+    """First-step gradients of ``stage`` built exactly as the curriculum builds it (its
+    warm start, rows, settings), optionally with another γ."""
+    plan = C.plan_stages(SMOKE)
+    init = None if stage.index == 1 else str(trained_root / "attending" / "cmarl" / plan[stage.index - 2].dir_name / "final")
+    probe = GradProbe()
+    C.train_stage(SMOKE, stage, train, str(trained_root / "attending" / "sft"), out, init, SEED,
+                  entropy_coef=gamma, max_steps=1, callbacks=[probe])
+    assert probe.grads
+    return probe.grads
+
+
+def _max_diff(a, b) -> float:
+    assert set(a) == set(b)
+    return max((a[n] - b[n]).abs().max().item() for n in a)
+
+
+@pytest.mark.slow
+def test_entropy_coef_changes_the_gradient_in_every_stage_exactly_when_gamma_is_positive(trained, tmp_path: Path):
+    root, _ = trained
+    n_pool = min(SMOKE.data.synthetic.n_train, SMOKE.attending_grpo.n_train_items)
+    train = C.stratified_split(SMOKE, "train", SEED, n=n_pool)
+    for stage in C.plan_stages(SMOKE):
+        as_built = _stage_grads(root, tmp_path / f"{stage.dir_name}_a", stage, train, None)
+        again = _stage_grads(root, tmp_path / f"{stage.dir_name}_b", stage, train, None)
+        no_bonus = _stage_grads(root, tmp_path / f"{stage.dir_name}_0", stage, train, 0.0)
+        assert _max_diff(as_built, again) == 0.0  # control: same seed, same rollouts, same gradient
+        scale = max(v.abs().max().item() for v in as_built.values())
+        if stage.entropy_coef > 0:
+            assert _max_diff(as_built, no_bonus) > 1e-4 * scale > 0, stage
+        else:
+            assert _max_diff(as_built, no_bonus) == 0.0, stage
+            # and the batch does respond to an entropy bonus when one is built in
+            probe = _stage_grads(root, tmp_path / f"{stage.dir_name}_p", stage, train, 0.05)
+            assert _max_diff(probe, no_bonus) > 0.0
