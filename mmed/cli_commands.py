@@ -116,3 +116,27 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 _figures.add_arguments = _figures_args
+
+
+def _train_triage_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--real-train", action="store_true",
+                   help="also train on the train part of the real images (split by image; never an evaluation image); "
+                        "writes triage/grpo_real/")
+    p.add_argument("--max-steps", type=int, default=None, help="override the profile's triage_grpo.max_steps")
+
+
+@command("train-triage", "GRPO of the triage doctor from the run's cold start; evaluates cold start vs GRPO")
+def _train_triage(args: argparse.Namespace) -> int:
+    from .config import apply_torch_threads, load_profile
+    from .rl.triage import run_train_triage
+
+    prof = load_profile(args.profile)
+    apply_torch_threads(prof)
+    report = run_train_triage(prof, args.run_dir, seed=args.seed, data_root=args.data_root,
+                              real_train=args.real_train, max_steps=args.max_steps)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+_train_triage.add_arguments = _train_triage_args

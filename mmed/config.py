@@ -201,6 +201,13 @@ class GRPOConfig:
     logging_steps: int = 1
     save_steps: int = 10
     n_train_items: int = 256
+    #: this agent's LoRA scope, overriding ``models.lora.scope`` (None = use models.lora):
+    #: "language_model" or "all" (vision tower too)
+    lora_scope: Optional[str] = None
+    #: triage only (0 in ``attending_grpo``): fraction of training prompts whose question is
+    #: replaced by the generic triage question (``mmed.data.TRIAGE_QUESTION``), so the policy
+    #: must read the image and not only the question's wording
+    image_only_fraction: float = 0.0
 
 
 @dataclass
@@ -256,6 +263,9 @@ class Profile:
     description: str = ""
     seed: int = 0
     device: str = "cpu"  #: cpu | cuda | auto
+    #: torch CPU threads (``torch.set_num_threads``, see :func:`apply_torch_threads`); None
+    #: = torch's default. Tiny models run fastest on 1 (thread sync costs more than it saves)
+    torch_threads: Optional[int] = None
     data: DataConfig = field(default_factory=DataConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -395,6 +405,14 @@ def _check(profile: Profile, source: str) -> None:
                 f"{source}: '{name}.per_device_train_batch_size' x gradient_accumulation_steps must be "
                 f"a multiple of num_generations ({g.num_generations})"
             )
+        if g.lora_scope not in (None, "language_model", "all"):
+            raise ProfileError(f"{source}: key '{name}.lora_scope' is {g.lora_scope!r}, expected None, 'language_model' or 'all'")
+        if not 0.0 <= g.image_only_fraction <= 1.0:
+            raise ProfileError(f"{source}: key '{name}.image_only_fraction' must be in [0, 1]")
+    if profile.attending_grpo.image_only_fraction != 0.0:
+        raise ProfileError(f"{source}: key 'attending_grpo.image_only_fraction' is for the triage doctor only; set it to 0")
+    if profile.torch_threads is not None and profile.torch_threads < 1:
+        raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
 
 
 def profile_from_dict(raw: dict[str, Any], source: str = "<dict>", variant: str | None = None) -> Profile:
@@ -454,3 +472,15 @@ def load_profile(name_or_path: str | Path, variant: str | None = None, overrides
     if overrides:
         raw = deep_merge(raw, overrides)
     return profile_from_dict(raw, source=str(p), variant=variant)
+
+
+def apply_torch_threads(profile: Profile) -> int:
+    """Set torch's CPU thread count from ``profile.torch_threads`` (None: leave torch's
+    default). Returns the thread count now in effect. Process-wide: call it once at the
+    start of a notebook, command or benchmark."""
+    import torch
+
+    if profile.torch_threads is not None:
+        torch.set_num_threads(profile.torch_threads)
+    return torch.get_num_threads()
+

@@ -144,6 +144,15 @@ class StepLog(TrainerCallback):
             f.write(json.dumps(rec) + "\n")
 
 
+def agent_lora(profile: Profile, section: ProfileGRPO) -> Any:
+    """The LoRA settings of one agent: ``profile.models.lora`` with the GRPO section's
+    ``lora_scope`` (when set) in place of ``models.lora.scope``."""
+    import dataclasses
+
+    lora = profile.models.lora
+    return lora if section.lora_scope is None else dataclasses.replace(lora, scope=section.lora_scope)
+
+
 def last_checkpoint(out_dir: str | Path) -> Path | None:
     """The highest ``checkpoint-<step>`` folder under ``out_dir`` holding a trainer state."""
     cks = [p for p in Path(out_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
@@ -214,7 +223,8 @@ def train_grpo(
         train_dataset: rows from :func:`grpo_dataset`.
         out_dir: checkpoints, ``final/`` adapters, ``log_history.jsonl``, ``result.json``.
         init_adapters: adapters to continue from (a curriculum's previous stage); None →
-            fresh LoRA from ``profile.models.lora``.
+            fresh LoRA from ``profile.models.lora`` (scope: the section's ``lora_scope``
+            when set, :func:`agent_lora`).
         max_steps: overrides the profile section's ``max_steps``.
         entropy_coef: TRL's entropy bonus coefficient γ (0 = none).
         reward_funcs: default :func:`mmed.rl.rewards.reward_funcs_for(agent)`.
@@ -250,7 +260,7 @@ def train_grpo(
         args=args,
         train_dataset=train_dataset,
         processing_class=processor,
-        peft_config=None if init_adapters is not None else lora_config(profile.models.lora),
+        peft_config=None if init_adapters is not None else lora_config(agent_lora(profile, section)),
         callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to log_history.jsonl, not stdout

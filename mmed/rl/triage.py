@@ -1,0 +1,800 @@
+"""The triage doctor trained with GRPO (paper §3.1; issue 5), and its evaluation.
+
+Training (:func:`train_triage`) is TRL's ``GRPOTrainer`` through :func:`mmed.rl.grpo.train_grpo`
+with the paper's reward R = R_format (0 / 0.5) + R_accuracy (0 / 1, parsed specialty ==
+label; :mod:`mmed.rl.rewards`). It starts from the run's cold-started triage policy
+(``runs/<id>/triage/sft``, made by :func:`mmed.consult.ensure_cold_start` when the run lacks
+it) and writes ``runs/<id>/triage/grpo/`` (``checkpoint-*``, ``final/`` LoRA adapters,
+``log_history.jsonl`` with one record per GRPO step, ``result.json``, ``train_settings.json``).
+
+Data:
+
+- **Synthetic** (always): the first ``triage_grpo.n_train_items`` items of the profile's
+  synthetic ``train`` split, all seven specialties. A seeded ``triage_grpo.image_only_fraction``
+  of them have their question replaced by the generic :data:`mmed.data.TRIAGE_QUESTION`:
+  the synthetic questions name the finding ("Is there a polyp ...?" → Surgeon), so a policy
+  could route from the wording alone; image-only prompts make it read the image, which is
+  what transfers to real images (they come with the generic question).
+- **Real** (:func:`load_real_triage`, when a data root is present): every image of
+  ``<root>/triage`` (Dermatologist, Ophthalmologist, Pathologist) and every unique image of
+  VQA-RAD (MEVF train ∪ test; Radiologist), each as one item with the generic question.
+  Surgeon, Oncologist and Endocrinologist have no real images. Images are split by content
+  hash into ``train`` / ``heldout``; all VQA-RAD MEVF test images (the pipeline's evaluation
+  images) are always held out. By default nothing real is trained on and all real images are
+  evaluated (synthetic → real transfer). With ``real_train=True`` the ``train`` part joins
+  the GRPO data (output ``runs/<id>/triage/grpo_real/``) and only ``heldout`` is evaluated.
+
+Evaluation (:func:`evaluate_triage`, :func:`triage_summary`, :func:`confusion_matrix`,
+:func:`paired_gain`, :func:`downstream_accuracy`) is greedy decoding with the triage doctor
+of :mod:`mmed.agents.triage`; an invalid answer counts as wrong (never as its fallback), and
+accuracies carry percentile-bootstrap intervals (:func:`mmed.eval.metrics.accuracy_ci`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..agents.parsing import has_valid_format
+from ..config import Profile
+from ..data.schema import SPECIALTIES
+from ..runs import Run, resolve_data_root, write_json_atomic
+
+#: column label of invalid answers in :func:`confusion_matrix`
+INVALID = "(invalid)"
+#: specialties for which ``../shared/data`` holds no real image (README of the data)
+NO_REAL_IMAGES: tuple[str, ...] = ("Surgeon", "Oncologist", "Endocrinologist")
+#: ``source`` of items in the evaluation records
+SOURCES: tuple[str, ...] = ("synthetic", "triage_images", "vqa_rad")
+
+
+# ----------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------
+def image_only(items: Sequence[dict[str, Any]], fraction: float, seed: int) -> list[dict[str, Any]]:
+    """Copies of ``items`` where exactly ``round(fraction * n)`` of them (a seeded choice)
+    have ``question`` replaced by :data:`mmed.data.TRIAGE_QUESTION`; each copy gets
+    ``image_only`` (bool). Items already asking that question count as image-only.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1].
+    """
+    from ..data import TRIAGE_QUESTION
+
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"image_only fraction must be in [0, 1], got {fraction}")
+    n = len(items)
+    chosen = set(random.Random(f"image_only:{seed}").sample(range(n), round(fraction * n))) if n else set()
+    out = []
+    for i, it in enumerate(items):
+        d = dict(it)
+        if i in chosen:
+            d["question"] = TRIAGE_QUESTION
+        d["image_only"] = d["question"] == TRIAGE_QUESTION
+        out.append(d)
+    return out
+
+
+def _open_image(path: str, max_side: int | None) -> Any:
+    import PIL.Image
+
+    with PIL.Image.open(path) as im:
+        im = im.convert("RGB")
+        if max_side is not None and max(im.size) > max_side:
+            im.thumbnail((max_side, max_side), PIL.Image.BICUBIC)
+        im.load()
+    return im
+
+
+def real_image_max_side(profile: Profile) -> int:
+    """Real images are shrunk once, on load, to at most this side (pixels): twice the side
+    of the largest image the processor keeps (``sqrt(image.max_pixels)``), so the
+    processor's own resize still decides what the model sees, while 1 000-pixel
+    radiographs do not fill the memory."""
+    return int(2 * math.ceil(math.sqrt(profile.image.max_pixels)))
+
+
+@dataclass
+class RealTriageSet:
+    """Real modality-labelled images as triage items (:func:`load_real_triage`).
+
+    Attributes:
+        train: items a ``real_train`` run may train on (never an evaluation image).
+        heldout: items never trained on (all VQA-RAD MEVF test images are here).
+        notes: what was read, de-duplicated or missing, in words.
+    """
+
+    train: list[dict[str, Any]]
+    heldout: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[dict[str, Any]]:
+        """``train + heldout``: every real image once."""
+        return self.train + self.heldout
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{part: {specialty: n}}`` for ``train``, ``heldout`` and ``all`` (all seven
+        specialties listed, zeros included)."""
+        out = {}
+        for name, part in (("train", self.train), ("heldout", self.heldout), ("all", self.all)):
+            c = Counter(it["specialty"] for it in part)
+            out[name] = {s: c.get(s, 0) for s in SPECIALTIES}
+        return out
+
+
+def _triage_item(id_: str, dataset: str, path: str, specialty: str, modality: str, organ: str, image: Any, meta: dict) -> dict:
+    from ..data import TRIAGE_QUESTION
+
+    return {
+        "id": id_, "dataset": dataset, "split": "", "images": [image], "image_ref": path, "question": TRIAGE_QUESTION,
+        "options": list(SPECIALTIES), "answer_idx": SPECIALTIES.index(specialty), "answer": specialty,
+        "answer_type": "closed", "modality": modality, "specialty": specialty, "organ": organ, "meta": meta,
+        "image_only": True,
+    }
+
+
+def _sample_per_specialty(items: list[dict], k: int | None, seed: int) -> list[dict]:
+    if k is None:
+        return items
+    by: dict[str, list[dict]] = {}
+    for it in items:
+        by.setdefault(it["specialty"], []).append(it)
+    out = []
+    for spec in SPECIALTIES:
+        group = sorted(by.get(spec, []), key=lambda it: it["id"])
+        random.Random(f"{seed}:limit:{spec}").shuffle(group)
+        out.extend(group[:k])
+    return out
+
+
+def load_real_triage(
+    data_root: str | Path | None,
+    profile: Profile,
+    seed: int = 0,
+    limit_per_specialty: int | None = None,
+) -> RealTriageSet | None:
+    """Every real image under ``data_root`` as a triage item, split train / held-out by image.
+
+    Sources: ``<root>/triage`` (:func:`mmed.data.load_triage_images`, its own seeded,
+    stratified, image-disjoint split with ``profile.data.triage_heldout_fraction``) and
+    ``<root>/vqa_rad`` in the MEVF layout (train ∪ test, one item per unique image content,
+    Radiologist). VQA-RAD images of the MEVF test split are always held out (the pipeline
+    evaluates on them); the others are split with the same fraction, seeded, by content hash.
+    Items ask :data:`mmed.data.TRIAGE_QUESTION`; images are PIL images shrunk to
+    :func:`real_image_max_side`.
+
+    Args:
+        data_root: the real-data folder; None → no real data (returns None).
+        limit_per_specialty: keep at most this many items per specialty in each part (a
+            seeded sample; the ``smoke`` profile's ``data.eval_limit``); None = all.
+    Returns:
+        a :class:`RealTriageSet`, or None without a data root.
+    Raises:
+        FileNotFoundError: a data root that holds neither ``triage/`` nor ``vqa_rad/``.
+        ValueError: an image content found in both parts (a split bug, never expected).
+    """
+    from ..data import image_hash, load_benchmark, load_triage_images
+
+    if data_root is None:
+        return None
+    root = Path(data_root)
+    frac = profile.data.triage_heldout_fraction
+    max_side = real_image_max_side(profile)
+    train: list[dict] = []
+    heldout: list[dict] = []
+    notes: list[str] = []
+    found = False
+    hashes: dict[str, str] = {}  # item id -> content hash
+    if (root / "triage").is_dir():
+        found = True
+        dd, report = load_triage_images(root / "triage", heldout_fraction=frac, seed=seed, return_report=True)
+        notes.extend(report.notes)
+        for part, dest in (("train", train), ("heldout", heldout)):
+            ds = dd[part]
+            for row in ds.remove_columns("images"):
+                path = row["image_ref"]
+                it = _triage_item(row["id"], "triage_images", path, row["specialty"], row["modality"], row["organ"],
+                                  _open_image(path, max_side), {"folder": json.loads(row["meta"]).get("folder"), "part": part})
+                hashes[it["id"]] = image_hash(path)
+                dest.append(it)
+        notes.append(f"triage/: {len(dd['train'])} train + {len(dd['heldout'])} held-out images "
+                     f"(held-out fraction {frac}, seed {seed})")
+    else:
+        notes.append(f"no triage/ folder under {root}: no real Dermatologist/Ophthalmologist/Pathologist images")
+    if (root / "vqa_rad").is_dir():
+        found = True
+        by_hash: dict[str, dict[str, Any]] = {}
+        for split in ("test", "train"):  # test first: an image in test is an evaluation image
+            ds = load_benchmark("vqa_rad", root / "vqa_rad", split, layout="mevf", include_open=True)
+            for row in ds.remove_columns("images"):
+                path = row["image_ref"]
+                h = image_hash(path)
+                rec = by_hash.setdefault(h, {"path": path, "organ": row["organ"], "modality": row["modality"], "in_test": False,
+                                             "names": set()})
+                rec["names"].add(Path(path).name)
+                rec["in_test"] |= split == "test"
+        in_test = sorted(h for h, r in by_hash.items() if r["in_test"])
+        others = sorted(h for h, r in by_hash.items() if not r["in_test"])
+        random.Random(f"{seed}:vqa_rad").shuffle(others)
+        n_held = math.floor(frac * len(others) + 0.5)
+        held = set(in_test) | set(others[:n_held])
+        for h in sorted(by_hash, key=lambda h: by_hash[h]["path"]):
+            r = by_hash[h]
+            part = "heldout" if h in held else "train"
+            it = _triage_item(f"triage/vqa_rad/{Path(r['path']).stem}", "vqa_rad", r["path"], "Radiologist", r["modality"],
+                              r["organ"], _open_image(r["path"], max_side),
+                              {"mevf_test_image": r["in_test"], "file_names": sorted(r["names"]), "part": part})
+            hashes[it["id"]] = h
+            (heldout if part == "heldout" else train).append(it)
+        dupes = sum(len(r["names"]) > 1 for r in by_hash.values())
+        notes.append(
+            f"vqa_rad/ (MEVF): {len(by_hash)} unique images, {len(in_test)} in the test split (always held out); "
+            f"of the other {len(others)}, {n_held} held out" + (f"; {dupes} contents under several file names" if dupes else "")
+        )
+    else:
+        notes.append(f"no vqa_rad/ folder under {root}: no real Radiologist images")
+    if not found:
+        raise FileNotFoundError(f"data root {root} holds neither triage/ nor vqa_rad/")
+    both = {hashes[it["id"]] for it in train} & {hashes[it["id"]] for it in heldout}
+    if both:
+        raise ValueError(f"{len(both)} real image content(s) are in both the train and the held-out part")
+    if limit_per_specialty is not None:
+        train = _sample_per_specialty(train, limit_per_specialty, seed)
+        heldout = _sample_per_specialty(heldout, limit_per_specialty, seed)
+        notes.append(f"limited to at most {limit_per_specialty} images per specialty in each part (seeded sample)")
+    notes.append("no real images for " + ", ".join(NO_REAL_IMAGES))
+    return RealTriageSet(train, heldout, notes)
+
+
+def real_eval_limit(profile: Profile) -> int | None:
+    """Images per specialty in the real evaluation: the profile's ``data.eval_limit``."""
+    return profile.data.eval_limit
+
+
+def training_items(
+    profile: Profile, seed: int, real: RealTriageSet | None = None, real_train: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The GRPO training items of the triage doctor and a description of them.
+
+    Synthetic ``train`` items (first ``triage_grpo.n_train_items``) with a seeded
+    ``triage_grpo.image_only_fraction`` asked the generic question, plus ``real.train``
+    when ``real_train``.
+
+    Returns:
+        ``(items, info)``, info = counts per source and specialty, image-only count.
+    Raises:
+        ValueError: ``real_train`` without real data.
+    """
+    from ..agents.pipeline import as_item_list
+    from ..consult import synthetic_split
+
+    g = profile.triage_grpo
+    syn = image_only(as_item_list(synthetic_split(profile, "train", n=g.n_train_items)), g.image_only_fraction, seed)
+    for it in syn:
+        it["source"] = "synthetic"
+    items = list(syn)
+    if real_train:
+        if real is None:
+            raise ValueError("real_train=True needs real data: pass a data root holding triage/ and/or vqa_rad/")
+        items += [dict(it, source=it["dataset"]) for it in real.train]
+    info = {
+        "n": len(items),
+        "by_source": dict(Counter(it["source"] for it in items)),
+        "by_specialty": {s: sum(it["specialty"] == s for it in items) for s in SPECIALTIES},
+        "image_only": sum(bool(it["image_only"]) for it in items),
+        "image_only_fraction_synthetic": g.image_only_fraction,
+        "real_train": bool(real_train),
+    }
+    return items, info
+
+
+# ----------------------------------------------------------------------------------------
+# training
+# ----------------------------------------------------------------------------------------
+def triage_out_dir(run: Run, real_train: bool = False) -> Path:
+    """``runs/<id>/triage/grpo`` (synthetic training) or ``triage/grpo_real`` (with real images)."""
+    return run.path("triage", "grpo_real" if real_train else "grpo")
+
+
+@dataclass
+class TriageTraining:
+    """What :func:`train_triage` did.
+
+    Attributes:
+        out_dir: the GRPO folder; ``final`` its adapters; ``base`` the policy they sit on.
+        result: :class:`mmed.rl.grpo.GRPOResult` (steps, seconds, per-step ``log``).
+        data: :func:`training_items` info; ``settings``: what ``train_settings.json`` holds.
+        cold_start: the cold-start report (None when the profile has no cold start).
+    """
+
+    out_dir: Path
+    final: Path
+    base: str
+    result: Any
+    data: dict[str, Any]
+    settings: dict[str, Any]
+    cold_start: dict[str, Any] | None
+
+
+def _settings(profile: Profile, seed: int, real_train: bool, max_steps: int | None, base: str, data: dict) -> dict[str, Any]:
+    from .grpo import agent_lora
+
+    g = profile.triage_grpo
+    return {
+        "profile": profile.name,
+        "variant": profile.variant,
+        "seed": int(seed),
+        "real_train": bool(real_train),
+        "max_steps": int(g.max_steps if max_steps is None else max_steps),
+        "triage_grpo": dataclasses.asdict(g),
+        "lora": dataclasses.asdict(agent_lora(profile, g)),
+        "quantization": profile.models.quantization,
+        "base": base,
+        "data": data,
+    }
+
+
+def train_triage(
+    profile: Profile,
+    run: Run,
+    seed: int | None = None,
+    data_root: str | Path | None = None,
+    real_train: bool = False,
+    max_steps: int | None = None,
+    resume: bool = True,
+    callbacks: Sequence[Any] = (),
+    real: RealTriageSet | None = None,
+) -> TriageTraining:
+    """Train the triage doctor with GRPO (TRL) from the run's cold start.
+
+    Args:
+        profile: the profile (``triage_grpo`` section, ``models``, ``cold_start``, ``image``).
+        run: the run folder; its cold start is reused or made
+            (:func:`mmed.consult.ensure_cold_start`).
+        seed: seeds the image-only choice, the trainer and the real split (None → profile's).
+        data_root: real-data folder for ``real_train`` (None → ``../shared/data`` when present).
+        real_train: also train on the train part of the real images (output ``grpo_real/``).
+        max_steps: overrides ``triage_grpo.max_steps``.
+        resume: continue from the last checkpoint of an interrupted run with the same settings.
+        callbacks: extra ``transformers.TrainerCallback`` objects (tests, progress).
+        real: an already loaded :func:`load_real_triage` result (saves reloading).
+    Returns:
+        a :class:`TriageTraining`. A finished training in the same folder with the same
+        settings is reused without training (DESIGN §4).
+    Raises:
+        ValueError: the folder holds a training made with other settings (the message
+            names them: use another run folder or delete it); ``real_train`` without data.
+    """
+    from ..agents.build import policy_source
+    from ..consult import ensure_cold_start
+    from .grpo import grpo_dataset, train_grpo
+
+    seed = profile.seed if seed is None else int(seed)
+    if real_train and real is None:
+        real = load_real_triage(resolve_data_root(data_root), profile, seed)
+    cs = ensure_cold_start(run, profile, "triage", seed)
+    src = policy_source(run, profile, "triage", "sft" if cs is not None else "base")
+    items, data = training_items(profile, seed, real, real_train)
+    out = triage_out_dir(run, real_train)
+    settings = _settings(profile, seed, real_train, max_steps, src.base, data)
+    saved_path = out / "train_settings.json"
+    if saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        if saved != json.loads(json.dumps(settings)):
+            diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != json.loads(json.dumps(settings.get(k))))
+            raise ValueError(
+                f"{out} holds a triage GRPO run made with other settings ({', '.join(diff)}); "
+                "use another --run-dir or delete that folder"
+            )
+    write_json_atomic(saved_path, settings)
+    ds = grpo_dataset("triage", items, style=profile.sampling.prompt_style,
+                      extra_columns={"source": [it["source"] for it in items],
+                                     "image_only": [bool(it["image_only"]) for it in items]})
+    step = "triage/grpo_real" if real_train else "triage/grpo"
+    with run.step(step, n_train=len(items), real_train=real_train):
+        res = train_grpo("triage", src.base, ds, profile, out, max_steps=max_steps, seed=seed,
+                         log_tags={"agent": "triage"}, callbacks=callbacks, resume=resume)
+    run.add_artifact(step, out)
+    return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs)
+
+
+# ----------------------------------------------------------------------------------------
+# evaluation
+# ----------------------------------------------------------------------------------------
+def evaluate_triage(
+    runner: Any,
+    items: Sequence[dict[str, Any]],
+    profile: Profile,
+    question: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Greedy triage of every item by a policy; one record per item.
+
+    Args:
+        runner: a :class:`mmed.agents.generation.PolicyRunner` (the triage policy).
+        items: schema items (``id``, ``images``, ``question``, ``specialty``).
+        profile: ``sampling.max_new_tokens`` and ``sampling.prompt_style`` are used; decoding
+            is greedy whatever ``sampling.temperature`` says (a measurement, not a sample).
+        question: when given, replaces every item's question (e.g. ``TRIAGE_QUESTION``: the
+            image-only probe).
+    Returns:
+        records ``{id, source, specialty, raw, parsed, format_valid, answer_valid, correct,
+        image_only}``; ``correct`` is False for an invalid answer (no fallback credit).
+    Raises:
+        ValueError: an item whose ``specialty`` is not one of the seven.
+    """
+    from ..agents.generation import SamplingParams
+    from ..agents.triage import TriageDoctor
+    from ..data import TRIAGE_QUESTION
+
+    rows = [dict(it, question=question) if question is not None else dict(it) for it in items]
+    for it in rows:
+        if it.get("specialty") not in SPECIALTIES:
+            raise ValueError(f"item {it.get('id')!r} has specialty {it.get('specialty')!r}, not one of {SPECIALTIES}")
+    doctor = TriageDoctor(runner, "model", seed=seed, style=profile.sampling.prompt_style,
+                          sampling=SamplingParams(max_new_tokens=profile.sampling.max_new_tokens, temperature=0.0))
+    decisions = doctor.route(rows, progress=progress)
+    out = []
+    for it, d in zip(rows, decisions):
+        out.append({
+            "id": str(it["id"]),
+            "source": it.get("source") or it.get("dataset"),
+            "specialty": it["specialty"],
+            "raw": d.raw,
+            "parsed": d.parsed,
+            "format_valid": bool(has_valid_format(d.raw or "")),
+            "answer_valid": bool(d.valid),
+            "correct": bool(d.valid and d.parsed == it["specialty"]),
+            "image_only": it["question"] == TRIAGE_QUESTION,
+        })
+    return out
+
+
+def _ci_or_none(values: Sequence[bool], n_boot: int, confidence: float, seed: int) -> dict[str, Any] | None:
+    from ..eval.metrics import accuracy_ci
+
+    return accuracy_ci(list(values), n_boot, confidence, seed) if len(values) else None
+
+
+def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Accuracy and format-valid rate of :func:`evaluate_triage` records, overall and per specialty.
+
+    Returns:
+        ``{"n", "accuracy", "format_valid", "answer_valid", "by_specialty", "without_items"}``;
+        each rate is ``{acc, lo, hi, n}`` (bootstrap interval at ``confidence``);
+        ``by_specialty`` lists all seven specialties, those without items with ``n = 0``
+        and ``None`` rates (reported, not dropped), also named in ``without_items``.
+    Raises:
+        ValueError: no records.
+    """
+    if not records:
+        raise ValueError("triage_summary: no records")
+    out: dict[str, Any] = {"n": len(records)}
+    for key in ("correct", "format_valid", "answer_valid"):
+        out["accuracy" if key == "correct" else key] = _ci_or_none([r[key] for r in records], n_boot, confidence, seed)
+    by = {}
+    for s in SPECIALTIES:
+        rs = [r for r in records if r["specialty"] == s]
+        by[s] = {
+            "n": len(rs),
+            "accuracy": _ci_or_none([r["correct"] for r in rs], n_boot, confidence, seed),
+            "format_valid": _ci_or_none([r["format_valid"] for r in rs], n_boot, confidence, seed),
+        }
+    out["by_specialty"] = by
+    out["without_items"] = [s for s in SPECIALTIES if by[s]["n"] == 0]
+    return out
+
+
+def confusion_matrix(records: Sequence[dict[str, Any]], specialties: Sequence[str] = SPECIALTIES) -> Any:
+    """Counts of (label, answer): a ``pandas.DataFrame`` with one row per label specialty
+    (7) and one column per answered specialty (7) plus :data:`INVALID` for answers the
+    parser rejected. Row sums are the items per label; the diagonal sum is the number
+    correct.
+
+    Raises:
+        ValueError: a record whose label or parsed answer is not in ``specialties``.
+    """
+    import pandas as pd
+
+    cols = list(specialties) + [INVALID]
+    m = pd.DataFrame(0, index=list(specialties), columns=cols, dtype=int)
+    for r in records:
+        if r["specialty"] not in specialties:
+            raise ValueError(f"record {r.get('id')!r}: label {r['specialty']!r} not in {list(specialties)}")
+        col = r["parsed"] if r["answer_valid"] else INVALID
+        if col not in cols:
+            raise ValueError(f"record {r.get('id')!r}: answer {col!r} not in {cols}")
+        m.loc[r["specialty"], col] += 1
+    m.index.name, m.columns.name = "label", "answer"
+    return m
+
+
+def paired_gain(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], n_boot: int = 1000,
+                confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Accuracy gain ``after − before`` on the same items with a paired bootstrap interval
+    (:func:`mmed.eval.metrics.paired_bootstrap_diff`).
+
+    Raises:
+        ValueError: the two record lists are not over the same item ids in the same order.
+    """
+    from ..eval.metrics import paired_bootstrap_diff
+
+    ids_a, ids_b = [r["id"] for r in after], [r["id"] for r in before]
+    if ids_a != ids_b:
+        raise ValueError("paired_gain: the record lists cover different items (or a different order)")
+    return paired_bootstrap_diff([r["correct"] for r in after], [r["correct"] for r in before], n_boot, confidence, seed)
+
+
+def confusion_record(matrix: Any) -> dict[str, Any]:
+    """A :func:`confusion_matrix` as JSON: ``{"labels", "columns", "matrix"}`` (lists, ints)."""
+    return {"labels": [str(i) for i in matrix.index], "columns": [str(c) for c in matrix.columns],
+            "matrix": [[int(v) for v in row] for row in matrix.values.tolist()]}
+
+
+def accuracy_table(summary: dict[str, dict[str, Any]]) -> Any:
+    """``evaluate_stages(...)["summary"]`` as a ``pandas.DataFrame``: one row per (stage,
+    set) with ``n``, ``accuracy`` and its ``lo``/``hi``, ``format_valid``, ``answer_valid``."""
+    import pandas as pd
+
+    rows = []
+    for stage, sets in summary.items():
+        for name, s in sets.items():
+            rows.append({"stage": stage, "set": name, "n": s["n"], "accuracy": s["accuracy"]["acc"],
+                         "lo": s["accuracy"]["lo"], "hi": s["accuracy"]["hi"],
+                         "format_valid": s["format_valid"]["acc"], "answer_valid": s["answer_valid"]["acc"]})
+    return pd.DataFrame(rows).set_index(["set", "stage"]).sort_index()
+
+
+def per_specialty_table(summary: dict[str, dict[str, Any]], set_name: str) -> Any:
+    """Per-specialty accuracy of every stage on one evaluation set: a long
+    ``pandas.DataFrame`` (specialty, stage, n, accuracy, lo, hi); specialties without items
+    have ``n = 0`` and NaN rates."""
+    import pandas as pd
+
+    nan = float("nan")
+    rows = []
+    for stage, sets in summary.items():
+        for spec, b in sets[set_name]["by_specialty"].items():
+            a = b["accuracy"] or {}
+            rows.append({"specialty": spec, "stage": stage, "n": b["n"], "accuracy": a.get("acc", nan),
+                         "lo": a.get("lo", nan), "hi": a.get("hi", nan)})
+    return pd.DataFrame(rows)
+
+
+def training_curves(log: Sequence[dict[str, Any]]) -> Any:
+    """The per-step GRPO log as a ``pandas.DataFrame`` with the columns the notebook plots:
+    ``step``, ``reward``, ``reward_std``, ``format_reward`` (mean R_format, 0..0.5),
+    ``accuracy_reward`` (mean R_accuracy, 0..1), ``format_valid``, ``frac_reward_zero_std``,
+    ``completion_length`` (mean tokens), ``entropy``.
+
+    Raises:
+        ValueError: an empty log, or records without the reward keys TRL logs.
+    """
+    import pandas as pd
+
+    if not log:
+        raise ValueError("training_curves: empty log")
+    names = {
+        "reward": "reward", "reward_std": "reward_std", "rewards/format_reward/mean": "format_reward",
+        "rewards/triage_accuracy_reward/mean": "accuracy_reward", "format_valid": "format_valid",
+        "frac_reward_zero_std": "frac_reward_zero_std", "completions/mean_length": "completion_length",
+        "entropy": "entropy",
+    }
+    missing = [k for k in names if k not in log[0]]
+    if missing:
+        raise ValueError(f"training_curves: log records lack {missing}")
+    return pd.DataFrame([{"step": r["step"], **{v: r[k] for k, v in names.items()}} for r in log])
+
+
+def training_summary(log: Sequence[dict[str, Any]], window: int = 5) -> dict[str, Any]:
+    """Means over the first and the last ``window`` GRPO steps (reward, its two terms,
+    format-valid rate), the zero-spread fraction (mean and last window) and the mean
+    completion length, from :func:`training_curves`."""
+    df = training_curves(log)
+    w = max(1, min(window, len(df) // 2 or 1))
+    first, last = df.head(w), df.tail(w)
+    out: dict[str, Any] = {"steps_logged": int(len(df)), "window": int(w)}
+    for col in ("reward", "format_reward", "accuracy_reward", "format_valid", "frac_reward_zero_std"):
+        out[f"{col}_first"] = float(first[col].mean())
+        out[f"{col}_last"] = float(last[col].mean())
+    out["frac_reward_zero_std_mean"] = float(df["frac_reward_zero_std"].mean())
+    out["completion_length_mean"] = float(df["completion_length"].mean())
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# before / after: the cold start against GRPO on the same items
+# ----------------------------------------------------------------------------------------
+#: evaluation sets of :func:`evaluate_stages`
+EVAL_SETS: tuple[str, ...] = ("synthetic", "synthetic_image_only", "real")
+
+
+def triage_sources(run: Run, profile: Profile, real_train: bool = False) -> dict[str, Any]:
+    """``{"sft": PolicySource, "grpo": PolicySource}``: the cold start (or the base model when
+    the profile has none, labelled ``"base"``) and its GRPO adapters in ``triage_out_dir``.
+
+    Raises:
+        FileNotFoundError: the run holds no finished GRPO adapters there.
+    """
+    from ..agents.build import PolicySource, policy_source
+
+    before = policy_source(run, profile, "triage", "sft" if profile.cold_start.enabled else "base")
+    final = triage_out_dir(run, real_train) / "final"
+    if not (final / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{final} holds no GRPO adapters: run train_triage first")
+    return {"sft": before, "grpo": PolicySource(before.base, str(final), "grpo_real" if real_train else "grpo")}
+
+
+def evaluate_stages(
+    profile: Profile,
+    sources: dict[str, Any],
+    synthetic_items: Sequence[dict[str, Any]],
+    real_items: Sequence[dict[str, Any]] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Greedy triage by each policy of ``sources`` on the synthetic held-out items (as asked,
+    and image-only: every question replaced by ``TRIAGE_QUESTION``) and on real items.
+
+    Args:
+        sources: ``{stage: PolicySource}``, e.g. :func:`triage_sources`; the gains compare
+            ``"grpo"`` with ``"sft"`` when both are there.
+        synthetic_items: synthetic test items (never trained on).
+        real_items: real images (:func:`load_real_triage`), or None/empty: no ``real`` set.
+    Returns:
+        ``{"records": {stage: {set: records}}, "summary": {stage: {set: triage_summary}},
+        "gain": {set: paired_gain(grpo, sft)}, "sets": [...]}`` with sets from :data:`EVAL_SETS`.
+    """
+    from ..agents.build import load_runner
+    from ..data import TRIAGE_QUESTION
+
+    sets: dict[str, tuple[Sequence[dict], str | None]] = {
+        "synthetic": (synthetic_items, None),
+        "synthetic_image_only": (synthetic_items, TRIAGE_QUESTION),
+    }
+    if real_items:
+        sets["real"] = (real_items, None)
+    n_boot, conf = profile.eval.bootstrap_samples, profile.eval.confidence
+    records: dict[str, dict[str, list]] = {}
+    summary: dict[str, dict[str, Any]] = {}
+    for stage, src in sources.items():
+        runner = load_runner(profile, src, f"triage ({stage})")
+        records[stage] = {name: evaluate_triage(runner, its, profile, question=q, seed=seed) for name, (its, q) in sets.items()}
+        summary[stage] = {name: triage_summary(r, n_boot, conf, seed) for name, r in records[stage].items()}
+    gain = {}
+    if "grpo" in records and "sft" in records:
+        gain = {name: paired_gain(records["grpo"][name], records["sft"][name], n_boot, conf, seed) for name in sets}
+    return {"records": records, "summary": summary, "gain": gain, "sets": list(sets)}
+
+
+# ----------------------------------------------------------------------------------------
+# downstream: the whole pipeline with different triage doctors
+# ----------------------------------------------------------------------------------------
+#: decisions compared by :func:`downstream_accuracy`
+DOWNSTREAM_DECISIONS: tuple[str, ...] = ("attending", "majority_vote")
+
+
+def downstream_accuracy(
+    run: Run,
+    profile: Profile,
+    items: Any,
+    seed: int = 0,
+    sources: dict[str, Any] | None = None,
+    decisions: Sequence[str] = DOWNSTREAM_DECISIONS,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Whole-pipeline accuracy (triage → panel → decision) on ``items`` with each triage.
+
+    The triage doctors are the policies of ``sources`` (default :func:`triage_sources`:
+    ``grpo`` and ``sft``) plus ``"gold"`` (the labelled specialty). The panel and the
+    attending (the run's latest) are built once and shared, so the systems differ only by
+    their triage. ``decisions``: ``"attending"`` (the paper's pipeline) and
+    ``"majority_vote"`` (the routed panel's vote, no attending: how the routing changes what
+    the attending is given, even when the attending itself ignores the opinions).
+
+    Returns:
+        ``{"systems": {stage: {"triage_accuracy", "triage_invalid", "weights",
+        "accuracy": {decision: {acc, lo, hi, n}}}}, "paired": {decision: {"<a>_vs_<b>":
+        paired difference}}, "records": {stage: {decision: prediction records}}}``; pairs
+        are grpo_vs_sft, grpo_vs_gold and sft_vs_gold (those whose systems exist).
+    Raises:
+        ValueError: an unknown decision.
+    """
+    from ..agents.build import load_runner, sampling_params
+    from ..agents.pipeline import run_consultation, summarize
+    from ..agents.triage import TriageDoctor
+    from ..consult import build_agents
+    from ..eval.metrics import paired_bootstrap_diff
+
+    bad = [d for d in decisions if d not in DOWNSTREAM_DECISIONS]
+    if bad:
+        raise ValueError(f"unknown decision(s) {bad}; use {DOWNSTREAM_DECISIONS}")
+    sources = triage_sources(run, profile) if sources is None else sources
+    _, panels, attending, info = build_agents(run, profile, seed, triage_mode="gold", need_attending="attending" in decisions)
+    n_boot = profile.eval.bootstrap_samples
+    systems: dict[str, Any] = {}
+    records: dict[str, dict[str, list[dict]]] = {}
+    for stage in [*sources, "gold"]:
+        if stage == "gold":
+            triage, weights = TriageDoctor(mode="gold"), {"mode": "gold"}
+        else:
+            triage = TriageDoctor(load_runner(profile, sources[stage], "triage"), "model", seed=seed,
+                                  sampling=sampling_params(profile, seed), style=profile.sampling.prompt_style)
+            weights = dataclasses.asdict(sources[stage])
+        records[stage], acc = {}, {}
+        for decision in decisions:
+            recs = run_consultation(items, triage, panels, attending, decision=decision,
+                                    tags={"profile": profile.name, "seed": seed, "triage_stage": stage}, progress=progress)
+            m = summarize(recs, n_boot=n_boot, seed=seed)
+            records[stage][decision], acc[decision] = recs, m["accuracy"]
+        systems[stage] = {"accuracy": acc, "triage_accuracy": m["triage_accuracy"], "triage_invalid": m["triage_invalid"],
+                          "weights": weights}
+    paired: dict[str, dict[str, Any]] = {}
+    for decision in decisions:
+        paired[decision] = {}
+        for a, b in (("grpo", "sft"), ("grpo", "gold"), ("sft", "gold")):
+            if a in records and b in records:
+                ca = [r["correct"] for r in records[a][decision] if r["answer_type"] == "closed"]
+                cb = [r["correct"] for r in records[b][decision] if r["answer_type"] == "closed"]
+                paired[decision][f"{a}_vs_{b}"] = paired_bootstrap_diff(ca, cb, n_boot, seed=seed)
+    return {"systems": systems, "paired": paired, "records": records, "attending": info.get("attending")}
+
+
+# ----------------------------------------------------------------------------------------
+# the command: train, then measure
+# ----------------------------------------------------------------------------------------
+def run_train_triage(
+    profile: Profile,
+    run_dir: str | Path | None,
+    seed: int | None = None,
+    data_root: str | Path | None = None,
+    real_train: bool = False,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """``python -m mmed train-triage``: :func:`train_triage`, then :func:`evaluate_stages` on
+    the synthetic test split and (with a data root) the real images — all of them, or the
+    held-out part with ``real_train``. Writes ``<out_dir>/eval.json`` (summaries, gains,
+    training summary) and returns a compact report (accuracies with intervals).
+    """
+    from ..agents.pipeline import as_item_list
+    from ..consult import synthetic_split
+
+    seed = profile.seed if seed is None else int(seed)
+    run = Run.open(run_dir, profile=profile.name, seed=seed)
+    root = resolve_data_root(data_root)
+    real = load_real_triage(root, profile, seed, real_eval_limit(profile)) if root is not None else None
+    tr = train_triage(profile, run, seed=seed, real_train=real_train, max_steps=max_steps, real=real)
+    real_eval = (real.heldout if real_train else real.all) if real is not None else None
+    ev = evaluate_stages(profile, triage_sources(run, profile, real_train),
+                         as_item_list(synthetic_split(profile, "test")), real_eval, seed=seed)
+    body = {
+        "profile": profile.name, "seed": seed, "real_train": real_train,
+        "real_data": str(root) if root is not None else None,
+        "real_notes": real.notes if real is not None else ["no real data: synthetic only"],
+        "real_eval_part": ("heldout" if real_train else "all") if real is not None else None,
+        "training": {**training_summary(tr.result.log), "steps": tr.result.steps, "seconds": tr.result.seconds,
+                     "data": tr.data},
+        "summary": ev["summary"], "gain": ev["gain"],
+    }
+    write_json_atomic(tr.out_dir / "eval.json", body)
+
+    def acc(d):
+        return None if d is None else {k: round(d[k], 4) for k in ("acc", "lo", "hi")} | {"n": d["n"]}
+
+    return {
+        "out_dir": str(tr.out_dir),
+        "steps": tr.result.steps,
+        "seconds": tr.result.seconds,
+        "frac_reward_zero_std_mean": round(body["training"]["frac_reward_zero_std_mean"], 4),
+        "accuracy": {stage: {name: acc(s["accuracy"]) for name, s in sets.items()} for stage, sets in ev["summary"].items()},
+        "gain": {name: {k: round(g[k], 4) for k in ("diff", "lo", "hi")} for name, g in ev["gain"].items()},
+        "real_without_images": list(NO_REAL_IMAGES) if real is not None else None,
+        "eval_file": str(tr.out_dir / "eval.json"),
+    }
