@@ -98,17 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.steps < 2 or a.repeats < 1 or a.gamma <= 0:
         ap.error("need --steps >= 2, --repeats >= 1 and --gamma > 0")
 
-    from mmed.config import load_profile
+    from mmed.config import apply_torch_threads, load_profile
     from mmed.consult import ensure_cold_start
     from mmed.rl.curriculum import plan_stages, stage_rows, stratified_split
     from mmed.runs import Run
 
     prof = load_profile(a.profile)
+    threads = apply_torch_threads(prof)
     tmp = tempfile.TemporaryDirectory(prefix="bench_cmarl_")
     run = Run.open(a.run_dir or Path(tmp.name) / "run", profile=prof.name, seed=a.seed)
     print(f"profile {prof.name}: batch {prof.attending_grpo.per_device_train_batch_size} completions, "
           f"{prof.attending_grpo.num_generations} generations, max_completion_length "
-          f"{prof.attending_grpo.max_completion_length}; load average before: {os.getloadavg()}", flush=True)
+          f"{prof.attending_grpo.max_completion_length}; torch threads {threads}; load average before: {os.getloadavg()}", flush=True)
     ensure_cold_start(run, prof, "attending", a.seed)
     base = str(run.path("attending", "sft"))
     n_pool = min(prof.data.synthetic.n_train, prof.attending_grpo.n_train_items)

@@ -70,12 +70,15 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
 def _train_attending(args: argparse.Namespace) -> int:
     import sys
 
+    from .config import apply_torch_threads, load_profile
     from .rl.curriculum import train_curriculum
 
+    prof = load_profile(args.profile, variant=args.variant)
+    apply_torch_threads(prof)
     if args.data_root:
         print("note: the curriculum trains on the profile's synthetic set (strata need a known panel); "
               "--data-root is not used here", file=sys.stderr)
-    res = train_curriculum(args.profile, args.run_dir, variant=args.variant, seed=args.seed,
+    res = train_curriculum(prof, args.run_dir, seed=args.seed,
                            heldout_split=args.heldout_split, n_heldout=args.n_heldout)
     print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts, "seconds": res.seconds,
                       "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}

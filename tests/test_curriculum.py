@@ -317,3 +317,49 @@ def test_entropy_coef_changes_the_gradient_in_every_stage_exactly_when_gamma_is_
             # and the batch does respond to an entropy bonus when one is built in
             probe = _stage_grads(root, tmp_path / f"{stage.dir_name}_p", stage, train, 0.05)
             assert _max_diff(probe, no_bonus) > 0.0
+
+
+# ----------------------------------------------------------------------------------------
+# notebook 04's report and its checker
+# ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
+    import copy
+    import math
+
+    from mmed.checkers.nb04_cmarl_curriculum import check_04_cmarl_curriculum
+
+    root, res = trained
+    rep = C.curriculum_report(Run(root), [None], "validation", n_boot=200, seed=SEED)
+    n = SMOKE.data.synthetic.n_eval
+    assert rep["n_items"] == n and rep["main"] == "cmarl"
+    start = C.heldout_predictions(Run(root), None, None)
+    final = C.heldout_predictions(Run(root), None, res.stages[-1]["dir"])
+    for st in (*STRATA, "all"):
+        sel = [i for i, r in enumerate(start) if st == "all" or r["stratum"] == st]
+        assert rep["systems"]["start"][st]["n"] == len(sel)
+        if sel:
+            acc = sum(final[i]["correct"] for i in sel) / len(sel)
+            assert rep["systems"]["cmarl"][st]["acc"] == pytest.approx(acc)
+            d = rep["paired"]["cmarl-start"][st]
+            assert d["diff"] == pytest.approx(acc - sum(start[i]["correct"] for i in sel) / len(sel))
+        else:
+            assert math.isnan(rep["systems"]["cmarl"][st]["acc"])
+    # follow-the-majority is exact on Easy (s = 1) and on Hard (s = 0)
+    assert rep["systems"]["follow_majority"]["easy"]["acc"] == 1.0
+    if rep["systems"]["follow_majority"]["hard"]["n"]:
+        assert rep["systems"]["follow_majority"]["hard"]["acc"] == 0.0
+    assert rep["claims"]["hard_improves_over_start"] == (rep["paired"]["cmarl-start"]["hard"]["lo"] > 0)
+    m = C.report_metrics(rep, {"cmarl": res}, SMOKE, SEED, 1.0, 2.0)
+    assert check_04_cmarl_curriculum(m) == []
+    bad = copy.deepcopy(m)
+    bad["claims"]["beats_follow_majority"] = not bad["claims"]["beats_follow_majority"]
+    assert any("beats_follow_majority" in p for p in check_04_cmarl_curriculum(bad))
+    bad = copy.deepcopy(m)
+    bad["plans"]["cmarl"][0]["steps"] -= 1
+    assert any("trained" in p for p in check_04_cmarl_curriculum(bad))
+    bad = copy.deepcopy(m)
+    bad["systems"]["follow_majority"]["easy"]["acc"] = 0.9
+    assert check_04_cmarl_curriculum(bad)
+    with pytest.raises(FileNotFoundError):
+        C.curriculum_report(Run(root), [None, "reverse"], "validation", n_boot=50)

@@ -11,7 +11,8 @@ checks below hold by construction, so a violation is a bug, not an unlucky run:
 - follow-the-majority is right on every Easy item and wrong on every Hard item (s = 1 /
   s = 0 mean exactly that), and contradicting a unanimous wrong yes/no panel is always right;
 - each paired difference equals the difference of the two accuracies, inside its interval;
-- each claim's boolean agrees with the recorded intervals.
+- each claim's boolean agrees with the recorded intervals, and each stage's
+  ``contrarian_shift`` with its Hard/Easy deltas.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from ..checks import check_interval, check_rate, need, register_checker
 STRATA = ("easy", "medium", "hard")
 PANELS = (*STRATA, "all")
 BASELINES = ("start", "follow_majority", "contradict_majority")
+
+
+def contrarian(h: dict | None, e: dict | None) -> bool:
+    """A Hard gain (interval above 0) paid for by a significant Easy loss of at least half its size."""
+    return bool(h and e and h["lo"] > 0 and e["hi"] < 0 and -e["diff"] >= 0.5 * h["diff"])
 
 
 def _acc_block(block: Any, name: str, p: list[str]) -> dict[str, int] | None:
@@ -114,6 +120,13 @@ def check_04_cmarl_curriculum(m: dict[str, Any]) -> list[str]:
         for s in stages.get(n, []):
             _acc_block(s.get("after"), f"stages.{n}.{s.get('dir')}.after", p)
             check_rate(s.get("format_valid_after"), f"stages.{n}.{s.get('dir')}.format_valid_after", p)
+            delta = s.get("delta") or {}
+            for st in PANELS:
+                d = delta.get(st)
+                if d is not None and not d["lo"] - 1e-9 <= d["diff"] <= d["hi"] + 1e-9:
+                    p.append(f"stages.{n}.{s.get('dir')}.delta.{st}: diff outside its interval")
+            if s.get("contrarian_shift") != contrarian(delta.get("hard"), delta.get("easy")):
+                p.append(f"stages.{n}.{s.get('dir')}: contrarian_shift disagrees with its Hard/Easy deltas")
             t = s.get("train", {})
             if not t.get("n_logged") or t.get("n_logged") != s.get("steps"):
                 p.append(f"stages.{n}.{s.get('dir')}: {t.get('n_logged')} logged steps for {s.get('steps')} trained")
@@ -164,8 +177,10 @@ def check_04_cmarl_curriculum(m: dict[str, Any]) -> list[str]:
     for k in ("learned_contrarian", "format_kept_under_max_gamma"):
         if not isinstance(claims.get(k), bool):
             p.append(f"claims.{k} missing or not a boolean")
-    if claims.get("learned_contrarian") and not claims.get("easy_drops_from_start"):
-        p.append("claims: a learned contrarian needs a significant Easy drop")
+    shifts = [bool(s.get("contrarian_shift")) for s in stages.get("cmarl", [])]
+    final = contrarian(paired.get("cmarl-start", {}).get("hard"), paired.get("cmarl-start", {}).get("easy"))
+    if isinstance(claims.get("learned_contrarian"), bool) and claims["learned_contrarian"] != (final or any(shifts)):
+        p.append(f"claims.learned_contrarian = {claims['learned_contrarian']} disagrees with the recorded Hard/Easy deltas")
     for k in ("train_seconds", "seconds"):
         v = need(m, k, (int, float), p)
         if v is not None and v < 0:

@@ -738,15 +738,19 @@ def curriculum_report(
         if mans[0]["heldout"]["split"] != split:
             raise FileNotFoundError(f"variant {_label(v)!r} was measured on {mans[0]['heldout']['split']!r}, not {split!r}")
         rows = []
+        prev = start
         for m in mans:
             recs = heldout_predictions(run, v, m["dir"], split)
             if [r["id"] for r in recs] != ids:
                 raise ValueError(f"{_label(v)}/{m['dir']}: held-out items differ from the starting policy's")
             log = read_log(run.path("attending", variant_dir_name(v), m["dir"], "log_history.jsonl"))
+            delta = _paired_by_stratum(recs, prev, n_boot, seed)
             rows.append({k: m[k] for k in ("dir", "name", "strata", "entropy_coef", "steps", "n_items", "step_offset")}
                         | {"after": accuracy_by_stratum(recs, "correct", n_boot, seed),
                            "format_valid_after": sum(r["format_valid"] for r in recs) / len(recs),
+                           "delta": delta, "contrarian_shift": _contrarian(delta),
                            "train": _stage_training_summary(log)})
+            prev = recs
         stages[_label(v)] = rows
         systems[_label(v)] = heldout_predictions(run, v, mans[-1]["dir"], split)
     base = shortcut_baselines(start, seed)
@@ -768,6 +772,13 @@ def curriculum_report(
                  if sub(correct[main], st) else None)
             for st in (*STRATA, "all")
         }
+    labels = [_label(v) for v in variants]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:] + ["start"]:
+            key = f"{a}-{b}"
+            if key not in paired:
+                paired[key] = {st: (paired_bootstrap_diff(sub(correct[a], st), sub(correct[b], st), n_boot, seed=seed)
+                                    if sub(correct[a], st) else None) for st in (*STRATA, "all")}
     yn_hard = [c for c, r in zip(base["contradict_majority"], start)
                if r["stratum"] == "hard" and r["n_options"] == 2 and r["majority"] is not None]
     start_fv = sum(r["format_valid"] for r in start) / len(start)
@@ -776,6 +787,26 @@ def curriculum_report(
             "systems": acc, "stages": stages, "paired": paired,
             "contradict_hard_yes_no": {"acc": (sum(yn_hard) / len(yn_hard)) if yn_hard else None, "n": len(yn_hard)},
             "claims": claims, "evidence": evidence}
+
+
+def _paired_by_stratum(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
+    """Paired bootstrap ``acc(after) - acc(before)`` per stratum and overall (None for an
+    empty stratum); records aligned by item."""
+    from ..eval.metrics import paired_bootstrap_diff
+
+    out: dict[str, Any] = {}
+    for st in (*STRATA, "all"):
+        idx = [i for i, r in enumerate(before) if st == "all" or r["stratum"] == st]
+        out[st] = (paired_bootstrap_diff([after[i]["correct"] for i in idx], [before[i]["correct"] for i in idx], n_boot, seed=seed)
+                   if idx else None)
+    return out
+
+
+def _contrarian(delta: dict[str, Any]) -> bool:
+    """A Hard gain paid for by an Easy loss: Hard improved (interval above 0) while Easy
+    fell significantly (interval below 0) by at least half the Hard gain."""
+    h, e = delta.get("hard"), delta.get("easy")
+    return bool(h is not None and e is not None and h["lo"] > 0 and e["hi"] < 0 and -e["diff"] >= 0.5 * h["diff"])
 
 
 def _ci(xs: Sequence[bool], n_boot: int, seed: int) -> dict[str, Any]:
@@ -808,10 +839,11 @@ def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]],
     ev["hard_improves_over_start"] = f"{main} - start on Hard: {fmt(hard)}"
     claims["easy_drops_from_start"] = below(easy)
     ev["easy_drops_from_start"] = f"{main} - start on Easy: {fmt(easy)}"
-    claims["learned_contrarian"] = bool(hard is not None and easy is not None and hard["diff"] > 0 and below(easy)
-                                        and -easy["diff"] >= 0.5 * hard["diff"])
-    ev["learned_contrarian"] = ("a Hard gain with a significant Easy loss of at least half its size: "
-                                f"Hard {fmt(hard)}, Easy {fmt(easy)}")
+    shifts = [s["dir"] for s in stages if s["contrarian_shift"]]
+    claims["learned_contrarian"] = _contrarian({"hard": hard, "easy": easy}) or bool(shifts)
+    ev["learned_contrarian"] = ("a Hard gain paid for by an Easy loss (Hard up, Easy significantly down by at least "
+                                f"half as much), final vs start: Hard {fmt(hard)}, Easy {fmt(easy)}; stages with such a "
+                                f"shift: {shifts or 'none'}")
     gmax = max(stages, key=lambda s: s["entropy_coef"])
     k = stages.index(gmax)
     before = stages[k - 1]["format_valid_after"] if k > 0 else start_format
@@ -821,3 +853,22 @@ def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]],
                                          f"{gmax['format_valid_after']:.3f}; training format-valid min "
                                          f"{gmax['train']['format_valid_min']}")
     return claims, ev
+
+
+def report_metrics(report: dict[str, Any], results: dict[str, CurriculumResult], profile: Profile, seed: int,
+                   train_seconds: float, seconds: float) -> dict[str, Any]:
+    """The metrics notebook 04 records (``mmed.checkers.nb04_cmarl_curriculum`` checks them):
+    the :func:`curriculum_report` blocks plus the plans as trained, the training counts and
+    timings. ``results`` maps variant folder names (``"cmarl"`` first) to the
+    :class:`CurriculumResult` of each; plain JSON types only."""
+    if list(results) != report["variants"]:
+        raise ValueError(f"results {list(results)} do not match the report's variants {report['variants']}")
+    first = results[report["main"]]
+    return json.loads(json.dumps({
+        "profile": profile.name, "seed": seed, "heldout_split": report["split"], "n_heldout": report["n_items"],
+        "variants": report["variants"], "train_counts": first.train_counts,
+        "plans": {n: [{k: m[k] for k in ("dir", "strata", "steps", "entropy_coef", "n_items", "max_steps")} for m in r.stages]
+                  for n, r in results.items()},
+        **{k: report[k] for k in ("systems", "stages", "paired", "contradict_hard_yes_no", "claims", "evidence")},
+        "train_seconds": round(float(train_seconds), 1), "seconds": round(float(seconds), 1),
+    }))
