@@ -206,6 +206,7 @@ def consult(
     attending_stage: str = "latest",
     out_name: str | None = None,
     progress: bool = True,
+    triage_stage: str = "latest",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the consultation on one dataset split and write its files.
 
@@ -227,7 +228,7 @@ def consult(
     t0 = time.perf_counter()
     with run.step(f"consult/{name}", data=data, split=split, n_items=len(items)):
         triage, panels, attending, info = build_agents(
-            run, prof, seed, triage_mode, fixed_specialty, attending_stage=attending_stage, variant=variant,
+            run, prof, seed, triage_mode, fixed_specialty, triage_stage=triage_stage, attending_stage=attending_stage, variant=variant,
             need_attending=decision in ("attending", "attending_alone"),
         )
         records = run_consultation(
