@@ -10,8 +10,11 @@ cold-started policy and with the same TRL settings (``attending_grpo`` of the pr
 
 Each configuration is run ``--repeats`` times (a new trainer each time) for ``--steps``
 optimizer steps; the first step of every run is reported apart (warm-up: lazy imports,
-allocator) and the others make up the per-step distribution (median, IQR, min, max).
-Run time includes the curriculum's per-``save_steps`` checkpoints, which ``plain`` skips.
+allocator) and the others make up the per-step distribution (median, IQR, min, max). A step
+is timed from ``on_step_begin`` to ``on_step_end``: rollouts (generation), rewards, loss,
+backward and optimizer step. Logging and the curriculum's per-``save_steps`` checkpoints
+(which ``plain`` skips) come after ``on_step_end``; they are in the whole-run time, with
+model loading and trainer construction.
 
 Usage::
 
