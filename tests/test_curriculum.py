@@ -363,3 +363,22 @@ def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
     assert check_04_cmarl_curriculum(bad)
     with pytest.raises(FileNotFoundError):
         C.curriculum_report(Run(root), [None, "reverse"], "validation", n_boot=50)
+
+
+@pytest.mark.slow
+def test_qlora_warm_start_with_kl_uses_the_stage_start_as_reference(cold_run: Path, tmp_path: Path):
+    """nf4 QLoRA + β > 0: every stage logs KL, and the KL reference of a warm-started stage
+    is its own starting policy (KL exactly 0 at its first step), as the manifest says."""
+    root = _copy(cold_run, tmp_path / "run")
+    prof = load_profile("smoke", overrides={
+        "models": {"quantization": "nf4"}, "attending_grpo": {"beta": 0.04},
+        "curriculum": {"stages": [{"name": "easy", "strata": ["easy"], "max_steps": 2, "entropy_coef": 0.0},
+                                  {"name": "hard", "strata": ["hard"], "max_steps": 2, "entropy_coef": 0.05}]}})
+    res = C.train_curriculum(prof, root, seed=SEED, n_heldout=4, log=lambda m: None)
+    s1, s2 = res.stages
+    assert s1["reference_policy"].endswith("LoRA disabled") and s2["init_adapters"] in s2["reference_policy"]
+    assert s1["beta"] == s2["beta"] == 0.04 and [s1["steps"], s2["steps"]] == [2, 2]
+    logs = [C.read_log(Path(res.root) / s["dir"] / "log_history.jsonl") for s in (s1, s2)]
+    assert all("kl" in r for log in logs for r in log)
+    assert logs[1][0]["kl"] == 0.0  # the frozen 'ref' copy of stage 1's adapters
+    assert logs[0][1]["kl"] > 0.0 or logs[1][1]["kl"] > 0.0  # and the policy does move away from it
