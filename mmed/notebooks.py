@@ -216,8 +216,11 @@ def notebook_context(
     from .config import load_profile
     from .runs import resolve_data_root
 
+    from .config import apply_torch_threads
+
     quiet_libraries()
     prof = load_profile(profile, variant=variant)
+    apply_torch_threads(prof)
     seed = prof.seed if seed is None else int(seed)
     run = Run.open(resolve_notebook_run_dir(run_dir, prof.name), profile=prof.name, seed=seed)
     return NotebookContext(prof, run, resolve_data_root(data_root), seed)
