@@ -47,6 +47,11 @@ def test_tts_curve_shapes_and_adaptive_budget(smoke_cold_run):
     items = load_items(SMOKE, "synthetic", "test", limit=6)
     curve, samples = run_test_time_scaling(smoke_cold_run, SMOKE, {"synthetic": items}, seed=0)
     n = SMOKE.tts.n_samples
+    # a cold-started run has no no_curriculum variant: only the full system is scaled, the other is listed
+    assert list(samples) == ["C-MARL (full system)"] and set(curve["attending"]) == {"C-MARL (full system)"}
+    skipped = json.loads((smoke_cold_run.path("eval", "tts") / "skipped.json").read_text())
+    assert "GRPO without curriculum" in skipped
+    samples = samples["C-MARL (full system)"]
     assert all(len(p["samples"]) == n for p in samples["synthetic"])
     uni = curve[curve.policy == "uniform"]
     assert list(uni["N"]) == SMOKE.tts.budgets
@@ -78,12 +83,12 @@ def test_redraw_and_readme_block_come_from_the_csv_files(tmp_path):
     assert (tmp_path / "ablations.png").stat().st_size > 1000
     md = results_markdown(tmp_path)
     assert "| full system | 60.0 [30.0, 90.0] (n=10) |" in md
-    assert "| synthetic | adaptive | 4 | 66.0 [55.0, 75.0] |" in md
+    assert "| attending | synthetic | adaptive | 4 | 66.0 [55.0, 75.0] |" in md
     assert "+ Easy" not in md  # unavailable rows are not in the headline table
     # claims are read off the table: full - row, with the paired interval sign-flipped
     assert "| triage gain (vs random specialty) | synthetic | +20.0 [+5.0, +35.0] | holds here |" in md
     assert "| C-MARL gain (vs cold-start attending) | synthetic | not in this run | – |" in md
-    assert "test-time scaling on synthetic: 50.0 % with 1 sample → 62.0 %" in md
+    assert "test-time scaling, attending, synthetic: 50.0 % [40.0, 60.0] with 1 sample → 62.0 % [50.0, 70.0] with 4" in md
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{RESULTS_START}\nold\n{RESULTS_END}\nrest\n")
     assert update_readme(readme, tmp_path) is True

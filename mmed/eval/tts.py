@@ -143,6 +143,13 @@ def adaptive_accuracy(
     return {**_acc(bootstrap_mean_ci(acc, n_boot=n_boot, seed=seed)), "mean_samples": float(np.mean(allocation))}
 
 
+#: the attendings notebook 06 scales by default: label -> (curriculum variant, stage)
+DEFAULT_TTS_ATTENDINGS: dict[str, tuple[str | None, str]] = {
+    "C-MARL (full system)": (None, "latest"),
+    "GRPO without curriculum": ("no_curriculum", "latest"),
+}
+
+
 def run_test_time_scaling(
     run: Any,
     profile: Any,
@@ -153,72 +160,93 @@ def run_test_time_scaling(
     temperature: float | None = None,
     out_dir: Any = None,
     progress: bool = False,
-) -> tuple[Any, dict[str, list[dict[str, Any]]]]:
-    """Sample the run's attending ``n_samples`` times per item and build the curves.
+    attendings: dict[str, tuple[str | None, str]] | None = None,
+) -> tuple[Any, dict[str, dict[str, list[dict[str, Any]]]]]:
+    """Sample the run's attending(s) ``n_samples`` times per item and build the curves.
 
     The triage (the run's latest) and the panel's opinions are computed once per item and
-    held fixed; the attending is sampled in one batched ``generate`` with
+    held fixed; each attending is sampled in one batched ``generate`` with
     ``num_return_sequences = n_samples`` at ``temperature`` (profile ``tts``). For every
-    dataset: the uniform curve over ``budgets`` and, for each budget B > 1, the adaptive
-    allocation by panel disagreement at the same mean B.
+    attending and dataset: the uniform curve over ``budgets``, the greedy answer, and for
+    each budget B > 1 the adaptive allocation by panel disagreement at the same mean B.
 
+    Args:
+        attendings: ``{label: (variant, stage)}`` (see
+            :func:`mmed.agents.build.policy_source`); default
+            :data:`DEFAULT_TTS_ATTENDINGS`. An attending the run does not hold (a variant
+            not trained) is skipped and listed in ``<out_dir>/skipped.json`` — the paper's
+            full system is always required.
     Returns:
-        ``(curve, samples)``: a DataFrame with columns dataset, policy (``uniform`` /
-        ``adaptive``), N, mean_samples, acc, lo, hi, n — also written to
-        ``<out_dir>/curve.csv`` — and per dataset the per-item sample records
-        (id, stratum, gold, disagreement, samples, greedy), written to
-        ``<out_dir>/<dataset>_samples.jsonl``.
+        ``(curve, samples)``: a DataFrame with columns attending, dataset, policy
+        (``uniform`` / ``adaptive`` / ``greedy``), N, mean_samples, acc, lo, hi, n — also
+        written to ``<out_dir>/curve.csv`` — and ``samples[attending][dataset]`` = per-item
+        records (id, stratum, gold, disagreement, samples, greedy), written to
+        ``<out_dir>/<attending slug>__<dataset>_samples.jsonl``.
+    Raises:
+        FileNotFoundError: the first attending (the full system) is not in the run.
     """
     import json
+    import re
     from pathlib import Path
 
     import pandas as pd
 
     from ..agents.pipeline import as_item_list, run_consultation
     from ..consult import build_agents
+    from .metrics import accuracy_ci
 
     cfg = profile.tts
     n_samples = n_samples or cfg.n_samples
     budgets = [b for b in (budgets or cfg.budgets) if b <= n_samples]
     temperature = cfg.temperature if temperature is None else temperature
+    attendings = dict(attendings or DEFAULT_TTS_ATTENDINGS)
     out_dir = Path(out_dir) if out_dir else run.path("eval", "tts")
     out_dir.mkdir(parents=True, exist_ok=True)
-    triage, panels, attending, info = build_agents(run, profile, seed)
+    nb = profile.eval.bootstrap_samples
     rows: list[dict[str, Any]] = []
-    all_samples: dict[str, list[dict[str, Any]]] = {}
-    for ds_name, items in datasets_items.items():
-        its = as_item_list(items)
-        if cfg.n_eval_items is not None:
-            its = its[: cfg.n_eval_items]
-        recs = run_consultation(its, triage, panels, attending, decision="attending", progress=progress)
-        drawn = attending.sample(its, [r["panel"] for r in recs], n_samples, temperature=temperature, seed=seed, progress=progress)
-        samples = [[d.parsed if d.valid else None for d in ds] for ds in drawn]
-        gold = [int(it["answer_idx"]) for it in its]
-        per = [
-            {"id": r["id"], "stratum": r["stratum"], "gold": g, "disagreement": panel_disagreement(r["panel"]),
-             "samples": s, "greedy": r["attending"]["parsed"], "greedy_correct": r["correct"]}
-            for r, s, g in zip(recs, samples, gold)
-        ]
-        all_samples[ds_name] = per
-        with open(out_dir / f"{ds_name}_samples.jsonl", "w") as f:
-            for p in per:
-                f.write(json.dumps(p) + "\n")
-        nb = profile.eval.bootstrap_samples
-        for c in scaling_curve(samples, gold, budgets, n_boot=nb, seed=seed):
-            rows.append({"dataset": ds_name, "policy": "uniform", "N": c["N"], "mean_samples": float(c["N"]), **{k: c[k] for k in ("acc", "lo", "hi", "n")}})
-        dis = [p["disagreement"] for p in per]
-        for b in budgets:
-            if b <= 1:
-                continue
-            alloc = adaptive_allocation(dis, b, n_samples)
-            a = adaptive_accuracy(samples, gold, alloc, n_boot=nb, seed=seed)
-            rows.append({"dataset": ds_name, "policy": "adaptive", "N": b, "mean_samples": a["mean_samples"], **{k: a[k] for k in ("acc", "lo", "hi", "n")}})
-        greedy = [bool(p["greedy_correct"]) for p in per]
-        from .metrics import accuracy_ci
-
-        g = accuracy_ci(greedy, nb, seed=seed)
-        rows.append({"dataset": ds_name, "policy": "greedy", "N": 1, "mean_samples": 1.0, **{k: g[k] for k in ("acc", "lo", "hi", "n")}})
+    all_samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    skipped: dict[str, str] = {}
+    weights: dict[str, Any] = {}
+    for k, (label, (variant, stage)) in enumerate(attendings.items()):
+        triage, panels, attending, info = build_agents(run, profile, seed, attending_stage=stage, variant=variant)
+        if variant is not None and info["attending"]["adapters"] is None:
+            if k == 0:
+                raise FileNotFoundError(f"attending {label!r}: variant {variant!r} is not trained in this run")
+            skipped[label] = f"variant {variant!r} is not trained in this run"
+            continue
+        weights[label] = info
+        slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        all_samples[label] = {}
+        for ds_name, items in datasets_items.items():
+            its = as_item_list(items)
+            if cfg.n_eval_items is not None:
+                its = its[: cfg.n_eval_items]
+            recs = run_consultation(its, triage, panels, attending, decision="attending", progress=progress)
+            drawn = attending.sample(its, [r["panel"] for r in recs], n_samples, temperature=temperature, seed=seed, progress=progress)
+            samples = [[d.parsed if d.valid else None for d in ds] for ds in drawn]
+            gold = [int(it["answer_idx"]) for it in its]
+            per = [
+                {"id": r["id"], "stratum": r["stratum"], "gold": g, "disagreement": panel_disagreement(r["panel"]),
+                 "samples": s, "greedy": r["attending"]["parsed"], "greedy_correct": r["correct"]}
+                for r, s, g in zip(recs, samples, gold)
+            ]
+            all_samples[label][ds_name] = per
+            with open(out_dir / f"{slug}__{ds_name}_samples.jsonl", "w") as f:
+                for p in per:
+                    f.write(json.dumps(p) + "\n")
+            base = {"attending": label, "dataset": ds_name}
+            for c in scaling_curve(samples, gold, budgets, n_boot=nb, seed=seed):
+                rows.append({**base, "policy": "uniform", "N": c["N"], "mean_samples": float(c["N"]), **{q: c[q] for q in ("acc", "lo", "hi", "n")}})
+            dis = [p["disagreement"] for p in per]
+            for b in budgets:
+                if b <= 1:
+                    continue
+                a = adaptive_accuracy(samples, gold, adaptive_allocation(dis, b, n_samples), n_boot=nb, seed=seed)
+                rows.append({**base, "policy": "adaptive", "N": b, "mean_samples": a["mean_samples"], **{q: a[q] for q in ("acc", "lo", "hi", "n")}})
+            g = accuracy_ci([bool(p["greedy_correct"]) for p in per], nb, seed=seed)
+            rows.append({**base, "policy": "greedy", "N": 1, "mean_samples": 1.0, **{q: g[q] for q in ("acc", "lo", "hi", "n")}})
     curve = pd.DataFrame(rows)
     curve.to_csv(out_dir / "curve.csv", index=False)
-    (out_dir / "weights.json").write_text(json.dumps(info, indent=2, default=str))
+    (out_dir / "weights.json").write_text(json.dumps(weights, indent=2, default=str))
+    (out_dir / "skipped.json").write_text(json.dumps(skipped, indent=2))
     return curve, all_samples

@@ -7,8 +7,8 @@ figure                      data file (columns)                                 
 ==========================  ==================================================  =================
 ``ablations.png``           ``ablations.csv`` (dataset, system, n, acc, lo,     ``eval/ablations/table.csv``
                             hi, acc_easy/medium/hard, delta_vs_full ...)
-``test_time_scaling.png``   ``test_time_scaling.csv`` (dataset, policy, N,      ``eval/tts/curve.csv``
-                            acc, lo, hi, n, mean_samples)
+``test_time_scaling.png``   ``test_time_scaling.csv`` (attending, dataset,      ``eval/tts/curve.csv``
+                            policy, N, acc, lo, hi, n, mean_samples)
 ``curriculum_entropy.png``  ``curriculum_entropy.csv`` (variant, stage,          ``attending/<variant>/stage_*/log_history.jsonl``
                             stage_index, gamma, step, global_step, entropy,
                             reward, format_valid)
@@ -61,22 +61,27 @@ def ablation_figure(df: pd.DataFrame):
 
 
 def tts_figure(df: pd.DataFrame):
-    """Majority-vote accuracy vs samples per item (log2 axis), with intervals; adaptive
-    budgets as separate markers."""
+    """Majority-vote accuracy vs samples per item (log2 axis) with intervals, one panel per
+    dataset, one colour per attending (solid: uniform budget; dashed squares: adaptive)."""
+    df = df[df["policy"] != "greedy"]
+    if "attending" not in df:
+        df = df.assign(attending="attending")
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    colours = dict(zip(dict.fromkeys(df["attending"]), ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]))
     for ax, ds in zip(axes[0], datasets):
         d = df[df["dataset"] == ds]
-        for pol, g in d.groupby("policy", sort=False):
+        for (att, pol), g in d.groupby(["attending", "policy"], sort=False):
             g = g.sort_values("mean_samples")
             style = dict(marker="o") if pol == "uniform" else dict(marker="s", ls="--")
-            ax.plot(g["mean_samples"], g["acc"], label=pol, **style)
-            ax.fill_between(g["mean_samples"], g["lo"], g["hi"], alpha=0.15)
+            ax.plot(g["mean_samples"], g["acc"], color=colours[att], label=f"{att} · {pol}", **style)
+            ax.fill_between(g["mean_samples"], g["lo"], g["hi"], color=colours[att], alpha=0.12)
         ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("samples per item (mean)")
-        ax.set_ylabel("accuracy (95% CI)")
+        ax.set_ylabel("majority-vote accuracy (95% CI)")
         ax.set_title(ds)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -262,10 +267,12 @@ def results_markdown(fig_dir: str | Path) -> str:
         df = pd.read_csv(tts)
         out.append("**Test-time scaling** — majority vote over sampled attending answers, accuracy % [95% CI] "
                    "(`figures/test_time_scaling.png`):\n")
-        out.append("| dataset | policy | samples/item | accuracy |")
-        out.append("|---|---|---|---|")
+        if "attending" not in df:
+            df = df.assign(attending="attending")
+        out.append("| attending | dataset | policy | samples/item | accuracy |")
+        out.append("|---|---|---|---|---|")
         for _, r in df.iterrows():
-            out.append(f"| {r['dataset']} | {r['policy']} | {r['mean_samples']:g} | {_ci(r)} |")
+            out.append(f"| {r['attending']} | {r['dataset']} | {r['policy']} | {r['mean_samples']:g} | {_ci(r)} |")
         out.append("")
     tri = fig_dir / "triage.csv"
     if tri.is_file():
@@ -319,12 +326,16 @@ def claims_markdown(fig_dir: str | Path) -> list[str]:
     tts = fig_dir / "test_time_scaling.csv"
     if tts.is_file():
         df = pd.read_csv(tts)
-        for ds in dict.fromkeys(df["dataset"]):
-            u = df[(df["dataset"] == ds) & (df["policy"] == "uniform")].sort_values("N")
-            if len(u) >= 2:
-                a, b = u.iloc[0], u.iloc[-1]
-                out.append(f"- test-time scaling on {ds}: {100 * a['acc']:.1f} % with 1 sample → {100 * b['acc']:.1f} % "
-                           f"[{100 * b['lo']:.1f}, {100 * b['hi']:.1f}] with {int(b['N'])} (majority vote).")
+        if "attending" not in df:
+            df = df.assign(attending="attending")
+        for att in dict.fromkeys(df["attending"]):
+            for ds in dict.fromkeys(df["dataset"]):
+                u = df[(df["attending"] == att) & (df["dataset"] == ds) & (df["policy"] == "uniform")].sort_values("N")
+                if len(u) >= 2:
+                    a, b = u.iloc[0], u.iloc[-1]
+                    out.append(f"- test-time scaling, {att}, {ds}: {100 * a['acc']:.1f} % [{100 * a['lo']:.1f}, {100 * a['hi']:.1f}] "
+                               f"with 1 sample → {100 * b['acc']:.1f} % [{100 * b['lo']:.1f}, {100 * b['hi']:.1f}] with "
+                               f"{int(b['N'])} (majority vote; intervals over items, not paired).")
         out.append("")
     return out
 
