@@ -25,6 +25,7 @@ def test_ablations_report_unavailable_rows_and_score_the_rest(smoke_cold_run):
     missing = df[~df["available"]]
     # a cold-started run has no curriculum stages or variants: those rows say so
     assert set(missing["system"]) == {"w/o C-MARL: GRPO without curriculum", "C-MARL without entropy bonus",
+                                      "C-MARL with constant γ (γ_medium in every stage)",
                                       "+ Easy", "+ Easy + Medium", "+ Easy + Medium + Hard"}
     assert all(missing["reason"].str.len() > 0)
     assert (avail["n"] == 6).all() and ((avail["lo"] <= avail["acc"]) & (avail["acc"] <= avail["hi"])).all()
@@ -83,7 +84,8 @@ def test_redraw_and_readme_block_come_from_the_csv_files(tmp_path):
     assert (tmp_path / "ablations.png").stat().st_size > 1000
     md = results_markdown(tmp_path)
     assert "| full system | 60.0 [30.0, 90.0] (n=10) |" in md
-    assert "| attending | synthetic | adaptive | 4 | 66.0 [55.0, 75.0] |" in md
+    assert "| attending | synthetic | uniform | – | 50.0 [40.0, 60.0] | 62.0 [50.0, 70.0] |" in md
+    assert "| attending | synthetic | adaptive |  | – | 66.0 [55.0, 75.0] |" in md
     assert "+ Easy" not in md  # unavailable rows are not in the headline table
     # claims are read off the table: full - row, with the paired interval sign-flipped
     assert "| triage gain (vs random specialty) | synthetic | +20.0 [+5.0, +35.0] | holds here |" in md

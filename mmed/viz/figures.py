@@ -170,11 +170,23 @@ def export_curriculum(run_dir: Path) -> pd.DataFrame:
 
 
 def export_triage(run_dir: Path) -> pd.DataFrame:
-    """Per-specialty triage accuracy table recorded by notebook 03 (``per_specialty`` rows)."""
+    """Triage accuracy per specialty after the cold start (``sft``) and after GRPO, on the
+    synthetic test split and on the real images, from notebook 03's metrics
+    (``eval.<when>.<dataset>.by_specialty``) plus an ``(all)`` row per set."""
     m = json.loads((run_dir / "eval" / "notebook_03_triage_grpo.json").read_text())
-    rows = m.get("per_specialty_table")
+    rows = []
+    for when, label in (("sft", "cold start"), ("grpo", "GRPO")):
+        for ds, d in (m.get("eval", {}).get(when) or {}).items():
+            if ds not in ("synthetic", "real"):
+                continue
+            per = dict(d.get("by_specialty") or {})
+            per["(all)"] = {"accuracy": d["accuracy"]}
+            for spec, v in per.items():
+                a = v["accuracy"]
+                if a.get("n"):
+                    rows.append({"when": label, "dataset": ds, "specialty": spec, "acc": a["acc"], "lo": a["lo"], "hi": a["hi"], "n": a["n"]})
     if not rows:
-        raise KeyError("notebook 03 metrics hold no 'per_specialty_table'")
+        raise KeyError("notebook 03 metrics hold no per-specialty evaluation")
     return pd.DataFrame(rows)
 
 
@@ -265,14 +277,23 @@ def results_markdown(fig_dir: str | Path) -> str:
     tts = fig_dir / "test_time_scaling.csv"
     if tts.is_file():
         df = pd.read_csv(tts)
-        out.append("**Test-time scaling** — majority vote over sampled attending answers, accuracy % [95% CI] "
-                   "(`figures/test_time_scaling.png`):\n")
+        out.append("**Test-time scaling** — majority vote over sampled attending answers, accuracy % [95% CI] per "
+                   "samples per item (`figures/test_time_scaling.png`; *adaptive* = more samples where the panel "
+                   "disagrees, same mean):\n")
         if "attending" not in df:
             df = df.assign(attending="attending")
-        out.append("| attending | dataset | policy | samples/item | accuracy |")
-        out.append("|---|---|---|---|---|")
-        for _, r in df.iterrows():
-            out.append(f"| {r['attending']} | {r['dataset']} | {r['policy']} | {r['mean_samples']:g} | {_ci(r)} |")
+        budgets = sorted(int(n) for n in df.loc[df["policy"] != "greedy", "N"].unique())
+        out.append("| attending | dataset | policy | greedy | " + " | ".join(f"N={b}" for b in budgets) + " |")
+        out.append("|---|---|---|---|" + "---|" * len(budgets))
+        for (att, ds), g in df.groupby(["attending", "dataset"], sort=False):
+            greedy = g[g["policy"] == "greedy"]
+            gtxt = _ci(greedy.iloc[0]) if len(greedy) else "–"
+            for pol in ("uniform", "adaptive"):
+                h = g[g["policy"] == pol].set_index("N")
+                if h.empty:
+                    continue
+                cells = [_ci(h.loc[b]) if b in h.index else "–" for b in budgets]
+                out.append(f"| {att} | {ds} | {pol} | {gtxt if pol == 'uniform' else ''} | " + " | ".join(cells) + " |")
         out.append("")
     tri = fig_dir / "triage.csv"
     if tri.is_file():
