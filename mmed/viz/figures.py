@@ -90,8 +90,12 @@ def entropy_figure(df: pd.DataFrame, variants: list[str] | None = None):
     """Per-step policy entropy coloured by curriculum stage, one panel per variant, with
     the format-valid rate on a twin axis when logged."""
     variants = variants or list(dict.fromkeys(df["variant"]))
-    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.4), squeeze=False, sharey=True)
-    for ax, v in zip(axes[0], variants):
+    ncol = min(2, len(variants))
+    nrow = -(-len(variants) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 3.4 * nrow), squeeze=False, sharey=True)
+    for ax in axes.flat[len(variants):]:
+        ax.axis("off")
+    for ax, v in zip(axes.flat, variants):
         d = df[df["variant"] == v]
         for stage, g in d.groupby("stage", sort=False):
             colour = PALETTE.get(str(stage).split("_")[-1], PALETTE["all"])
@@ -182,8 +186,8 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
             per = dict(d.get("by_specialty") or {})
             per["(all)"] = {"accuracy": d["accuracy"]}
             for spec, v in per.items():
-                a = v["accuracy"]
-                if a.get("n"):
+                a = (v or {}).get("accuracy")
+                if a and a.get("n"):  # specialties without images are listed with no accuracy
                     rows.append({"when": label, "dataset": ds, "specialty": spec, "acc": a["acc"], "lo": a["lo"], "hi": a["hi"], "n": a["n"]})
     if not rows:
         raise KeyError("notebook 03 metrics hold no per-specialty evaluation")
