@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .specialists import Opinion, Specialist
+from ..data.schema import item_field as _get
 
 try:  # POSIX advisory locks; absent on Windows
     import fcntl
@@ -171,17 +172,6 @@ def image_digest(image: Any) -> str:
     h = hashlib.sha256(f"{im.mode}:{im.size[0]}x{im.size[1]}:".encode())
     h.update(im.tobytes())
     return h.hexdigest()
-
-
-def _get(item: Any, name: str) -> Any:
-    """``item[name]`` for a mapping, ``item.name`` otherwise; KeyError naming the field."""
-    if isinstance(item, Mapping):
-        if name not in item:
-            raise KeyError(f"item {item.get('id', '?')!r}: missing field {name!r}")
-        return item[name]
-    if not hasattr(item, name):
-        raise KeyError(f"item {getattr(item, 'id', '?')!r}: missing field {name!r}")
-    return getattr(item, name)
 
 
 def item_key_fields(specialist: Specialist, item: Any) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 import openai
 from openai.types.chat import ChatCompletion
 
+from ..data.schema import item_field as _get
 from .cache import open_image
 from .parsing import parse_choice
 from .prompts import PROMPT_STYLES, specialist_messages
@@ -286,14 +287,6 @@ def endpoint_semaphore(endpoint: str, limit: int) -> asyncio.Semaphore:
 # ----------------------------------------------------------------------------------------
 # the specialist
 # ----------------------------------------------------------------------------------------
-def _get(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
-        if name not in item:
-            raise KeyError(f"item {item.get('id', '?')!r}: missing field {name!r}")
-        return item[name]
-    if not hasattr(item, name):
-        raise KeyError(f"item {getattr(item, 'id', '?')!r}: missing field {name!r}")
-    return getattr(item, name)
 
 
 def request_seed(seed: int, specialty: str, panel_index: int) -> int:

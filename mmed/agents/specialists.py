@@ -65,6 +65,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from ..data.schema import SPECIALTIES, SchemaError, option_letter
+from ..data.schema import item_field as _field
 
 T = TypeVar("T")
 
@@ -191,17 +192,6 @@ def run_sync(coro: Awaitable[T]) -> T:
     ctx = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmed-run-sync") as pool:
         return pool.submit(ctx.run, asyncio.run, coro).result()
-
-
-def _field(item: Any, name: str) -> Any:
-    """``item[name]`` for a dataset row / dict, ``item.name`` for an :class:`Item`."""
-    if isinstance(item, Mapping):
-        if name not in item:
-            raise SchemaError(f"item {item.get('id', '?')!r}: missing field {name!r}")
-        return item[name]
-    if not hasattr(item, name):
-        raise SchemaError(f"item {getattr(item, 'id', '?')!r}: missing field {name!r}")
-    return getattr(item, name)
 
 
 # ----------------------------------------------------------------------------------------

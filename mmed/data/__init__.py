@@ -9,6 +9,7 @@ from .schema import (  # noqa: F401
     Item,
     SchemaError,
     closed_only,
+    item_field,
     item_meta,
     items_to_dataset,
     option_letter,

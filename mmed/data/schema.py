@@ -168,6 +168,21 @@ class Item:
         return cls(**kwargs)
 
 
+def item_field(item: Any, name: str) -> Any:
+    """``item[name]`` for a dataset row / dict, ``item.name`` for an :class:`Item`.
+
+    Raises:
+        SchemaError: naming the item id and the missing field.
+    """
+    if isinstance(item, Mapping):
+        if name not in item:
+            raise SchemaError(f"item {item.get('id', '?')!r}: missing field {name!r}")
+        return item[name]
+    if not hasattr(item, name):
+        raise SchemaError(f"item {getattr(item, 'id', '?')!r}: missing field {name!r}")
+    return getattr(item, name)
+
+
 def item_meta(row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``meta`` dict of a dataset row (decodes the JSON string; accepts a dict)."""
     meta = row.get("meta", "")
