@@ -62,8 +62,12 @@ def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None)
             executed into ``<run>/notebooks/``).
     Returns:
         ``{stem: [problems]}`` for every checked notebook (empty lists = all fine).
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a folder.
     """
     root = resolve_path(run_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"run folder {root} does not exist")
     if require is None:
         require = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     out: dict[str, list[str]] = {}
@@ -78,8 +82,20 @@ def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None)
             out[stem] = [f"{p}: invalid JSON ({e})"]
             continue
         checker = CHECKERS.get(stem)
-        out[stem] = checker(m) if checker else [f"no checker registered for {stem}"]
+        out[stem] = run_checker(checker, m, str(p)) if checker else [f"no checker registered for {stem}"]
     return out
+
+
+def run_checker(checker: Checker, m: Any, where: str) -> list[str]:
+    """``checker(m)``, with malformed metrics reported as a problem instead of a crash: a
+    file whose top level is not an object, or one that makes the checker fail (a row
+    without a key it indexes, a value of the wrong type)."""
+    if not isinstance(m, dict):
+        return [f"{where}: top level is a {type(m).__name__}, expected an object"]
+    try:
+        return checker(m)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        return [f"{where}: malformed metrics ({type(e).__name__}: {e})"]
 
 
 # ----------------------------------------------------------------------------------------

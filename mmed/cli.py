@@ -103,11 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: exit code of a command stopped by a user error (bad option, profile, data, run folder)
+USER_ERROR = 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code.
+
+    A user error — a ``ValueError`` (``ProfileError``, ``DataError`` ...), a missing file or
+    an invalid YAML file — is printed as one ``error: ...`` line naming what is wrong, with
+    exit code :data:`USER_ERROR`; ``MMED_DEBUG=1`` re-raises it with its traceback.
+    """
+    import os
+
+    import yaml
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, yaml.YAMLError) as e:
+        if os.environ.get("MMED_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        print("(set MMED_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return USER_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,8 +35,12 @@ def _consult(args: argparse.Namespace) -> int:
     from .config import load_profile
     from .consult import consult
 
+    if args.triage == "fixed" and not args.fixed_specialty:
+        from .data.schema import SPECIALTIES
+
+        raise ValueError(f"--triage fixed needs --fixed-specialty, one of {', '.join(SPECIALTIES)}")
     overrides = {}
-    if args.specialists:
+    if args.specialists is not None:  # an empty spec is an error, not "use the profile's"
         from .agents.backends import parse_specialist_spec
 
         overrides = {"specialists": parse_specialist_spec(args.specialists)}

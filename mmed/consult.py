@@ -20,6 +20,7 @@ from .agents.attending import AttendingPhysician
 from .agents.build import (
     base_model_for,
     describe_specialists,
+    latest_stage_dir,
     load_runner,
     policy_source,
     sampling_params,
@@ -32,6 +33,8 @@ from .runs import Run, resolve_data_root, write_json_atomic
 
 #: dataset names readable from ``data_root/<name>`` (see :func:`mmed.data.load_benchmark`)
 SYNTHETIC = "synthetic"
+#: the splits of a profile's synthetic set (image-disjoint by construction)
+SYNTHETIC_SPLITS = ("train", "validation", "test")
 
 
 def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None]:
@@ -61,8 +64,16 @@ def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None,
 
 def synthetic_split(profile: Profile, split: str, n: int | None = None, seed: int | None = None) -> datasets.Dataset:
     """The profile's synthetic items of one split (``train`` / ``validation`` / ``test``);
-    splits are image-disjoint by construction (the split is part of the random key)."""
+    splits are image-disjoint by construction (the split is part of the random key).
+
+    Raises:
+        ValueError: a split other than :data:`SYNTHETIC_SPLITS` (any other name would
+            silently make a new set of items).
+    """
     from .data.synthetic import make_synthetic
+
+    if split not in SYNTHETIC_SPLITS:
+        raise ValueError(f"synthetic: unknown split {split!r}; known: {', '.join(SYNTHETIC_SPLITS)}")
 
     s = profile.data.synthetic
     if n is None:
@@ -82,8 +93,15 @@ def load_items(
 
     Closed questions only unless ``include_open`` (DESIGN §4: closed first); the first
     ``limit`` items when given (a deterministic slice, not a sample).
+
+    Raises:
+        ValueError: ``limit`` below 1 (it would evaluate nothing), an unknown dataset,
+            layout or split.
     """
     from .data import closed_only, load_benchmark
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of items (or None for all), got {limit!r}")
 
     root = resolve_data_root(data_root) if data_root is not None else resolve_data_root(None)
     name, source, layout = parse_data_spec(data, root)
@@ -219,10 +237,16 @@ def consult(
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     seed = prof.seed if seed is None else seed
+    if variant is not None and variant not in prof.variants:
+        raise ValueError(f"unknown variant {variant!r} for profile {prof.name!r}; known: {sorted(prof.variants)}")
+    items = load_items(prof, data, split, data_root, include_open, limit)  # bad data fails before a run folder is made
     run = Run.open(run_dir, profile=prof.name, seed=seed)
     if prof.specialists.backend == "simulated":
         run.update(simulated_panel=describe_specialists(prof)["simulated"])
-    items = load_items(prof, data, split, data_root, include_open, limit)
+    if variant is not None and attending_stage == "latest" and decision in ("attending", "attending_alone") \
+            and latest_stage_dir(run, variant) is None:  # "latest" would silently fall back to the cold start
+        raise FileNotFoundError(f"variant {variant!r} has no trained stages in {run.path('attending', variant)} "
+                                f"(train it first: python -m mmed train-attending --variant {variant})")
     name = out_name or f"{data.split(':')[0]}_{split}"
     out = run.path("consult", name, mkdir=True)
     t0 = time.perf_counter()

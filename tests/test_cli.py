@@ -18,3 +18,56 @@ def test_check_run_on_empty_run_fails(tmp_path, capsys):
 def test_unknown_command_exits():
     with pytest.raises(SystemExit):
         main(["nope"])
+
+
+# ----------------------------------------------------------------------------------------
+# user errors: one "error: ..." line naming what is wrong, exit code 2, no traceback
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["consult", "--profile", "nosuch"], "unknown profile 'nosuch'"),
+        (["train-attending", "--profile", "smoke", "--variant", "nosuch"], "unknown variant 'nosuch'"),
+        (["consult", "--profile", "smoke", "--specialists", "openai:gpt-4o@ftp://h/v1"], "ftp://h/v1"),
+        (["consult", "--profile", "smoke", "--specialists", ""], "empty specialist spec"),
+        (["consult", "--profile", "smoke", "--triage", "fixed"], "--triage fixed needs --fixed-specialty"),
+        (["consult", "--profile", "smoke", "--limit", "0"], "limit must be a positive"),
+        (["consult", "--profile", "smoke", "--split", "nosuch"], "synthetic: unknown split 'nosuch'"),
+        (["consult", "--profile", "smoke", "--variant", "nosuch"], "unknown variant 'nosuch'"),
+        (["consult", "--profile", "smoke", "--data", "nosuch:/x"], "unknown dataset 'nosuch'"),
+    ],
+)
+def test_user_errors_are_one_line(argv, match, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MMED_DEBUG", raising=False)
+    assert main([*argv, "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing was started, no empty run folder left
+
+
+def test_mmed_debug_reraises(monkeypatch):
+    monkeypatch.setenv("MMED_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown profile"):
+        main(["consult", "--profile", "nosuch"])
+
+
+def test_check_run_missing_folder_is_a_user_error(tmp_path, capsys):
+    assert main(["check-run", "--run-dir", str(tmp_path / "absent")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_check_run_reports_malformed_metrics_instead_of_crashing(tmp_path, capsys):
+    import json
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "eval").mkdir()
+    for stem in ("05_ablations", "06_test_time_scaling"):
+        (tmp_path / "notebooks" / f"{stem}.ipynb").write_text("{}")
+    # a row without "dataset" (the 05 checker indexes it) and a non-object top level
+    (tmp_path / "eval" / "notebook_05_ablations.json").write_text(json.dumps(
+        {"datasets": ["synthetic"], "n_items": {"synthetic": 1}, "rows": [{"system": "full system", "available": True}]}))
+    (tmp_path / "eval" / "notebook_06_test_time_scaling.json").write_text("[1, 2]")
+    assert main(["check-run", "--run-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "05_ablations: FAILED" in out and "malformed metrics (KeyError" in out
+    assert "06_test_time_scaling: FAILED" in out and "top level is a list" in out

@@ -45,3 +45,28 @@ def test_parse_data_spec(tmp_path):
     assert parse_data_spec("synthetic", None) == ("synthetic", None, None)
     assert parse_data_spec("vqa_rad:mevf", tmp_path) == ("vqa_rad", str(tmp_path / "vqa_rad"), "mevf")
     assert parse_data_spec("vqa_rad:/x/y", None) == ("vqa_rad", "/x/y", None)
+
+
+def test_consult_rejects_an_untrained_variant_instead_of_using_the_cold_start(tmp_path):
+    import pytest
+
+    # a variant of the profile that this run has not trained: "latest" would silently be the cold start
+    with pytest.raises(FileNotFoundError, match="variant 'no_curriculum' has no trained stages"):
+        consult("smoke", tmp_path / "run", data="synthetic", split="test", limit=2, variant="no_curriculum", progress=False)
+    with pytest.raises(ValueError, match="unknown variant 'nosuch'"):
+        consult("smoke", tmp_path / "run2", data="synthetic", limit=2, variant="nosuch", progress=False)
+    assert not (tmp_path / "run2").exists()
+
+
+def test_load_items_rejects_empty_limits_and_unknown_synthetic_splits():
+    import pytest
+
+    from mmed.consult import load_items, synthetic_split
+
+    prof = load_profile("smoke")
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="limit must be a positive"):
+            load_items(prof, "synthetic", "test", limit=bad)
+    with pytest.raises(ValueError, match="unknown split 'tset'"):
+        synthetic_split(prof, "tset")
+    assert len(load_items(prof, "synthetic", "test", limit=3)) == 3

@@ -391,6 +391,11 @@ def test_parse_specialist_spec(spec, expected):
         ("simulated:x", "no argument"),
         ("openai:http://127.0.0.1:8000/v1", "looks like a URL"),
         ("openai:m@http://user:pw@127.0.0.1/v1", "credentials"),
+        # a malformed part after '@' is named, not folded into the model name
+        ("openai:gpt-4o@", "empty base URL"),
+        ("openai:gpt-4o@ftp://h.example/v1", "http\\(s\\) URL"),
+        ("openai:@http://127.0.0.1:8000/v1", "missing model before '@'"),
+        ("openai:@", "missing model before '@'"),
     ],
 )
 def test_bad_specialist_spec_raises(spec, match):

@@ -70,6 +70,14 @@ def parse_specialist_spec(spec: str) -> dict[str, Any]:
     if m is None or not m.group("model").strip():  # pragma: no cover - the regex matches any non-empty text
         raise ValueError(f"cannot read {spec!r}; {grammar}")
     model = m.group("model").strip()
+    if m.group("url") is None and "@" in model:  # "<model>@<something that is not an http(s) URL>"
+        head, _, tail = model.rpartition("@")
+        if not head.strip():
+            raise ValueError(f"missing model before '@' in {spec!r}; {grammar}")
+        if not tail.strip():
+            raise ValueError(f"empty base URL after '@' in {spec!r}; {grammar}")
+        if "://" in tail:
+            check_base_url(tail)  # raises naming the URL: a scheme other than http/https, or no host
     if "://" in model:
         raise ValueError(f"the model name {model!r} looks like a URL; {grammar}")
     return {"backend": "openai", "openai": {"model": model, "base_url": check_base_url(m.group("url"))}}
