@@ -63,7 +63,7 @@ _consult.add_arguments = _consult_args
 def _train_attending_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--variant", default=None,
-                   help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse); "
+                   help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse | adaptive_entropy); "
                         "default: the C-MARL curriculum itself")
     p.add_argument("--heldout-split", default="validation", choices=["validation", "test"],
                    help="synthetic split whose per-stratum accuracy is measured before and after every stage")

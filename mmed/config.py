@@ -212,12 +212,20 @@ class GRPOConfig:
 
 @dataclass
 class StageConfig:
-    """One curriculum stage: which stratum, how many steps, which entropy coefficient γ."""
+    """One curriculum stage: which stratum, how many steps, which entropy coefficient γ.
+
+    ``entropy_target`` (nats, optional) turns the stage's fixed bonus into a regulated one:
+    TRL's adaptive entropy control (``use_adaptive_entropy``, Skywork-OR1) applies γ only
+    while the mean per-token completion entropy of the last optimizer step is at or below
+    the target, so the bonus cannot push the policy towards uniform. None = the paper's
+    fixed γ (loss = L − γ·H at every step).
+    """
 
     name: str = "easy"
     strata: list[str] = field(default_factory=lambda: ["easy"])  #: easy | medium | hard
     max_steps: int = 10
     entropy_coef: float = 0.0
+    entropy_target: Optional[float] = None
 
 
 @dataclass
@@ -392,6 +400,9 @@ def _check(profile: Profile, source: str) -> None:
             raise ProfileError(f"{source}: key 'curriculum.stages[{i}].strata' has {st.strata!r}, expected {STRATA}")
         if st.entropy_coef < 0:
             raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_coef' must be >= 0")
+        if st.entropy_target is not None and not (st.entropy_target > 0 and st.entropy_coef > 0):
+            raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_target' needs a target > 0 "
+                               f"and entropy_coef > 0 (got target {st.entropy_target}, γ {st.entropy_coef})")
     if profile.specialists.panel_size < 1:
         raise ProfileError(f"{source}: key 'specialists.panel_size' must be >= 1")
     if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from mmed.agents.build import policy_source
-from mmed.config import STRATA, load_profile
+from mmed.config import STRATA, load_profile, profile_from_dict
 from mmed.consult import ensure_cold_start
 from mmed.eval.stratify import agreement_score
 from mmed.rl import curriculum as C
@@ -67,7 +67,7 @@ def test_every_variant_is_the_documented_ablation(name: str):
     base = load_profile(name)
     g = {s.name: s.entropy_coef for s in base.curriculum.stages}
     total = sum(s.max_steps for s in base.curriculum.stages)
-    assert set(base.variants) >= {"no_curriculum", "no_entropy", "constant_entropy", "reverse"}
+    assert set(base.variants) >= {"no_curriculum", "no_entropy", "constant_entropy", "reverse", "adaptive_entropy"}
     nc = C.plan_stages(load_profile(name, variant="no_curriculum"))
     assert len(nc) == 1 and set(nc[0].strata) == set(STRATA) and nc[0].entropy_coef == 0.0
     assert nc[0].max_steps == total  # same total steps
@@ -251,7 +251,7 @@ def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
     """CI runs every variant config: 1 step per stage (no_curriculum: the same total)."""
     src, cmarl = trained
     root = _copy(src, tmp_path / "run")
-    for variant in ("no_curriculum", "no_entropy", "constant_entropy", "reverse"):
+    for variant in ("no_curriculum", "no_entropy", "constant_entropy", "reverse", "adaptive_entropy"):
         prof = load_profile("smoke", variant=variant)
         res = C.train_curriculum(prof, root, seed=SEED, n_heldout=6, log=lambda m: None)
         plan = C.plan_stages(prof)
@@ -263,6 +263,7 @@ def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
             assert man["n_items"] == sum(cmarl.train_counts[s] for s in p.strata)
             log = C.read_log(Path(res.root) / p.dir_name / "log_history.jsonl")
             assert len(log) == p.max_steps and {r.get("entropy_coef") for r in log} == {p.entropy_coef or None}
+            assert {r.get("entropy_target") for r in log} == {p.entropy_target} and man.get("entropy_target") == p.entropy_target
         assert policy_source(Run(root), prof, "attending", variant=variant).label == f"{variant}/{plan[-1].dir_name}"
     # the curriculum's own folder was left alone
     assert json.loads((root / "attending" / "cmarl" / "plan.json").read_text())["variant"] is None
@@ -317,6 +318,67 @@ def test_entropy_coef_changes_the_gradient_in_every_stage_exactly_when_gamma_is_
             # and the batch does respond to an entropy bonus when one is built in
             probe = _stage_grads(root, tmp_path / f"{stage.dir_name}_p", stage, train, 0.05)
             assert _max_diff(probe, no_bonus) > 0.0
+
+
+class StepGrads(TrainerCallback):
+    """Copies the LoRA gradients of every optimizer step."""
+
+    def __init__(self):
+        self.grads: list[dict[str, torch.Tensor]] = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+
+
+@pytest.mark.slow
+def test_entropy_target_gates_the_bonus_on_the_previous_steps_entropy(trained, tmp_path: Path):
+    """A stage with an ``entropy_target`` (TRL adaptive entropy control, coefficient pinned to
+    γ): no bonus on its first step (no previous entropy yet); from step 2 on, the bonus is
+    there exactly when the previous step's entropy was <= the target."""
+    import dataclasses
+
+    root, _ = trained
+    n_pool = min(SMOKE.data.synthetic.n_train, SMOKE.attending_grpo.n_train_items)
+    train = C.stratified_split(SMOKE, "train", SEED, n=n_pool)
+    stage = C.plan_stages(SMOKE)[0]  # the Easy stage: a fresh LoRA on the cold start
+    grads = {}
+    for name, gamma, target in (("none", 0.0, None), ("open", 0.05, 1e6), ("shut", 0.05, 1e-6)):
+        probe = StepGrads()
+        C.train_stage(SMOKE, dataclasses.replace(stage, entropy_coef=gamma, entropy_target=target), train,
+                      str(root / "attending" / "sft"), tmp_path / name, None, SEED, max_steps=2, callbacks=[probe])
+        assert len(probe.grads) == 2
+        grads[name] = probe.grads
+        if target is not None:
+            log = [json.loads(x) for x in (tmp_path / name / "log_history.jsonl").read_text().splitlines()]
+            assert [r["entropy_target"] for r in log] == [target, target] and all(r["entropy"] < 1e6 for r in log)
+    scale = max(v.abs().max().item() for v in grads["none"][0].values())
+    assert _max_diff(grads["open"][0], grads["none"][0]) == 0.0  # step 1: the gate has no entropy yet
+    assert _max_diff(grads["shut"][0], grads["none"][0]) == 0.0
+    assert _max_diff(grads["open"][1], grads["none"][1]) > 1e-4 * scale > 0  # entropy <= 1e6: bonus on
+    assert _max_diff(grads["shut"][1], grads["none"][1]) == 0.0  # entropy > 1e-6: bonus off
+
+
+def test_entropy_target_in_profiles_and_trl_args():
+    from mmed.config import ProfileError, StageConfig
+
+    assert C.entropy_trl_args(0.01, None) == {"entropy_coef": 0.01}
+    assert C.entropy_trl_args(0.05, 1.0) == {"entropy_coef": 0.05, "use_adaptive_entropy": True, "entropy_target": 1.0,
+                                             "entropy_coef_min": 0.05, "entropy_coef_max": 0.05}
+    for gamma, target in ((0.0, 1.0), (0.05, 0.0), (-0.1, None)):
+        with pytest.raises(ValueError):
+            C.entropy_trl_args(gamma, target)
+    for name in ("smoke", "demo", "paper"):
+        base = C.plan_stages(load_profile(name))
+        ad = C.plan_stages(load_profile(name, variant="adaptive_entropy"))
+        # the curriculum's stages and γ, regulated where γ > 0; no target in the paper's own schedule
+        assert [(p.name, p.entropy_coef) for p in ad] == [(p.name, p.entropy_coef) for p in base]
+        assert [p.entropy_target is not None for p in ad] == [p.entropy_coef > 0 for p in ad]
+        assert all(p.entropy_target is None and "entropy_target" not in p.to_dict() for p in base)
+    bad = {"curriculum": {"stages": [{"name": "easy", "strata": ["easy"], "max_steps": 1, "entropy_coef": 0.0,
+                                      "entropy_target": 0.5}]}}
+    with pytest.raises(ProfileError, match="entropy_target"):
+        profile_from_dict(bad, "bad.yaml")
+    assert StageConfig().entropy_target is None
 
 
 # ----------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ w/o C-MARL: cold-start attending                the attending before any GRPO
 w/o C-MARL: GRPO without curriculum             variant ``no_curriculum`` (all strata shuffled)
 C-MARL without entropy bonus                    variant ``no_entropy`` (beyond the paper)
 C-MARL with constant γ                          variant ``constant_entropy`` (beyond the paper)
+C-MARL with an entropy target                   variant ``adaptive_entropy`` (beyond the paper:
+                                                γ gated by TRL's adaptive entropy control)
 + Easy                                          curriculum stage 1 adapters
 + Easy + Medium                                 curriculum stage 2 adapters
 + Easy + Medium + Hard                          curriculum stage 3 adapters (= full system)
@@ -67,6 +69,8 @@ ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow("w/o C-MARL: GRPO without curriculum", "trained", "attending", ("no_curriculum", "latest")),
     AblationRow("C-MARL without entropy bonus", "trained", "attending", ("no_entropy", "latest")),
     AblationRow("C-MARL with constant γ (γ_medium in every stage)", "trained", "attending", ("constant_entropy", "latest")),
+    AblationRow("C-MARL with an entropy target (γ only while entropy ≤ target)", "trained", "attending",
+                ("adaptive_entropy", "latest")),
     AblationRow("+ Easy", "trained", "attending", (None, "#1")),
     AblationRow("+ Easy + Medium", "trained", "attending", (None, "#2")),
     AblationRow("+ Easy + Medium + Hard", "trained", "attending", (None, "#3")),

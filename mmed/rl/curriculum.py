@@ -231,6 +231,9 @@ class StagePlan:
         max_steps: optimizer steps of the stage (its own ``GRPOTrainer``'s ``max_steps``).
         entropy_coef: γ, TRL's ``entropy_coef`` for this stage (≥ 0).
         step_offset: optimizer steps of all earlier stages (for curriculum-wide step axes).
+        entropy_target: None = fixed γ at every step (the paper); a value in nats = γ
+            applied only while the last step's mean completion entropy is ≤ the target
+            (TRL's adaptive entropy control, see :func:`entropy_trl_args`).
     """
 
     index: int
@@ -239,6 +242,7 @@ class StagePlan:
     max_steps: int
     entropy_coef: float
     step_offset: int = 0
+    entropy_target: float | None = None
 
     @property
     def dir_name(self) -> str:
@@ -246,7 +250,35 @@ class StagePlan:
         return f"stage_{self.index}_{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "strata": list(self.strata), "dir": self.dir_name}
+        """Plain dict for plans and manifests (``entropy_target`` only when set, so plans of
+        runs made before it existed still match)."""
+        d = {**dataclasses.asdict(self), "strata": list(self.strata), "dir": self.dir_name}
+        if d["entropy_target"] is None:
+            del d["entropy_target"]
+        return d
+
+
+def entropy_trl_args(gamma: float, entropy_target: float | None) -> dict[str, Any]:
+    """TRL ``GRPOConfig`` arguments of a stage's entropy bonus.
+
+    Fixed γ (``entropy_target`` None): ``{"entropy_coef": γ}`` — loss = L − γ·H every step.
+    Regulated: TRL's adaptive entropy control (``use_adaptive_entropy``, from Skywork-OR1,
+    arXiv 2505.22312) with the coefficient pinned to γ (``entropy_coef_min = max = γ``), so
+    the only adaptive part is TRL's gate: γ is applied on a step only when the mean
+    per-token completion entropy of the previous optimizer step was ≤ ``entropy_target``
+    (nats). The first step of a stage has no previous entropy and gets no bonus.
+
+    Raises:
+        ValueError: γ < 0, or a target that is not > 0, or a target with γ = 0.
+    """
+    if gamma < 0:
+        raise ValueError(f"entropy_coef must be >= 0, got {gamma}")
+    if entropy_target is None:
+        return {"entropy_coef": float(gamma)}
+    if not entropy_target > 0 or gamma <= 0:
+        raise ValueError(f"an entropy_target needs a target > 0 and entropy_coef > 0, got {entropy_target} and {gamma}")
+    return {"entropy_coef": float(gamma), "use_adaptive_entropy": True, "entropy_target": float(entropy_target),
+            "entropy_coef_min": float(gamma), "entropy_coef_max": float(gamma)}
 
 
 def plan_stages(profile: Profile) -> list[StagePlan]:
@@ -273,7 +305,9 @@ def plan_stages(profile: Profile) -> list[StagePlan]:
         bad = [x for x in st.strata if x not in STRATA]
         if bad or not st.strata:
             raise ValueError(f"curriculum.stages[{k - 1}] ({st.name}): strata {st.strata!r}, expected a subset of {STRATA}")
-        out.append(StagePlan(k, st.name, tuple(st.strata), int(st.max_steps), float(st.entropy_coef), offset))
+        target = None if st.entropy_target is None else float(st.entropy_target)
+        entropy_trl_args(float(st.entropy_coef), target)  # raises on a target without γ
+        out.append(StagePlan(k, st.name, tuple(st.strata), int(st.max_steps), float(st.entropy_coef), offset, target))
         offset += int(st.max_steps)
     return out
 
@@ -348,12 +382,17 @@ def train_stage(
         ``out_dir``; returns the saved result when the stage is already finished there).
     """
     gamma = stage.entropy_coef if entropy_coef is None else float(entropy_coef)
+    target = stage.entropy_target if gamma > 0 else None
     tags = {"variant": variant, "stage": stage.name, "stage_index": stage.index, "gamma": gamma,
             "step_offset": stage.step_offset}
+    if target is not None:
+        tags["entropy_target"] = target
+    trl_args = entropy_trl_args(gamma, target)
     return train_grpo(
         "attending", base_model, stage_rows(train, stage, profile, seed), profile, out_dir,
         init_adapters=init_adapters, max_steps=stage.max_steps if max_steps is None else max_steps,
-        entropy_coef=gamma, seed=seed, log_tags=tags, callbacks=callbacks,
+        entropy_coef=trl_args.pop("entropy_coef"), seed=seed, log_tags=tags, callbacks=callbacks,
+        trl_overrides=trl_args,
     )
 
 

@@ -213,6 +213,7 @@ def train_grpo(
     log_tags: dict[str, Any] | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     resume: bool = True,
+    trl_overrides: dict[str, Any] | None = None,
 ) -> GRPOResult:
     """Train one agent with TRL's ``GRPOTrainer`` and save its LoRA adapters.
 
@@ -229,6 +230,8 @@ def train_grpo(
         entropy_coef: TRL's entropy bonus coefficient γ (0 = none).
         reward_funcs: default :func:`mmed.rl.rewards.reward_funcs_for(agent)`.
         resume: continue from the last checkpoint in ``out_dir`` when there is one.
+        trl_overrides: further TRL ``GRPOConfig`` arguments (e.g. the adaptive entropy
+            control of :func:`mmed.rl.curriculum.entropy_trl_args`).
     Returns:
         a :class:`GRPOResult`; when ``out_dir/final`` already exists, the saved result is
         returned without training (a finished step is reused, DESIGN §4).
@@ -250,7 +253,8 @@ def train_grpo(
         device=device, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels,
         attn_implementation=profile.models.attn_implementation, trainable_adapters=init_adapters is not None,
     )
-    args = trl_grpo_config(section, profile, out_dir, max_steps=max_steps, entropy_coef=entropy_coef, seed=seed)
+    args = trl_grpo_config(section, profile, out_dir, max_steps=max_steps, entropy_coef=entropy_coef, seed=seed,
+                           **(trl_overrides or {}))
     resume_from = last_checkpoint(out_dir) if resume else None
     if resume_from is None and (out_dir / "log_history.jsonl").exists():
         (out_dir / "log_history.jsonl").unlink()  # a fresh start: drop a log with no checkpoint behind it
