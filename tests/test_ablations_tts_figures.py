@@ -26,6 +26,7 @@ def test_ablations_report_unavailable_rows_and_score_the_rest(smoke_cold_run):
     # a cold-started run has no curriculum stages or variants: those rows say so
     assert set(missing["system"]) == {"w/o C-MARL: GRPO without curriculum", "C-MARL without entropy bonus",
                                       "C-MARL with constant γ (γ_medium in every stage)",
+                                      "C-MARL with an entropy target (γ only while entropy ≤ target)",
                                       "+ Easy", "+ Easy + Medium", "+ Easy + Medium + Hard"}
     assert all(missing["reason"].str.len() > 0)
     assert (avail["n"] == 6).all() and ((avail["lo"] <= avail["acc"]) & (avail["acc"] <= avail["hi"])).all()
