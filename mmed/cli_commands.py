@@ -66,24 +66,24 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
                    help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse | adaptive_entropy); "
                         "default: the C-MARL curriculum itself")
     p.add_argument("--heldout-split", default="validation", choices=["validation", "test"],
-                   help="synthetic split whose per-stratum accuracy is measured before and after every stage")
-    p.add_argument("--n-heldout", type=int, default=None, help="held-out items (default: the profile's n_eval)")
+                   help="split whose per-stratum accuracy is measured before and after every stage: validation = "
+                        "synthetic validation + the real training pool's validation part; test = synthetic test")
+    p.add_argument("--n-heldout", type=int, default=None,
+                   help="held-out items: synthetic (default: the profile's n_eval) and at most this many real ones "
+                        "(default: all of the pool's validation part)")
 
 
 @command("train-attending", "C-MARL: curriculum GRPO of the attending physician (resumes; skips finished stages)")
 def _train_attending(args: argparse.Namespace) -> int:
-    import sys
-
     from .config import apply_torch_threads, load_profile
     from .rl.curriculum import train_curriculum
 
     prof = load_profile(args.profile, variant=args.variant)
     apply_torch_threads(prof)
-    if args.data_root:
-        print("note: the curriculum trains on the profile's synthetic set (strata need a known panel); "
-              "--data-root is not used here", file=sys.stderr)
-    res = train_curriculum(prof, args.run_dir, seed=args.seed,
-                           heldout_split=args.heldout_split, n_heldout=args.n_heldout)
+    # --data-root: where data.train_benchmarks (and the evaluation benchmarks whose images are
+    # kept out of training) are read; without train_benchmarks the curriculum is synthetic only
+    res = train_curriculum(prof, args.run_dir, seed=args.seed, heldout_split=args.heldout_split,
+                           n_heldout=args.n_heldout, data_root=args.data_root)
     print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts, "seconds": res.seconds,
                       "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}
                                  | {"heldout_after": {s: round(a["acc"], 3) if a["n"] else None

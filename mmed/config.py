@@ -46,11 +46,26 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Which data a profile uses. Real data is added when ``data_root`` is present."""
+    """Which data a profile uses. Real data is added when ``data_root`` is present.
+
+    Benchmark entries (``eval_benchmarks``, ``train_benchmarks``) are ``"<name>"`` or
+    ``"<name>:<layout>"``, ``name`` one of :data:`mmed.data.KNOWN_BENCHMARKS` read from
+    ``<data_root>/<name>``, ``layout`` one of that benchmark's layouts
+    (:data:`mmed.data.loaders.LAYOUTS`; omitted = detected from the files). Anything else
+    is rejected when the profile loads (:class:`ProfileError` naming the key).
+    """
 
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     #: evaluation benchmark(s) read from ``data_root`` when present: ``name:layout``
     eval_benchmarks: list[str] = field(default_factory=lambda: ["vqa_rad:mevf"])
+    #: real training benchmark(s), split ``train``, read from ``data_root`` when present:
+    #: ``name:layout``. Both agents' GRPO data (:func:`mmed.data.training.training_pool`):
+    #: closed questions only, minus every item showing an image of an evaluation split
+    #: (``eval_benchmarks`` on ``eval_split``). Empty = synthetic training data only.
+    train_benchmarks: list[str] = field(default_factory=list)
+    #: fraction (0..1, exclusive) of the real training pool held out, image-disjointly, as
+    #: its ``validation`` split (the curriculum's held-out items)
+    train_validation_fraction: float = 0.1
     eval_split: str = "test"
     #: cap on evaluation items per benchmark (None = all)
     eval_limit: Optional[int] = None
@@ -424,6 +439,32 @@ def _check(profile: Profile, source: str) -> None:
         raise ProfileError(f"{source}: key 'attending_grpo.image_only_fraction' is for the triage doctor only; set it to 0")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
+    for key in ("eval_benchmarks", "train_benchmarks"):
+        specs = getattr(profile.data, key)
+        for i, spec in enumerate(specs):
+            problem = benchmark_spec_problem(spec)
+            if problem:
+                raise ProfileError(f"{source}: key 'data.{key}[{i}]' is {spec!r}: {problem}")
+        names = [spec.partition(":")[0] for spec in specs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ProfileError(f"{source}: key 'data.{key}' names {dup} more than once (one layout per benchmark)")
+    if not 0.0 < profile.data.train_validation_fraction < 1.0:
+        raise ProfileError(f"{source}: key 'data.train_validation_fraction' must be in (0, 1), "
+                           f"got {profile.data.train_validation_fraction}")
+
+
+def benchmark_spec_problem(spec: str) -> str | None:
+    """What is wrong with a ``data.eval_benchmarks`` / ``data.train_benchmarks`` entry
+    (``"<name>"`` or ``"<name>:<layout>"``), or None when it is valid."""
+    from .data.loaders import LAYOUTS
+
+    name, sep, layout = spec.partition(":")
+    if name not in LAYOUTS:
+        return f"unknown benchmark {name!r}; known: {', '.join(LAYOUTS)}"
+    if sep and layout not in LAYOUTS[name]:
+        return f"unknown layout {layout!r} for {name}; known: {', '.join(LAYOUTS[name])}"
+    return None
 
 
 def profile_from_dict(raw: dict[str, Any], source: str = "<dict>", variant: str | None = None) -> Profile:

@@ -9,11 +9,17 @@ bonus whose coefficient γ grows with difficulty (γ_easy ≈ 0: exploit reliabl
 What this module does, and where each piece comes from:
 
 - **Training data** (:func:`stratified_split`): the profile's synthetic ``train`` items
-  (at most ``attending_grpo.n_train_items``), each with the opinions of the panel of its
+  (at most ``attending_grpo.n_train_items``; none when ``data.synthetic.n_train`` is 0)
+  plus, when ``data.train_benchmarks`` is set and a data root resolves, the real training
+  pool's ``train`` items (:func:`mmed.data.training.training_pool`: those benchmarks'
+  train splits, closed questions, minus every item showing an evaluation image, at most
+  ``attending_grpo.n_train_items``), each with the opinions of the panel of its
   *gold* specialty (``curriculum.strata_panel = "gold"``, DESIGN §4; ``"triage"`` routes
   with the run's triage model instead); the attending's prompt contains those opinions
-  (:func:`mmed.agents.prompts.attending_messages`). Held-out items (``validation`` or
-  ``test``) are stratified the same way.
+  (:func:`mmed.agents.prompts.attending_messages`). Held-out items (``validation``: the
+  synthetic ones plus the pool's image-disjoint validation split; or synthetic ``test``)
+  are stratified the same way. With an API panel the opinions come from the specialist
+  cache when a ``consult`` run already asked for them.
 - **One new TRL ``GRPOTrainer`` per stage** (:func:`train_stage` → :func:`mmed.rl.grpo.
   train_grpo`), on that stage's strata, with that stage's ``max_steps`` and entropy
   coefficient γ (TRL's ``entropy_coef``: loss = L − γ·H, H the mean per-token entropy of
@@ -31,6 +37,7 @@ What this module does, and where each piece comes from:
                                                           (cold-started) policy, all variants
       runs/<id>/attending/<variant or "cmarl">/
         plan.json                      the stages (name, strata, steps, γ), β, seed, data
+                                       (``train_data``: real benchmarks and counts)
         train_strata.json              stratified training set: counts per stratum, ...
         stage_<k>_<name>/
           checkpoint-*/                TRL/transformers checkpoints (every save_steps)
@@ -64,13 +71,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..config import STRATA, Profile, StageConfig, load_profile
 from ..runs import Run, write_json_atomic
 from .grpo import GRPOResult, grpo_dataset, read_log, train_grpo
 
-#: held-out splits of the synthetic set that may be used to measure a stage
+if TYPE_CHECKING:
+    from ..data.training import TrainingPool
+
+#: held-out splits that may measure a stage: validation (synthetic + the real pool's) or test (synthetic)
 HELDOUT_SPLITS: tuple[str, ...] = ("validation", "test")
 #: the shortcut baselines of :func:`shortcut_baselines`
 SHORTCUTS: tuple[str, ...] = ("follow_majority", "contradict_majority")
@@ -167,22 +177,61 @@ class StratifiedSet:
         }
 
 
+def attending_pool(profile: Profile, data_root: str | Path | None, seed: int,
+                   log: Callable[[str], None] | None = None) -> "TrainingPool | None":
+    """The attending's real training pool (:func:`mmed.data.training.training_pool`, ``train``
+    capped at ``attending_grpo.n_train_items``), or None when ``data.train_benchmarks`` is
+    empty or no data root resolves (:func:`mmed.runs.resolve_data_root`: an explicit
+    ``data_root`` that does not exist raises ``FileNotFoundError``)."""
+    from ..data.training import training_pool
+    from ..runs import resolve_data_root
+
+    if not profile.data.train_benchmarks:
+        return None
+    root = resolve_data_root(data_root)
+    if root is None:
+        return None
+    return training_pool(profile, root, cap=profile.attending_grpo.n_train_items, seed=seed, log=log)
+
+
 def stratified_split(
-    profile: Profile, split: str, seed: int, run: Run | None = None, n: int | None = None, panel: str | None = None
+    profile: Profile, split: str, seed: int, run: Run | None = None, n: int | None = None, panel: str | None = None,
+    data_root: str | Path | None = None, *, pool: "TrainingPool | None" = None, n_real: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> StratifiedSet:
-    """The profile's synthetic items of ``split`` with their panel's opinions and strata.
+    """The training (or held-out) items of ``split`` with their panel's opinions and strata.
+
+    Items: the profile's synthetic items of ``split`` when it has any
+    (``data.synthetic.n_train`` > 0 for ``train``, ``n_eval`` > 0 for ``validation`` /
+    ``test``), **plus**, for ``train`` and ``validation``, the real training pool's items of
+    that split (:func:`mmed.data.training.training_pool`: ``data.train_benchmarks``' train
+    splits, closed questions, minus every evaluation image, split image-disjointly; ``train``
+    capped at ``attending_grpo.n_train_items``) when ``data.train_benchmarks`` is non-empty
+    and a data root resolves. Synthetic items come first, then real ones in source order.
 
     Args:
         split: ``"train"``, ``"validation"`` or ``"test"`` (image-disjoint by construction).
-        seed: seeds the panel (the simulated panel's draws are keyed by it).
+        seed: seeds the panel (the simulated panel's draws are keyed by it) and the pool's
+            split and cap.
         run: the run (needed for ``panel="triage"`` and non-simulated backends).
-        n: number of items (default: the profile's ``n_train`` / ``n_eval``).
+        n: number of synthetic items (default: the profile's ``n_train`` / ``n_eval``);
+            ignored when the profile has no synthetic items for ``split``.
         panel: ``"gold"`` (panel of the gold specialty; training strata, DESIGN §4) or
             ``"triage"`` (panel chosen by the run's triage model); default
             ``profile.curriculum.strata_panel``.
+        data_root: real-data folder (None → ``../shared/data`` when present,
+            :func:`mmed.runs.resolve_data_root`); only read when ``data.train_benchmarks``
+            is non-empty.
+        pool: an already built training pool (saves rebuilding it; ``data_root`` is then unused).
+        n_real: at most this many real items (a seeded sample in source order; None = all).
+        log: the pool's messages (default ``print``).
     Raises:
-        ValueError: unknown split/panel, an open item (closed questions only), or an item
-            that could not be stratified (e.g. an empty panel) — none is dropped silently.
+        ValueError: unknown split/panel, no item at all (the message says why: synthetic
+            count 0, no data root for ``train_benchmarks``), an open item (closed questions
+            only), or an item that could not be stratified (e.g. an empty panel) — none is
+            dropped silently.
+        FileNotFoundError: an explicit ``data_root`` that does not exist, or a benchmark
+            folder missing under it.
     """
     from ..agents.pipeline import as_item_list, run_consultation
     from ..consult import build_agents, panel_opinions_gold, synthetic_split
@@ -191,9 +240,23 @@ def stratified_split(
     if split not in ("train", *HELDOUT_SPLITS):
         raise ValueError(f"split {split!r} not in {('train', *HELDOUT_SPLITS)}")
     panel = panel or profile.curriculum.strata_panel
-    items = as_item_list(synthetic_split(profile, split, n=n))
+    key = "n_train" if split == "train" else "n_eval"
+    n_syn = getattr(profile.data.synthetic, key)
+    items = as_item_list(synthetic_split(profile, split, n=n)) if n_syn > 0 else []
+    why = [f"{len(items)} synthetic" if n_syn > 0 else f"data.synthetic.{key} is 0"]
+    if split != "test" and profile.data.train_benchmarks:
+        if pool is None:
+            pool = attending_pool(profile, data_root, seed, log)
+        if pool is None:
+            why.append(f"no data root for data.train_benchmarks {profile.data.train_benchmarks}")
+        else:
+            real = pool.split(split)
+            if n_real is not None and len(real) > n_real:
+                real = real.select(sorted(random.Random(f"{seed}:n_real:{split}").sample(range(len(real)), n_real)))
+            items += as_item_list(real)
+            why.append(f"{len(real)} real")
     if not items:
-        raise ValueError(f"no {split} items (profile {profile.name}, n={n})")
+        raise ValueError(f"no {split} items (profile {profile.name}, n={n}): {'; '.join(why)}")
     open_ids = [it["id"] for it in items if not it["options"]]
     if open_ids:
         raise ValueError(f"{len(open_ids)} open items in the {split} split (closed questions only), e.g. {open_ids[:3]}")
@@ -525,15 +588,23 @@ class CurriculumResult:
 
 
 def _plan_record(profile: Profile, stages: Sequence[StagePlan], seed: int, heldout_split: str, n_train: int,
-                 n_heldout: int) -> dict[str, Any]:
+                 n_heldout: int | None, pool: "TrainingPool | None" = None) -> dict[str, Any]:
+    """What ``plan.json`` holds; a resumed run whose record differs is refused. ``n_train`` /
+    ``n_heldout``: synthetic items. With ``data.train_benchmarks`` set, ``train_data`` records
+    the real data (benchmarks, counts, or ``"no data root"``); without, the record is the one
+    older runs wrote (no such key)."""
     g = profile.attending_grpo
-    return {
+    rec = {
         "variant": profile.variant, "seed": seed, "stages": [s.to_dict() for s in stages],
         "shuffle_strata": profile.curriculum.shuffle_strata, "strata_panel": profile.curriculum.strata_panel,
         "heldout_split": heldout_split, "n_heldout": n_heldout, "n_train_pool": n_train,
         "grpo": {k: getattr(g, k) for k in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
                                             "num_generations", "max_completion_length", "temperature", "beta", "loss_type")},
     }
+    if profile.data.train_benchmarks:
+        rec["train_data"] = pool.plan_record() if pool is not None else {
+            "train_benchmarks": list(profile.data.train_benchmarks), "status": "no data root: not read"}
+    return rec
 
 
 def train_curriculum(
@@ -544,6 +615,7 @@ def train_curriculum(
     heldout_split: str = "validation",
     n_heldout: int | None = None,
     log: Callable[[str], None] | None = None,
+    data_root: str | Path | None = None,
 ) -> CurriculumResult:
     """Train the attending physician with C-MARL (or one of its variants) in a run.
 
@@ -555,14 +627,22 @@ def train_curriculum(
         seed: trainer/data seed (default: the profile's); also seeds the simulated panel.
         heldout_split: ``"validation"`` (default) or ``"test"``: the items whose per-stratum
             accuracy is measured before and after every stage.
-        n_heldout: number of held-out items (default: the profile's ``n_eval``).
+        n_heldout: number of held-out items: synthetic ones (default: the profile's
+            ``n_eval``) and, separately, at most this many of the real pool's validation
+            items (default: all of them).
         log: progress messages (default ``print``).
+        data_root: real-data folder for ``data.train_benchmarks`` (None → ``../shared/data``
+            when present). Training items are the synthetic ``train`` items (at most
+            ``min(n_train, attending_grpo.n_train_items)``) plus the real pool's ``train``
+            items (at most ``attending_grpo.n_train_items``); see :func:`stratified_split`.
     Returns:
         a :class:`CurriculumResult`.
     Raises:
-        ValueError: bad split, variant mismatch, an empty stage, or a run whose variant folder
-            was trained with a different plan (stages, γ, GRPO settings or seed) — use another
-            run folder rather than mixing two plans.
+        ValueError: bad split, variant mismatch, an empty stage, no training items, or a run
+            whose variant folder was trained with a different plan (stages, γ, GRPO settings,
+            seed or training data) — use another run folder rather than mixing two plans.
+        FileNotFoundError: an explicit ``data_root`` that does not exist, or a train or
+            evaluation benchmark folder missing under the data root.
     """
     from ..agents.build import base_model_for, describe_specialists, variant_dir_name
     from ..consult import ensure_cold_start
@@ -593,7 +673,10 @@ def train_curriculum(
 
     n_pool = min(prof.data.synthetic.n_train, prof.attending_grpo.n_train_items)
     n_held = prof.data.synthetic.n_eval if n_heldout is None else int(n_heldout)
-    plan = _plan_record(prof, stages, seed, heldout_split, n_pool, n_held)
+    pool = attending_pool(prof, data_root, seed, log)  # None without train_benchmarks or a data root
+    if prof.data.train_benchmarks and pool is None:
+        log(f"[{vname}] note: no data root, data.train_benchmarks {prof.data.train_benchmarks} not read")
+    plan = _plan_record(prof, stages, seed, heldout_split, n_pool, n_held, pool)
     # relative to the run when inside it, so a copied or moved run folder keeps its plan
     plan["base_model"] = str(Path(base).relative_to(run.root)) if Path(base).is_relative_to(run.root) else base
     saved = _read_json(root / PLAN_FILE)
@@ -604,11 +687,11 @@ def train_curriculum(
     if saved is None:
         write_json_atomic(root / PLAN_FILE, plan)
 
-    train = stratified_split(prof, "train", seed, run, n=n_pool)
+    train = stratified_split(prof, "train", seed, run, n=n_pool, data_root=data_root, pool=pool)
     summary = json.loads(json.dumps(train.summary()))
     if _read_json(root / STRATA_FILE) != summary:
         write_json_atomic(root / STRATA_FILE, summary)
-    held = stratified_split(prof, heldout_split, seed, run, n=n_held)
+    held = stratified_split(prof, heldout_split, seed, run, n=n_held, data_root=data_root, pool=pool, n_real=n_heldout)
     log(f"[{vname}] training strata {train.counts()} | held-out ({heldout_split}) strata {held.counts()}")
 
     # the starting policy is the same for every variant of a run: its held-out answers are shared

@@ -259,24 +259,41 @@ def real_eval_limit(profile: Profile) -> int | None:
 
 
 def training_items(
-    profile: Profile, seed: int, real: RealTriageSet | None = None, real_train: bool = False
+    profile: Profile, seed: int, real: RealTriageSet | None = None, real_train: bool = False,
+    data_root: str | Path | None = None, pool: Any = None, log: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The GRPO training items of the triage doctor and a description of them.
 
-    Synthetic ``train`` items (first ``triage_grpo.n_train_items``) with a seeded
-    ``triage_grpo.image_only_fraction`` asked the generic question, plus ``real.train``
-    when ``real_train``.
+    Synthetic ``train`` items (first ``triage_grpo.n_train_items``; none when
+    ``data.synthetic.n_train`` is 0) with a seeded ``triage_grpo.image_only_fraction`` asked
+    the generic question, plus ``real.train`` when ``real_train``, plus — when
+    ``data.train_benchmarks`` is set and a data root resolves — the real training pool's
+    ``train`` items (:func:`mmed.data.training.training_pool`, at most
+    ``triage_grpo.n_train_items``, no evaluation image), with their own questions and the
+    ``specialty`` the loaders give them (:mod:`mmed.data.specialty` rules); their
+    ``source`` is the ``train_benchmarks`` entry (e.g. ``"vqa_rad:mevf"``).
 
+    Args:
+        data_root: real-data folder for ``data.train_benchmarks`` (None → ``../shared/data``
+            when present); unused without ``train_benchmarks`` or when ``pool`` is given.
+        pool: an already built :class:`mmed.data.training.TrainingPool`.
+        log: the pool's messages (default ``print``).
     Returns:
-        ``(items, info)``, info = counts per source and specialty, image-only count.
+        ``(items, info)``, info = counts per source and specialty, image-only count, and
+        with ``train_benchmarks`` also ``train_pool`` (the pool's counts, or a note that no
+        data root was found). Pool items carry ``image_hashes`` (their content hashes).
     Raises:
-        ValueError: ``real_train`` without real data.
+        ValueError: ``real_train`` without real data; no training item at all.
+        FileNotFoundError: an explicit ``data_root`` that does not exist, or a benchmark
+            folder missing under it.
     """
     from ..agents.pipeline import as_item_list
     from ..consult import synthetic_split
 
     g = profile.triage_grpo
-    syn = image_only(as_item_list(synthetic_split(profile, "train", n=g.n_train_items)), g.image_only_fraction, seed)
+    syn = (as_item_list(synthetic_split(profile, "train", n=g.n_train_items))
+           if profile.data.synthetic.n_train > 0 else [])
+    syn = image_only(syn, g.image_only_fraction, seed)
     for it in syn:
         it["source"] = "synthetic"
     items = list(syn)
@@ -284,6 +301,25 @@ def training_items(
         if real is None:
             raise ValueError("real_train=True needs real data: pass a data root holding triage/ and/or vqa_rad/")
         items += [dict(it, source=it["dataset"]) for it in real.train]
+    pool_info: dict[str, Any] | None = None
+    if profile.data.train_benchmarks:
+        if pool is None:
+            from ..data.training import training_pool
+
+            root = resolve_data_root(data_root)
+            if root is not None:
+                pool = training_pool(profile, root, cap=g.n_train_items, seed=seed, log=log)
+        if pool is None:
+            pool_info = {"train_benchmarks": list(profile.data.train_benchmarks), "status": "no data root: not read"}
+        else:
+            pool_info = pool.plan_record()
+            source = {spec.partition(":")[0]: spec for spec in profile.data.train_benchmarks}
+            for it, hs in zip(image_only(as_item_list(pool.train), 0.0, seed), pool.train_hashes):
+                items.append(dict(it, source=source[it["dataset"]], image_hashes=list(hs)))
+    if not items:
+        raise ValueError(f"no triage training items (profile {profile.name}): data.synthetic.n_train is 0 and "
+                         + (f"no data root for data.train_benchmarks {profile.data.train_benchmarks}"
+                            if profile.data.train_benchmarks else "data.train_benchmarks is empty"))
     info = {
         "n": len(items),
         "by_source": dict(Counter(it["source"] for it in items)),
@@ -292,6 +328,8 @@ def training_items(
         "image_only_fraction_synthetic": g.image_only_fraction,
         "real_train": bool(real_train),
     }
+    if pool_info is not None:  # without train_benchmarks: the info older runs recorded
+        info["train_pool"] = pool_info
     return items, info
 
 
@@ -312,6 +350,8 @@ class TriageTraining:
         result: :class:`mmed.rl.grpo.GRPOResult` (steps, seconds, per-step ``log``).
         data: :func:`training_items` info; ``settings``: what ``train_settings.json`` holds.
         cold_start: the cold-start report (None when the profile has no cold start).
+        trained_image_hashes: content hashes of the real training pool's images trained on
+            (``data.train_benchmarks``; empty without): a real triage evaluation leaves them out.
     """
 
     out_dir: Path
@@ -321,6 +361,7 @@ class TriageTraining:
     data: dict[str, Any]
     settings: dict[str, Any]
     cold_start: dict[str, Any] | None
+    trained_image_hashes: frozenset[str] = frozenset()
 
 
 def _settings(profile: Profile, seed: int, real_train: bool, max_steps: int | None, base: str, data: dict) -> dict[str, Any]:
@@ -359,7 +400,8 @@ def train_triage(
         run: the run folder; its cold start is reused or made
             (:func:`mmed.consult.ensure_cold_start`).
         seed: seeds the image-only choice, the trainer and the real split (None → profile's).
-        data_root: real-data folder for ``real_train`` (None → ``../shared/data`` when present).
+        data_root: real-data folder for ``real_train`` and ``data.train_benchmarks`` (None →
+            ``../shared/data`` when present).
         real_train: also train on the train part of the real images (output ``grpo_real/``).
         max_steps: overrides ``triage_grpo.max_steps``.
         resume: continue from the last checkpoint of an interrupted run with the same settings.
@@ -381,7 +423,7 @@ def train_triage(
         real = load_real_triage(resolve_data_root(data_root), profile, seed)
     cs = ensure_cold_start(run, profile, "triage", seed)
     src = policy_source(run, profile, "triage", "sft" if cs is not None else "base")
-    items, data = training_items(profile, seed, real, real_train)
+    items, data = training_items(profile, seed, real, real_train, data_root=data_root)
     out = triage_out_dir(run, real_train)
     settings = _settings(profile, seed, real_train, max_steps, src.base, data)
     saved_path = out / "train_settings.json"
@@ -402,7 +444,8 @@ def train_triage(
         res = train_grpo("triage", src.base, ds, profile, out, max_steps=max_steps, seed=seed,
                          log_tags={"agent": "triage"}, callbacks=callbacks, resume=resume)
     run.add_artifact(step, out)
-    return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs)
+    trained = frozenset(h for it in items for h in it.get("image_hashes", ()))
+    return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs, trained)
 
 
 # ----------------------------------------------------------------------------------------
@@ -646,7 +689,7 @@ def evaluate_stages(
     Args:
         sources: ``{stage: PolicySource}``, e.g. :func:`triage_sources`; the gains compare
             ``"grpo"`` with ``"sft"`` when both are there.
-        synthetic_items: synthetic test items (never trained on).
+        synthetic_items: synthetic test items (never trained on); empty → no synthetic sets.
         real_items: real images (:func:`load_real_triage`), or None/empty: no ``real`` set.
     Returns:
         ``{"records": {stage: {set: records}}, "summary": {stage: {set: triage_summary}},
@@ -655,10 +698,10 @@ def evaluate_stages(
     from ..agents.build import load_runner
     from ..data import TRIAGE_QUESTION
 
-    sets: dict[str, tuple[Sequence[dict], str | None]] = {
-        "synthetic": (synthetic_items, None),
-        "synthetic_image_only": (synthetic_items, TRIAGE_QUESTION),
-    }
+    sets: dict[str, tuple[Sequence[dict], str | None]] = {}
+    if synthetic_items:  # none in a profile without a synthetic test split (paper)
+        sets["synthetic"] = (synthetic_items, None)
+        sets["synthetic_image_only"] = (synthetic_items, TRIAGE_QUESTION)
     if real_items:
         sets["real"] = (real_items, None)
     n_boot, conf = profile.eval.bootstrap_samples, profile.eval.confidence
@@ -759,8 +802,9 @@ def run_train_triage(
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """``python -m mmed train-triage``: :func:`train_triage`, then :func:`evaluate_stages` on
-    the synthetic test split and (with a data root) the real images — all of them, or the
-    held-out part with ``real_train``. Writes ``<out_dir>/eval.json`` (summaries, gains,
+    the synthetic test split (when the profile has one) and (with a data root) the real
+    images — all of them, or the held-out part with ``real_train`` — minus any image the
+    training pool of ``data.train_benchmarks`` trained on (counted in ``real_notes``). Writes ``<out_dir>/eval.json`` (summaries, gains,
     training summary) and returns a compact report (accuracies with intervals).
     """
     from ..agents.pipeline import as_item_list
@@ -770,14 +814,23 @@ def run_train_triage(
     run = Run.open(run_dir, profile=profile.name, seed=seed)
     root = resolve_data_root(data_root)
     real = load_real_triage(root, profile, seed, real_eval_limit(profile)) if root is not None else None
-    tr = train_triage(profile, run, seed=seed, real_train=real_train, max_steps=max_steps, real=real)
+    tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps, real=real)
     real_eval = (real.heldout if real_train else real.all) if real is not None else None
+    notes = list(real.notes) if real is not None else ["no real data: synthetic only"]
+    if real_eval is not None and tr.trained_image_hashes:  # data.train_benchmarks: never evaluate a trained image
+        from ..data import image_hash
+
+        kept = [it for it in real_eval if image_hash(it["image_ref"]) not in tr.trained_image_hashes]
+        notes.append(f"{len(real_eval) - len(kept)} real images left out of the evaluation: trained on "
+                     f"(data.train_benchmarks)")
+        real_eval = kept
     ev = evaluate_stages(profile, triage_sources(run, profile, real_train),
-                         as_item_list(synthetic_split(profile, "test")), real_eval, seed=seed)
+                         as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else [],
+                         real_eval, seed=seed)
     body = {
         "profile": profile.name, "seed": seed, "real_train": real_train,
         "real_data": str(root) if root is not None else None,
-        "real_notes": real.notes if real is not None else ["no real data: synthetic only"],
+        "real_notes": notes,
         "real_eval_part": ("heldout" if real_train else "all") if real is not None else None,
         "training": {**training_summary(tr.result.log), "steps": tr.result.steps, "seconds": tr.result.seconds,
                      "data": tr.data},

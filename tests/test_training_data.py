@@ -1,0 +1,166 @@
+"""Real training data (mmed.data.training, data.train_benchmarks): the pool never holds an
+evaluation image, every item read is accounted for, train/validation are image-disjoint, and
+both trainers (the attending's stratified split, the triage doctor's items) use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmed.config import ProfileError, load_profile
+from mmed.data import closed_only, load_benchmark
+from mmed.data.splits import item_image_hashes
+from mmed.data.training import training_pool
+from mmed.rl import curriculum as C
+from mmed.rl import triage as T
+
+#: VQA-RAD MEVF train, measured on ../shared/data/vqa_rad: 3,064 items = 1,241 open +
+#: 1,823 closed, of which 1,120 show one of the 203 MEVF test images
+MEVF_TRAIN, MEVF_OPEN, MEVF_REMOVED, MEVF_KEPT = 3064, 1241, 1120, 703
+OVERLAY = {"data": {"train_benchmarks": ["vqa_rad:mevf"], "synthetic": {"n_train": 0}}}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def real_smoke(**extra) -> "object":
+    """smoke, trained on VQA-RAD MEVF train instead of the synthetic set."""
+    from mmed.config import deep_merge
+
+    return load_profile("smoke", overrides=deep_merge(OVERLAY, extra))
+
+
+def _hashes(ds) -> set[str]:
+    return {h for hs in item_image_hashes(ds) for h in hs}
+
+
+def test_profile_keys_are_validated():
+    assert load_profile("smoke").data.train_benchmarks == [] and load_profile("demo").data.train_benchmarks == []
+    assert load_profile("paper").data.train_benchmarks == ["vqa_rad:mevf", "slake:official", "pathvqa:hub"]
+    with pytest.raises(ProfileError, match=r"smoke\.yaml.*'data\.train_benchmarks\[0\]'.*unknown benchmark 'vqarad'"):
+        load_profile("smoke", overrides={"data": {"train_benchmarks": ["vqarad:mevf"]}})
+    with pytest.raises(ProfileError, match=r"'data\.train_benchmarks\[0\]'.*unknown layout 'osf' for vqa_rad"):
+        load_profile("smoke", overrides={"data": {"train_benchmarks": ["vqa_rad:osf"]}})
+    with pytest.raises(ProfileError, match=r"'data\.train_benchmarks' names \['vqa_rad'\] more than once"):
+        load_profile("smoke", overrides={"data": {"train_benchmarks": ["vqa_rad:mevf", "vqa_rad:official"]}})
+    with pytest.raises(ProfileError, match="train_validation_fraction"):
+        load_profile("smoke", overrides={"data": {"train_validation_fraction": 1.0}})
+
+
+def test_pool_holds_no_evaluation_image_and_counts_every_item(shared_data: Path):
+    prof = real_smoke()
+    lines: list[str] = []
+    pool = training_pool(prof, shared_data, seed=0, log=lines.append)
+    info = pool.info
+    row = info["by_benchmark"]["vqa_rad:mevf"]
+    assert row == {"read": MEVF_TRAIN, "open_dropped": MEVF_OPEN, "removed_eval_image": MEVF_REMOVED, "kept": MEVF_KEPT}
+    assert row["removed_eval_image"] + row["kept"] + row["open_dropped"] == MEVF_TRAIN
+    assert info["eval_images"] == 203 and info["removed_eval_image"] == MEVF_REMOVED
+    assert any(f"{MEVF_REMOVED} removed" in ln for ln in lines)  # reported, not silently lost
+    assert len(pool.train) + len(pool.validation) == MEVF_KEPT == info["n_train"] + info["n_validation"]
+    test = load_benchmark("vqa_rad", shared_data / "vqa_rad", "test", layout="mevf", include_open=True)
+    test_h = _hashes(test)
+    assert len(test_h) == 203
+    assert not (_hashes(pool.train) | _hashes(pool.validation)) & test_h  # nothing trains on an evaluation image
+    assert not _hashes(pool.train) & _hashes(pool.validation)  # image-disjoint
+    assert set(pool.train["answer_type"]) == set(pool.validation["answer_type"]) == {"closed"}
+    assert set(pool.train["split"]) == {"train"} and set(pool.validation["split"]) == {"validation"}
+    assert len(pool.validation) == pytest.approx(0.1 * MEVF_KEPT, abs=10)
+    # independently: the closed MEVF train items whose images are not test images
+    closed = closed_only(load_benchmark("vqa_rad", shared_data / "vqa_rad", "train", layout="mevf"))
+    expected = {i for i, hs in zip(closed["id"], item_image_hashes(closed)) if not set(hs) & test_h}
+    assert set(pool.train["id"]) | set(pool.validation["id"]) == expected
+    # the cap: a seeded sample of train, validation untouched
+    a = training_pool(prof, shared_data, cap=16, seed=0, log=_quiet)
+    b = training_pool(prof, shared_data, cap=16, seed=0, log=_quiet)
+    assert a.train["id"] == b.train["id"] and len(a.train) == 16 and set(a.train["id"]) <= set(pool.train["id"])
+    assert a.validation["id"] == pool.validation["id"] and a.info["n_train_before_cap"] == len(pool.train)
+
+
+def test_pool_errors_name_the_entry(shared_data: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="train_benchmarks is empty"):
+        training_pool(load_profile("smoke"), shared_data)
+    (tmp_path / "vqa_rad").symlink_to(shared_data / "vqa_rad")
+    prof = real_smoke(data={"train_benchmarks": ["vqa_rad:mevf", "slake:official"]})
+    with pytest.raises(FileNotFoundError, match=r"data\.train_benchmarks entry 'slake:official'.*slake"):
+        training_pool(prof, tmp_path, log=_quiet)
+    prof = real_smoke(data={"eval_benchmarks": ["vqa_rad:mevf", "pathvqa:hub"]})
+    with pytest.raises(FileNotFoundError, match=r"data\.eval_benchmarks entry 'pathvqa:hub'"):
+        training_pool(prof, tmp_path, log=_quiet)
+
+
+def test_stratified_split_and_triage_items_use_the_pool(shared_data: Path):
+    prof = real_smoke()
+    train = C.stratified_split(prof, "train", 0, data_root=shared_data, log=_quiet)
+    cap = prof.attending_grpo.n_train_items
+    assert len(train) == cap and all(it["dataset"] == "vqa_rad" and it["split"] == "train" for it in train.items)
+    assert sum(train.counts().values()) == cap and all(len(ops) == prof.specialists.panel_size for ops in train.opinions)
+    assert set(train.strata) <= {"easy", "medium", "hard"} and len(set(train.strata)) > 1
+    held = C.stratified_split(prof, "validation", 0, data_root=shared_data, log=_quiet, n_real=5)
+    syn = [it for it in held.items if it["dataset"] == "synthetic"]
+    real = [it for it in held.items if it["dataset"] == "vqa_rad"]
+    assert len(syn) == prof.data.synthetic.n_eval and len(real) == 5
+    assert not {it["id"] for it in real} & {it["id"] for it in train.items}
+    # no real items in "test": the evaluation benchmarks are evaluated, never trained or validated on
+    assert all(it["dataset"] == "synthetic" for it in C.stratified_split(prof, "test", 0, n=4, data_root=shared_data).items)
+    items, info = T.training_items(prof, 0, data_root=shared_data, log=_quiet)
+    n_triage = prof.triage_grpo.n_train_items
+    assert info["by_source"] == {"vqa_rad:mevf": n_triage} and info["by_specialty"]["Radiologist"] == n_triage
+    assert info["train_pool"]["removed_eval_image"] == MEVF_REMOVED
+    assert all(it["specialty"] == "Radiologist" and it["image_hashes"] and not it["image_only"] for it in items)
+    # smoke itself is unchanged: synthetic only, no train_pool key
+    _, info0 = T.training_items(load_profile("smoke"), 0, data_root=shared_data)
+    assert set(info0["by_source"]) == {"synthetic"} and "train_pool" not in info0
+
+
+def test_no_items_says_why(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MMED_DATA_ROOT", "")  # no data root
+    with pytest.raises(ValueError, match=r"no train items.*n_train is 0.*no data root for data\.train_benchmarks"):
+        C.stratified_split(real_smoke(), "train", 0)
+    with pytest.raises(ValueError, match="no triage training items"):
+        T.training_items(real_smoke(), 0)
+
+
+def test_paper_profile_has_training_items_with_a_data_root(shared_data: Path, monkeypatch: pytest.MonkeyPatch):
+    # the shipped paper profile reads five benchmarks; this data root holds VQA-RAD only
+    paper = load_profile("paper")
+    with pytest.raises(FileNotFoundError, match=r"data\.eval_benchmarks entry 'slake:official'"):
+        C.stratified_split(paper, "train", 0, data_root=shared_data, log=_quiet)
+    monkeypatch.setenv("MMED_DATA_ROOT", "")
+    with pytest.raises(ValueError, match="no train items.*no data root"):
+        C.stratified_split(paper, "train", 0)
+    # the paper profile on the benchmark present here, with the simulated panel (no network)
+    prof = load_profile("paper", overrides={
+        "data": {"train_benchmarks": ["vqa_rad:mevf"], "eval_benchmarks": ["vqa_rad:mevf"]},
+        "specialists": {"backend": "simulated"}})
+    train = C.stratified_split(prof, "train", 0, data_root=shared_data, log=_quiet)
+    held = C.stratified_split(prof, "validation", 0, data_root=shared_data, log=_quiet)
+    assert prof.data.synthetic.n_train == 0 and len(train) + len(held) == MEVF_KEPT
+    assert {it["dataset"] for it in train.items + held.items} == {"vqa_rad"}
+
+
+def test_curriculum_trains_on_real_items_and_records_them(shared_data: Path, tmp_path: Path):
+    from mmed.runs import Run
+
+    root = tmp_path / "run"
+    one = {"cold_start": {"enabled": False},  # the mechanism only: one step from the tiny base model
+           "curriculum": {"stages": [{"name": "all", "strata": ["easy", "medium", "hard"], "max_steps": 1,
+                                      "entropy_coef": 0.0}]}}
+    prof = real_smoke(**one)
+    res = C.train_curriculum(prof, root, seed=0, n_heldout=4, log=_quiet, data_root=shared_data)
+    (man,) = res.stages
+    assert man["steps"] == 1 and man["n_items"] == prof.attending_grpo.n_train_items == sum(res.train_counts.values())
+    plan = json.loads((Path(res.root) / "plan.json").read_text())
+    assert plan["train_data"]["train_benchmarks"] == ["vqa_rad:mevf"]
+    assert plan["train_data"]["removed_eval_image"] == MEVF_REMOVED and plan["train_data"]["n_train"] == man["n_items"]
+    strata = json.loads((Path(res.root) / "train_strata.json").read_text())
+    assert all(i.startswith("vqa_rad/train/") for ids in strata["ids"].values() for i in ids)
+    held = C.heldout_predictions(Run(root), None, man["dir"])
+    assert len(held) == 4 + 4  # synthetic n_heldout + at most n_heldout real validation items
+    # the same run folder with other training data is refused
+    with pytest.raises(ValueError, match=r"another plan.*train_data"):
+        C.train_curriculum(real_smoke(**one, attending_grpo={"n_train_items": 8}), root, seed=0, n_heldout=4,
+                           log=_quiet, data_root=shared_data)
