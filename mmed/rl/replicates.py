@@ -1,0 +1,230 @@
+"""Seed replicates of the trained agents: the same training with other seeds.
+
+Intervals elsewhere in this package are bootstrap intervals over *items* for one trained
+model; they say nothing about how much a result moves when training is repeated. Issues 5–7
+ask for seeds "where the budget allows". A replicate here re-runs GRPO (triage) or the
+curriculum (attending) with another seed in its own run folder,
+``runs/<id>/seeds/seed_<k>/`` (a :class:`mmed.runs.Run` with its own manifest), and the
+tables put every seed side by side, plus the mean and the sample standard deviation over
+seeds.
+
+What a seed changes: TRL's seed (LoRA initialisation, sampling of the rollouts, data order)
+and the simulated panel's draws (so the stratified training and held-out items differ too).
+What it does not: the cold start. The main run's cold-started models are copied into the
+replicate (when the main run holds them), so the spread is that of the RL stage alone — the
+cold start is the same starting point for every seed, as it is for every variant of a run.
+A finished replicate is reused on the next call (same rules as any run folder).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from typing import Any, Callable, Sequence
+
+from ..config import STRATA, Profile
+from ..runs import Run
+
+#: cold-start folders copied from the main run into a replicate
+COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"))
+
+
+def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
+    """The run folder of seed ``seed``'s replicate, ``<run>/seeds/seed_<seed>``, with the main
+    run's cold starts (and offline base model) copied in when it holds them and the
+    replicate does not.
+
+    Raises:
+        ValueError: ``seed`` is not an int ≥ 0.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    sub = Run.open(run.path("seeds", f"seed_{seed}"), profile=profile.name, seed=seed)
+    for parts in COLD_START_DIRS:
+        src, dst = run.path(*parts), sub.path(*parts)
+        if src.is_dir() and not dst.exists():
+            shutil.copytree(src, dst)
+    return sub
+
+
+def _runs_by_seed(run: Run, profile: Profile, main_seed: int, seeds: Sequence[int]) -> list[tuple[int, Run]]:
+    if not seeds:
+        raise ValueError("seeds is empty")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds has duplicates: {list(seeds)}")
+    return [(s, run if s == main_seed else replicate_run(run, profile, s)) for s in seeds]
+
+
+def with_variant(profile: Profile, variant: str | None) -> Profile:
+    """``profile`` (a base profile, loaded without a variant) with ``variant`` applied — as
+    :func:`mmed.config.load_profile` would, but from the loaded object (so a profile given as
+    an object, e.g. with overrides, keeps them).
+
+    Raises:
+        ValueError: ``profile`` already carries another variant.
+        mmed.config.ProfileError: an unknown variant.
+    """
+    from ..config import profile_from_dict
+
+    if profile.variant is not None:
+        if profile.variant == variant:
+            return profile
+        raise ValueError(f"profile {profile.name!r} already carries variant {profile.variant!r}; pass the base profile")
+    if variant is None:
+        return profile
+    raw = {k: v for k, v in profile.to_dict().items() if k != "variant"}
+    return profile_from_dict(raw, f"profile {profile.name!r}", variant=variant)
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """``{"n", "mean", "sd", "min", "max"}`` of per-seed values (``sd`` is the sample standard
+    deviation, None with fewer than two values; NaN/None values are left out and not
+    counted in ``n``)."""
+    xs = [float(v) for v in values if v is not None and v == v]
+    return {"n": len(xs), "mean": statistics.fmean(xs) if xs else None,
+            "sd": statistics.stdev(xs) if len(xs) > 1 else None,
+            "min": min(xs) if xs else None, "max": max(xs) if xs else None}
+
+
+# ----------------------------------------------------------------------------------------
+# triage
+# ----------------------------------------------------------------------------------------
+def triage_replicates(
+    run: Run,
+    profile: Profile,
+    seeds: Sequence[int],
+    main_seed: int,
+    synthetic_items: Sequence[dict[str, Any]],
+    real_items: Sequence[dict[str, Any]] | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Any:
+    """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
+
+    The main seed's training is the run's own (``triage/grpo``, trained by notebook 03 or
+    ``train-triage``; trained here when missing); the other seeds train in
+    :func:`replicate_run` folders. Only the synthetic training of
+    :func:`mmed.rl.triage.train_triage` is replicated (``real_train=False``).
+
+    Args:
+        seeds: the seeds (main seed included or not), e.g. ``profile.eval.seeds``.
+        main_seed: the run's own seed.
+        synthetic_items: synthetic test items (never trained on).
+        real_items: real images to evaluate on, or None.
+    Returns:
+        a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
+        format_valid, run`` (``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
+        ``synthetic``, ``synthetic_image_only``, ``real``; ``run`` the folder that holds
+        the seed's training).
+    Raises:
+        ValueError: empty or duplicate seeds.
+    """
+    import pandas as pd
+
+    from . import triage as T
+
+    rows = []
+    for s, r in _runs_by_seed(run, profile, main_seed, seeds):
+        tr = T.train_triage(profile, r, seed=s)
+        if log:
+            log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
+        grpo = T.triage_sources(r, profile)["grpo"]
+        ev = T.evaluate_stages(profile, {"grpo": grpo}, synthetic_items, real_items, seed=s)
+        for name, summ in ev["summary"]["grpo"].items():
+            a = summ["accuracy"]
+            rows.append({"seed": s, "set": name, "n": summ["n"], "accuracy": a["acc"], "lo": a["lo"], "hi": a["hi"],
+                         "format_valid": summ["format_valid"]["acc"], "run": str(r.root)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------
+# attending (C-MARL and its variants)
+# ----------------------------------------------------------------------------------------
+def curriculum_replicates(
+    run: Run,
+    profile: Profile,
+    seeds: Sequence[int],
+    main_seed: int,
+    variants: Sequence[str | None] = (None, "no_curriculum"),
+    heldout_split: str = "test",
+    n_heldout: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Any:
+    """The curriculum (and ``variants``) once per seed; held-out accuracy of each variant's
+    final stage per stratum, its format-valid rate, and the paired difference between the
+    first variant and each other one.
+
+    The main seed's curricula are the run's own (trained here when missing); other seeds
+    train in :func:`replicate_run` folders with
+    :func:`mmed.rl.curriculum.train_curriculum` and are read back with
+    :func:`mmed.rl.curriculum.curriculum_report`.
+
+    Args:
+        variants: None = C-MARL itself, then profile variant names; the first is compared
+            with the others.
+        heldout_split / n_heldout: as :func:`mmed.rl.curriculum.train_curriculum`.
+    Returns:
+        a ``pandas.DataFrame``, one row per (seed, system, stratum) with stratum in
+        ``easy, medium, hard, all``: ``seed, system, stratum, n, accuracy, lo, hi,
+        format_valid`` (of the final stage, all strata; None for ``start``), and for the
+        non-first variants ``diff_vs_first, diff_lo, diff_hi`` (first minus this system,
+        paired over the same held-out items; None otherwise). ``system`` is ``start`` (the
+        cold-started attending) or the variant's label (``cmarl`` for None).
+    Raises:
+        ValueError: empty or duplicate seeds, or no variants.
+    """
+    import pandas as pd
+
+    from . import curriculum as C
+
+    if not variants:
+        raise ValueError("variants is empty")
+    labels = [C._label(v) for v in variants]
+    rows = []
+    for s, r in _runs_by_seed(run, profile, main_seed, seeds):
+        for v in variants:
+            C.train_curriculum(with_variant(profile, v), r.root, seed=s, heldout_split=heldout_split, n_heldout=n_heldout,
+                               log=(lambda m: None))
+        rep = C.curriculum_report(r, list(variants), heldout_split, profile.eval.bootstrap_samples, s)
+        if log:
+            log(f"curriculum seed {s}: " + ", ".join(f"{n} {rep['systems'][n]['all']['acc']:.3f}" for n in labels)
+                + f" (held-out {heldout_split}, n={rep['n_items']}) in {r.root}")
+        for name in ("start", *labels):
+            fv = None if name == "start" else rep["stages"][name][-1]["format_valid_after"]
+            d = rep["paired"].get(f"{labels[0]}-{name}") if name != labels[0] and name != "start" else None
+            for st in (*STRATA, "all"):
+                a = rep["systems"][name][st]
+                dd = d[st] if d else None
+                rows.append({"seed": s, "system": name, "stratum": st, "n": a.get("n"), "accuracy": a["acc"],
+                             "lo": a["lo"], "hi": a["hi"], "format_valid": fv,
+                             "diff_vs_first": dd["diff"] if dd else None, "diff_lo": dd["lo"] if dd else None,
+                             "diff_hi": dd["hi"] if dd else None})
+    return pd.DataFrame(rows)
+
+
+def seed_summary(table: Any, by: Sequence[str], value: str = "accuracy") -> Any:
+    """Mean, sample standard deviation, min and max of ``value`` over seeds, per group.
+
+    Args:
+        table: a replicate table (:func:`triage_replicates`, :func:`curriculum_replicates`).
+        by: the grouping columns, e.g. ``["set"]`` or ``["system", "stratum"]``.
+    Returns:
+        a ``pandas.DataFrame`` indexed by ``by`` with ``n_seeds, mean, sd, min, max``
+        (``sd`` NaN with one seed).
+    Raises:
+        KeyError: a column of ``by`` or ``value`` is missing.
+    """
+    import pandas as pd
+
+    missing = [c for c in (*by, value, "seed") if c not in table.columns]
+    if missing:
+        raise KeyError(f"replicate table has no column(s) {missing} (columns: {list(table.columns)})")
+    out = {}
+    for key, g in table.groupby(list(by), sort=False):
+        sp = spread(list(g[value]))
+        if len(by) == 1 and isinstance(key, tuple):
+            key = key[0]
+        out[key] = {"n_seeds": sp["n"], "mean": sp["mean"], "sd": sp["sd"] if sp["sd"] is not None else float("nan"),
+                    "min": sp["min"], "max": sp["max"]}
+    df = pd.DataFrame.from_dict(out, orient="index")
+    df.index = pd.MultiIndex.from_tuples(df.index, names=list(by)) if len(by) > 1 else pd.Index(df.index, name=by[0])
+    return df

@@ -1,0 +1,129 @@
+"""Seed replicates (mmed.rl.replicates): other seeds train in runs/<id>/seeds/seed_<k>/ from
+the main run's cold start, and the tables put the seeds side by side."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mmed.agents.pipeline import as_item_list
+from mmed.config import STRATA, apply_torch_threads, load_profile
+from mmed.consult import synthetic_split
+from mmed.rl import replicates as R
+from mmed.runs import Run
+
+SMOKE = load_profile("smoke")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def profile_threads():
+    before = torch.get_num_threads()
+    apply_torch_threads(SMOKE)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run(smoke_cold_run: Run, tmp_path: Path) -> Run:
+    dst = tmp_path / "run"
+    shutil.copytree(smoke_cold_run.root, dst)
+    return Run.open(dst, profile="smoke", seed=0)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    fa = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    return fa == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) and all(
+        (a / f).read_bytes() == (b / f).read_bytes() for f in fa)
+
+
+def test_replicate_run_copies_the_cold_starts_once(run: Run):
+    sub = R.replicate_run(run, SMOKE, 3)
+    assert sub.root == run.root / "seeds" / "seed_3"
+    assert sub.manifest["seeds"] == [3] and sub.manifest["profile"] == "smoke"
+    for parts in R.COLD_START_DIRS:
+        assert _same_files(run.path(*parts), sub.path(*parts)), parts
+    marker = sub.path("attending", "sft", "marker.txt")
+    marker.write_text("kept")
+    R.replicate_run(run, SMOKE, 3)  # reopening does not copy over what the replicate holds
+    assert marker.read_text() == "kept"
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="seed"):
+            R.replicate_run(run, SMOKE, bad)
+
+
+def test_with_variant_applies_the_profiles_own_overlay():
+    from mmed.config import ProfileError
+    from mmed.rl.curriculum import plan_stages
+
+    assert R.with_variant(SMOKE, None) is SMOKE
+    nc = R.with_variant(SMOKE, "no_curriculum")
+    assert nc.variant == "no_curriculum" and plan_stages(nc) == plan_stages(load_profile("smoke", variant="no_curriculum"))
+    assert R.with_variant(nc, "no_curriculum") is nc
+    with pytest.raises(ValueError, match="already carries"):
+        R.with_variant(nc, "no_entropy")
+    with pytest.raises(ProfileError, match="unknown variant 'nosuch'"):
+        R.with_variant(SMOKE, "nosuch")
+
+
+def test_spread_and_seed_summary():
+    sp = R.spread([0.5, 0.7, float("nan"), None])
+    assert sp["n"] == 2 and sp["mean"] == pytest.approx(0.6) and sp["sd"] == pytest.approx(math.sqrt(0.02))
+    assert R.spread([0.4]) == {"n": 1, "mean": 0.4, "sd": None, "min": 0.4, "max": 0.4}
+    t = pd.DataFrame({"seed": [0, 1, 0, 1], "set": ["a", "a", "b", "b"], "accuracy": [0.5, 0.7, 0.2, 0.2]})
+    s = R.seed_summary(t, ["set"])
+    assert list(s.index) == ["a", "b"] and list(s["n_seeds"]) == [2, 2]
+    assert s.loc["a", "mean"] == pytest.approx(0.6) and s.loc["b", "sd"] == 0.0
+    with pytest.raises(KeyError, match="stratum"):
+        R.seed_summary(t, ["stratum"])
+
+
+@pytest.mark.slow
+def test_triage_replicates_train_each_seed_in_its_own_folder(run: Run):
+    items = as_item_list(synthetic_split(SMOKE, "test"))[:8]
+    with pytest.raises(ValueError, match="duplicates"):
+        R.triage_replicates(run, SMOKE, [0, 0], 0, items, log=None)
+    t = R.triage_replicates(run, SMOKE, [0, 1], 0, items, log=None)
+    assert list(t["seed"]) == [0, 0, 1, 1] and list(t["set"]) == ["synthetic", "synthetic_image_only"] * 2
+    assert (t["n"] == 8).all() and ((t["lo"] <= t["accuracy"]) & (t["accuracy"] <= t["hi"])).all()
+    assert list(t["run"]) == [str(run.root)] * 2 + [str(run.root / "seeds" / "seed_1")] * 2
+    # the seed is the trainer's seed; the cold start is the main run's
+    s0 = json.loads((run.path("triage", "grpo") / "train_settings.json").read_text())
+    s1 = json.loads((run.path("seeds", "seed_1", "triage", "grpo") / "train_settings.json").read_text())
+    assert s0["seed"] == 0 and s1["seed"] == 1
+    assert _same_files(run.path("triage", "sft"), run.path("seeds", "seed_1", "triage", "sft"))
+    a0 = run.path("triage", "grpo", "final", "adapter_model.safetensors").read_bytes()
+    a1 = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").read_bytes()
+    assert a0 != a1
+    # a second call trains nothing and gives the same table
+    mtime = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").stat().st_mtime_ns
+    again = R.triage_replicates(run, SMOKE, [0, 1], 0, items, log=None)
+    pd.testing.assert_frame_equal(t, again)
+    assert run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_curriculum_replicates_table(run: Run):
+    t = R.curriculum_replicates(run, SMOKE, [0, 1], 0, variants=(None, "no_curriculum"), heldout_split="validation",
+                                n_heldout=6, log=None)
+    assert set(t["seed"]) == {0, 1} and set(t["system"]) == {"start", "cmarl", "no_curriculum"}
+    assert len(t) == 2 * 3 * (len(STRATA) + 1)
+    for (seed, system), g in t.groupby(["seed", "system"]):
+        assert list(g["stratum"]) == [*STRATA, "all"]
+        allrow = g[g["stratum"] == "all"].iloc[0]
+        assert allrow["n"] == 6 == g[g["stratum"] != "all"]["n"].sum()
+        assert (allrow["format_valid"] is None) == (system == "start") or math.isnan(allrow["format_valid"])
+        has_diff = system == "no_curriculum"
+        assert g["diff_vs_first"].notna().any() == has_diff
+    for seed in (0, 1):
+        g = t[(t["seed"] == seed) & (t["stratum"] == "all")].set_index("system")
+        assert g.loc["no_curriculum", "diff_vs_first"] == pytest.approx(g.loc["cmarl", "accuracy"] - g.loc["no_curriculum", "accuracy"])
+    assert (run.path("seeds", "seed_1", "attending", "cmarl", "stage_3_hard", "final") / "adapter_config.json").is_file()
+    assert not run.path("seeds", "seed_0").exists()  # the main seed is the run itself
+    s = R.seed_summary(t, ["system", "stratum"])
+    assert s.loc[("cmarl", "all"), "n_seeds"] == 2
