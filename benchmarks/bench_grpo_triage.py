@@ -1,8 +1,8 @@
 """Benchmark: seconds per GRPO step and peak memory of the triage doctor's training
 (:func:`mmed.rl.triage.train_triage`) for the ``smoke`` and ``demo`` set-ups.
 
-Goal: a demo GRPO step (``triage_grpo`` of ``demo.yaml``: 4 prompts x 8 completions, up to
-40 tokens each) in about a second on 2 CPU cores, so that notebook 03's training fits its
+Goal: a demo GRPO step (``triage_grpo`` of ``demo.yaml``: a batch of 64 completions = 8 prompts x
+8 completions, up to 40 tokens each) in about a second on 2 CPU cores, so that notebook 03's training fits its
 5-minute budget with room for evaluation; peak memory well under 2 GiB.
 
 Each repeat is a fresh child process (``--child``) that copies a run holding the cold start,
