@@ -261,7 +261,7 @@ def consult(
             tags={"profile": prof.name, "variant": variant, "seed": seed}, progress=progress,
         )
         metrics = summarize(records, n_boot=prof.eval.bootstrap_samples, seed=seed)
-        if hasattr(panels.factory, "stats"):  # API specialists: calls, cache hits, errors, tokens, cost
+        if hasattr(panels.factory, "stats"):  # API and local specialists: calls, cache hits, errors, tokens, cost
             metrics["specialist_calls"] = panels.factory.stats()
         run.update(specialists=panels.describe())
         metrics.update(
