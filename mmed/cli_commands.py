@@ -22,6 +22,8 @@ def _consult_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-open", action="store_true", help="also run open questions (scored apart)")
     p.add_argument("--triage", default="model", choices=["model", "gold", "fixed", "random"])
     p.add_argument("--fixed-specialty", default=None)
+    p.add_argument("--triage-fallback", default=None,
+                   help="where an invalid triage answer goes: random or a specialty (default: the profile's triage.fallback)")
     p.add_argument("--decision", default="attending", choices=["attending", "attending_alone", "majority_vote", "none"])
     p.add_argument("--variant", default=None, help="curriculum variant whose attending adapters to use")
     p.add_argument("--attending-stage", default="latest")
@@ -44,6 +46,8 @@ def _consult(args: argparse.Namespace) -> int:
         from .agents.backends import parse_specialist_spec
 
         overrides = {"specialists": parse_specialist_spec(args.specialists)}
+    if args.triage_fallback is not None:  # validated with the profile (ProfileError naming triage.fallback)
+        overrides["triage"] = {"fallback": args.triage_fallback}
     prof = load_profile(args.profile, overrides=overrides or None)
     _, m = consult(
         prof, args.run_dir, data=args.data, split=args.split, data_root=args.data_root, limit=args.limit,

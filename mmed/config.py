@@ -187,6 +187,16 @@ class SamplingConfig:
 
 
 @dataclass
+class TriageConfig:
+    """The triage doctor at inference (:class:`mmed.agents.triage.TriageDoctor`, paper §3)."""
+
+    #: where a case goes when the policy's answer holds no valid specialty (counted as
+    #: ``triage_fallbacks``): "random" (a uniform specialty seeded by the item id) or one
+    #: of the seven specialties (:data:`mmed.data.schema.SPECIALTIES`), e.g. "Radiologist"
+    fallback: str = "random"
+
+
+@dataclass
 class ColdStartConfig:
     """Short SFT warm-up teaching the output format (smoke/demo only; DESIGN §6)."""
 
@@ -294,6 +304,7 @@ class Profile:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     specialists: SpecialistsConfig = field(default_factory=SpecialistsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    triage: TriageConfig = field(default_factory=TriageConfig)
     cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
     triage_grpo: GRPOConfig = field(default_factory=GRPOConfig)
     attending_grpo: GRPOConfig = field(default_factory=GRPOConfig)
@@ -418,6 +429,11 @@ def _check(profile: Profile, source: str) -> None:
         if st.entropy_target is not None and not (st.entropy_target > 0 and st.entropy_coef > 0):
             raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_target' needs a target > 0 "
                                f"and entropy_coef > 0 (got target {st.entropy_target}, γ {st.entropy_coef})")
+    from .data.schema import SPECIALTIES
+
+    if profile.triage.fallback != "random" and profile.triage.fallback not in SPECIALTIES:
+        raise ProfileError(f"{source}: key 'triage.fallback' is {profile.triage.fallback!r}, "
+                           f"expected 'random' or one of {SPECIALTIES}")
     if profile.specialists.panel_size < 1:
         raise ProfileError(f"{source}: key 'specialists.panel_size' must be >= 1")
     if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:

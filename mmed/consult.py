@@ -184,8 +184,10 @@ def build_agents(
 ) -> tuple[TriageDoctor, PanelBank, AttendingPhysician | None, dict[str, Any]]:
     """Triage doctor, panel bank and attending for a run, with what they are made of.
 
-    Cold starts are run first when the profile has them and the run lacks them.
-    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used.
+    Cold starts are run first when the profile has them and the run lacks them. In
+    ``"model"`` mode an invalid triage answer goes to ``profile.triage.fallback``.
+    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used
+    (and, in ``"model"`` mode, the triage fallback).
     """
     info: dict[str, Any] = {"specialists": describe_specialists(profile)}
     style = profile.sampling.prompt_style
@@ -193,8 +195,9 @@ def build_agents(
     if triage_mode == "model":
         ensure_cold_start(run, profile, "triage", seed)
         src = policy_source(run, profile, "triage", triage_stage)
-        info["triage"] = asdict(src)
-        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", seed=seed, sampling=sp, style=style)
+        info["triage"] = asdict(src) | {"fallback": profile.triage.fallback}
+        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", fallback=profile.triage.fallback, seed=seed,
+                              sampling=sp, style=style)
     else:
         info["triage"] = {"mode": triage_mode, "fixed_specialty": fixed_specialty}
         triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
@@ -231,9 +234,12 @@ def consult(
     Writes ``<run>/consult/<out_name>/predictions.jsonl`` and ``metrics.json`` (out_name
     defaults to ``<dataset>_<split>``) and records the step in the manifest.
 
+    The run manifest records ``triage_fallback`` (the profile's ``triage.fallback``).
+
     Returns:
         ``(records, metrics)``; metrics = :func:`mmed.agents.pipeline.summarize` plus the
-        weights used, timing and the dataset spec.
+        weights used (``weights.triage.fallback`` in model mode), timing, the dataset spec
+        and, for cached backends (``local``, ``openai``), ``specialist_calls``.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     seed = prof.seed if seed is None else seed
@@ -241,6 +247,7 @@ def consult(
         raise ValueError(f"unknown variant {variant!r} for profile {prof.name!r}; known: {sorted(prof.variants)}")
     items = load_items(prof, data, split, data_root, include_open, limit)  # bad data fails before a run folder is made
     run = Run.open(run_dir, profile=prof.name, seed=seed)
+    run.update(triage_fallback=prof.triage.fallback)
     if prof.specialists.backend == "simulated":
         run.update(simulated_panel=describe_specialists(prof)["simulated"])
     if variant is not None and attending_stage == "latest" and decision in ("attending", "attending_alone") \

@@ -35,6 +35,7 @@ def test_unknown_command_exits():
         (["consult", "--profile", "smoke", "--split", "nosuch"], "synthetic: unknown split 'nosuch'"),
         (["consult", "--profile", "smoke", "--variant", "nosuch"], "unknown variant 'nosuch'"),
         (["consult", "--profile", "smoke", "--data", "nosuch:/x"], "unknown dataset 'nosuch'"),
+        (["consult", "--profile", "smoke", "--triage-fallback", "Nurse"], "key 'triage.fallback' is 'Nurse'"),
     ],
 )
 def test_user_errors_are_one_line(argv, match, tmp_path, capsys, monkeypatch):

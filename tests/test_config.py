@@ -68,3 +68,12 @@ def test_wrong_types_and_values():
 def test_bad_variant_key_is_caught_even_when_unused():
     with pytest.raises(ProfileError, match="variant 'v'.*'curriculum.bogus'"):
         profile_from_dict({"variants": {"v": {"curriculum": {"bogus": 1}}}})
+
+
+def test_triage_fallback_key():
+    assert [load_profile(n).triage.fallback for n in ("smoke", "demo", "paper")] == ["random"] * 3
+    assert load_profile("smoke", overrides={"triage": {"fallback": "Radiologist"}}).triage.fallback == "Radiologist"
+    with pytest.raises(ProfileError, match=r"smoke\.yaml.*: key 'triage\.fallback' is 'Nurse', expected 'random' or one of"):
+        load_profile("smoke", overrides={"triage": {"fallback": "Nurse"}})
+    with pytest.raises(ProfileError, match=r"'triage\.fallback' must be a string"):
+        profile_from_dict({"triage": {"fallback": 3}})

@@ -70,3 +70,17 @@ def test_load_items_rejects_empty_limits_and_unknown_synthetic_splits():
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         synthetic_split(prof, "tset")
     assert len(load_items(prof, "synthetic", "test", limit=3)) == 3
+
+
+def test_configured_triage_fallback_reaches_the_triage_doctor(tmp_path):
+    # the untrained tiny base model (no cold start) writes no valid <answer>: every case falls back
+    prof = load_profile("smoke", overrides={"cold_start": {"enabled": False}, "triage": {"fallback": "Pathologist"}})
+    recs, m = consult(prof, tmp_path / "run", data="synthetic", split="test", limit=6, decision="majority_vote",
+                      progress=False)
+    fell = [r for r in recs if r["triage"]["fallback"]]
+    assert len(fell) >= 3 and m["triage_fallbacks"] == len(fell)
+    assert {r["triage"]["specialty"] for r in fell} == {"Pathologist"}
+    assert m["weights"]["triage"]["fallback"] == "Pathologist"
+    saved = json.loads((tmp_path / "run" / "consult" / "synthetic_test" / "metrics.json").read_text())
+    assert saved["weights"]["triage"]["fallback"] == "Pathologist"
+    assert Run(tmp_path / "run").manifest["triage_fallback"] == "Pathologist"
