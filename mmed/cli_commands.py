@@ -57,7 +57,12 @@ def _consult(args: argparse.Namespace) -> int:
     )
     keys = ("items", "closed", "open", "triage_invalid", "triage_fallbacks", "abstentions", "panel_invalid",
             "panel_cached", "attending_invalid", "strata", "accuracy", "open_scores", "seconds")
-    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2))
+    summary = {k: m[k] for k in keys if k in m}
+    if "specialist_calls" in m:  # cached backends (openai, local): what this consultation spent
+        summary["specialist_calls"] = {k: m["specialist_calls"].get(k) for k in (
+            "backend", "opinions", "calls", "cache_hits", "failures", "errors", "prompt_tokens", "completion_tokens",
+            "cost_usd")}
+    print(json.dumps(summary, indent=2))
     return 0
 
 
