@@ -16,8 +16,8 @@ def _consult_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--data", default="synthetic",
                    help="synthetic | <benchmark> (from --data-root) | <benchmark>:<layout> | <benchmark>:<path>, "
-                        "e.g. vqa_rad:../shared/data/vqa_rad")
-    p.add_argument("--split", default="test")
+                        "each optionally @<split>, e.g. vqa_rad:../shared/data/vqa_rad or mmmu_med:hub@validation")
+    p.add_argument("--split", default=None, help="split to read (default: the --data spec's @<split>, else test)")
     p.add_argument("--limit", type=int, default=None, help="first N items only")
     p.add_argument("--include-open", action="store_true", help="also run open questions (scored apart)")
     p.add_argument("--triage", default="model", choices=["model", "gold", "fixed", "random"])
