@@ -16,12 +16,14 @@ def _consult_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--data", default="synthetic",
                    help="synthetic | <benchmark> (from --data-root) | <benchmark>:<layout> | <benchmark>:<path>, "
-                        "e.g. vqa_rad:../shared/data/vqa_rad")
-    p.add_argument("--split", default="test")
+                        "each optionally @<split>, e.g. vqa_rad:../shared/data/vqa_rad or mmmu_med:hub@validation")
+    p.add_argument("--split", default=None, help="split to read (default: the --data spec's @<split>, else test)")
     p.add_argument("--limit", type=int, default=None, help="first N items only")
     p.add_argument("--include-open", action="store_true", help="also run open questions (scored apart)")
     p.add_argument("--triage", default="model", choices=["model", "gold", "fixed", "random"])
     p.add_argument("--fixed-specialty", default=None)
+    p.add_argument("--triage-fallback", default=None,
+                   help="where an invalid triage answer goes: random or a specialty (default: the profile's triage.fallback)")
     p.add_argument("--decision", default="attending", choices=["attending", "attending_alone", "majority_vote", "none"])
     p.add_argument("--variant", default=None, help="curriculum variant whose attending adapters to use")
     p.add_argument("--attending-stage", default="latest")
@@ -44,6 +46,8 @@ def _consult(args: argparse.Namespace) -> int:
         from .agents.backends import parse_specialist_spec
 
         overrides = {"specialists": parse_specialist_spec(args.specialists)}
+    if args.triage_fallback is not None:  # validated with the profile (ProfileError naming triage.fallback)
+        overrides["triage"] = {"fallback": args.triage_fallback}
     prof = load_profile(args.profile, overrides=overrides or None)
     _, m = consult(
         prof, args.run_dir, data=args.data, split=args.split, data_root=args.data_root, limit=args.limit,
@@ -53,7 +57,12 @@ def _consult(args: argparse.Namespace) -> int:
     )
     keys = ("items", "closed", "open", "triage_invalid", "triage_fallbacks", "abstentions", "panel_invalid",
             "panel_cached", "attending_invalid", "strata", "accuracy", "open_scores", "seconds")
-    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2))
+    summary = {k: m[k] for k in keys if k in m}
+    if "specialist_calls" in m:  # cached backends (openai, local): what this consultation spent
+        summary["specialist_calls"] = {k: m["specialist_calls"].get(k) for k in (
+            "backend", "opinions", "calls", "cache_hits", "failures", "errors", "prompt_tokens", "completion_tokens",
+            "cost_usd")}
+    print(json.dumps(summary, indent=2))
     return 0
 
 

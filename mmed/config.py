@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -48,15 +49,20 @@ class SyntheticConfig:
 class DataConfig:
     """Which data a profile uses. Real data is added when ``data_root`` is present.
 
-    Benchmark entries (``eval_benchmarks``, ``train_benchmarks``) are ``"<name>"`` or
-    ``"<name>:<layout>"``, ``name`` one of :data:`mmed.data.KNOWN_BENCHMARKS` read from
-    ``<data_root>/<name>``, ``layout`` one of that benchmark's layouts
-    (:data:`mmed.data.loaders.LAYOUTS`; omitted = detected from the files). Anything else
-    is rejected when the profile loads (:class:`ProfileError` naming the key).
+    Benchmark entries (``eval_benchmarks``, ``train_benchmarks``) are
+    ``"<name>[:<layout>][@<split>]"`` (:func:`parse_benchmark_spec`): ``name`` one of
+    :data:`mmed.data.KNOWN_BENCHMARKS` read from ``<data_root>/<name>``, ``layout`` one of
+    that benchmark's layouts (:data:`mmed.data.loaders.LAYOUTS`; omitted = detected from
+    the files), ``split`` (evaluation entries only) the split to evaluate instead of
+    ``eval_split`` — e.g. ``"mmmu_med:hub@validation"``: MMMU's test split has no public
+    answers. Rejected when the profile loads (:class:`ProfileError` naming the key): an
+    unknown benchmark, layout or split, an evaluation entry whose split (its own, else
+    ``eval_split``) its loader does not read, a training entry with a split suffix or
+    without a ``train`` split (OmniMedVQA, MMMU).
     """
 
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    #: evaluation benchmark(s) read from ``data_root`` when present: ``name:layout``
+    #: evaluation benchmark(s) read from ``data_root`` when present: ``name:layout[@split]``
     eval_benchmarks: list[str] = field(default_factory=lambda: ["vqa_rad:mevf"])
     #: real training benchmark(s), split ``train``, read from ``data_root`` when present:
     #: ``name:layout``. Both agents' GRPO data (:func:`mmed.data.training.training_pool`):
@@ -66,6 +72,7 @@ class DataConfig:
     #: fraction (0..1, exclusive) of the real training pool held out, image-disjointly, as
     #: its ``validation`` split (the curriculum's held-out items)
     train_validation_fraction: float = 0.1
+    #: split of every ``eval_benchmarks`` entry that names none (``@<split>``)
     eval_split: str = "test"
     #: cap on evaluation items per benchmark (None = all)
     eval_limit: Optional[int] = None
@@ -187,6 +194,16 @@ class SamplingConfig:
 
 
 @dataclass
+class TriageConfig:
+    """The triage doctor at inference (:class:`mmed.agents.triage.TriageDoctor`, paper §3)."""
+
+    #: where a case goes when the policy's answer holds no valid specialty (counted as
+    #: ``triage_fallbacks``): "random" (a uniform specialty seeded by the item id) or one
+    #: of the seven specialties (:data:`mmed.data.schema.SPECIALTIES`), e.g. "Radiologist"
+    fallback: str = "random"
+
+
+@dataclass
 class ColdStartConfig:
     """Short SFT warm-up teaching the output format (smoke/demo only; DESIGN §6)."""
 
@@ -294,6 +311,7 @@ class Profile:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     specialists: SpecialistsConfig = field(default_factory=SpecialistsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    triage: TriageConfig = field(default_factory=TriageConfig)
     cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
     triage_grpo: GRPOConfig = field(default_factory=GRPOConfig)
     attending_grpo: GRPOConfig = field(default_factory=GRPOConfig)
@@ -418,6 +436,11 @@ def _check(profile: Profile, source: str) -> None:
         if st.entropy_target is not None and not (st.entropy_target > 0 and st.entropy_coef > 0):
             raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_target' needs a target > 0 "
                                f"and entropy_coef > 0 (got target {st.entropy_target}, γ {st.entropy_coef})")
+    from .data.schema import SPECIALTIES
+
+    if profile.triage.fallback != "random" and profile.triage.fallback not in SPECIALTIES:
+        raise ProfileError(f"{source}: key 'triage.fallback' is {profile.triage.fallback!r}, "
+                           f"expected 'random' or one of {SPECIALTIES}")
     if profile.specialists.panel_size < 1:
         raise ProfileError(f"{source}: key 'specialists.panel_size' must be >= 1")
     if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:
@@ -442,10 +465,19 @@ def _check(profile: Profile, source: str) -> None:
     for key in ("eval_benchmarks", "train_benchmarks"):
         specs = getattr(profile.data, key)
         for i, spec in enumerate(specs):
-            problem = benchmark_spec_problem(spec)
+            problem = benchmark_spec_problem(spec) if isinstance(spec, str) else "not a string"
+            if not problem:
+                name, layout, split = parse_benchmark_spec(spec)
+                if key == "train_benchmarks" and split is not None:
+                    problem = "training entries are read on their 'train' split; drop the '@<split>' suffix"
+                elif key == "train_benchmarks":
+                    problem = split_problem(name, layout, "train")
+                elif split is None and split_problem(name, layout, profile.data.eval_split):
+                    problem = (f"it is read on data.eval_split, but {split_problem(name, layout, profile.data.eval_split)}; "
+                               f"name the split in the entry, e.g. {spec + '@' + _first_split(name, layout)!r}")
             if problem:
                 raise ProfileError(f"{source}: key 'data.{key}[{i}]' is {spec!r}: {problem}")
-        names = [spec.partition(":")[0] for spec in specs]
+        names = [parse_benchmark_spec(spec)[0] for spec in specs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ProfileError(f"{source}: key 'data.{key}' names {dup} more than once (one layout per benchmark)")
@@ -454,16 +486,90 @@ def _check(profile: Profile, source: str) -> None:
                            f"got {profile.data.train_validation_fraction}")
 
 
+_SPLIT_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def split_benchmark_spec(spec: str) -> tuple[str, str | None]:
+    """``"<spec>@<split>"`` → ``("<spec>", "<split>")``; a spec without a split suffix →
+    ``(spec, None)``. The one place the ``@<split>`` suffix of a benchmark or ``--data`` spec
+    is read: the text after the last ``@`` is a split when it is a bare word (letters, digits,
+    ``_``), so a path such as ``vqa_rad:/data/a@b/vqa`` keeps its ``@``.
+
+    Raises:
+        ValueError: a spec that is not a non-empty string, or that ends in ``@``.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"empty benchmark spec {spec!r}")
+    head, at, tail = spec.rpartition("@")
+    if not at:
+        return spec, None
+    if not tail:
+        raise ValueError(f"benchmark spec {spec!r} ends in '@'; expected <name>[:<layout>][@<split>]")
+    if head and _SPLIT_WORD.match(tail):
+        return head, tail
+    return spec, None
+
+
+def _first_split(name: str, layout: str | None) -> str:
+    from .data.loaders import SPLITS
+
+    by_layout = SPLITS[name]
+    splits = by_layout[layout] if layout else next(iter(by_layout.values()))
+    return next((s for s in ("test", "validation") if s in splits), splits[0])
+
+
+def split_problem(name: str, layout: str | None, split: str) -> str | None:
+    """What is wrong with reading ``split`` of benchmark ``name`` (in ``layout``, or in any
+    of its layouts when None; :data:`mmed.data.loaders.SPLITS`), or None when it is read."""
+    from .data.loaders import SPLITS
+
+    by_layout = SPLITS[name]
+    known = by_layout[layout] if layout else tuple(dict.fromkeys(s for ss in by_layout.values() for s in ss))
+    if split in known:
+        return None
+    why = " (MMMU's test split has no public answers)" if name == "mmmu_med" and split == "test" else ""
+    where = f"{name}:{layout}" if layout else name
+    return f"no split {split!r} for {where}{why}; known: {', '.join(known)}"
+
+
+def parse_benchmark_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """A ``data.eval_benchmarks`` / ``data.train_benchmarks`` entry
+    ``"<name>[:<layout>][@<split>]"`` → ``(name, layout or None, split or None)``.
+
+    ``name`` is one of :data:`mmed.data.KNOWN_BENCHMARKS` (read from ``<data_root>/<name>``),
+    ``layout`` one of its :data:`mmed.data.loaders.LAYOUTS` (omitted = detected from the
+    files), ``split`` one that layout's loader reads (:data:`mmed.data.loaders.SPLITS`;
+    omitted = ``data.eval_split`` for evaluation entries, ``train`` for training entries),
+    e.g. ``"vqa_rad:mevf"``, ``"mmmu_med:hub@validation"``.
+
+    Raises:
+        ValueError: an unknown benchmark, layout or split (the message quotes the entry).
+    """
+    base, split = split_benchmark_spec(spec)
+    name, sep, layout = base.partition(":")
+    problem = benchmark_spec_problem(spec)
+    if problem:
+        raise ValueError(f"benchmark spec {spec!r}: {problem}")
+    return name, (layout if sep else None), split
+
+
 def benchmark_spec_problem(spec: str) -> str | None:
     """What is wrong with a ``data.eval_benchmarks`` / ``data.train_benchmarks`` entry
-    (``"<name>"`` or ``"<name>:<layout>"``), or None when it is valid."""
+    (``"<name>[:<layout>][@<split>]"``, see :func:`parse_benchmark_spec`), or None when it
+    is valid."""
     from .data.loaders import LAYOUTS
 
-    name, sep, layout = spec.partition(":")
+    try:
+        base, split = split_benchmark_spec(spec)
+    except ValueError as e:
+        return str(e)
+    name, sep, layout = base.partition(":")
     if name not in LAYOUTS:
         return f"unknown benchmark {name!r}; known: {', '.join(LAYOUTS)}"
     if sep and layout not in LAYOUTS[name]:
         return f"unknown layout {layout!r} for {name}; known: {', '.join(LAYOUTS[name])}"
+    if split is not None:
+        return split_problem(name, layout if sep else None, split)
     return None
 
 

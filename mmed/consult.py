@@ -37,18 +37,24 @@ SYNTHETIC = "synthetic"
 SYNTHETIC_SPLITS = ("train", "validation", "test")
 
 
-def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None]:
-    """``"synthetic"`` | ``"<name>"`` | ``"<name>:<layout>"`` | ``"<name>:<path>"`` →
-    ``(name, source path, layout)``. A bare name reads ``data_root/<name>``.
+def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None, str | None]:
+    """A data spec → ``(name, source path, layout, split)``.
+
+    Accepted: ``"synthetic"``, ``"<name>"``, ``"<name>:<layout>"`` or ``"<name>:<path>"``,
+    each optionally followed by ``"@<split>"`` (read by
+    :func:`mmed.config.split_benchmark_spec`, e.g. ``"mmmu_med:hub@validation"``; split None
+    when absent). A bare name or a layout reads ``data_root/<name>``.
 
     Raises:
-        ValueError: a benchmark without a path when there is no data root.
+        ValueError: a benchmark without a path when there is no data root; a spec ending in ``@``.
     """
+    from .config import split_benchmark_spec
     from .data.loaders import LAYOUTS
 
-    if spec == SYNTHETIC:
-        return SYNTHETIC, None, None
-    name, _, rest = spec.partition(":")
+    base, split = split_benchmark_spec(spec)
+    if base == SYNTHETIC:
+        return SYNTHETIC, None, None, split
+    name, _, rest = base.partition(":")
     layout = None
     source = None
     if rest and rest in LAYOUTS.get(name, ()):
@@ -59,7 +65,22 @@ def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None,
         if data_root is None:
             raise ValueError(f"data {spec!r}: no path given and no data root (pass --data-root or {name}:<path>)")
         source = str(data_root / name)
-    return name, source, layout
+    return name, source, layout, split
+
+
+def resolve_split(data: str, split: str | None) -> str:
+    """The split a consultation of ``data`` reads: the spec's ``@<split>``, else ``split``,
+    else ``"test"``.
+
+    Raises:
+        ValueError: the spec names one split and ``split`` another (naming both).
+    """
+    from .config import split_benchmark_spec
+
+    _, own = split_benchmark_spec(data)
+    if own is not None and split is not None and split != own:
+        raise ValueError(f"data {data!r} names split {own!r} but split {split!r} was asked; give one of them")
+    return own or split or "test"
 
 
 def synthetic_split(profile: Profile, split: str, n: int | None = None, seed: int | None = None) -> datasets.Dataset:
@@ -84,30 +105,39 @@ def synthetic_split(profile: Profile, split: str, n: int | None = None, seed: in
 def load_items(
     profile: Profile,
     data: str = SYNTHETIC,
-    split: str = "test",
+    split: str | None = None,
     data_root: str | Path | None = None,
     include_open: bool = False,
     limit: int | None = None,
 ) -> datasets.Dataset:
     """Evaluation (or training) items of a profile: the synthetic set or a benchmark.
 
-    Closed questions only unless ``include_open`` (DESIGN §4: closed first); the first
-    ``limit`` items when given (a deterministic slice, not a sample).
+    ``data`` is a :func:`parse_data_spec` spec; the split read is :func:`resolve_split`
+    (the spec's ``@<split>``, else ``split``, else ``test``). Closed questions only unless
+    ``include_open`` (DESIGN §4: closed first); the first ``limit`` items when given (a
+    deterministic slice, not a sample).
 
     Raises:
         ValueError: ``limit`` below 1 (it would evaluate nothing), an unknown dataset,
-            layout or split.
+            layout or split (naming the spec), a spec split that contradicts ``split``.
     """
     from .data import closed_only, load_benchmark
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive number of items (or None for all), got {limit!r}")
 
+    split = resolve_split(data, split)
     root = resolve_data_root(data_root) if data_root is not None else resolve_data_root(None)
-    name, source, layout = parse_data_spec(data, root)
+    name, source, layout, _ = parse_data_spec(data, root)
     if name == SYNTHETIC:
         ds = synthetic_split(profile, split)
     else:
+        from .config import split_problem
+        from .data.loaders import LAYOUTS
+
+        problem = split_problem(name, layout, split) if name in LAYOUTS else None  # unknown names: the loader says
+        if problem:
+            raise ValueError(f"data {data!r}: {problem}")
         ds = load_benchmark(name, source, split, layout=layout, include_open=include_open)
     if not include_open:
         ds = closed_only(ds)
@@ -121,11 +151,17 @@ def evaluation_sets(
 ) -> dict[str, datasets.Dataset]:
     """The profile's evaluation sets: the synthetic test split (when ``data.synthetic.n_eval``
     > 0) and, when a data root exists, every ``data.eval_benchmarks`` entry
-    (``<name>:<layout>`` read from ``<data_root>/<name>``) on ``data.eval_split``.
+    (``<name>[:<layout>][@<split>]`` read from ``<data_root>/<name>``, see
+    :func:`mmed.config.parse_benchmark_spec`) on its own split, else ``data.eval_split``.
 
     Keys are dataset names (``synthetic``, ``vqa_rad``, ...). ``limit`` (None → the
     profile's ``data.eval_limit``) caps real benchmarks only.
+
+    Raises:
+        ValueError: a bad entry (naming it); FileNotFoundError / DataError from the loaders.
     """
+    from .config import parse_benchmark_spec
+
     out: dict[str, datasets.Dataset] = {}
     if profile.data.synthetic.n_eval > 0:
         out[SYNTHETIC] = load_items(profile, SYNTHETIC, "test", include_open=include_open)
@@ -133,8 +169,9 @@ def evaluation_sets(
     if root is not None:
         cap = profile.data.eval_limit if limit is None else limit
         for spec in profile.data.eval_benchmarks:
-            name = spec.split(":")[0]
-            out[name] = load_items(profile, spec, profile.data.eval_split, data_root=root, include_open=include_open, limit=cap)
+            name, _, own_split = parse_benchmark_spec(spec)
+            out[name] = load_items(profile, spec, own_split or profile.data.eval_split, data_root=root,
+                                   include_open=include_open, limit=cap)
     return out
 
 
@@ -184,8 +221,10 @@ def build_agents(
 ) -> tuple[TriageDoctor, PanelBank, AttendingPhysician | None, dict[str, Any]]:
     """Triage doctor, panel bank and attending for a run, with what they are made of.
 
-    Cold starts are run first when the profile has them and the run lacks them.
-    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used.
+    Cold starts are run first when the profile has them and the run lacks them. In
+    ``"model"`` mode an invalid triage answer goes to ``profile.triage.fallback``.
+    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used
+    (and, in ``"model"`` mode, the triage fallback).
     """
     info: dict[str, Any] = {"specialists": describe_specialists(profile)}
     style = profile.sampling.prompt_style
@@ -193,8 +232,9 @@ def build_agents(
     if triage_mode == "model":
         ensure_cold_start(run, profile, "triage", seed)
         src = policy_source(run, profile, "triage", triage_stage)
-        info["triage"] = asdict(src)
-        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", seed=seed, sampling=sp, style=style)
+        info["triage"] = asdict(src) | {"fallback": profile.triage.fallback}
+        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", fallback=profile.triage.fallback, seed=seed,
+                              sampling=sp, style=style)
     else:
         info["triage"] = {"mode": triage_mode, "fixed_specialty": fixed_specialty}
         triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
@@ -212,7 +252,7 @@ def consult(
     profile: str | Profile = "demo",
     run_dir: str | Path | None = None,
     data: str = SYNTHETIC,
-    split: str = "test",
+    split: str | None = None,
     data_root: str | Path | None = None,
     limit: int | None = None,
     include_open: bool = False,
@@ -228,26 +268,35 @@ def consult(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the consultation on one dataset split and write its files.
 
-    Writes ``<run>/consult/<out_name>/predictions.jsonl`` and ``metrics.json`` (out_name
-    defaults to ``<dataset>_<split>``) and records the step in the manifest.
+    ``data`` is a :func:`parse_data_spec` spec; the split is :func:`resolve_split` (the
+    spec's ``@<split>``, else ``split``, else ``test``). Writes
+    ``<run>/consult/<out_name>/predictions.jsonl`` and ``metrics.json`` (out_name defaults
+    to ``<dataset>_<split>``) and records the step in the manifest.
+
+    The run manifest records ``triage_fallback`` (the profile's ``triage.fallback``).
 
     Returns:
         ``(records, metrics)``; metrics = :func:`mmed.agents.pipeline.summarize` plus the
-        weights used, timing and the dataset spec.
+        weights used (``weights.triage.fallback`` in model mode), timing, the dataset spec
+        and, for cached backends (``local``, ``openai``), ``specialist_calls``.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     seed = prof.seed if seed is None else seed
     if variant is not None and variant not in prof.variants:
         raise ValueError(f"unknown variant {variant!r} for profile {prof.name!r}; known: {sorted(prof.variants)}")
+    split = resolve_split(data, split)
     items = load_items(prof, data, split, data_root, include_open, limit)  # bad data fails before a run folder is made
     run = Run.open(run_dir, profile=prof.name, seed=seed)
+    run.update(triage_fallback=prof.triage.fallback)
     if prof.specialists.backend == "simulated":
         run.update(simulated_panel=describe_specialists(prof)["simulated"])
     if variant is not None and attending_stage == "latest" and decision in ("attending", "attending_alone") \
             and latest_stage_dir(run, variant) is None:  # "latest" would silently fall back to the cold start
         raise FileNotFoundError(f"variant {variant!r} has no trained stages in {run.path('attending', variant)} "
                                 f"(train it first: python -m mmed train-attending --variant {variant})")
-    name = out_name or f"{data.split(':')[0]}_{split}"
+    from .config import split_benchmark_spec
+
+    name = out_name or f"{split_benchmark_spec(data)[0].split(':')[0]}_{split}"
     out = run.path("consult", name, mkdir=True)
     t0 = time.perf_counter()
     with run.step(f"consult/{name}", data=data, split=split, n_items=len(items)):
@@ -261,7 +310,7 @@ def consult(
             tags={"profile": prof.name, "variant": variant, "seed": seed}, progress=progress,
         )
         metrics = summarize(records, n_boot=prof.eval.bootstrap_samples, seed=seed)
-        if hasattr(panels.factory, "stats"):  # API specialists: calls, cache hits, errors, tokens, cost
+        if hasattr(panels.factory, "stats"):  # API and local specialists: calls, cache hits, errors, tokens, cost
             metrics["specialist_calls"] = panels.factory.stats()
         run.update(specialists=panels.describe())
         metrics.update(

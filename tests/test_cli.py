@@ -35,6 +35,7 @@ def test_unknown_command_exits():
         (["consult", "--profile", "smoke", "--split", "nosuch"], "synthetic: unknown split 'nosuch'"),
         (["consult", "--profile", "smoke", "--variant", "nosuch"], "unknown variant 'nosuch'"),
         (["consult", "--profile", "smoke", "--data", "nosuch:/x"], "unknown dataset 'nosuch'"),
+        (["consult", "--profile", "smoke", "--triage-fallback", "Nurse"], "key 'triage.fallback' is 'Nurse'"),
     ],
 )
 def test_user_errors_are_one_line(argv, match, tmp_path, capsys, monkeypatch):
@@ -71,3 +72,14 @@ def test_check_run_reports_malformed_metrics_instead_of_crashing(tmp_path, capsy
     out = capsys.readouterr().out
     assert "05_ablations: FAILED" in out and "malformed metrics (KeyError" in out
     assert "06_test_time_scaling: FAILED" in out and "top level is a list" in out
+
+
+def test_consult_data_spec_split_is_checked_before_a_run_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MMED_DEBUG", raising=False)
+    argv = ["consult", "--profile", "smoke", "--data-root", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "--data", "mmmu_med:hub@test"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data 'mmmu_med:hub@test': no split 'test' for mmmu_med:hub") and "Traceback" not in err
+    assert main([*argv, "--data", "mmmu_med:hub@validation", "--split", "test"]) == 2
+    assert "names split 'validation' but split 'test' was asked" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

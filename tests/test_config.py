@@ -68,3 +68,42 @@ def test_wrong_types_and_values():
 def test_bad_variant_key_is_caught_even_when_unused():
     with pytest.raises(ProfileError, match="variant 'v'.*'curriculum.bogus'"):
         profile_from_dict({"variants": {"v": {"curriculum": {"bogus": 1}}}})
+
+
+def test_triage_fallback_key():
+    assert [load_profile(n).triage.fallback for n in ("smoke", "demo", "paper")] == ["random"] * 3
+    assert load_profile("smoke", overrides={"triage": {"fallback": "Radiologist"}}).triage.fallback == "Radiologist"
+    with pytest.raises(ProfileError, match=r"smoke\.yaml.*: key 'triage\.fallback' is 'Nurse', expected 'random' or one of"):
+        load_profile("smoke", overrides={"triage": {"fallback": "Nurse"}})
+    with pytest.raises(ProfileError, match=r"'triage\.fallback' must be a string"):
+        profile_from_dict({"triage": {"fallback": 3}})
+
+
+def test_benchmark_entries_may_name_their_split():
+    from mmed.config import parse_benchmark_spec
+
+    assert parse_benchmark_spec("vqa_rad:mevf") == ("vqa_rad", "mevf", None)
+    assert parse_benchmark_spec("vqa_rad") == ("vqa_rad", None, None)
+    assert parse_benchmark_spec("mmmu_med:hub@validation") == ("mmmu_med", "hub", "validation")
+    assert parse_benchmark_spec("slake@val") == ("slake", None, "val")
+    with pytest.raises(ValueError, match=r"'vqa_rad:mevf@validation': no split 'validation' for vqa_rad:mevf; known: train, test"):
+        parse_benchmark_spec("vqa_rad:mevf@validation")
+    # the paper profile evaluates MMMU on validation (its test split has no public answers)
+    paper = load_profile("paper")
+    assert paper.data.eval_split == "test" and "mmmu_med:hub@validation" in paper.data.eval_benchmarks
+    # without the split, MMMU on eval_split test is refused when the profile loads, naming the entry
+    with pytest.raises(ProfileError, match=r"paper\.yaml.*key 'data\.eval_benchmarks\[0\]' is 'mmmu_med:hub': it is read on "
+                                           r"data\.eval_split, but no split 'test' for mmmu_med:hub .*'mmmu_med:hub@validation'"):
+        load_profile("paper", overrides={"data": {"eval_benchmarks": ["mmmu_med:hub"]}})
+    with pytest.raises(ProfileError, match=r"key 'data\.eval_benchmarks\[1\]' is 'slake@tset': no split 'tset' for slake"):
+        load_profile("smoke", overrides={"data": {"eval_benchmarks": ["vqa_rad:mevf", "slake@tset"]}})
+    with pytest.raises(ProfileError, match=r"key 'data\.eval_benchmarks\[0\]' is 'vqa_rad@': .*ends in '@'"):
+        load_profile("smoke", overrides={"data": {"eval_benchmarks": ["vqa_rad@"]}})
+    # training entries are read on train: no suffix, and a benchmark without a train split is refused
+    with pytest.raises(ProfileError, match=r"key 'data\.train_benchmarks\[0\]' is 'slake@test': .*drop the '@<split>'"):
+        load_profile("smoke", overrides={"data": {"train_benchmarks": ["slake@test"]}})
+    with pytest.raises(ProfileError, match=r"key 'data\.train_benchmarks\[0\]' is 'omnimedvqa': no split 'train'"):
+        load_profile("smoke", overrides={"data": {"train_benchmarks": ["omnimedvqa"]}})
+    # one entry per benchmark, with or without a split
+    with pytest.raises(ProfileError, match=r"names \['vqa_rad'\] more than once"):
+        load_profile("smoke", overrides={"data": {"eval_benchmarks": ["vqa_rad:mevf", "vqa_rad@train"]}})

@@ -42,9 +42,57 @@ def test_consult_smoke_writes_predictions_metrics_and_reuses_cold_start(tmp_path
 
 
 def test_parse_data_spec(tmp_path):
-    assert parse_data_spec("synthetic", None) == ("synthetic", None, None)
-    assert parse_data_spec("vqa_rad:mevf", tmp_path) == ("vqa_rad", str(tmp_path / "vqa_rad"), "mevf")
-    assert parse_data_spec("vqa_rad:/x/y", None) == ("vqa_rad", "/x/y", None)
+    assert parse_data_spec("synthetic", None) == ("synthetic", None, None, None)
+    assert parse_data_spec("vqa_rad:mevf", tmp_path) == ("vqa_rad", str(tmp_path / "vqa_rad"), "mevf", None)
+    assert parse_data_spec("vqa_rad:/x/y", None) == ("vqa_rad", "/x/y", None, None)
+    # an optional @<split> on every form; a path keeps an "@" that is not followed by a bare word
+    assert parse_data_spec("mmmu_med:hub@validation", tmp_path) == ("mmmu_med", str(tmp_path / "mmmu_med"), "hub", "validation")
+    assert parse_data_spec("vqa_rad@train", tmp_path) == ("vqa_rad", str(tmp_path / "vqa_rad"), None, "train")
+    assert parse_data_spec("vqa_rad:/x/y@test", None) == ("vqa_rad", "/x/y", None, "test")
+    assert parse_data_spec("vqa_rad:/x@y/z", None) == ("vqa_rad", "/x@y/z", None, None)
+    assert parse_data_spec("synthetic@validation", None) == ("synthetic", None, None, "validation")
+
+
+def test_split_of_a_data_spec(tmp_path):
+    import pytest
+
+    from mmed.consult import load_items, resolve_split
+
+    assert resolve_split("synthetic", None) == "test" and resolve_split("synthetic", "train") == "train"
+    assert resolve_split("mmmu_med:hub@validation", None) == "validation" == resolve_split("mmmu_med@validation", "validation")
+    with pytest.raises(ValueError, match="names split 'validation' but split 'test' was asked"):
+        resolve_split("mmmu_med:hub@validation", "test")
+    prof = load_profile("smoke")
+    assert set(load_items(prof, "synthetic@validation", limit=2)["split"]) == {"validation"}
+    # a split the benchmark's loader does not read: rejected naming the spec, before any file is read
+    with pytest.raises(ValueError, match=r"data 'mmmu_med:hub@test'.*no split 'test' for mmmu_med:hub \(MMMU's test split has no public answers\)"):
+        load_items(prof, "mmmu_med:hub@test", data_root=tmp_path)
+    with pytest.raises(ValueError, match=r"data 'vqa_rad:mevf'.*no split 'validation' for vqa_rad:mevf; known: train, test"):
+        load_items(prof, "vqa_rad:mevf", "validation", data_root=tmp_path)
+
+
+def test_evaluation_sets_read_each_entry_on_its_own_split(tmp_path):
+    from fixtures_data import MMMU, write_mmmu, write_vqa_rad
+
+    from mmed.consult import evaluation_sets
+    from mmed.data.splits import item_image_hashes
+    from mmed.data.training import evaluation_image_hashes
+
+    write_vqa_rad(tmp_path / "vqa_rad")
+    write_mmmu(tmp_path / "mmmu_med")
+    prof = load_profile("smoke", overrides={"data": {"eval_benchmarks": ["vqa_rad:mevf", "mmmu_med:hub@validation"],
+                                                     "eval_limit": None}})
+    sets = evaluation_sets(prof, tmp_path, include_open=True)
+    assert list(sets) == ["synthetic", "vqa_rad", "mmmu_med"]
+    assert set(sets["vqa_rad"]["split"]) == {"test"}  # data.eval_split
+    assert set(sets["mmmu_med"]["split"]) == {"validation"}  # the entry's own split
+    assert sorted(sets["mmmu_med"]["id"]) == sorted(f"mmmu_med/validation/{r['id']}" for rows in MMMU.values() for r in rows)
+    # training never sees those images either: the same split is the one checked
+    notes: list[str] = []
+    hashes = evaluation_image_hashes(prof, tmp_path, notes)
+    assert {h for hs in item_image_hashes(sets["mmmu_med"]) for h in hs} <= hashes
+    assert notes == ["mmmu_med:hub@validation: evaluated on its 'validation' split (not data.eval_split 'test'); "
+                     "checked that split's images"]
 
 
 def test_consult_rejects_an_untrained_variant_instead_of_using_the_cold_start(tmp_path):
@@ -70,3 +118,17 @@ def test_load_items_rejects_empty_limits_and_unknown_synthetic_splits():
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         synthetic_split(prof, "tset")
     assert len(load_items(prof, "synthetic", "test", limit=3)) == 3
+
+
+def test_configured_triage_fallback_reaches_the_triage_doctor(tmp_path):
+    # the untrained tiny base model (no cold start) writes no valid <answer>: every case falls back
+    prof = load_profile("smoke", overrides={"cold_start": {"enabled": False}, "triage": {"fallback": "Pathologist"}})
+    recs, m = consult(prof, tmp_path / "run", data="synthetic", split="test", limit=6, decision="majority_vote",
+                      progress=False)
+    fell = [r for r in recs if r["triage"]["fallback"]]
+    assert len(fell) >= 3 and m["triage_fallbacks"] == len(fell)
+    assert {r["triage"]["specialty"] for r in fell} == {"Pathologist"}
+    assert m["weights"]["triage"]["fallback"] == "Pathologist"
+    saved = json.loads((tmp_path / "run" / "consult" / "synthetic_test" / "metrics.json").read_text())
+    assert saved["weights"]["triage"]["fallback"] == "Pathologist"
+    assert Run(tmp_path / "run").manifest["triage_fallback"] == "Pathologist"

@@ -58,3 +58,14 @@ def test_required_runtime_and_test_extras():
 
 def test_makefile_pins_cpu_torch():
     assert "torch==2.13.0" in (REPO / "Makefile").read_text()
+
+
+def test_no_test_skips_on_a_missing_hard_dependency():
+    """A runtime or test dependency that fails to import is a broken install: a test must
+    fail on it, never skip (``pytest.importorskip`` is for optional packages only)."""
+    data, runtime = _pyproject()
+    hard = runtime | {_norm(d) for d in data["project"]["optional-dependencies"]["test"]}
+    call = re.compile(r"importorskip\(\s*['\"]([A-Za-z0-9_.\-]+)['\"]")
+    found = [(f.name, m.group(1)) for f in sorted((REPO / "tests").glob("*.py"))
+             for m in call.finditer(f.read_text()) if _norm(m.group(1).split(".")[0]) in hard]
+    assert found == []

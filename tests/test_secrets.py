@@ -97,3 +97,49 @@ def test_missing_key_fails_before_any_call(monkeypatch, tmp_path):
     factory = make_specialist_factory(cfg, seed=0, cache=False)
     with pytest.raises(ValueError, match=KEY_ENV):
         factory("Radiologist", 0)
+
+
+def test_cli_consult_with_api_specialists_caches_counts_and_never_writes_the_key(tmp_path, monkeypatch, capfd):
+    """``python -m mmed consult --specialists openai:<model>@<url>`` end to end, twice on one
+    cache: the first pass calls the server for every opinion, the second makes no call; the
+    summary prints the calls; the key is sent but written nowhere."""
+    from mmed.cli import main
+    from mmed.config import load_profile
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)  # the smoke profile's specialists.openai.api_key_env
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("MMED_DEBUG", raising=False)
+    assert load_profile("smoke").specialists.openai.api_key_env == "OPENAI_API_KEY"
+    n_items, k = 5, load_profile("smoke").specialists.panel_size
+    run_dir = tmp_path / "runs" / "api"
+    summaries = []
+    with FaultServer() as fs:
+        for name in ("first", "second"):
+            argv = ["consult", "--profile", "smoke", "--run-dir", str(run_dir), "--specialists", f"openai:m@{fs.url('ok')}",
+                    "--data", "synthetic", "--limit", str(n_items), "--triage", "gold", "--decision", "majority_vote",
+                    "--out-name", name]
+            assert main(argv) == 0
+            printed = capfd.readouterr()
+            summaries.append(json.loads(printed.out[printed.out.index("{"):]))
+            assert SECRET not in printed.out and SECRET not in printed.err
+            if name == "first":
+                assert fs.count("ok") == n_items * k
+        assert fs.count("ok") == n_items * k  # the second pass sent nothing
+        assert {h.authorization for h in fs.hits} == {f"Bearer {SECRET}"}  # the key really was used
+
+    first, second = (json.loads((run_dir / "consult" / n / "metrics.json").read_text())["specialist_calls"]
+                     for n in ("first", "second"))
+    assert first["backend"] == "openai"
+    assert (first["opinions"], first["calls"], first["cache_hits"], first["failures"]) == (n_items * k, n_items * k, 0, 0)
+    assert (second["opinions"], second["calls"], second["cache_hits"]) == (n_items * k, 0, n_items * k)
+    assert first["prompt_tokens"] > 0 and second["prompt_tokens"] == 0
+    # the command's summary prints the accounting
+    for printed, saved in zip(summaries, (first, second)):
+        assert {kk: printed["specialist_calls"][kk] for kk in ("calls", "cache_hits", "failures", "errors")} == \
+               {kk: saved[kk] for kk in ("calls", "cache_hits", "failures", "errors")}
+
+    written = [p for base in (run_dir, tmp_path / "cache") for p in base.rglob("*") if p.is_file()]
+    assert {"manifest.json", "predictions.jsonl", "metrics.json", "opinions.jsonl"} <= {p.name for p in written}
+    assert [str(p) for p in written if b"SECRET-1234" in p.read_bytes()] == []
+    saved = json.loads((run_dir / "consult" / "first" / "metrics.json").read_text())
+    assert saved["weights"]["specialists"]["openai"]["api_key_env"] == "OPENAI_API_KEY"  # the name, not the value

@@ -23,12 +23,10 @@ import pytest
 import torch
 from PIL import Image
 from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 from mmed.config import load_profile
 from mmed.models import build_tiny_qwen2_5_vl, load_policy, lora_config
-
-trl = pytest.importorskip("trl")
-from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
 
 SMOKE = load_profile("smoke")
 COLOURS = {"red": "Radiologist", "green": "Pathologist", "blue": "Dermatologist", "yellow": "Surgeon"}

@@ -162,34 +162,51 @@ def sampling_params(profile: Profile, seed: int = 0) -> SamplingParams:
 
 
 def specialist_factory(
-    profile: Profile, seed: int, run: Run | None = None, runner: PolicyRunner | None = None
+    profile: Profile, seed: int, run: Run | None = None, runner: PolicyRunner | None = None,
+    weights: str | None = None,
 ) -> Callable[[str, int], Specialist]:
     """``(specialty, panel_index) -> Specialist`` for the profile's backend.
 
-    ``simulated`` → :class:`~mmed.agents.specialists.SimulatedSpecialist`; ``local`` →
-    :class:`~mmed.agents.local_specialist.LocalModelSpecialist` on ``runner`` (loaded
-    from ``specialists.local_model`` or the base model when None); ``openai`` →
-    :mod:`mmed.agents.backends` (OpenAI-compatible API with its cache).
+    ``simulated`` → :class:`~mmed.agents.specialists.SimulatedSpecialist` (uncached: a pure
+    function); ``local`` and ``openai`` → a :class:`mmed.agents.backends.SpecialistFactory`,
+    whose specialists sit behind the specialist cache (``specialists.cache_dir``, else
+    ``$MMED_SPECIALIST_CACHE``, else ``~/.cache/mmed/specialists``) and are counted in its
+    ``stats()`` (``metrics.json`` ``specialist_calls``). ``local`` members are
+    :class:`~mmed.agents.local_specialist.LocalModelSpecialist` on ``runner``, loaded from
+    ``specialists.local_model`` (``"tiny"``: the run's base model) when None; ``openai``
+    members are :class:`~mmed.agents.openai_specialist.OpenAICompatibleSpecialist`.
 
+    Args:
+        weights: with ``runner``, :func:`~mmed.agents.local_specialist.weights_fingerprint`
+            of its weights (cache identity); None → the fingerprint of the runner's
+            ``name_or_path``. Computed from the loaded source when ``runner`` is None.
     Raises:
-        ValueError: an unknown backend.
+        ValueError: an unknown backend; ``local`` without ``run`` or ``runner``.
     """
     cfg = profile.specialists
     if cfg.backend == "simulated":
         return simulated_panel_factory(cfg.simulated, seed=seed)
+    from . import backends  # the panel factory with the cache and the accounting (issue 4)
+
     if cfg.backend == "local":
-        from .local_specialist import LocalModelSpecialist
+        from .local_specialist import LocalModelSpecialist, weights_fingerprint
 
         if runner is None:
             if run is None:
                 raise ValueError("backend 'local' needs a run (for the base model) or a runner")
-            runner = load_runner(profile, policy_source(run, profile, "specialist"), "specialist")
+            src = policy_source(run, profile, "specialist")
+            runner = load_runner(profile, src, "specialist")
+            weights = weights_fingerprint(src.base, src.adapters)
+        elif weights is None:
+            weights = weights_fingerprint(str(getattr(getattr(runner.model, "config", None), "_name_or_path", "local")))
         sp = sampling_params(profile, seed)
         style = profile.sampling.prompt_style
-        return lambda specialty, k: LocalModelSpecialist(runner, specialty, k, seed=seed, sampling=sp, style=style)
-    if cfg.backend == "openai":
-        from . import backends  # the OpenAI-compatible backend and its cache (issue 4)
 
+        def local_builder(specialty: str, k: int) -> Specialist:
+            return LocalModelSpecialist(runner, specialty, k, seed=seed, sampling=sp, style=style, weights=weights)
+
+        return backends.make_specialist_factory(cfg, seed=seed, local_builder=local_builder)
+    if cfg.backend == "openai":
         return backends.make_specialist_factory(cfg, seed=seed)
     raise ValueError(f"unknown specialist backend {cfg.backend!r}")
 
@@ -202,6 +219,8 @@ def describe_specialists(profile: Profile) -> dict[str, Any]:
         from dataclasses import asdict
 
         out["simulated"] = {**asdict(cfg.simulated), "note": "simulated panel: every opinion is marked simulated"}
+    elif cfg.backend == "local":
+        out["local_model"] = cfg.local_model
     elif cfg.backend == "openai":
         out["openai"] = {k: v for k, v in vars(cfg.openai).items() if k != "api_key_env"} | {"api_key_env": cfg.openai.api_key_env}
     return out

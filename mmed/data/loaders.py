@@ -118,6 +118,15 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "omnimedvqa": ("open_access",),
     "mmmu_med": ("hub",),
 }
+#: The splits each layout's loader reads (``load_benchmark(split=...)``), per benchmark and
+#: layout. MMMU's test split has no public answers, so it is not among them.
+SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vqa_rad": {"mevf": ("train", "test"), "official": ("train", "test", "all"), "hub": ("train", "test")},
+    "slake": {"official": ("train", "validation", "val", "test")},
+    "pathvqa": {"hub": ("train", "validation", "val", "test"), "original": ("train", "validation", "val", "test")},
+    "omnimedvqa": {"open_access": ("test", "all")},
+    "mmmu_med": {"hub": ("validation", "dev")},
+}
 HUB_IDS: dict[str, str] = {
     "vqa_rad": "flaviagiammarino/vqa-rad",
     "slake": "BoKelvin/SLAKE",

@@ -9,9 +9,10 @@
 2. open questions are dropped (:func:`mmed.data.closed_only`; a closed question the
    multiple-choice rule could not convert is an open item and is dropped with them);
 3. every remaining item that shows an image whose *content* (sha1 of the bytes,
-   :func:`mmed.data.image_hash`) also occurs in the ``data.eval_split`` of any
-   ``data.eval_benchmarks`` entry — open questions' images included — is removed. VQA-RAD's
-   MEVF train split shows all 203 MEVF test images: nothing may train on an evaluation image;
+   :func:`mmed.data.image_hash`) also occurs in the evaluation split (the entry's own
+   ``@<split>``, else ``data.eval_split``) of any ``data.eval_benchmarks`` entry — open
+   questions' images included — is removed. VQA-RAD's MEVF train split shows all 203 MEVF
+   test images: nothing may train on an evaluation image;
 4. the rest is split image-disjointly (:func:`mmed.data.image_disjoint_split`, seeded) into
    ``train`` and ``validation`` (``data.train_validation_fraction`` of the items);
 5. ``train`` is capped at ``cap`` items (the agent's ``n_train_items``) by a seeded sample
@@ -31,11 +32,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import datasets
-
-#: MMMU's test split has no public answers, so it is never evaluated: when the profile's
-#: ``data.eval_split`` is ``test``, MMMU's validation split is the evaluation images checked
-_EVAL_SPLIT_INSTEAD: dict[tuple[str, str], str] = {("mmmu_med", "test"): "validation"}
-
 
 @dataclass
 class TrainingPool:
@@ -79,25 +75,26 @@ def _relabel(ds: datasets.Dataset, split: str) -> datasets.Dataset:
     return ds.remove_columns("split").add_column("split", [split] * len(ds)).select_columns(cols)
 
 
-def _benchmark_dir(root: Path, spec: str, key: str) -> tuple[str, str | None, Path]:
-    from ..config import benchmark_spec_problem
+def _benchmark_dir(root: Path, spec: str, key: str) -> tuple[str, str | None, str | None, Path]:
+    """``(name, layout, split, folder)`` of a ``data.<key>`` entry
+    (:func:`mmed.config.parse_benchmark_spec`); errors name the entry."""
+    from ..config import benchmark_spec_problem, parse_benchmark_spec
 
     problem = benchmark_spec_problem(spec)
     if problem:
         raise ValueError(f"data.{key} entry {spec!r}: {problem}")
-    name, _, layout = spec.partition(":")
+    name, layout, split = parse_benchmark_spec(spec)
     src = root / name
     if not src.is_dir():
         raise FileNotFoundError(f"data.{key} entry {spec!r}: folder {src} does not exist under the data root {root}")
-    return name, layout or None, src
+    return name, layout, split, src
 
 
 def evaluation_image_hashes(profile: Any, data_root: str | Path, notes: list[str] | None = None) -> set[str]:
-    """Content hashes of every image in the ``data.eval_split`` of every
-    ``data.eval_benchmarks`` entry (open questions included), read from ``data_root``.
-
-    MMMU's test split has no answers and is never evaluated; with ``eval_split: test`` its
-    validation split is read instead (said in ``notes``).
+    """Content hashes of every image in the evaluation split of every
+    ``data.eval_benchmarks`` entry — its own ``@<split>``, else ``data.eval_split`` (the
+    split :func:`mmed.consult.evaluation_sets` evaluates) — open questions included, read
+    from ``data_root``. An entry's own split is said in ``notes``.
 
     Raises:
         FileNotFoundError: a benchmark folder missing under ``data_root`` (names the entry):
@@ -110,11 +107,11 @@ def evaluation_image_hashes(profile: Any, data_root: str | Path, notes: list[str
     root = Path(data_root)
     out: set[str] = set()
     for spec in profile.data.eval_benchmarks:
-        name, layout, src = _benchmark_dir(root, spec, "eval_benchmarks")
-        split = _EVAL_SPLIT_INSTEAD.get((name, profile.data.eval_split), profile.data.eval_split)
+        name, layout, own_split, src = _benchmark_dir(root, spec, "eval_benchmarks")
+        split = own_split or profile.data.eval_split
         if split != profile.data.eval_split and notes is not None:
-            notes.append(f"{spec}: its {profile.data.eval_split!r} split has no answers; "
-                         f"checked its {split!r} split's images instead")
+            notes.append(f"{spec}: evaluated on its {split!r} split (not data.eval_split {profile.data.eval_split!r}); "
+                         f"checked that split's images")
         ds = load_benchmark(name, src, split, layout=layout, include_open=True)
         out.update(h for hs in item_image_hashes(ds) for h in hs)
     return out
@@ -160,7 +157,7 @@ def training_pool(
     eval_hashes = evaluation_image_hashes(profile, root, notes)
     parts, by_bench = [], {}
     for spec in specs:
-        name, layout, src = _benchmark_dir(root, spec, "train_benchmarks")
+        name, layout, _, src = _benchmark_dir(root, spec, "train_benchmarks")
         ds = load_benchmark(name, src, "train", layout=layout, include_open=True)
         closed = closed_only(ds)
         hashes = item_image_hashes(closed)

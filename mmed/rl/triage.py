@@ -769,8 +769,9 @@ def downstream_accuracy(
             triage, weights = TriageDoctor(mode="gold"), {"mode": "gold"}
         else:
             triage = TriageDoctor(load_runner(profile, sources[stage], "triage"), "model", seed=seed,
+                                  fallback=profile.triage.fallback,
                                   sampling=sampling_params(profile, seed), style=profile.sampling.prompt_style)
-            weights = dataclasses.asdict(sources[stage])
+            weights = dataclasses.asdict(sources[stage]) | {"fallback": profile.triage.fallback}
         records[stage], acc = {}, {}
         for decision in decisions:
             recs = run_consultation(items, triage, panels, attending, decision=decision,
