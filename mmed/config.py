@@ -292,6 +292,8 @@ class EvalConfig:
 
     bootstrap_samples: int = 1000
     confidence: float = 0.95
+    #: training seeds of the seed replicates (:mod:`mmed.rl.replicates`, notebooks 03/04): the
+    #: run's own seed trains in the run folder, every other one in ``runs/<id>/seeds/seed_<k>/``
     seeds: list[int] = field(default_factory=lambda: [0])
 
 
@@ -460,6 +462,9 @@ def _check(profile: Profile, source: str) -> None:
             raise ProfileError(f"{source}: key '{name}.image_only_fraction' must be in [0, 1]")
     if profile.attending_grpo.image_only_fraction != 0.0:
         raise ProfileError(f"{source}: key 'attending_grpo.image_only_fraction' is for the triage doctor only; set it to 0")
+    seeds = profile.eval.seeds
+    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(x, bool) or x < 0 for x in seeds):
+        raise ProfileError(f"{source}: key 'eval.seeds' must be a non-empty list of distinct ints >= 0, got {seeds!r}")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
     for key in ("eval_benchmarks", "train_benchmarks"):

@@ -71,6 +71,15 @@ def test_with_variant_applies_the_profiles_own_overlay():
         R.with_variant(SMOKE, "nosuch")
 
 
+def test_eval_seeds_are_validated():
+    from mmed.config import ProfileError, profile_from_dict
+
+    assert load_profile("demo").eval.seeds == [0, 1]
+    for bad in ([], [0, 0], [-1]):
+        with pytest.raises(ProfileError, match="eval.seeds"):
+            profile_from_dict({"eval": {"seeds": bad}}, "bad.yaml")
+
+
 def test_spread_and_seed_summary():
     sp = R.spread([0.5, 0.7, float("nan"), None])
     assert sp["n"] == 2 and sp["mean"] == pytest.approx(0.6) and sp["sd"] == pytest.approx(math.sqrt(0.02))
