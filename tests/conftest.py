@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,29 @@ def smoke_cold_run(tmp_path_factory):
     for agent in ("triage", "attending"):
         ensure_cold_start(run, prof, agent, 0)
     return run
+
+
+@pytest.fixture(scope="session")
+def smoke_attending_cold(tmp_path_factory) -> Path:
+    """A smoke run folder (seed 0) whose attending only is cold-started, built once per
+    session; tests copy it before changing it."""
+    from mmed.config import load_profile
+    from mmed.consult import ensure_cold_start
+    from mmed.runs import Run
+
+    root = tmp_path_factory.mktemp("cmarl") / "cold"
+    run = Run.open(root, profile="smoke", seed=0)
+    ensure_cold_start(run, load_profile("smoke"), "attending", 0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_curriculum(smoke_attending_cold: Path, tmp_path_factory):
+    """``(root, CurriculumResult)``: the smoke C-MARL curriculum (Easy → Medium → Hard)
+    trained once per session on a copy of :func:`smoke_attending_cold`; tests copy
+    ``root`` before changing it."""
+    from mmed.rl.curriculum import train_curriculum
+
+    root = tmp_path_factory.mktemp("cmarl") / "trained"
+    shutil.copytree(smoke_attending_cold, root)
+    return root, train_curriculum("smoke", root, seed=0, log=lambda m: None)

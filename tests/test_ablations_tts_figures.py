@@ -1,4 +1,6 @@
-"""Ablations and test-time scaling on a cold-started smoke run; figures from CSV files."""
+"""Ablations and test-time scaling on a cold-started smoke run and on the smoke C-MARL
+curriculum (rows ↔ stage checkpoints); claims, notes and domain averages; figures and the
+README block from CSV files."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ import shutil
 import pandas as pd
 import pytest
 
+from mmed.checkers.nb05_06 import check_05
 from mmed.config import load_profile
 from mmed.consult import load_items
-from mmed.eval.ablations import ABLATION_ROWS, markdown_table, run_ablations, slug
-from mmed.eval.tts import run_test_time_scaling
-from mmed.viz.figures import RESULTS_END, RESULTS_START, redraw, refresh_from_run, results_markdown, update_readme
+from mmed.eval.ablations import (ABLATION_ROWS, domain_averages, markdown_table, no_valid_answer_notes, run_ablations,
+                                 slug, stratum_accuracy)
+from mmed.eval.metrics import accuracy_ci
+from mmed.eval.tts import budget_gains, run_test_time_scaling, sample_stratum_table
+from mmed.viz.figures import (RESULTS_END, RESULTS_START, ablation_claims, redraw, refresh_from_run, results_markdown,
+                              triage_gain_claims, update_readme)
 
 SMOKE = load_profile("smoke")
 
@@ -39,6 +45,19 @@ def test_ablations_report_unavailable_rows_and_score_the_rest(smoke_cold_run):
     # the majority-vote baseline uses no attending and the Radiologist panel
     mv = recs["synthetic"]["static MDAgents-style (Radiologist panel, majority vote)"]
     assert all(r["attending"]["method"] == "majority_vote" and r["panel"][0]["specialty"] == "Radiologist" for r in mv)
+    # valid rate and per-stratum intervals come from the records
+    for name, rs in recs["synthetic"].items():
+        r = df[df["system"] == name].iloc[0]
+        assert r["n_valid"] == sum(x["attending"]["valid"] for x in rs) and r["valid_rate"] == r["n_valid"] / 6
+        assert r["acc"] <= r["valid_rate"]
+        for st in ("easy", "medium", "hard"):
+            sub = [x["correct"] for x in rs if x["stratum"] == st]
+            assert r[f"n_{st}"] == len(sub)
+            if sub:
+                ci = accuracy_ci(sub, SMOKE.eval.bootstrap_samples, seed=0)
+                assert (r[f"acc_{st}"], r[f"lo_{st}"], r[f"hi_{st}"]) == (ci["acc"], ci["lo"], ci["hi"])
+            else:
+                assert r[f"acc_{st}"] is None or pd.isna(r[f"acc_{st}"])
     out = smoke_cold_run.path("eval", "ablations")
     assert (out / "synthetic" / slug("full system") / "predictions.jsonl").is_file()
     assert "not available" in (out / "table.md").read_text()
@@ -119,3 +138,169 @@ def test_refresh_from_run_only_touches_what_the_run_has(tmp_path):
     status = refresh_from_run(run.root, fig)
     assert status["ablations"] == "ok"
     assert pd.read_csv(fig / "ablations.csv")["dataset"].tolist() == ["vqa_rad"]
+    # triage.csv from notebook 03's metrics: per specialty, an (all) row, and the paired gain on GRPO's (all) row
+    acc = lambda a, n: {"accuracy": {"acc": a, "lo": a - 0.1, "hi": min(1.0, a + 0.1), "n": n}}
+    nb03 = {"eval": {w: {"real": {**acc(a, 10), "by_specialty": {"Pathologist": acc(a, 10), "Surgeon": {"accuracy": None}}}}
+                     for w, a in (("sft", 0.3), ("grpo", 0.6))},
+            "gain": {"real": {"diff": 0.3, "lo": 0.1, "hi": 0.5, "n": 10}}}
+    run.path("eval").joinpath("notebook_03_triage_grpo.json").write_text(json.dumps(nb03))
+    assert refresh_from_run(run.root, fig)["triage"] == "ok"
+    tri = pd.read_csv(fig / "triage.csv")
+    assert tri[["when", "specialty"]].values.tolist() == [["cold start", "Pathologist"], ["cold start", "(all)"],
+                                                           ["GRPO", "Pathologist"], ["GRPO", "(all)"]]
+    assert tri["gain"].isna().tolist() == [True, True, True, False]
+    assert tri.iloc[3][["gain", "gain_lo", "gain_hi"]].tolist() == [0.3, 0.1, 0.5]
+    assert "| triage GRPO gain (vs cold-start triage) | real (n=10) | +30.0 [+10.0, +50.0] | holds here |" in results_markdown(fig)
+
+
+# ----------------------------------------------------------------------------------------
+# ablation rows on a trained curriculum: stage checkpoints, nothing retrained
+# ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_ablation_rows_use_the_curriculum_stage_checkpoints_and_train_nothing(smoke_curriculum, tmp_path):
+    from mmed.rl.curriculum import plan_stages
+    from mmed.runs import Run
+
+    src, res = smoke_curriculum
+    root = tmp_path / "run"
+    shutil.copytree(src, root)
+    files = lambda: {p.relative_to(root): p.stat().st_mtime_ns for p in (root / "attending").rglob("*") if p.is_file()}
+    before = files()
+    names = ["full system", "w/o C-MARL: cold-start attending", "+ Easy", "+ Easy + Medium", "+ Easy + Medium + Hard"]
+    rows = [r for r in ABLATION_ROWS if r.name in names]
+    items = load_items(SMOKE, "synthetic", "test", limit=5)
+    df, recs = run_ablations(Run(root), SMOKE, {"synthetic": items}, seed=0, rows=rows, out_dir=tmp_path / "abl")
+    assert files() == before  # no new, removed or rewritten file under attending/
+    w = df.set_index("system")["weights"]
+    dirs = [m["dir"] for m in res.stages]
+    assert dirs == [p.dir_name for p in plan_stages(SMOKE)] == ["stage_1_easy", "stage_2_medium", "stage_3_hard"]
+    assert w["+ Easy"] == "cmarl/stage_1_easy"
+    assert w["+ Easy + Medium"] == "cmarl/stage_2_medium"
+    assert w["+ Easy + Medium + Hard"] == w["full system"] == "cmarl/stage_3_hard"
+    assert w["w/o C-MARL: cold-start attending"] == "sft"
+    assert df["available"].all()
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k != "ablation"} for r in rs]
+
+    full, last = recs["synthetic"]["full system"], recs["synthetic"]["+ Easy + Medium + Hard"]
+    assert strip(full) == strip(last) and len(full) == 5
+    r = df.set_index("system").loc["+ Easy + Medium + Hard"]
+    assert (r["delta_vs_full"], r["delta_lo"], r["delta_hi"]) == (0.0, 0.0, 0.0)
+
+
+# ----------------------------------------------------------------------------------------
+# claims, notes, domain averages (pure functions on tables and records)
+# ----------------------------------------------------------------------------------------
+def _row(system, acc, lo, hi, valid_rate=None, delta=None, n=100, dataset="synthetic"):
+    r = {"dataset": dataset, "system": system, "available": True, "n": n, "acc": acc, "lo": lo, "hi": hi}
+    if valid_rate is not None:
+        r["valid_rate"] = valid_rate
+    if delta is not None:
+        r.update(delta_vs_full=delta[0], delta_lo=delta[1], delta_hi=delta[2])
+    return r
+
+
+def test_claims_with_no_valid_answer_are_not_measurable():
+    df = pd.DataFrame([
+        _row("full system", 0.0, 0.0, 0.0, valid_rate=0.0),
+        _row("w/o triage: random specialty", 0.0, 0.0, 0.0, valid_rate=0.0, delta=(0.0, 0.0, 0.0)),
+        _row("w/o C-MARL: cold-start attending", 0.45, 0.35, 0.55, valid_rate=0.9, delta=(0.45, 0.35, 0.55)),
+        _row("full system", 0.6, 0.5, 0.7, valid_rate=0.95, dataset="vqa_rad"),
+        _row("w/o triage: random specialty", 0.5, 0.4, 0.6, valid_rate=0.9, delta=(-0.1, -0.2, -0.02), dataset="vqa_rad"),
+        _row("w/o C-MARL: cold-start attending", 0.55, 0.45, 0.65, valid_rate=1.0, delta=(-0.05, -0.12, 0.03), dataset="vqa_rad"),
+    ])
+    c = ablation_claims(df).set_index(["claim", "dataset"])
+    v = c["verdict"]
+    assert v["triage gain (vs random specialty)", "synthetic"] == (
+        "not measurable: full system and w/o triage: random specialty give no valid answer")
+    assert v["C-MARL gain (vs cold-start attending)", "synthetic"] == "not measurable: full system gives no valid answer"
+    assert c.loc[("C-MARL gain (vs cold-start attending)", "synthetic"), ["diff", "lo", "hi"]].tolist() == [-0.45, -0.55, -0.35]
+    assert v["triage gain (vs random specialty)", "vqa_rad"] == "holds here"
+    assert c.loc[("triage gain (vs random specialty)", "vqa_rad"), ["diff", "lo", "hi"]].tolist() == [0.1, 0.02, 0.2]
+    assert v["C-MARL gain (vs cold-start attending)", "vqa_rad"] == "not resolved (interval covers 0)"
+    assert v["curriculum gain (vs GRPO without curriculum)", "vqa_rad"] == "not in this run"
+    # a CSV that predates valid_rate: a row scoring 0 on every item is not measurable either
+    old = df.drop(columns="valid_rate")
+    assert ablation_claims(old).set_index(["claim", "dataset"])["verdict"]["C-MARL gain (vs cold-start attending)", "synthetic"] == (
+        "not measurable: full system scores 0 on every item (valid rate not recorded)")
+    assert no_valid_answer_notes(old) == []
+    assert no_valid_answer_notes(df) == [
+        "synthetic: the full system gives no valid answer (0 of 100 valid); every claim against it is not measurable"]
+
+
+def test_triage_gain_claim_paired_from_the_csv_or_unpaired_from_counts():
+    rows = [{"when": w, "dataset": "real", "specialty": "(all)", "acc": a, "lo": a - 0.04, "hi": a + 0.04, "n": 500}
+            for w, a in (("cold start", 0.25), ("GRPO", 0.32))]
+    rows.append({"when": "GRPO", "dataset": "real", "specialty": "Radiologist", "acc": 0.2, "lo": 0.1, "hi": 0.3, "n": 50})
+    t = triage_gain_claims(pd.DataFrame(rows)).iloc[0]
+    assert t["interval"] == "unpaired" and t["diff"] == pytest.approx(0.07) and t["n"] == 500
+    # the unpaired bootstrap of two binomial proportions: half-width ≈ 1.96·sqrt(Σ p(1-p)/n) ≈ 0.056
+    assert t["lo"] == pytest.approx(0.07 - 0.056, abs=0.012) and t["hi"] == pytest.approx(0.07 + 0.056, abs=0.012)
+    assert t["verdict"] == "holds here"
+    rows[1].update(gain=0.07, gain_lo=0.04, gain_hi=0.10)
+    t = triage_gain_claims(pd.DataFrame(rows)).iloc[0]
+    assert (t["interval"], t["diff"], t["lo"], t["hi"], t["verdict"]) == ("paired", 0.07, 0.04, 0.10, "holds here")
+
+
+def test_stratum_accuracy_and_domain_averages_on_records():
+    recs = [{"stratum": "easy", "correct": c} for c in (True, True, False, True)] + [{"stratum": "hard", "correct": False}]
+    s = stratum_accuracy(recs, n_boot=300, seed=1)
+    ci = accuracy_ci([True, True, False, True], 300, seed=1)
+    assert (s["acc_easy"], s["lo_easy"], s["hi_easy"], s["n_easy"]) == (0.75, ci["lo"], ci["hi"], 4)
+    assert (s["acc_hard"], s["lo_hard"], s["hi_hard"], s["n_hard"]) == (0.0, 0.0, 0.0, 1)
+    assert s["acc_medium"] is None and s["n_medium"] == 0
+
+    def rec(ok):
+        return {"dataset": "ignored", "answer_type": "closed", "correct": ok, "attending": {"valid": True}}
+
+    records = {"synthetic": {"full system": [rec(True)] * 3},
+               "vqa_rad": {"full system": [rec(True)] * 3 + [rec(False)], "other row": [rec(False)] * 4}}
+    d = domain_averages(records, n_boot=200).set_index(["system", "domain"])
+    ind = d.loc[("full system", "in_domain")]
+    assert (ind["datasets"], ind["n"], ind["acc"], ind["micro_acc"]) == ("vqa_rad", 4, 0.75, 0.75)
+    assert ind["note"] == "average over vqa_rad (1 of 3; absent: slake, pathvqa)"
+    ood = d.loc[("full system", "out_of_domain")]
+    assert ood["n"] == 0 and pd.isna(ood["acc"]) and ood["note"] == "none of omnimedvqa, mmmu_med evaluated"
+    assert d.loc[("other row", "in_domain"), "acc"] == 0.0
+    assert len(d) == 4  # the synthetic set is averaged into neither domain
+
+
+def test_nb05_checker_prints_a_note_for_a_full_system_without_valid_answers(capsys):
+    row = {"dataset": "synthetic", "system": "full system", "available": True, "n": 4, "acc": 0.0, "lo": 0.0, "hi": 0.0,
+           "valid_rate": 0.0, "n_easy": 4, "n_medium": 0, "n_hard": 0, "acc_easy": 0.0, "lo_easy": 0.0, "hi_easy": 0.0}
+    note = "synthetic: the full system gives no valid answer (0 of 4 valid); every claim against it is not measurable"
+    m = {"rows": [row], "n_items": {"synthetic": 4}, "datasets": ["synthetic"], "notes": [note],
+         "domains": [{"system": "full system", "domain": "in_domain", "n": 0, "acc": None, "lo": None, "hi": None,
+                      "note": "none of vqa_rad, slake, pathvqa evaluated"}]}
+    assert no_valid_answer_notes(pd.DataFrame([row])) == [note]
+    assert check_05(m) == []  # a real outcome, not a failure ...
+    assert f"note (05_ablations, not a failure): {note}" in capsys.readouterr().out  # ... but visible
+    assert check_05({**m, "notes": []}) == ["synthetic: the full system gives no valid answer but no note says so"]
+    bad = {**m, "rows": [{**row, "acc": 0.5, "lo": 0.2, "hi": 0.8, "valid_rate": 0.25}], "notes": []}
+    assert any("above the valid rate" in p for p in check_05(bad))
+    bad = {**m, "rows": [{**row, "acc_easy": 0.5}]}
+    assert any("synthetic/full system.easy" in p for p in check_05(bad))
+
+
+def test_tts_per_stratum_sample_accuracy_and_budget_gains():
+    samples = {"A": {"synthetic": [
+        {"stratum": "easy", "gold": 0, "samples": [0, 0, 1, None]},   # 2/4 correct, 3/4 valid
+        {"stratum": "easy", "gold": 1, "samples": [1, 1, 1, 1]},      # 4/4, 4/4
+        {"stratum": "hard", "gold": 2, "samples": [None, None, 0, 1]},  # 0/4, 2/4
+    ]}}
+    t = sample_stratum_table(samples, n_boot=200).set_index("stratum")
+    assert list(t.index) == ["easy", "hard"]
+    assert (t.loc["easy", "items"], t.loc["easy", "sample_acc"], t.loc["easy", "valid_rate"]) == (2, 0.75, 0.875)
+    assert 0.5 <= t.loc["easy", "lo"] <= 0.75 <= t.loc["easy", "hi"] <= 1.0
+    assert (t.loc["hard", "sample_acc"], t.loc["hard", "valid_rate"]) == (0.0, 0.5)
+    curve = pd.DataFrame([
+        {"attending": "A", "dataset": "synthetic", "policy": p, "N": n, "acc": a}
+        for p, n, a in (("uniform", 1, 0.5), ("uniform", 2, 0.55), ("uniform", 4, 0.7), ("adaptive", 2, 0.6),
+                        ("adaptive", 4, 0.65), ("greedy", 1, 0.52))
+    ])
+    g = budget_gains(curve).iloc[0]
+    assert list(g.index) == ["attending", "dataset", "uniform_gain_1_to_max", "adaptive_minus_uniform_at_2",
+                             "adaptive_minus_uniform_at_4"]
+    assert g["uniform_gain_1_to_max"] == pytest.approx(0.2)
+    assert g["adaptive_minus_uniform_at_2"] == pytest.approx(0.05) and g["adaptive_minus_uniform_at_4"] == pytest.approx(-0.05)

@@ -16,7 +16,6 @@ from transformers import TrainerCallback
 
 from mmed.agents.build import policy_source
 from mmed.config import STRATA, load_profile, profile_from_dict
-from mmed.consult import ensure_cold_start
 from mmed.eval.stratify import agreement_score
 from mmed.rl import curriculum as C
 from mmed.runs import Run
@@ -26,21 +25,18 @@ SEED = 0
 
 
 # ----------------------------------------------------------------------------------------
-# fixtures: one cold-started smoke run, one trained smoke curriculum (copied per test)
+# fixtures: one cold-started smoke run, one trained smoke curriculum (copied per test);
+# built once per session in conftest.py (the ablation tests read the same curriculum)
 # ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cold_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cmarl") / "cold"
-    run = Run.open(root, profile="smoke", seed=SEED)
-    ensure_cold_start(run, SMOKE, "attending", SEED)
-    return root
+def cold_run(smoke_attending_cold: Path) -> Path:
+    assert SEED == 0  # the session fixtures use seed 0
+    return smoke_attending_cold
 
 
 @pytest.fixture(scope="module")
-def trained(cold_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, C.CurriculumResult]:
-    root = tmp_path_factory.mktemp("cmarl") / "trained"
-    shutil.copytree(cold_run, root)
-    return root, C.train_curriculum("smoke", root, seed=SEED, log=lambda m: None)
+def trained(smoke_curriculum) -> tuple[Path, C.CurriculumResult]:
+    return smoke_curriculum
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -16,6 +16,7 @@ from mmed.eval.metrics import (
     domain_of,
     domain_table,
     exact_match,
+    json_records,
     normalize_answer,
     open_table,
     paired_bootstrap_diff,
@@ -152,6 +153,18 @@ def test_domain_table_macro_and_micro():
     assert t.loc["synthetic"].acc == 0.5 and t.loc["other"].datasets == "triage"
     assert [domain_of(d) for d in ("pathvqa", "mmmu_med", "synthetic", "triage")] == [
         "in_domain", "out_of_domain", "synthetic", "other"]
+
+
+def test_json_records_are_strict_json():
+    import json
+
+    t = domain_table(RECORDS, n_boot=50)
+    recs = json_records(t)
+    ood = next(r for r in recs if r["domain"] == "out_of_domain")
+    assert ood["acc"] is None and ood["n"] == 0 and type(ood["n"]) is int
+    ind = next(r for r in recs if r["domain"] == "in_domain")
+    assert ind["acc"] == pytest.approx(0.55) and type(ind["acc"]) is float
+    json.dumps(recs, allow_nan=False)  # NaN would raise
 
 
 # ---------------------------------------------------------------------------- open questions

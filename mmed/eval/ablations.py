@@ -44,7 +44,7 @@ from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_p
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
 from ..runs import Run, write_json_atomic
-from .metrics import accuracy_ci, paired_bootstrap_diff
+from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, accuracy_ci, domain_table, paired_bootstrap_diff
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ def run_ablations(
         out_dir: where per-row predictions go (default ``<run>/eval/ablations``).
     Returns:
         ``(table, records)``: one table row per (dataset, ablation row) with ``n``, ``acc``,
-        ``lo``, ``hi``, per-stratum accuracies, ``delta_vs_full`` with its paired bootstrap
+        ``lo``, ``hi``, ``n_valid`` and ``valid_rate`` (items whose final answer parsed),
+        per-stratum ``acc_<s>``, ``lo_<s>``, ``hi_<s>``, ``n_<s>``
+        (:func:`stratum_accuracy`), ``delta_vs_full`` with its paired bootstrap
         interval, ``weights`` and ``available`` (False + ``reason`` when the run lacks the
         weights); ``records[dataset][row name]`` are the prediction records.
     """
@@ -167,12 +169,12 @@ def run_ablations(
             all_records[ds_name][row.name] = recs
             write_predictions(recs, out_dir / ds_name / slug(row.name) / "predictions.jsonl")
             correct = [bool(r["correct"]) for r in recs]
-            acc = accuracy_ci(correct, profile.eval.bootstrap_samples, seed=seed)
-            entry.update(n=acc["n"], acc=acc["acc"], lo=acc["lo"], hi=acc["hi"])
-            for st in ("easy", "medium", "hard"):
-                sub = [r["correct"] for r in recs if r.get("stratum") == st]
-                entry[f"acc_{st}"] = sum(sub) / len(sub) if sub else None
-                entry[f"n_{st}"] = len(sub)
+            nb = profile.eval.bootstrap_samples
+            acc = accuracy_ci(correct, nb, seed=seed)
+            n_valid = sum(bool((r.get("attending") or {}).get("valid")) for r in recs)
+            entry.update(n=acc["n"], acc=acc["acc"], lo=acc["lo"], hi=acc["hi"], n_valid=n_valid,
+                         valid_rate=n_valid / len(recs) if recs else None)
+            entry.update(stratum_accuracy(recs, nb, seed))
             if row.name == "full system":
                 full_correct = correct
             if full_correct is not None and row.name != "full system":
@@ -185,6 +187,70 @@ def run_ablations(
     (out_dir / "table.md").write_text(markdown_table(df))
     write_json_atomic(out_dir / "table.json", table)
     return df, all_records
+
+
+def stratum_accuracy(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Accuracy per evaluation stratum with its bootstrap 95% interval
+    (:func:`mmed.eval.metrics.accuracy_ci` over the stratum's items).
+
+    Returns:
+        ``{"acc_<s>", "lo_<s>", "hi_<s>", "n_<s>"}`` for s in easy, medium, hard; the
+        accuracy and bounds are None for a stratum without items (``n_<s>`` = 0).
+    """
+    out: dict[str, Any] = {}
+    for st in ("easy", "medium", "hard"):
+        sub = [bool(r["correct"]) for r in records if r.get("stratum") == st]
+        ci = accuracy_ci(sub, n_boot, seed=seed) if sub else {"acc": None, "lo": None, "hi": None}
+        out.update({f"acc_{st}": ci["acc"], f"lo_{st}": ci["lo"], f"hi_{st}": ci["hi"], f"n_{st}": len(sub)})
+    return out
+
+
+def no_valid_answer_notes(table: pd.DataFrame) -> list[str]:
+    """One note per dataset whose **full system** gives no valid final answer
+    (``valid_rate`` 0): every claim measured against it is then not measurable. A real
+    outcome (e.g. the Hard stage's entropy bonus breaking a tiny attending's format), so
+    it is a note, not a failure. Tables without ``valid_rate`` (older runs) give none."""
+    if "valid_rate" not in table:
+        return []
+    notes = []
+    for _, r in table[(table["system"] == "full system")].iterrows():
+        if bool(r.get("available", True)) and pd.notna(r["valid_rate"]) and r["valid_rate"] == 0:
+            notes.append(f"{r['dataset']}: the full system gives no valid answer (0 of {int(r['n'])} valid); "
+                         f"every claim against it is not measurable")
+    return notes
+
+
+def domain_averages(
+    records: dict[str, dict[str, list[dict[str, Any]]]], n_boot: int = 1000, seed: int = 0,
+) -> pd.DataFrame:
+    """In-domain and out-of-domain accuracy of every ablation row
+    (:func:`mmed.eval.metrics.domain_table`: macro mean over the domain's datasets with a
+    stratified bootstrap 95% interval, pooled ``micro_acc`` beside it).
+
+    Args:
+        records: ``run_ablations(...)[1]``, ``{dataset label: {row name: records}}``; the
+            dataset label (not the record's own field) decides the domain.
+    Returns:
+        One row per (system, domain) for domains ``in_domain`` and ``out_of_domain``, columns
+        ``system, domain, datasets, n, acc, lo, hi, micro_acc, n_invalid, note``; ``note``
+        says which of the domain's benchmarks are present (acc is NaN, n = 0, when none is).
+    """
+    systems = list(dict.fromkeys(name for by_row in records.values() for name in by_row))
+    rows = []
+    for system in systems:
+        recs = [{**r, "dataset": ds} for ds, by_row in records.items() for r in by_row.get(system, [])]
+        t = domain_table(recs, n_boot=n_boot, seed=seed).set_index("domain")
+        for domain, names in (("in_domain", IN_DOMAIN), ("out_of_domain", OUT_OF_DOMAIN)):
+            r = t.loc[domain]
+            present = [d for d in names if d in str(r["datasets"]).split(",")]
+            missing = [d for d in names if d not in present]
+            note = (f"average over {', '.join(present)} ({len(present)} of {len(names)}"
+                    + (f"; absent: {', '.join(missing)})" if missing else ")") if present
+                    else f"none of {', '.join(names)} evaluated")
+            rows.append({"system": system, "domain": domain, "datasets": r["datasets"], "n": int(r["n"]),
+                         **{k: float(r[k]) for k in ("acc", "lo", "hi", "micro_acc")},
+                         "n_invalid": int(r["n_invalid"]), "note": note})
+    return pd.DataFrame(rows, columns=["system", "domain", "datasets", "n", "acc", "lo", "hi", "micro_acc", "n_invalid", "note"])
 
 
 class _Precomputed(TriageDoctor):
@@ -201,17 +267,29 @@ class _Precomputed(TriageDoctor):
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """The ablation table as Markdown: accuracy [95% CI] per dataset, Δ vs full system."""
-    lines = ["| dataset | system | n | accuracy [95% CI] | Δ vs full [95% CI] | easy | medium | hard |",
-             "|---|---|---|---|---|---|---|---|"]
-    pct = lambda v: "–" if v is None or pd.isna(v) else f"{100 * v:.1f}"
+    """The ablation table as Markdown: accuracy [95% CI] per dataset, valid final answers
+    %, Δ vs full system, and accuracy [95% CI] (n) per stratum. Tables from older runs
+    (no ``valid_rate``, no per-stratum ``lo_<s>``/``hi_<s>``) print "–" there."""
+    lines = ["| dataset | system | n | accuracy [95% CI] | valid % | Δ vs full [95% CI] | easy | medium | hard |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(v: Any) -> str:
+        return "–" if v is None or pd.isna(v) else f"{100 * v:.1f}"
+
+    def stratum(r: Any, st: str) -> str:
+        a, n = r.get(f"acc_{st}"), r.get(f"n_{st}")
+        if a is None or pd.isna(a):
+            return "–"
+        ci = f" [{pct(r.get(f'lo_{st}'))}, {pct(r.get(f'hi_{st}'))}]" if pd.notna(r.get(f"lo_{st}", None)) else ""
+        return f"{pct(a)}{ci}" + (f" (n={int(n)})" if n is not None and pd.notna(n) else "")
+
     for _, r in df.iterrows():
         if not r.get("available", True):
-            lines.append(f"| {r['dataset']} | {r['system']} | – | not available: {r['reason']} | | | | |")
+            lines.append(f"| {r['dataset']} | {r['system']} | – | not available: {r['reason']} | | | | | |")
             continue
         delta = "" if pd.isna(r.get("delta_vs_full")) else f"{100 * r['delta_vs_full']:+.1f} [{100 * r['delta_lo']:+.1f}, {100 * r['delta_hi']:+.1f}]"
         lines.append(
-            f"| {r['dataset']} | {r['system']} | {int(r['n'])} | {pct(r['acc'])} [{pct(r['lo'])}, {pct(r['hi'])}] | {delta} | "
-            f"{pct(r.get('acc_easy'))} | {pct(r.get('acc_medium'))} | {pct(r.get('acc_hard'))} |"
+            f"| {r['dataset']} | {r['system']} | {int(r['n'])} | {pct(r['acc'])} [{pct(r['lo'])}, {pct(r['hi'])}] | "
+            f"{pct(r.get('valid_rate'))} | {delta} | {stratum(r, 'easy')} | {stratum(r, 'medium')} | {stratum(r, 'hard')} |"
         )
     return "\n".join(lines) + "\n"

@@ -316,6 +316,17 @@ def domain_table(
     return pd.DataFrame(rows, columns=["domain", "datasets", "n", "acc", "lo", "hi", "micro_acc", "n_invalid"])
 
 
+def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """``df`` as a list of row dicts that strict JSON accepts: NaN/NaT/None → ``None``,
+    numpy scalars → Python numbers (``df.where(pd.notna(df), None)`` keeps NaN in float
+    columns under pandas ≥ 3, which ``json.dump`` writes as the non-standard ``NaN``)."""
+    out = []
+    for row in df.astype(object).to_dict(orient="records"):
+        out.append({k: (None if v is None or (not isinstance(v, (list, tuple, dict, str)) and pd.isna(v))
+                        else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()})
+    return out
+
+
 # ----------------------------------------------------------------------------------------
 # open questions
 # ----------------------------------------------------------------------------------------

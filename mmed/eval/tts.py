@@ -143,6 +143,67 @@ def adaptive_accuracy(
     return {**_acc(bootstrap_mean_ci(acc, n_boot=n_boot, seed=seed)), "mean_samples": float(np.mean(allocation))}
 
 
+def sample_stratum_table(
+    samples: dict[str, dict[str, list[dict[str, Any]]]], n_boot: int = 1000, seed: int = 0,
+) -> Any:
+    """Single-sample behaviour of each attending per stratum: how often one sample is
+    correct and how often it is valid (the quantities majority voting amplifies).
+
+    Args:
+        samples: ``run_test_time_scaling(...)[1]``, ``{attending: {dataset: per-item
+            records}}`` with ``stratum``, ``gold`` and ``samples`` (parsed option or None).
+    Returns:
+        DataFrame, one row per (attending, dataset, stratum) in input order, strata easy,
+        medium, hard (a stratum without items is left out), columns ``attending, dataset,
+        stratum, items, sample_acc, lo, hi, valid_rate``: ``sample_acc`` is the mean over
+        items of each item's fraction of correct samples (an invalid sample is wrong),
+        with a bootstrap 95% interval over items; ``valid_rate`` the mean fraction of
+        valid samples.
+    """
+    import pandas as pd
+
+    rows = []
+    for att, by_ds in samples.items():
+        for ds, per in by_ds.items():
+            for st in ("easy", "medium", "hard"):
+                its = [p for p in per if p.get("stratum") == st]
+                if not its:
+                    continue
+                acc = [sum(x is not None and x == p["gold"] for x in p["samples"]) / len(p["samples"]) for p in its]
+                valid = [sum(x is not None for x in p["samples"]) / len(p["samples"]) for p in its]
+                ci = bootstrap_mean_ci(acc, n_boot=n_boot, seed=seed)
+                rows.append({"attending": att, "dataset": ds, "stratum": st, "items": len(its), "sample_acc": ci["mean"],
+                             "lo": ci["lo"], "hi": ci["hi"], "valid_rate": float(np.mean(valid))})
+    return pd.DataFrame(rows, columns=["attending", "dataset", "stratum", "items", "sample_acc", "lo", "hi", "valid_rate"])
+
+
+def budget_gains(curve: Any) -> Any:
+    """Gains read off a scaling curve (``run_test_time_scaling(...)[0]``), per attending and
+    dataset: the uniform curve's accuracy at its largest budget minus at its smallest
+    (``uniform_gain_1_to_max``), and adaptive minus uniform accuracy at each budget B the
+    adaptive policy was run at (``adaptive_minus_uniform_at_<B>``; same mean samples).
+
+    Point differences of two estimates on the same items (no interval: the curve holds
+    none for differences). Returns a DataFrame with columns ``attending, dataset,
+    uniform_gain_1_to_max, adaptive_minus_uniform_at_<B>...``, one row per (attending,
+    dataset) in curve order; a difference whose two points are not in the curve is NaN.
+    """
+    import pandas as pd
+
+    curve = curve if "attending" in curve else curve.assign(attending="attending")
+    budgets = sorted(int(b) for b in curve.loc[curve["policy"] == "adaptive", "N"].unique())
+    rows = []
+    for (att, ds), g in curve.groupby(["attending", "dataset"], sort=False):
+        uni = g[g["policy"] == "uniform"].set_index("N")["acc"]
+        ada = g[g["policy"] == "adaptive"].set_index("N")["acc"]
+        row: dict[str, Any] = {"attending": att, "dataset": ds,
+                               "uniform_gain_1_to_max": float(uni.loc[uni.index.max()] - uni.loc[uni.index.min()]) if len(uni) else np.nan}
+        for b in budgets:
+            row[f"adaptive_minus_uniform_at_{b}"] = float(ada.loc[b] - uni.loc[b]) if b in ada.index and b in uni.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["attending", "dataset", "uniform_gain_1_to_max", *[f"adaptive_minus_uniform_at_{b}" for b in budgets]])
+
+
 #: the attendings notebook 06 scales by default: label -> (curriculum variant, stage)
 DEFAULT_TTS_ATTENDINGS: dict[str, tuple[str | None, str]] = {
     "C-MARL (full system)": (None, "latest"),

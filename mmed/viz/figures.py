@@ -6,14 +6,17 @@ Each README figure lives in ``figures/`` beside the CSV it is drawn from (DESIGN
 figure                      data file (columns)                                 source in a run
 ==========================  ==================================================  =================
 ``ablations.png``           ``ablations.csv`` (dataset, system, n, acc, lo,     ``eval/ablations/table.csv``
-                            hi, acc_easy/medium/hard, delta_vs_full ...)
+                            hi, valid_rate, acc/lo/hi/n per stratum,
+                            delta_vs_full ...; older files lack valid_rate
+                            and the stratum intervals)
 ``test_time_scaling.png``   ``test_time_scaling.csv`` (attending, dataset,      ``eval/tts/curve.csv``
                             policy, N, acc, lo, hi, n, mean_samples)
 ``curriculum_entropy.png``  ``curriculum_entropy.csv`` (variant, stage,          ``attending/<variant>/stage_*/log_history.jsonl``
                             stage_index, gamma, step, global_step, entropy,
                             reward, format_valid)
 ``triage.png``              ``triage.csv`` (when, dataset, specialty, acc, lo,   ``eval/notebook_03_triage_grpo.json``
-                            hi, n)
+                            hi, n; gain, gain_lo, gain_hi on the GRPO
+                            ``(all)`` rows: paired GRPO − cold start)
 ==========================  ==================================================  =================
 
 ``python -m mmed figures`` (``make figures``) redraws every PNG from its CSV and rewrites
@@ -176,8 +179,10 @@ def export_curriculum(run_dir: Path) -> pd.DataFrame:
 def export_triage(run_dir: Path) -> pd.DataFrame:
     """Triage accuracy per specialty after the cold start (``sft``) and after GRPO, on the
     synthetic test split and on the real images, from notebook 03's metrics
-    (``eval.<when>.<dataset>.by_specialty``) plus an ``(all)`` row per set."""
+    (``eval.<when>.<dataset>.by_specialty``) plus an ``(all)`` row per set; the GRPO
+    ``(all)`` row also holds notebook 03's paired gain (``gain``, ``gain_lo``, ``gain_hi``)."""
     m = json.loads((run_dir / "eval" / "notebook_03_triage_grpo.json").read_text())
+    gains = m.get("gain") or {}
     rows = []
     for when, label in (("sft", "cold start"), ("grpo", "GRPO")):
         for ds, d in (m.get("eval", {}).get(when) or {}).items():
@@ -188,7 +193,11 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
             for spec, v in per.items():
                 a = (v or {}).get("accuracy")
                 if a and a.get("n"):  # specialties without images are listed with no accuracy
-                    rows.append({"when": label, "dataset": ds, "specialty": spec, "acc": a["acc"], "lo": a["lo"], "hi": a["hi"], "n": a["n"]})
+                    row = {"when": label, "dataset": ds, "specialty": spec, "acc": a["acc"], "lo": a["lo"], "hi": a["hi"], "n": a["n"]}
+                    g = gains.get(ds)
+                    if when == "grpo" and spec == "(all)" and g:  # paired GRPO − cold start on the same images
+                        row.update(gain=g["diff"], gain_lo=g["lo"], gain_hi=g["hi"])
+                    rows.append(row)
     if not rows:
         raise KeyError("notebook 03 metrics hold no per-specialty evaluation")
     return pd.DataFrame(rows)
@@ -275,7 +284,12 @@ def results_markdown(fig_dir: str | Path) -> str:
             cells = []
             for ds in datasets:
                 r = df[(df["dataset"] == ds) & (df["system"] == system)]
-                cells.append(_ci(r.iloc[0]) + f" (n={int(r.iloc[0]['n'])})" if len(r) else "–")
+                if not len(r):
+                    cells.append("–")
+                    continue
+                vr = r.iloc[0].get("valid_rate")
+                valid = "" if vr is None or pd.isna(vr) else f", {100 * vr:.0f}% valid"
+                cells.append(_ci(r.iloc[0]) + f" (n={int(r.iloc[0]['n'])}{valid})")
             out.append(f"| {system} | " + " | ".join(cells) + " |")
         out.append("")
     tts = fig_dir / "test_time_scaling.csv"
@@ -320,34 +334,151 @@ CLAIM_ROWS: tuple[tuple[str, str], ...] = (
     ("triage gain (vs random specialty)", "w/o triage: random specialty"),
     ("specialists gain (vs attending alone)", "w/o specialists (attending alone)"),
 )
+#: the claim line read off ``triage.csv``
+TRIAGE_CLAIM = "triage GRPO gain (vs cold-start triage)"
 
 
-def _verdict(lo: float, hi: float) -> str:
+def _verdict(lo: float, hi: float, not_measurable: str | None = None) -> str:
+    """Verdict of a difference with 95% interval [lo, hi] (claimed direction: > 0).
+
+    ``not_measurable`` (why a compared system's score says nothing, see
+    :func:`no_valid_answer`) wins over the interval: a system with no valid answer
+    scores 0 by construction, so neither "reversed" nor "not resolved" describes it."""
+    if not_measurable:
+        return f"not measurable: {not_measurable}"
     return "holds here" if lo > 0 else ("reversed here" if hi < 0 else "not resolved (interval covers 0)")
+
+
+def no_valid_answer(r: Any) -> str | None:
+    """Whether ablation row ``r`` (an ``ablations.csv`` row) gives no measurable answer:
+    ``"no_valid"`` when its ``valid_rate`` is 0; ``"all_zero"`` when the CSV predates the
+    ``valid_rate`` column and the row scores 0 on every item (acc = upper bound = 0 — on
+    multiple-choice questions a model answering validly does that only with vanishing
+    probability, so it marks invalid output); None otherwise."""
+    vr = r.get("valid_rate")
+    if vr is not None and not pd.isna(vr):
+        return "no_valid" if float(vr) == 0 else None
+    acc, hi = r.get("acc"), r.get("hi")
+    if acc is not None and hi is not None and not pd.isna(acc) and float(acc) == 0 and float(hi) == 0:
+        return "all_zero"
+    return None
+
+
+def _not_measurable(kinds: dict[str, str | None]) -> str | None:
+    """Text for :func:`_verdict` from ``{system: no_valid_answer(row)}``."""
+    parts = []
+    for kind, one, many in (("no_valid", "gives no valid answer", "give no valid answer"),
+                            ("all_zero", "scores 0 on every item (valid rate not recorded)",
+                             "score 0 on every item (valid rate not recorded)")):
+        names = [n for n, k in kinds.items() if k == kind]
+        if names:
+            parts.append(f"{' and '.join(names)} {one if len(names) == 1 else many}")
+    return "; ".join(parts) or None
+
+
+def ablation_claims(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper's claims (:data:`CLAIM_ROWS`) read off an ablation table.
+
+    Args:
+        df: ``run_ablations(...)[0]`` or ``ablations.csv`` (older files without
+            ``valid_rate`` are handled, see :func:`no_valid_answer`).
+    Returns:
+        One row per (claim, dataset), columns ``claim, dataset, row, diff, lo, hi,
+        verdict``: ``diff`` = full system − row (fractions) with the paired bootstrap
+        95% interval (the table's ``delta_vs_full`` sign-flipped); the verdict is
+        "not measurable: ..." when either system gives no valid answer, and "not in this
+        run" (diff NaN) when the row or its difference is missing.
+    """
+    out = []
+    for claim, row in CLAIM_ROWS:
+        for ds in dict.fromkeys(df["dataset"]):
+            base = {"claim": claim, "dataset": ds, "row": row}
+            r = df[(df["dataset"] == ds) & (df["system"] == row)]
+            full = df[(df["dataset"] == ds) & (df["system"] == "full system")]
+            if r.empty or not bool(r.iloc[0].get("available", True)) or pd.isna(r.iloc[0].get("delta_vs_full")):
+                out.append({**base, "diff": np.nan, "lo": np.nan, "hi": np.nan, "verdict": "not in this run"})
+                continue
+            r = r.iloc[0]
+            why = _not_measurable({"full system": no_valid_answer(full.iloc[0]) if len(full) else None,
+                                   row: no_valid_answer(r)})
+            # + 0.0: no "-0.0" when the difference is exactly zero
+            d, lo, hi = (-float(r[k]) + 0.0 for k in ("delta_vs_full", "delta_hi", "delta_lo"))
+            out.append({**base, "diff": d, "lo": lo, "hi": hi, "verdict": _verdict(lo, hi, why)})
+    return pd.DataFrame(out, columns=["claim", "dataset", "row", "diff", "lo", "hi", "verdict"])
+
+
+def triage_gain_claims(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Triage accuracy after GRPO minus after the cold start, per dataset, from ``triage.csv``.
+
+    When the ``(all)`` GRPO row holds ``gain``, ``gain_lo``, ``gain_hi`` (written by
+    :func:`export_triage` from notebook 03's paired bootstrap over the same images), those
+    are used. Older CSVs hold only each stage's accuracy and n: the interval is then an
+    **unpaired** percentile bootstrap of the difference, each side resampled from its own
+    counts (``round(acc·n)`` correct of n) — wider than the paired one when the two
+    policies' errors are positively correlated.
+
+    Returns:
+        One row per dataset, columns ``claim, dataset, n, diff, lo, hi, interval, verdict``
+        (``interval`` = ``"paired"`` or ``"unpaired"``); datasets lacking either ``(all)``
+        row are left out.
+    """
+    out = []
+    rng = np.random.default_rng(seed)
+    for ds in dict.fromkeys(df["dataset"]):
+        d = df[(df["dataset"] == ds) & (df["specialty"] == "(all)")]
+        g, c = d[d["when"] == "GRPO"], d[d["when"] == "cold start"]
+        if g.empty or c.empty:
+            continue
+        g, c = g.iloc[0], c.iloc[0]
+        if "gain" in df and pd.notna(g.get("gain")):
+            diff, lo, hi, kind = float(g["gain"]), float(g["gain_lo"]), float(g["gain_hi"]), "paired"
+        else:
+            ng, nc = int(g["n"]), int(c["n"])
+            reps = (rng.binomial(ng, round(g["acc"] * ng) / ng, n_boot) / ng
+                    - rng.binomial(nc, round(c["acc"] * nc) / nc, n_boot) / nc)
+            diff, kind = float(g["acc"] - c["acc"]), "unpaired"
+            lo, hi = (float(x) for x in np.quantile(reps, [0.025, 0.975]))
+        out.append({"claim": TRIAGE_CLAIM, "dataset": ds, "n": int(g["n"]), "diff": diff, "lo": lo, "hi": hi,
+                    "interval": kind, "verdict": _verdict(lo, hi)})
+    return pd.DataFrame(out, columns=["claim", "dataset", "n", "diff", "lo", "hi", "interval", "verdict"])
+
+
+def _pts(d: float, lo: float, hi: float) -> str:
+    return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
 def claims_markdown(fig_dir: str | Path) -> list[str]:
     """One line per paper claim: full system minus the ablated row (paired bootstrap 95%
-    interval, from ``ablations.csv``), and the test-time scaling gain (``test_time_scaling.csv``)."""
+    interval, from ``ablations.csv``, :func:`ablation_claims`), the triage GRPO gain
+    (``triage.csv``, :func:`triage_gain_claims`), and the test-time scaling gain
+    (``test_time_scaling.csv``)."""
     fig_dir = Path(fig_dir)
     out: list[str] = []
-    abl = fig_dir / "ablations.csv"
-    if abl.is_file():
-        df = pd.read_csv(abl)
-        out.append("**The paper's claims, measured here** (full system − ablated row, accuracy points, paired "
-                   "bootstrap 95% CI):\n")
+    abl, tri = fig_dir / "ablations.csv", fig_dir / "triage.csv"
+    claims = ablation_claims(pd.read_csv(abl)) if abl.is_file() else pd.DataFrame()
+    triage = triage_gain_claims(pd.read_csv(tri)) if tri.is_file() else pd.DataFrame()
+    if len(claims) or len(triage):
+        out.append("**The paper's claims, measured here** (accuracy points, 95% CI; ablation claims: full system − "
+                   "ablated row, paired bootstrap over items; a claim whose system gives no valid answer is not "
+                   "measurable):\n")
         out.append("| claim | dataset | difference | verdict |")
         out.append("|---|---|---|---|")
-        for claim, row in CLAIM_ROWS:
-            for ds in dict.fromkeys(df["dataset"]):
-                r = df[(df["dataset"] == ds) & (df["system"] == row)]
-                if r.empty or not bool(r.iloc[0].get("available", True)) or pd.isna(r.iloc[0].get("delta_vs_full")):
-                    out.append(f"| {claim} | {ds} | not in this run | – |")
-                    continue
-                r = r.iloc[0]
-                d, lo, hi = -r["delta_vs_full"], -r["delta_hi"], -r["delta_lo"]
-                out.append(f"| {claim} | {ds} | {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {_verdict(lo, hi)} |")
+        for _, c in claims.iterrows():
+            if pd.isna(c["diff"]):
+                out.append(f"| {c['claim']} | {c['dataset']} | not in this run | – |")
+            else:
+                out.append(f"| {c['claim']} | {c['dataset']} | {_pts(c['diff'], c['lo'], c['hi'])} | {c['verdict']} |")
+        for _, c in triage.iterrows():
+            mark = "" if c["interval"] == "paired" else "†"
+            out.append(f"| {c['claim']}{mark} | {c['dataset']} (n={c['n']}) | {_pts(c['diff'], c['lo'], c['hi'])} | "
+                       f"{c['verdict']} |")
         out.append("")
+        if len(triage):
+            out.append("Triage: GRPO − cold start on the same images (`figures/triage.csv`); "
+                       + ("† the CSV holds no paired difference, so the interval is an unpaired bootstrap from each "
+                          "stage's accuracy and n (wider than the paired one when the two policies err on the same images)."
+                          if (triage["interval"] == "unpaired").any() else "paired bootstrap over images."))
+            out.append("")
     tts = fig_dir / "test_time_scaling.csv"
     if tts.is_file():
         df = pd.read_csv(tts)
@@ -358,9 +489,11 @@ def claims_markdown(fig_dir: str | Path) -> list[str]:
                 u = df[(df["attending"] == att) & (df["dataset"] == ds) & (df["policy"] == "uniform")].sort_values("N")
                 if len(u) >= 2:
                     a, b = u.iloc[0], u.iloc[-1]
+                    zero = bool((u["acc"] == 0).all() and (u["hi"] == 0).all())
                     out.append(f"- test-time scaling, {att}, {ds}: {100 * a['acc']:.1f} % [{100 * a['lo']:.1f}, {100 * a['hi']:.1f}] "
                                f"with 1 sample → {100 * b['acc']:.1f} % [{100 * b['lo']:.1f}, {100 * b['hi']:.1f}] with "
-                               f"{int(b['N'])} (majority vote; intervals over items, not paired).")
+                               f"{int(b['N'])} (majority vote; intervals over items, not paired)"
+                               + (" — not measurable: it scores 0 on every item at every budget." if zero else "."))
         out.append("")
     return out
 
