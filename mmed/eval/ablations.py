@@ -151,7 +151,9 @@ def run_ablations(
                         if triage_runner is None:
                             src_t = policy_source(run, profile, "triage", "latest")
                             triage_runner = (load_runner(profile, src_t, "triage"), src_t.label)
-                        trained_routes = TriageDoctor(triage_runner[0], "model", seed=seed, sampling=sp, style=style).route(rows_items, progress=progress)
+                        doctor = TriageDoctor(triage_runner[0], "model", fallback=profile.triage.fallback, seed=seed,
+                                              sampling=sp, style=style)
+                        trained_routes = doctor.route(rows_items, progress=progress)
                     triage = _Precomputed(trained_routes)
                     entry["triage"] = triage_runner[1]
                 elif row.triage == "random":
