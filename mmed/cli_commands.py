@@ -74,9 +74,10 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None,
                    help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse | adaptive_entropy); "
                         "default: the C-MARL curriculum itself")
-    p.add_argument("--heldout-split", default="validation", choices=["validation", "test"],
-                   help="split whose per-stratum accuracy is measured before and after every stage: validation = "
-                        "synthetic validation + the real training pool's validation part; test = synthetic test")
+    p.add_argument("--heldout-split", default="test", choices=["validation", "test"],
+                   help="split whose per-stratum accuracy is measured before and after every stage (default test, as "
+                        "notebook 04, so both can train in one run folder): test = synthetic test; validation = "
+                        "synthetic validation + the real training pool's validation part")
     p.add_argument("--n-heldout", type=int, default=None,
                    help="held-out items: synthetic (default: the profile's n_eval) and at most this many real ones "
                         "(default: all of the pool's validation part)")
@@ -147,6 +148,8 @@ def _train_triage(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
     from .rl.triage import run_train_triage
 
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     prof = load_profile(args.profile)
     apply_torch_threads(prof)
     report = run_train_triage(prof, args.run_dir, seed=args.seed, data_root=args.data_root,

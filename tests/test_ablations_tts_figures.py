@@ -130,13 +130,20 @@ def test_refresh_from_run_only_touches_what_the_run_has(tmp_path):
     _fake_figure_data(fig)
     before = (fig / "ablations.csv").read_text()
     run = Run.open(tmp_path / "run", profile="smoke", seed=3)
+    (fig / "SOURCE.json").write_text(json.dumps({"run_id": "earlier", "profile": "demo", "git_commit": "abc"}))
     status = refresh_from_run(run.root, fig)
     assert status["ablations"].startswith("kept") and (fig / "ablations.csv").read_text() == before
-    assert json.loads((fig / "SOURCE.json").read_text())["profile"] == "smoke"
+    # the run held none of the figures' sources: SOURCE.json still names the earlier run
+    assert json.loads((fig / "SOURCE.json").read_text()) == {"run_id": "earlier", "profile": "demo", "git_commit": "abc"}
     table = run.path("eval", "ablations", mkdir=True) / "table.csv"
     pd.DataFrame([{"dataset": "vqa_rad", "system": "full system", "available": True, "n": 3, "acc": 1.0, "lo": 1.0, "hi": 1.0}]).to_csv(table, index=False)
     status = refresh_from_run(run.root, fig)
-    assert status["ablations"] == "ok"
+    assert status["ablations"] == "ok" and status["triage"].startswith("kept")
+    # a partial refresh keeps the earlier source and names the refreshed file's run
+    src = json.loads((fig / "SOURCE.json").read_text())
+    assert src["run_id"] == "earlier" and set(src["refreshed_from"]) == {"ablations"}
+    assert src["refreshed_from"]["ablations"]["run_id"] == "run"
+    assert "Source run: `earlier`" in results_markdown(fig) and "`ablations` from run `run`" in results_markdown(fig)
     assert pd.read_csv(fig / "ablations.csv")["dataset"].tolist() == ["vqa_rad"]
     # triage.csv from notebook 03's metrics: per specialty, an (all) row, and the paired gain on GRPO's (all) row
     acc = lambda a, n: {"accuracy": {"acc": a, "lo": a - 0.1, "hi": min(1.0, a + 0.1), "n": n}}

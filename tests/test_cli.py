@@ -35,6 +35,9 @@ def test_unknown_command_exits():
         (["consult", "--profile", "smoke", "--split", "nosuch"], "synthetic: unknown split 'nosuch'"),
         (["consult", "--profile", "smoke", "--variant", "nosuch"], "unknown variant 'nosuch'"),
         (["consult", "--profile", "smoke", "--data", "nosuch:/x"], "unknown dataset 'nosuch'"),
+        (["train-triage", "--profile", "smoke", "--max-steps", "-1"], "--max-steps must be >= 1"),
+        (["train-triage", "--profile", "smoke", "--max-steps", "0"], "--max-steps must be >= 1"),
+        (["train-attending", "--profile", "smoke", "--n-heldout", "0"], "n_heldout must be a positive"),
         (["consult", "--profile", "smoke", "--triage-fallback", "Nurse"], "key 'triage.fallback' is 'Nurse'"),
     ],
 )

@@ -650,6 +650,8 @@ def train_curriculum(
     log = log or (lambda m: print(m, flush=True))
     if heldout_split not in HELDOUT_SPLITS:
         raise ValueError(f"heldout_split {heldout_split!r} not in {HELDOUT_SPLITS}")
+    if n_heldout is not None and (isinstance(n_heldout, bool) or not isinstance(n_heldout, int) or n_heldout < 1):
+        raise ValueError(f"n_heldout must be a positive number of items (or None for the profile's), got {n_heldout!r}")
     if isinstance(profile, Profile):
         if variant is not None and variant != profile.variant:
             raise ValueError(f"profile was loaded with variant {profile.variant!r}, not {variant!r}")
@@ -684,14 +686,14 @@ def train_curriculum(
         diff = sorted(k for k in set(saved) | set(plan) if saved.get(k) != plan.get(k))
         raise ValueError(f"{root} was trained with another plan (differs in {diff}); use another --run-dir "
                          f"or delete {root}")
-    if saved is None:
-        write_json_atomic(root / PLAN_FILE, plan)
 
     train = stratified_split(prof, "train", seed, run, n=n_pool, data_root=data_root, pool=pool)
+    held = stratified_split(prof, heldout_split, seed, run, n=n_held, data_root=data_root, pool=pool, n_real=n_heldout)
+    if saved is None:  # only once the data are known to be usable: a failed start leaves no plan behind
+        write_json_atomic(root / PLAN_FILE, plan)
     summary = json.loads(json.dumps(train.summary()))
     if _read_json(root / STRATA_FILE) != summary:
         write_json_atomic(root / STRATA_FILE, summary)
-    held = stratified_split(prof, heldout_split, seed, run, n=n_held, data_root=data_root, pool=pool, n_real=n_heldout)
     log(f"[{vname}] training strata {train.counts()} | held-out ({heldout_split}) strata {held.counts()}")
 
     # the starting policy is the same for every variant of a run: its held-out answers are shared

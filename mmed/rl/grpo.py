@@ -226,7 +226,7 @@ def train_grpo(
         init_adapters: adapters to continue from (a curriculum's previous stage); None →
             fresh LoRA from ``profile.models.lora`` (scope: the section's ``lora_scope``
             when set, :func:`agent_lora`).
-        max_steps: overrides the profile section's ``max_steps``.
+        max_steps: overrides the profile section's ``max_steps`` (an int >= 1; ValueError otherwise).
         entropy_coef: TRL's entropy bonus coefficient γ (0 = none).
         reward_funcs: default :func:`mmed.rl.rewards.reward_funcs_for(agent)`.
         resume: continue from the last checkpoint in ``out_dir`` when there is one.
@@ -240,6 +240,9 @@ def train_grpo(
 
     from ..models import load_policy, lora_config
 
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        # transformers reads max_steps <= 0 as "train by epochs": never what an override means here
+        raise ValueError(f"max_steps must be an int >= 1 (or None for the profile's), got {max_steps!r}")
     out_dir = Path(out_dir)
     final = out_dir / "final"
     if (final / "adapter_config.json").is_file() and (out_dir / "result.json").is_file():

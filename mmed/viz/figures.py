@@ -215,7 +215,13 @@ FIGURES: dict[str, FigureSpec] = {
 
 def refresh_from_run(run_dir: str | Path, fig_dir: str | Path) -> dict[str, str]:
     """Rewrite the CSV files in ``fig_dir`` from a run; returns ``{name: "ok" | reason}``
-    (a figure whose source the run lacks is left as it is and reported)."""
+    (a figure whose source the run lacks is left as it is and reported).
+
+    ``SOURCE.json`` names the run every CSV comes from: rewritten to this run when it
+    refreshed them all; when it refreshed only some, it keeps the previous source and lists
+    the refreshed ones under ``"refreshed_from"`` (so the README never credits one run with
+    another's numbers); untouched when it refreshed none.
+    """
     run_dir, fig_dir = Path(run_dir), Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     status = {}
@@ -227,7 +233,15 @@ def refresh_from_run(run_dir: str | Path, fig_dir: str | Path) -> dict[str, str]
             continue
         df.to_csv(fig_dir / f"{stem}.csv", index=False)
         status[name] = "ok"
-    (fig_dir / "SOURCE.json").write_text(json.dumps(_source(run_dir), indent=2) + "\n")
+    done = [n for n, st in status.items() if st == "ok"]
+    src_path = fig_dir / "SOURCE.json"
+    if len(done) == len(status):
+        src_path.write_text(json.dumps(_source(run_dir), indent=2) + "\n")
+    elif done:
+        prev = json.loads(src_path.read_text()) if src_path.is_file() else {}
+        refreshed = dict(prev.get("refreshed_from") or {})
+        refreshed.update({n: _source(run_dir) for n in done})
+        src_path.write_text(json.dumps({**prev, "refreshed_from": refreshed}, indent=2) + "\n")
     return status
 
 
@@ -271,7 +285,9 @@ def results_markdown(fig_dir: str | Path) -> str:
     if src.is_file():
         s = json.loads(src.read_text())
         out.append(f"Source run: `{s.get('run_id')}` (profile `{s.get('profile')}`, seeds {s.get('seeds')}, "
-                   f"commit `{str(s.get('git_commit'))[:12]}`, {s.get('hardware', {}).get('cpu_count')} CPU cores).\n")
+                   f"commit `{str(s.get('git_commit'))[:12]}`, {(s.get('hardware') or {}).get('cpu_count')} CPU cores)"
+                   + "".join(f"; `{n}` from run `{r.get('run_id')}` (commit `{str(r.get('git_commit'))[:12]}`)"
+                             for n, r in (s.get("refreshed_from") or {}).items()) + ".\n")
     abl = fig_dir / "ablations.csv"
     if abl.is_file():
         df = pd.read_csv(abl)
