@@ -308,6 +308,165 @@ def test_sweep_summary_on_a_small_grid():
 
 
 # ----------------------------------------------------------------------------------------
+# the notebook's experiments: noise calibration, step sizes, double wells
+# ----------------------------------------------------------------------------------------
+def _diag_stage(eigs, opt=None):
+    eigs = np.asarray(eigs, dtype=float)
+    return th.QuadraticStage(hessian=np.diag(eigs), opt=np.zeros(len(eigs)) if opt is None else np.asarray(opt, float))
+
+
+def test_noise_std_for_floor_hand_value():
+    # eigenvalues 1 and 4, step 1/4: floor(sigma = 1) = 0.25/(1 * 1.75) + 0.25/(4 * 1) = 1/7 + 1/16
+    unit = 1 / 7 + 1 / 16
+    assert th.sgd_noise_floor([1.0, 4.0], 0.25, 1.0) == pytest.approx(unit)
+    assert th.noise_std_for_floor([1.0, 4.0], 0.25, 0.1 * unit) == pytest.approx(math.sqrt(0.1))
+    with pytest.raises(ValueError, match="floor"):
+        th.noise_std_for_floor([1.0, 4.0], 0.25, 0.0)
+
+
+def test_calibrate_noise_puts_the_highest_stage_floor_at_the_ratio():
+    easy, hard = _diag_stage([1.0, 2.0]), _diag_stage([1.0, 100.0])  # steps 1/2 and 1/100
+    unit_easy = 0.5 / (1 * 1.5) + 0.5 / (2 * 1.0)  # 7/12
+    unit_hard = 0.01 / (1 * 1.99) + 0.01 / (100 * 1.0)
+    sigma = th.calibrate_noise([easy, hard], 1e-3, 0.5)
+    assert sigma == pytest.approx(math.sqrt(0.5e-3 / unit_easy))
+    floors = th.stage_noise_floors([easy, hard], sigma)
+    np.testing.assert_allclose(floors, [0.5e-3, 0.5e-3 * unit_hard / unit_easy])
+    # one sigma, two floors: the well-conditioned stage (large step) sits ~114x higher
+    assert floors[0] / floors[1] == pytest.approx(unit_easy / unit_hard) and floors[0] / floors[1] > 100
+    logistic = th.logistic_stages(np.ones((1, 2)), [5.0])[0]
+    with pytest.raises(ValueError, match="quadratic"):
+        th.calibrate_noise([logistic], 1e-3, 0.5)
+    with pytest.raises(ValueError, match="floor_ratio"):
+        th.calibrate_noise([easy], 1e-3, -1.0)
+
+
+def test_noise_floor_experiment_below_and_above_eps():
+    theta0, stages = th.build_problem(th.PathConfig(1, kappa_first=10.0, kappa_last=10.0), dim=4, distance=3.0)
+    eps = 1e-3
+    res = th.noise_floor_experiment(stages[0], theta0, eps, {"below": 0.1, "above": 20.0}, n_chains=32, max_steps=2000)
+    assert set(res) == {"below", "above"}
+    assert res["below"]["floor"] == pytest.approx(0.1 * eps) and res["above"]["floor"] == pytest.approx(20 * eps)
+    assert res["below"]["status"] == "reached" and 0 < res["below"]["steps"] < 2000
+    assert res["above"]["status"] == "max_steps" and res["above"]["steps"] == 2000
+    for r in res.values():
+        assert r["trace"].shape == (601,)
+        assert r["trace"][0] == pytest.approx(9.0)  # starts at distance 3
+        assert r["empirical_floor"] == pytest.approx(r["floor"], rel=0.25)
+    # sigma^2 scales with the floor: 200x the floor, sqrt(200)x the noise
+    assert res["above"]["noise_std"] / res["below"]["noise_std"] == pytest.approx(math.sqrt(200))
+
+
+def test_step_size_experiment_statuses_and_traces():
+    theta0, stages = th.build_problem(th.PathConfig(1, kappa_first=5.0, kappa_last=5.0), dim=4, distance=3.0)
+    res = th.step_size_experiment(stages[0], theta0, 1e-4, (1.0, 1.9, 2.1), n_trace=50)
+    assert res["lr_scales"] == [1.0, 1.9, 2.1]
+    assert res["statuses"] == ["reached", "reached", "diverged"]
+    assert res["steps"][0] == th.run_direct(stages, theta0, 1e-4).total_steps
+    for tr in res["traces"]:
+        assert tr[0] == pytest.approx(9.0) and len(tr) <= 51
+    assert res["traces"][2][-1] > res["traces"][2][0]  # the diverging run grows
+    with pytest.raises(ValueError, match="scale"):
+        th.step_size_experiment(stages[0], theta0, 1e-4, (0.0,))
+
+
+def test_double_well_experiment_default_runs():
+    res = th.double_well_experiment(1e-4)
+    assert set(res) == set(th.DOUBLE_WELL_RUNS)
+    assert {k: r["status"] for k, r in res.items()} == {
+        "direct_bad_start": "stalled",
+        "curriculum_bad_start": "reached",
+        "direct_good_start": "reached",
+        "detour_good_start": "stalled",
+    }
+    shallow = min(th.DoubleWellStage(0.1).minima())
+    assert res["detour_good_start"]["well_coordinate"][-1] == pytest.approx(shallow, abs=1e-6)
+    assert res["curriculum_bad_start"]["well_coordinate"][-1] == pytest.approx(th.DoubleWellStage(0.1).opt[0], abs=1e-2)
+    for r in res.values():
+        assert len(r["well_coordinate"]) == r["steps"] + 1
+        assert 0 < r["bound_if_convex"] < 10_000  # finite: the bound would promise convergence
+
+
+# ----------------------------------------------------------------------------------------
+# SGD with and without a curriculum
+# ----------------------------------------------------------------------------------------
+def test_sgd_measure_below_and_above_the_floor():
+    below = th.sgd_measure(MONOTONE, floor_ratio=0.5, dim=6, distance=5.0, eps=1e-3, seed=2, n_chains=8)
+    assert max(below["stage_floors"]) == pytest.approx(0.5e-3)
+    assert below["stage_floors"][0] == max(below["stage_floors"])  # kappa = 2 stage, step 1/2
+    assert below["direct_floor"] == below["stage_floors"][-1] < 0.01e-3
+    assert below["first_stage_above_eps"] == 0 and below["failed_stage"] == 0
+    assert below["curriculum_status"] == below["direct_status"] == "reached"
+    assert below["curriculum_steps"] >= 0.95 * below["gd_curriculum_steps"]
+    assert below["direct_steps"] >= 0.95 * below["gd_direct_steps"]
+    assert below["curriculum_beats_direct"] == (below["curriculum_steps"] < below["direct_steps"])
+    gd = th.measure(MONOTONE, dim=6, distance=5.0, eps=1e-3, seed=2)
+    assert (below["gd_curriculum_steps"], below["gd_direct_steps"]) == (gd["curriculum_steps"], gd["direct_steps"])
+    assert below["log_sum_eps"] == pytest.approx(gd["log_sum_eps"])
+
+    above = th.sgd_measure(MONOTONE, floor_ratio=3.0, dim=6, distance=5.0, eps=1e-3, seed=2, n_chains=8,
+                           max_steps_per_stage=800)
+    assert above["first_stage_above_eps"] == 1
+    assert above["curriculum_status"] == "max_steps" and above["failed_stage"] == 1 and above["curriculum_steps"] == -1
+    assert above["direct_status"] == "reached"  # the last stage's floor is far below eps
+    with pytest.raises(ValueError, match="quadratic"):
+        th.sgd_measure(th.PathConfig(2, family="logistic", kappa_first=5.0, kappa_last=5.0), floor_ratio=0.5)
+
+
+def _fake_record(seed, x, steps, gd_steps, cfg=MONOTONE, ratio=0.5, direct=100):
+    rec = {f: getattr(cfg, f) for f in ("n_stages", "spacing", "bend", "overshoot", "kappa_first", "kappa_last", "family")}
+    rec.update(seed=seed, eps=1e-4, floor_ratio=ratio, log_sum_eps=x, curriculum_steps=steps, gd_curriculum_steps=gd_steps,
+               direct_steps=direct, gd_direct_steps=direct, curriculum_status="reached" if steps >= 0 else "max_steps",
+               direct_status="reached", failed_stage=0 if steps >= 0 else 1, first_stage_above_eps=0,
+               stage_floors=[ratio * 1e-4, 1e-6], direct_floor=1e-6,
+               curriculum_beats_direct=bool(0 <= steps < direct))
+    return rec
+
+
+def test_sgd_slope_summary_on_exact_lines():
+    recs = [_fake_record(s, x, int(2 * x + 1) + s, int(2 * x + 1)) for s in (0, 1) for x in (1.0, 2.0, 4.0)]
+    recs.append(_fake_record(1, 9.0, -1, 19))  # did not reach: left out of the fit
+    s = th.sgd_slope_summary(recs)
+    assert s["n_seeds"] == 2 and s["n_per_seed"] == [3, 3]
+    assert s["slope"]["values"] == pytest.approx([2.0, 2.0]) and s["slope"]["std"] == pytest.approx(0.0)
+    assert s["gd_slope"]["mean"] == pytest.approx(2.0) and s["pearson"]["min"] == pytest.approx(1.0)
+    assert s["sgd_over_gd_min"] == pytest.approx(1.0) and s["sgd_over_gd_max"] == pytest.approx(4 / 3)  # seed 1, x = 1
+    assert s["kappas"] == [100.0]
+    with pytest.raises(ValueError, match="2 seeds"):
+        th.sgd_slope_summary(recs[:3])
+    with pytest.raises(ValueError, match="log_sum"):
+        th.sgd_slope_summary(recs, x="bound")
+
+
+def test_sgd_slope_summary_on_a_small_sweep():
+    grid = th.sweep_grid(n_stages=(1, 2, 4), spacings=("uniform", "front"), bends=(0.0, 0.5), kappas=(10.0,), rising_from=None)
+    recs = th.sgd_sweep(grid, [0, 1, 2], [0.5], dim=5, distance=5.0, eps=1e-4, n_chains=8)
+    assert len(recs) == len(grid) * 3 and all(r["curriculum_steps"] >= 0 for r in recs)
+    s = th.sgd_slope_summary(recs)
+    assert s["n_seeds"] == 3 and s["n_per_seed"] == [len(grid)] * 3
+    # cost grows with the theorem's sum in every seed, with a slope below the bound's (kappa = 10);
+    # as for GD on this grid, bent paths in 5 dimensions loosen the fit (seed 0: Pearson 0.77)
+    assert all(0 < v < 10 for v in s["slope"]["values"]) and s["pearson"]["min"] > 0.6
+    # noise at half of eps barely changes the relation: SGD tracks the GD runs of the same problems
+    np.testing.assert_allclose(s["pearson"]["values"], s["gd_pearson"]["values"], atol=0.05)
+    assert all(g <= v < 1.3 * g for v, g in zip(s["slope"]["values"], s["gd_slope"]["values"]))
+    assert s["sgd_over_gd_min"] >= 0.95 and s["sgd_over_gd_max"] < 1.5
+
+
+def test_sgd_case_summary_counts():
+    recs = [_fake_record(0, 5.0, 80, 78), _fake_record(1, 5.0, 130, 120), _fake_record(2, 5.0, -1, 90)]
+    s = th.sgd_case_summary(recs)
+    assert (s["n"], s["reached_curriculum"], s["reached_direct"], s["wins"]) == (3, 2, 3, 1)
+    assert s["diff"]["values"] == [-20.0, 30.0] and s["diff"]["mean"] == pytest.approx(5.0)
+    assert s["failed_stages"] == [0, 0, 1] and s["statuses"][2] == "max_steps"
+    assert s["direct_floor_over_eps"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="one config"):
+        th.sgd_case_summary(recs + [_fake_record(0, 5.0, 80, 78, ratio=3.0)])
+    with pytest.raises(ValueError, match="no records"):
+        th.sgd_case_summary([])
+
+
+# ----------------------------------------------------------------------------------------
 # the notebook's checker
 # ----------------------------------------------------------------------------------------
 def _valid_metrics() -> dict:
@@ -327,8 +486,33 @@ def _valid_metrics() -> dict:
                 "empirical_floor_above": 0.95e-3, "status_below": "reached", "status_above": "max_steps"},
         "step_size": {"lr_scales": [1.0, 2.1], "statuses": ["reached", "diverged"]},
         "nonconvex": {"direct_bad_start": {"status": "stalled", "steps": 100}},
+        "sgd_paths": {"n_seeds": 3, "slope": _spread([3.0, 4.0, 5.0]), "gd_slope": _spread([2.5, 3.5, 4.5]),
+                      "pearson": _spread([0.9, 0.95, 0.99]), "gd_pearson": _spread([0.9, 0.95, 0.99]),
+                      "n_per_seed": [4, 4, 4], "n_records": 12, "n_configs": 4, "floor_ratio": 0.5,
+                      "sgd_over_gd_min": 1.01, "sgd_over_gd_max": 1.1, "kappas": [10.0]},
+        "sgd_cases": {name: {"0.5": _sgd_case(0.5), "3": _sgd_case(3.0)} for name in th_cases},
         "seconds": 3.2,
     }
+
+
+th_cases = ("monotone", "monotone_constant_kappa", "detour")
+
+
+def _spread(v):
+    mean = sum(v) / len(v)
+    return {"values": v, "mean": mean, "std": math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)),
+            "min": min(v), "max": max(v)}
+
+
+def _sgd_case(ratio):
+    ok = ratio < 1
+    cur = [90, 100, 110] if ok else [-1, -1, -1]
+    return {"n": 3, "floor_ratio": ratio, "reached_curriculum": 3 if ok else 0, "reached_direct": 3, "wins": 3 if ok else 0,
+            "curriculum_steps": cur, "direct_steps": [120, 130, 140], "gd_curriculum_steps": [90, 99, 108],
+            "gd_direct_steps": [120, 130, 139], "diff": _spread([-30.0, -30.0, -30.0]) if ok else None,
+            "statuses": ["reached"] * 3 if ok else ["max_steps"] * 3, "direct_statuses": ["reached"] * 3,
+            "failed_stages": [0, 0, 0] if ok else [1, 1, 1], "first_stage_above_eps": 0 if ok else 1,
+            "direct_floor_over_eps": 0.01 * ratio}
 
 
 def test_checker_accepts_valid_and_flags_each_broken_invariant():
@@ -347,6 +531,26 @@ def test_checker_accepts_valid_and_flags_each_broken_invariant():
         "step size": lambda m: m["step_size"].update(statuses=["reached", "reached"]),
         "status": lambda m: m["nonconvex"]["direct_bad_start"].update(status="exploded"),
         "missing": lambda m: m.pop("cases"),
+        "slope mean": lambda m: m["sgd_paths"]["slope"].update(mean=9.0),
+        "slope sign": lambda m: m["sgd_paths"].update(slope=_spread([-1.0, 2.0, 3.0])),
+        "slope above kappa": lambda m: m["sgd_paths"].update(slope=_spread([3.0, 4.0, 12.0])),
+        "slope seeds": lambda m: m["sgd_paths"].update(slope=_spread([3.0, 4.0])),
+        "too few seeds": lambda m: m["sgd_paths"].update(n_seeds=2),
+        "sgd faster than gd": lambda m: m["sgd_paths"].update(sgd_over_gd_min=0.8),
+        "unreached below floor": lambda m: m["sgd_paths"].update(n_per_seed=[4, 4, 3]),
+        "sgd case missing": lambda m: m["sgd_cases"].pop("detour"),
+        "sgd wins": lambda m: m["sgd_cases"]["monotone"]["0.5"].update(wins=1),
+        "sgd diff": lambda m: m["sgd_cases"]["monotone"]["0.5"]["diff"].update(mean=-10.0),
+        "sgd below gd": lambda m: m["sgd_cases"]["detour"]["0.5"].update(gd_curriculum_steps=[90, 99, 200]),
+        "reached above floor": lambda m: m["sgd_cases"]["detour"]["3"].update(
+            curriculum_steps=[-1, -1, 100], gd_curriculum_steps=[1, 1, 100], reached_curriculum=1,
+            statuses=["max_steps", "max_steps", "reached"], failed_stages=[1, 1, 0]),
+        "failed at wrong stage": lambda m: m["sgd_cases"]["monotone"]["3"].update(failed_stages=[1, 2, 1]),
+        "unreached below safe floor": lambda m: m["sgd_cases"]["monotone"]["0.5"].update(
+            curriculum_steps=[90, 100, -1], reached_curriculum=2, wins=2, diff=_spread([-30.0, -30.0]),
+            statuses=["reached", "reached", "max_steps"], failed_stages=[0, 0, 2]),
+        "direct floor above max": lambda m: m["sgd_cases"]["monotone"]["0.5"].update(direct_floor_over_eps=0.9),
+        "status mismatch": lambda m: m["sgd_cases"]["monotone"]["0.5"].update(statuses=["reached", "stalled", "reached"]),
     }
     for name, breaker in broken.items():
         m = copy.deepcopy(_valid_metrics())

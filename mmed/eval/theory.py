@@ -32,8 +32,14 @@ What the module provides:
 - GD/SGD with and without a curriculum (:func:`run_curriculum`, :func:`run_direct`),
   a same-total-budget comparison (:func:`budget_comparison`), the bound
   (:func:`curriculum_bound`) and sweeps over path geometry (:func:`sweep`);
-- the places where the assumptions stop holding: :func:`sgd_noise_floor` above ε, step
-  sizes beyond 2/L (:func:`run_direct` with ``lr_scale > 2``), non-convex stages.
+- SGD with and without a curriculum over seeds: noise calibrated from the floor formula
+  (:func:`noise_std_for_floor`, :func:`calibrate_noise`, :func:`stage_noise_floors`), one
+  problem (:func:`sgd_measure`), sweeps (:func:`sgd_sweep`) and their summaries — the
+  measured cost against Σ_j log(d_j²/ε) with a slope per seed (:func:`sgd_slope_summary`)
+  and curriculum minus direct per case (:func:`sgd_case_summary`);
+- the places where the assumptions stop holding: :func:`sgd_noise_floor` above ε
+  (:func:`noise_floor_experiment`), step sizes beyond 2/L (:func:`step_size_experiment`),
+  non-convex stages (:func:`double_well_experiment`).
 
 Everything is seeded and deterministic; nothing here imports torch.
 """
@@ -1064,4 +1070,371 @@ def correlation_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ratio_min": float(ratio.min()),
         "ratio_max": float(ratio.max()),
         "within_kappa_pearson": within,
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# SGD: noise calibration, curriculum against direct training, cost against the sum of logs
+# ----------------------------------------------------------------------------------------
+def _eigenvalues(stage: Stage) -> np.ndarray:
+    eig = getattr(stage, "eigenvalues", None)
+    if eig is None:
+        raise ValueError(f"{type(stage).__name__} has no Hessian eigenvalues: the SGD noise floor needs a quadratic stage")
+    return np.asarray(eig, dtype=float)
+
+
+def noise_std_for_floor(eigenvalues: Sequence[float], lr: float, floor: float) -> float:
+    """The gradient-noise σ whose stationary SGD error (:func:`sgd_noise_floor`) equals
+    ``floor``: the floor is linear in σ², so σ = √(floor / floor(σ = 1)).
+
+    Args:
+        eigenvalues: Hessian eigenvalues λ_i > 0 of a quadratic stage.
+        lr: step η with 0 < η λ_i < 2.
+        floor: target E‖θ − θ*‖² > 0 (squared parameter units).
+    Returns:
+        σ > 0, the standard deviation per gradient coordinate.
+    Raises:
+        ValueError: floor ≤ 0, or what :func:`sgd_noise_floor` rejects.
+    """
+    floor = _positive(floor, "floor")
+    return math.sqrt(floor / sgd_noise_floor(eigenvalues, lr, 1.0))
+
+
+def stage_noise_floors(stages: Sequence[Stage], noise_std: float, lr_scale: float = 1.0) -> np.ndarray:
+    """``(J,)`` SGD noise floors of quadratic stages, each at its own step lr_scale / L_j
+    (the step :func:`run_curriculum` uses). With one σ for all stages, well-conditioned
+    stages (large steps) have the highest floors.
+
+    Raises:
+        ValueError: a stage without eigenvalues (not quadratic), or lr_scale ≥ 2.
+    """
+    return np.array([sgd_noise_floor(_eigenvalues(s), lr_scale / s.L, noise_std) for s in stages])
+
+
+def calibrate_noise(stages: Sequence[Stage], eps: float, floor_ratio: float, lr_scale: float = 1.0) -> float:
+    """σ such that the **highest** noise floor among the stages (at step lr_scale / L_j)
+    equals ``floor_ratio``·ε. With ``floor_ratio`` < 1 every stage's floor is below ε, so
+    SGD reaches ε at every stage (in expectation); with ``floor_ratio`` > 1 at least one
+    stage cannot.
+
+    Args:
+        stages: quadratic stages (:class:`QuadraticStage`).
+        eps: ε > 0.
+        floor_ratio: > 0.
+    Returns:
+        σ > 0.
+    Raises:
+        ValueError: non-quadratic stages, ε or floor_ratio ≤ 0, lr_scale ≥ 2.
+    """
+    if len(stages) == 0:
+        raise ValueError("need at least one stage")
+    eps, floor_ratio = _positive(eps, "eps"), _positive(floor_ratio, "floor_ratio")
+    unit = float(stage_noise_floors(stages, 1.0, lr_scale).max())
+    return math.sqrt(floor_ratio * eps / unit)
+
+
+def noise_floor_experiment(
+    stage: Stage,
+    theta0: np.ndarray,
+    eps: float,
+    ratios: dict[str, float] | None = None,
+    *,
+    n_chains: int = 64,
+    n_trace: int = 600,
+    max_steps: int = 3000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """SGD with step 1/L on one quadratic stage, with σ calibrated so that the predicted
+    floor is ``ratio``·ε, for each named ratio (default ``{"below": 0.1, "above": 30.0}``).
+
+    For each name: ``noise_std`` (σ), ``floor`` (predicted, :func:`sgd_noise_floor`),
+    ``empirical_floor`` (mean over chains of ‖θ − θ*‖², averaged over the second half of an
+    ``n_trace``-step run, :func:`sgd_error_trace`), ``status`` and ``steps`` of
+    :func:`run_direct` with the ε stopping rule (cap ``max_steps``) and ``trace``
+    (``(n_trace + 1,)`` array, for plotting). Units: σ per gradient coordinate, floors
+    and ε in squared parameter distance, steps are gradient steps.
+
+    Theory: the floor is the stationary variance of an AR(1) process per eigen-direction
+    (standard SGD analysis: with a fixed step SGD converges only to a neighbourhood of θ*,
+    Bottou, Curtis & Nocedal 2018, Thm 4.6); the reconstructed Theorem 4.1 needs ε above it.
+
+    Args:
+        stage: a :class:`QuadraticStage` (the floor needs its eigenvalues).
+        theta0: ``(d,)`` start.
+        eps: ε > 0.
+        ratios: name → floor / ε (each > 0).
+    Raises:
+        ValueError: a non-quadratic stage, n_trace < 2, or what the callees reject.
+    """
+    ratios = {"below": 0.1, "above": 30.0} if ratios is None else ratios
+    if n_trace < 2:
+        raise ValueError(f"n_trace must be >= 2, got {n_trace}")
+    eig, lr = _eigenvalues(stage), 1.0 / stage.L
+    out: dict[str, dict[str, Any]] = {}
+    for name, ratio in ratios.items():
+        sigma = noise_std_for_floor(eig, lr, _positive(ratio, f"ratio {name!r}") * eps)
+        run = run_direct([stage], theta0, eps, noise_std=sigma, n_chains=n_chains, max_steps_per_stage=max_steps, seed=seed)
+        trace = sgd_error_trace(stage, theta0, lr=lr, noise_std=sigma, n_steps=n_trace, n_chains=n_chains, seed=seed)
+        out[name] = {
+            "noise_std": sigma,
+            "floor": sgd_noise_floor(eig, lr, sigma),
+            "empirical_floor": float(trace[n_trace // 2 :].mean()),
+            "status": run.status,
+            "steps": run.total_steps,
+            "trace": trace,
+        }
+    return out
+
+
+def step_size_experiment(
+    stage: Stage,
+    theta0: np.ndarray,
+    eps: float,
+    scales: Sequence[float] = (1.0, 1.9, 1.99, 2.01, 2.1),
+    *,
+    max_steps: int = 20_000,
+    n_trace: int = 400,
+) -> dict[str, Any]:
+    """Deterministic GD with step η = scale / L on one stage, for each scale.
+
+    On a quadratic the error along the stiffest eigen-direction is multiplied by
+    |1 − ηL| per step, so GD converges for η < 2/L and diverges for η > 2/L (the
+    contraction argument behind the bound needs η ≤ 2/L; the bound itself uses 1/L).
+
+    Returns:
+        ``{"lr_scales": [...], "statuses": [...], "steps": [...], "traces": [...]}`` — one
+        entry per scale; ``traces[i]`` is ‖θ_t − θ*‖² for the first ``n_trace`` + 1 iterates
+        (shorter when the run stopped earlier).
+    Raises:
+        ValueError: a scale ≤ 0, or what :func:`run_direct` rejects.
+    """
+    res: dict[str, Any] = {"lr_scales": [], "statuses": [], "steps": [], "traces": []}
+    for scale in scales:
+        run = run_direct([stage], theta0, eps, lr_scale=_positive(scale, "scale"), max_steps_per_stage=max_steps, record=True)
+        err = np.sum((run.iterates() - stage.opt) ** 2, axis=-1)
+        res["lr_scales"].append(float(scale))
+        res["statuses"].append(run.status)
+        res["steps"].append(run.total_steps)
+        res["traces"].append(err[: n_trace + 1])
+    return res
+
+
+#: The non-convex runs of :func:`double_well_experiment`: name → (start θ, tilts of the stages).
+DOUBLE_WELL_RUNS: dict[str, tuple[tuple[float, float], tuple[float, ...]]] = {
+    "direct_bad_start": ((-1.5, 1.0), (0.1,)),
+    "curriculum_bad_start": ((-1.5, 1.0), (0.8, 0.4, 0.1)),
+    "direct_good_start": ((0.2, 1.0), (0.1,)),
+    "detour_good_start": ((0.2, 1.0), (-0.8, -0.4, 0.1)),
+}
+
+
+def double_well_experiment(
+    eps: float, runs: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None, *, max_steps: int = 20_000
+) -> dict[str, dict[str, Any]]:
+    """GD (step 1/11, the curvature bound of :class:`DoubleWellStage` on |θ₀| ≤ 2) through
+    tilted double wells, one stage per tilt, warm-started (:func:`run_curriculum`).
+
+    Args:
+        eps: ε > 0 on the squared distance to each stage's global minimum.
+        runs: name → (start ``(2,)``, tilts); default :data:`DOUBLE_WELL_RUNS`.
+    Returns:
+        name → ``{"tilts": list, "status": str, "steps": int, "bound_if_convex": int,
+        "well_coordinate": (steps + 1,) array of θ₀}``. ``bound_if_convex`` is
+        :func:`curriculum_bound` from the global optima and the local κ — what the
+        reconstructed Theorem 4.1 would promise if the stages were convex; a
+        ``"stalled"`` status (stuck in the other well) shows it does not apply.
+    """
+    runs = DOUBLE_WELL_RUNS if runs is None else runs
+    out: dict[str, dict[str, Any]] = {}
+    for name, (start, tilts) in runs.items():
+        stages = [DoubleWellStage(float(c), 2) for c in tilts]
+        run = run_curriculum(stages, np.asarray(start, dtype=float), eps, max_steps_per_stage=max_steps, record=True)
+        b = curriculum_bound(start, np.array([s.opt for s in stages]), stage_kappas(stages), eps)
+        out[name] = {
+            "tilts": [float(c) for c in tilts],
+            "status": run.status,
+            "steps": run.total_steps,
+            "bound_if_convex": b.total,
+            "well_coordinate": run.iterates()[:, 0],
+        }
+    return out
+
+
+def sgd_measure(
+    config: PathConfig,
+    *,
+    floor_ratio: float,
+    dim: int = 10,
+    distance: float = 10.0,
+    eps: float = 1e-4,
+    seed: int = 0,
+    n_chains: int = 16,
+    max_steps_per_stage: int = 20_000,
+) -> dict[str, Any]:
+    """SGD with and without a curriculum on one quadratic path problem
+    (:func:`build_problem` with ``seed``), plus the same runs without noise (GD).
+
+    σ is calibrated with :func:`calibrate_noise` on the curriculum's stages (the highest
+    stage floor = ``floor_ratio``·ε); direct training uses the same σ on the last stage.
+    Each SGD run has R = ``n_chains`` independent chains and stops a stage when the mean
+    over chains of ‖θ − θ*_j‖² is ≤ ε (an estimate of the expected error). Steps are
+    gradient steps (one per chain in parallel); floors and ε are squared parameter
+    distances. Source: the reconstructed Theorem 4.1 (module docstring) for the cost, the
+    floor formula of :func:`sgd_noise_floor` for where SGD stops: a stage whose floor is
+    above ε is never finished, so a curriculum stops at its first such stage.
+
+    Returns:
+        a flat record: the config fields; ``seed``, ``eps``, ``floor_ratio``, ``noise_std``;
+        ``stage_floors`` (list, squared units) and ``direct_floor``;
+        ``first_stage_above_eps`` (1-based index of the first stage whose floor exceeds ε,
+        or 0); SGD ``curriculum_steps``/``direct_steps`` (−1 when not reached),
+        ``curriculum_status``/``direct_status``, ``failed_stage`` (1-based, 0 when the
+        curriculum reached ε at every stage); GD ``gd_curriculum_steps``/``gd_direct_steps``;
+        ``bound``, ``log_sum`` (Σ log d_j²), ``log_sum_eps`` (Σ log(max(d_j², ε)/ε)),
+        ``monotone``, ``curriculum_beats_direct`` (both reached and fewer SGD steps).
+    Raises:
+        ValueError: a logistic config (its floor has no closed form) or invalid arguments.
+    """
+    if config.family != "quadratic":
+        raise ValueError("sgd_measure needs quadratic stages (closed-form noise floor)")
+    eps = _positive(eps, "eps")
+    theta0, stages = build_problem(config, dim=dim, distance=distance, seed=seed)
+    sigma = calibrate_noise(stages, eps, floor_ratio)
+    floors = stage_noise_floors(stages, sigma)
+    above = [j + 1 for j, f in enumerate(floors) if f > eps]
+    kw = dict(max_steps_per_stage=max_steps_per_stage, n_chains=n_chains)
+    cur = run_curriculum(stages, theta0, eps, noise_std=sigma, seed=seed, **kw)
+    dire = run_direct(stages, theta0, eps, noise_std=sigma, seed=seed + 10_000, **kw)
+    gd_cur = run_curriculum(stages, theta0, eps, max_steps_per_stage=max_steps_per_stage)
+    gd_dir = run_direct(stages, theta0, eps, max_steps_per_stage=max_steps_per_stage)
+    optima = np.array([s.opt for s in stages])
+    b = curriculum_bound(theta0, optima, stage_kappas(stages), eps)
+    rec: dict[str, Any] = {f.name: getattr(config, f.name) for f in fields(config)}
+    rec.update(
+        seed=int(seed),
+        eps=eps,
+        floor_ratio=float(floor_ratio),
+        noise_std=sigma,
+        stage_floors=[float(f) for f in floors],
+        direct_floor=float(floors[-1]),
+        first_stage_above_eps=above[0] if above else 0,
+        curriculum_steps=cur.total_steps if cur.reached else -1,
+        direct_steps=dire.total_steps if dire.reached else -1,
+        curriculum_status=cur.status,
+        direct_status=dire.status,
+        failed_stage=0 if cur.reached else len(cur.descents),
+        gd_curriculum_steps=gd_cur.total_steps if gd_cur.reached else -1,
+        gd_direct_steps=gd_dir.total_steps if gd_dir.reached else -1,
+        bound=b.total,
+        log_sum=b.log_sum,
+        log_sum_eps=float(np.sum(np.log(np.maximum(b.hops**2, eps) / eps))),
+        monotone=is_monotone(theta0, optima),
+        curriculum_beats_direct=bool(cur.reached and dire.reached and cur.total_steps < dire.total_steps),
+    )
+    return rec
+
+
+def sgd_sweep(
+    configs: Sequence[PathConfig], seeds: Sequence[int], floor_ratios: Sequence[float], **kwargs: Any
+) -> list[dict[str, Any]]:
+    """:func:`sgd_measure` for every config × seed × floor ratio (keyword arguments passed
+    on); one record each, in that order."""
+    return [sgd_measure(c, floor_ratio=r, seed=s, **kwargs) for c in configs for s in seeds for r in floor_ratios]
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    v = np.asarray(values, dtype=float)
+    return {
+        "values": [float(x) for x in v],
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
+
+
+def sgd_slope_summary(records: Sequence[dict[str, Any]], x: str = "log_sum_eps") -> dict[str, Any]:
+    """Measured SGD curriculum cost against the theorem's sum, seed by seed.
+
+    For each seed, fits steps ≈ slope·x + intercept over the records of that seed whose SGD
+    curriculum reached ε (x = ``log_sum_eps`` = Σ_j log(max(d_j², ε)/ε) by default, or
+    ``log_sum``), and the same for the noiseless GD runs of the same problems. With one κ
+    for every stage the bound's slope is κ (steps per unit of the sum); measured slopes
+    are below it.
+
+    Returns:
+        ``n_seeds``; ``slope``, ``gd_slope``, ``pearson``, ``gd_pearson``: each
+        ``{"values": [per seed], "mean", "std" (ddof 1), "min", "max"}``; ``n_per_seed``
+        (points in each fit); ``sgd_over_gd_min``/``sgd_over_gd_max`` (SGD curriculum
+        steps / GD curriculum steps over all reached records with GD steps > 0);
+        ``kappas`` (the distinct final κ of the records).
+    Raises:
+        ValueError: fewer than 2 seeds with ≥ 3 reached records and a non-constant x.
+    """
+    if x not in ("log_sum_eps", "log_sum"):
+        raise ValueError(f"x must be 'log_sum_eps' or 'log_sum', got {x!r}")
+    seeds = sorted({r["seed"] for r in records})
+    per: dict[str, list[float]] = {"slope": [], "gd_slope": [], "pearson": [], "gd_pearson": []}
+    n_per: list[int] = []
+    for s in seeds:
+        ok = [r for r in records if r["seed"] == s and r["curriculum_steps"] >= 0 and r["gd_curriculum_steps"] >= 0]
+        xs = [r[x] for r in ok]
+        if len(ok) < 3 or np.ptp(xs) == 0:
+            continue
+        per["slope"].append(fit_line(xs, [r["curriculum_steps"] for r in ok])[0])
+        per["gd_slope"].append(fit_line(xs, [r["gd_curriculum_steps"] for r in ok])[0])
+        per["pearson"].append(pearson(xs, [r["curriculum_steps"] for r in ok]))
+        per["gd_pearson"].append(pearson(xs, [r["gd_curriculum_steps"] for r in ok]))
+        n_per.append(len(ok))
+    if len(n_per) < 2:
+        raise ValueError(f"need at least 2 seeds with >= 3 usable records, got {len(n_per)}")
+    ratios = [r["curriculum_steps"] / r["gd_curriculum_steps"] for r in records
+              if r["curriculum_steps"] >= 0 and r["gd_curriculum_steps"] > 0]
+    return {
+        "n_seeds": len(n_per),
+        **{k: _spread(v) for k, v in per.items()},
+        "n_per_seed": n_per,
+        "sgd_over_gd_min": float(min(ratios)),
+        "sgd_over_gd_max": float(max(ratios)),
+        "kappas": sorted({float(r["kappa_last"]) for r in records}),
+    }
+
+
+def sgd_case_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Curriculum against direct SGD over seeds, for the records of one config and one
+    floor ratio.
+
+    Returns:
+        ``n`` (records), ``reached_curriculum``/``reached_direct`` (counts),
+        ``wins`` (records where the curriculum reached ε in fewer steps than direct),
+        ``curriculum_steps``/``direct_steps`` (lists, −1 = not reached),
+        ``diff`` (:func:`_spread` of curriculum − direct steps over records where both
+        reached; None when none did), ``statuses`` (list of curriculum statuses),
+        ``failed_stages`` (list), ``first_stage_above_eps`` and ``direct_floor_over_eps``
+        (from the first record: they depend on the config, ε and the ratio only).
+    Raises:
+        ValueError: no records, or records of different configs or floor ratios.
+    """
+    if not records:
+        raise ValueError("no records")
+    keys = {(r["floor_ratio"], r["eps"], tuple(r[f.name] for f in fields(PathConfig))) for r in records}
+    if len(keys) != 1:
+        raise ValueError("records must share one config and one floor ratio")
+    both = [r for r in records if r["curriculum_steps"] >= 0 and r["direct_steps"] >= 0]
+    return {
+        "n": len(records),
+        "floor_ratio": float(records[0]["floor_ratio"]),
+        "reached_curriculum": sum(r["curriculum_steps"] >= 0 for r in records),
+        "reached_direct": sum(r["direct_steps"] >= 0 for r in records),
+        "wins": sum(bool(r["curriculum_beats_direct"]) for r in records),
+        "curriculum_steps": [int(r["curriculum_steps"]) for r in records],
+        "direct_steps": [int(r["direct_steps"]) for r in records],
+        "gd_curriculum_steps": [int(r["gd_curriculum_steps"]) for r in records],
+        "gd_direct_steps": [int(r["gd_direct_steps"]) for r in records],
+        "diff": _spread([r["curriculum_steps"] - r["direct_steps"] for r in both]) if both else None,
+        "statuses": [r["curriculum_status"] for r in records],
+        "direct_statuses": [r["direct_status"] for r in records],
+        "failed_stages": [int(r["failed_stage"]) for r in records],
+        "first_stage_above_eps": int(records[0]["first_stage_above_eps"]),
+        "direct_floor_over_eps": float(records[0]["direct_floor"] / records[0]["eps"]),
     }
