@@ -130,6 +130,40 @@ def check_interval(est: Any, lo: Any, hi: Any, name: str, problems: list[str]) -
         problems.append(f"{name}: estimate {est} outside its interval [{lo}, {hi}]")
 
 
+def check_seed_replicates(m: dict[str, Any], key_cols: tuple[str, ...], problems: list[str], main_seed: Any = None) -> None:
+    """Check ``m["seed_replicates"]`` (:mod:`mmed.rl.replicates` tables recorded by notebooks
+    03/04) when present and not None: ``seeds`` a non-empty list of distinct ints holding
+    ``main_seed`` when given; ``table`` a list of rows, every seed present with the same set
+    of ``key_cols`` values (e.g. ``("set",)`` or ``("system", "stratum")``), each row's
+    ``accuracy`` a rate inside its ``[lo, hi]`` interval."""
+    rep = m.get("seed_replicates")
+    if rep is None:
+        return
+    if not isinstance(rep, dict):
+        problems.append("seed_replicates must be an object or null")
+        return
+    seeds, table = rep.get("seeds"), rep.get("table")
+    if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) for x in seeds):
+        problems.append(f"seed_replicates.seeds must be distinct ints, got {seeds!r}")
+        return
+    if main_seed is not None and main_seed not in seeds:
+        problems.append(f"seed_replicates.seeds {seeds} lacks the run's seed {main_seed}")
+    if not isinstance(table, list) or not table:
+        problems.append("seed_replicates.table must be a non-empty list of rows")
+        return
+    keys: dict[Any, set] = {}
+    for i, r in enumerate(table):
+        if not isinstance(r, dict) or r.get("seed") not in seeds:
+            problems.append(f"seed_replicates.table[{i}]: seed {r.get('seed') if isinstance(r, dict) else r!r} not in {seeds}")
+            continue
+        keys.setdefault(r["seed"], set()).add(tuple(r.get(k) for k in key_cols))
+        check_interval(r.get("accuracy"), r.get("lo"), r.get("hi"), f"seed_replicates.table[{i}].accuracy", problems)
+    if set(keys) != set(seeds):
+        problems.append(f"seed_replicates.table has rows for seeds {sorted(keys)}, expected {seeds}")
+    elif len({frozenset(v) for v in keys.values()}) != 1:
+        problems.append(f"seed_replicates.table: seeds differ in their {key_cols} rows")
+
+
 # importing the package's checker modules registers them
 def _load_checkers() -> None:
     from . import checkers  # noqa: F401

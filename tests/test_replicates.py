@@ -136,3 +136,26 @@ def test_curriculum_replicates_table(run: Run):
     assert not run.path("seeds", "seed_0").exists()  # the main seed is the run itself
     s = R.seed_summary(t, ["system", "stratum"])
     assert s.loc[("cmarl", "all"), "n_seeds"] == 2
+
+
+def test_seed_replicate_checker_catches_missing_seeds_and_bad_intervals():
+    from mmed.checks import check_seed_replicates
+
+    row = lambda seed, st, acc: {"seed": seed, "set": st, "accuracy": acc, "lo": acc - 0.1, "hi": acc + 0.1}  # noqa: E731
+    good = {"seed_replicates": {"seeds": [0, 1], "table": [row(0, "synthetic", 0.5), row(1, "synthetic", 0.6)]}}
+    p: list[str] = []
+    check_seed_replicates(good, ("set",), p, 0)
+    assert p == []
+    for bad, msg in (
+        ({"seeds": [0, 1], "table": [row(0, "synthetic", 0.5)]}, "expected [0, 1]"),
+        ({"seeds": [0, 1], "table": [row(0, "synthetic", 0.5), row(1, "real", 0.5)]}, "differ"),
+        ({"seeds": [0, 0], "table": []}, "distinct"),
+        ({"seeds": [1], "table": [row(1, "synthetic", 0.5)]}, "lacks the run's seed 0"),
+        ({"seeds": [0], "table": [{**row(0, "synthetic", 0.5), "lo": 0.7}]}, "outside its interval"),
+    ):
+        p = []
+        check_seed_replicates({"seed_replicates": bad}, ("set",), p, 0)
+        assert any(msg in x for x in p), (bad, p)
+    p = []
+    check_seed_replicates({"seed_replicates": None}, ("set",), p, 0)
+    assert p == []

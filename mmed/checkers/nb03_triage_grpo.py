@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..checks import check_interval, check_rate, need, register_checker
+from ..checks import check_interval, check_rate, check_seed_replicates, need, register_checker
 from ..data.schema import SPECIALTIES
 
 STAGES = ("sft", "grpo")
@@ -184,4 +184,5 @@ def check_03_triage_grpo(m: dict[str, Any]) -> list[str]:
     sec = need(m, "seconds", (int, float), p)
     if sec is not None and sec < 0:
         p.append("negative run time")
+    check_seed_replicates(m, ("set",), p, m.get("seed"))
     return p

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..checks import check_interval, check_rate, need, register_checker
+from ..checks import check_interval, check_rate, check_seed_replicates, need, register_checker
 
 STRATA = ("easy", "medium", "hard")
 PANELS = (*STRATA, "all")
@@ -185,4 +185,5 @@ def check_04_cmarl_curriculum(m: dict[str, Any]) -> list[str]:
         v = need(m, k, (int, float), p)
         if v is not None and v < 0:
             p.append(f"{k} is negative")
+    check_seed_replicates(m, ("system", "stratum"), p, m.get("seed"))
     return p

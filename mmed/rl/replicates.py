@@ -96,6 +96,7 @@ def triage_replicates(
     main_seed: int,
     synthetic_items: Sequence[dict[str, Any]],
     real_items: Sequence[dict[str, Any]] | None = None,
+    max_steps: int | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Any:
     """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
@@ -110,6 +111,7 @@ def triage_replicates(
         main_seed: the run's own seed.
         synthetic_items: synthetic test items (never trained on).
         real_items: real images to evaluate on, or None.
+        max_steps: as :func:`mmed.rl.triage.train_triage` (None: the profile's).
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, run`` (``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
@@ -124,7 +126,7 @@ def triage_replicates(
 
     rows = []
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
-        tr = T.train_triage(profile, r, seed=s)
+        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps)
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
         grpo = T.triage_sources(r, profile)["grpo"]
@@ -134,6 +136,13 @@ def triage_replicates(
             rows.append({"seed": s, "set": name, "n": summ["n"], "accuracy": a["acc"], "lo": a["lo"], "hi": a["hi"],
                          "format_valid": summ["format_valid"]["acc"], "run": str(r.root)})
     return pd.DataFrame(rows)
+
+
+def table_records(table: Any) -> list[dict[str, Any]]:
+    """A replicate table as JSON-safe records (NaN → None), for notebook metrics files."""
+    import json
+
+    return json.loads(table.to_json(orient="records"))
 
 
 # ----------------------------------------------------------------------------------------
