@@ -55,8 +55,29 @@ def as_item_list(items: Any) -> list[dict[str, Any]]:
         missing = [c for c in ("id", "images", "question", "options", "answer_idx") if c not in items.column_names]
         if missing:
             raise ValueError(f"dataset lacks item column(s) {missing}; expected the schema {COLUMNS}")
-        return [items[i] for i in range(len(items))]
+        out = []
+        for i in range(len(items)):
+            try:
+                out.append(items[i])
+            except (OSError, SyntaxError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
+                raise _decode_error(items, i, e) from None
+        return out
     return [dict(it) for it in items]
+
+
+def _decode_error(items: Any, i: int, err: Exception) -> ValueError:
+    """A :class:`~mmed.data.rows.DataError` naming the item id and the image path(s) of row
+    ``i`` whose images could not be decoded (read without decoding, through Arrow)."""
+    from ..data.rows import DataError
+
+    try:
+        row = items.with_format("arrow")[i:i + 1].to_pylist()[0]
+    except Exception:  # noqa: BLE001 - the message below still names the row
+        row = {}
+    imgs = row.get("images") or []
+    paths = [str(im.get("path")) if isinstance(im, dict) else str(im) for im in imgs] or ["<unknown>"]
+    src = paths[0] if len(paths) == 1 else ", ".join(paths)
+    return DataError(src, i, "images", f"image cannot be decoded ({type(err).__name__}: {err})", row.get("id"))
 
 
 class PanelBank:
