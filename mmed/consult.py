@@ -29,7 +29,7 @@ from .agents.build import (
 from .agents.pipeline import PanelBank, as_item_list, run_consultation, summarize, write_predictions
 from .agents.triage import TriageDoctor
 from .config import Profile, load_profile
-from .runs import Run, resolve_data_root, write_json_atomic
+from .runs import Run, resolve_data_root, resolve_path, write_json_atomic
 
 #: dataset names readable from ``data_root/<name>`` (see :func:`mmed.data.load_benchmark`)
 SYNTHETIC = "synthetic"
@@ -40,7 +40,9 @@ SYNTHETIC_SPLITS = ("train", "validation", "test")
 def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None, str | None]:
     """A data spec → ``(name, source path, layout, split)``.
 
-    Accepted: ``"synthetic"``, ``"<name>"``, ``"<name>:<layout>"`` or ``"<name>:<path>"``,
+    Accepted: ``"synthetic"``, ``"<name>"``, ``"<name>:<layout>"`` or ``"<name>:<path>"``
+    (a relative path resolves from the repository root, like ``--run-dir``; a Hub id
+    stays as given),
     each optionally followed by ``"@<split>"`` (read by
     :func:`mmed.config.split_benchmark_spec`, e.g. ``"mmmu_med:hub@validation"``; split None
     when absent). A bare name or a layout reads ``data_root/<name>``.
@@ -60,7 +62,12 @@ def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None,
     if rest and rest in LAYOUTS.get(name, ()):
         layout = rest
     elif rest:
-        source = rest
+        from .data.rows import is_hub_id
+
+        # a relative path resolves from the repository root, as --run-dir and --data-root do
+        # (a Hub id such as "MMMU/MMMU" stays as given unless such a folder exists there)
+        local = resolve_path(rest)
+        source = rest if is_hub_id(rest) and not local.exists() else str(local)
     if source is None:
         if data_root is None:
             raise ValueError(f"data {spec!r}: no path given and no data root (pass --data-root or {name}:<path>)")

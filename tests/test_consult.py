@@ -132,3 +132,14 @@ def test_configured_triage_fallback_reaches_the_triage_doctor(tmp_path):
     saved = json.loads((tmp_path / "run" / "consult" / "synthetic_test" / "metrics.json").read_text())
     assert saved["weights"]["triage"]["fallback"] == "Pathologist"
     assert Run(tmp_path / "run").manifest["triage_fallback"] == "Pathologist"
+
+
+def test_a_relative_data_path_resolves_from_the_repository_root_not_the_cwd(tmp_path, monkeypatch):
+    from mmed.runs import repo_root
+
+    monkeypatch.chdir(tmp_path)
+    name, source, layout, split = parse_data_spec("vqa_rad:../shared/data/vqa_rad@test", None)
+    assert source == str(repo_root() / ".." / "shared" / "data" / "vqa_rad") and layout is None and split == "test"
+    # absolute paths and Hub ids stay as given
+    assert parse_data_spec("vqa_rad:/x/y", None)[1] == "/x/y"
+    assert parse_data_spec("mmmu_med:MMMU/MMMU", None)[1] == "MMMU/MMMU"
