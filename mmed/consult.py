@@ -9,6 +9,7 @@ starts, trained adapters) and computed with the same library call otherwise.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,14 @@ from .agents.build import (
     sampling_params,
     specialist_factory,
 )
-from .agents.pipeline import PanelBank, as_item_list, run_consultation, summarize, write_predictions
+from .agents.pipeline import (
+    PanelBank,
+    as_item_list,
+    failed_calls_warning,
+    run_consultation,
+    summarize,
+    write_predictions,
+)
 from .agents.triage import TriageDoctor
 from .config import Profile, load_profile
 from .runs import Run, resolve_data_root, resolve_path, write_json_atomic
@@ -324,6 +332,9 @@ def consult(
             data=data, split=split, decision=decision, weights=info, seconds=round(time.perf_counter() - t0, 1),
             items_per_s=round(len(records) / max(1e-9, time.perf_counter() - t0), 2),
         )
+        warn = failed_calls_warning(metrics)
+        if warn:
+            print(warn, file=sys.stderr)
         write_predictions(records, out / "predictions.jsonl")
         write_json_atomic(out / "metrics.json", metrics)
     run.add_artifact(f"consult/{name}", out)

@@ -230,6 +230,20 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
     return out
 
 
+def failed_calls_warning(metrics: dict[str, Any]) -> str | None:
+    """A one-line warning when more than half of the panel's opinions failed (error,
+    abstention or invalid answer) in :func:`summarize` metrics, else None."""
+    n = int(metrics.get("panel_opinions") or 0)
+    errors = sum((metrics.get("panel_errors") or {}).values())
+    failed = int(metrics.get("abstentions") or 0) + int(metrics.get("panel_invalid") or 0)
+    if n == 0 or 2 * failed <= n:
+        return None
+    kinds = ", ".join(f"{k}: {v}" for k, v in sorted((metrics.get("panel_errors") or {}).items())) or "none"
+    unstrat = (metrics.get("strata") or {}).get("unstratified", 0)
+    return (f"warning: {failed} of {n} specialist opinions failed (abstained, errored or invalid; errors by class: "
+            f"{kinds}; {errors} with an error); {unstrat} closed item(s) have no valid opinion and are unstratified")
+
+
 def write_predictions(records: Iterable[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Write records as JSON lines (one object per item), atomically."""
     path = Path(path)
