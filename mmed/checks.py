@@ -63,9 +63,11 @@ def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None)
     Returns:
         ``{stem: [problems]}`` for every checked notebook (empty lists = all fine).
     Raises:
-        FileNotFoundError: ``run_dir`` is not a folder.
+        FileNotFoundError: ``run_dir`` does not exist; NotADirectoryError: it is a file.
     """
     root = resolve_path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"run folder {root} is not a folder (it is a file); pass the run's folder")
     if not root.is_dir():
         raise FileNotFoundError(f"run folder {root} does not exist")
     if require is None:

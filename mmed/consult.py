@@ -9,6 +9,7 @@ starts, trained adapters) and computed with the same library call otherwise.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +27,17 @@ from .agents.build import (
     sampling_params,
     specialist_factory,
 )
-from .agents.pipeline import PanelBank, as_item_list, run_consultation, summarize, write_predictions
+from .agents.pipeline import (
+    PanelBank,
+    as_item_list,
+    failed_calls_warning,
+    run_consultation,
+    summarize,
+    write_predictions,
+)
 from .agents.triage import TriageDoctor
 from .config import Profile, load_profile
-from .runs import Run, resolve_data_root, write_json_atomic
+from .runs import Run, resolve_data_root, resolve_path, write_json_atomic
 
 #: dataset names readable from ``data_root/<name>`` (see :func:`mmed.data.load_benchmark`)
 SYNTHETIC = "synthetic"
@@ -40,7 +48,9 @@ SYNTHETIC_SPLITS = ("train", "validation", "test")
 def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None, str | None, str | None]:
     """A data spec → ``(name, source path, layout, split)``.
 
-    Accepted: ``"synthetic"``, ``"<name>"``, ``"<name>:<layout>"`` or ``"<name>:<path>"``,
+    Accepted: ``"synthetic"``, ``"<name>"``, ``"<name>:<layout>"`` or ``"<name>:<path>"``
+    (a relative path resolves from the repository root, like ``--run-dir``; a Hub id
+    stays as given),
     each optionally followed by ``"@<split>"`` (read by
     :func:`mmed.config.split_benchmark_spec`, e.g. ``"mmmu_med:hub@validation"``; split None
     when absent). A bare name or a layout reads ``data_root/<name>``.
@@ -60,7 +70,12 @@ def parse_data_spec(spec: str, data_root: Path | None) -> tuple[str, str | None,
     if rest and rest in LAYOUTS.get(name, ()):
         layout = rest
     elif rest:
-        source = rest
+        from .data.rows import is_hub_id
+
+        # a relative path resolves from the repository root, as --run-dir and --data-root do
+        # (a Hub id such as "MMMU/MMMU" stays as given unless such a folder exists there)
+        local = resolve_path(rest)
+        source = rest if is_hub_id(rest) and not local.exists() else str(local)
     if source is None:
         if data_root is None:
             raise ValueError(f"data {spec!r}: no path given and no data root (pass --data-root or {name}:<path>)")
@@ -115,12 +130,29 @@ def load_items(
     ``data`` is a :func:`parse_data_spec` spec; the split read is :func:`resolve_split`
     (the spec's ``@<split>``, else ``split``, else ``test``). Closed questions only unless
     ``include_open`` (DESIGN §4: closed first); the first ``limit`` items when given (a
-    deterministic slice, not a sample).
+    deterministic slice, not a sample). :func:`load_items_with_report` also says what the
+    loader filtered, skipped or kept open.
 
     Raises:
         ValueError: ``limit`` below 1 (it would evaluate nothing), an unknown dataset,
-            layout or split (naming the spec), a spec split that contradicts ``split``.
+            layout or split (naming the spec), a spec split that contradicts ``split``, a
+            split with no rows at all (naming the source).
     """
+    return load_items_with_report(profile, data, split, data_root, include_open, limit)[0]
+
+
+def load_items_with_report(
+    profile: Profile,
+    data: str = SYNTHETIC,
+    split: str | None = None,
+    data_root: str | Path | None = None,
+    include_open: bool = False,
+    limit: int | None = None,
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """:func:`load_items` and its load report: the loader's
+    :meth:`~mmed.data.rows.LoadReport.as_dict` (benchmarks; ``{"dataset": "synthetic"}``
+    otherwise) plus ``open_dropped`` (items left out as not closed, among them closed
+    questions kept open for want of options), ``limit_dropped`` and ``n_returned``."""
     from .data import closed_only, load_benchmark
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -131,6 +163,7 @@ def load_items(
     name, source, layout, _ = parse_data_spec(data, root)
     if name == SYNTHETIC:
         ds = synthetic_split(profile, split)
+        report: dict[str, Any] = {"dataset": SYNTHETIC, "split": split, "n_items": len(ds)}
     else:
         from .config import split_problem
         from .data.loaders import LAYOUTS
@@ -138,12 +171,53 @@ def load_items(
         problem = split_problem(name, layout, split) if name in LAYOUTS else None  # unknown names: the loader says
         if problem:
             raise ValueError(f"data {data!r}: {problem}")
-        ds = load_benchmark(name, source, split, layout=layout, include_open=include_open)
+        ds, rep = load_benchmark(name, source, split, layout=layout, include_open=include_open, return_report=True)
+        if rep.n_rows == 0:
+            raise ValueError(f"data {data!r}: split {split!r} has no rows at all in {_split_file(name, rep.layout, source, split)} "
+                             "(an empty split file?)")
+        report = rep.as_dict()
+    n = len(ds)
     if not include_open:
         ds = closed_only(ds)
+    report["open_dropped"] = n - len(ds)
+    n = len(ds)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return ds
+    report["limit_dropped"] = n - len(ds)
+    report["n_returned"] = len(ds)
+    return ds, report
+
+
+def _split_file(name: str, layout: str, source: str | None, split: str) -> str:
+    """The file a split is read from, where one file holds it (else the source folder)."""
+    src = Path(str(source))
+    cands = {("vqa_rad", "mevf"): [src / "data_RAD" / f"{split}set.json", src / f"{split}set.json"],
+             ("vqa_rad", "official"): [src / "VQA_RAD Dataset Public.json"],
+             ("slake", "official"): [src / f"{split}.json", src / "Slake1.0" / f"{split}.json"]}.get((name, layout), [])
+    return next((str(c) for c in cands if c.is_file()), str(src))
+
+
+def load_warning(report: dict[str, Any]) -> str | None:
+    """One line when a load dropped or converted items (filtered, skipped, kept open,
+    left out as open), else None."""
+    parts = []
+    if report.get("n_skipped"):
+        parts.append(f"{report['n_skipped']} row(s) skipped as bad")
+    # open questions left out by a closed-only load are expected; closed ones without options are said below
+    filt = {k: v for k, v in (report.get("filtered") or {}).items()
+            if k not in ("open question", "closed question without options")}
+    if filt:
+        parts.append("filtered " + ", ".join(f"{k}: {v}" for k, v in sorted(filt.items())))
+    if report.get("closed_as_open"):
+        parts.append(f"{report['closed_as_open']} closed question(s) had no options (kept open, so left out "
+                     "of a closed-only run)")
+    if report.get("open_dropped"):
+        parts.append(f"{report['open_dropped']} open item(s) left out (closed questions only)")
+    if not parts:
+        return None
+    rows = f"{report['n_rows']} rows -> " if "n_rows" in report else ""
+    return (f"warning: {report.get('dataset')} split {report.get('split')!r}: {rows}{report.get('n_returned')} items; "
+            + "; ".join(parts) + " (see load_report in metrics.json)")
 
 
 def evaluation_sets(
@@ -277,15 +351,19 @@ def consult(
 
     Returns:
         ``(records, metrics)``; metrics = :func:`mmed.agents.pipeline.summarize` plus the
-        weights used (``weights.triage.fallback`` in model mode), timing, the dataset spec
-        and, for cached backends (``local``, ``openai``), ``specialist_calls``.
+        weights used (``weights.triage.fallback`` in model mode), timing, the dataset spec,
+        ``load_report`` (:func:`load_items_with_report`: rows filtered, skipped, kept open,
+        left out) and, for cached backends (``local``, ``openai``), ``specialist_calls``.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     seed = prof.seed if seed is None else seed
     if variant is not None and variant not in prof.variants:
         raise ValueError(f"unknown variant {variant!r} for profile {prof.name!r}; known: {sorted(prof.variants)}")
     split = resolve_split(data, split)
-    items = load_items(prof, data, split, data_root, include_open, limit)  # bad data fails before a run folder is made
+    items, load_report = load_items_with_report(prof, data, split, data_root, include_open, limit)  # bad data fails first
+    warn = load_warning(load_report)
+    if warn:
+        print(warn, file=sys.stderr)
     run = Run.open(run_dir, profile=prof.name, seed=seed)
     run.update(triage_fallback=prof.triage.fallback)
     if prof.specialists.backend == "simulated":
@@ -314,9 +392,12 @@ def consult(
             metrics["specialist_calls"] = panels.factory.stats()
         run.update(specialists=panels.describe())
         metrics.update(
-            data=data, split=split, decision=decision, weights=info, seconds=round(time.perf_counter() - t0, 1),
+            data=data, split=split, decision=decision, weights=info, load_report=load_report, seconds=round(time.perf_counter() - t0, 1),
             items_per_s=round(len(records) / max(1e-9, time.perf_counter() - t0), 2),
         )
+        warn = failed_calls_warning(metrics)
+        if warn:
+            print(warn, file=sys.stderr)
         write_predictions(records, out / "predictions.jsonl")
         write_json_atomic(out / "metrics.json", metrics)
     run.add_artifact(f"consult/{name}", out)

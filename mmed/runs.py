@@ -191,12 +191,18 @@ class Run:
         its ``profile`` must match.
 
         Raises:
-            ValueError: when the run already records a different profile.
+            ValueError: when the run already records a different profile; ``run_dir`` is a
+                file; its manifest is not a JSON object (naming the file).
         """
         if run_dir is None:
             run_dir = Path("runs") / new_run_id(profile or "run")
         root = resolve_path(run_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"run folder {root} is a file, not a folder; pass another --run-dir")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:  # a file somewhere on the path
+            raise ValueError(f"run folder {root} cannot be made: {e}") from None
         run = cls(root=root)
         m = run.manifest
         if not m:
@@ -233,11 +239,23 @@ class Run:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The manifest as a dict (``{}`` when none was written yet)."""
+        """The manifest as a dict (``{}`` when none was written yet).
+
+        Raises:
+            ValueError: the file is not valid JSON or not a JSON object (naming the file).
+        """
         if not self.manifest_path.exists():
             return {}
-        with open(self.manifest_path) as f:
-            return json.load(f)
+        try:
+            with open(self.manifest_path) as f:
+                m = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{self.manifest_path}: not valid JSON ({e}); the run manifest is damaged "
+                             "(restore it or use another --run-dir)") from None
+        if not isinstance(m, dict):
+            raise ValueError(f"{self.manifest_path}: a run manifest must be a JSON object, "
+                             f"got a {type(m).__name__} (restore it or use another --run-dir)")
+        return m
 
     def path(self, *parts: str, mkdir: bool = False) -> Path:
         """``root / parts``; with ``mkdir=True`` the folder is created."""

@@ -24,6 +24,8 @@ def test_consult_smoke_writes_predictions_metrics_and_reuses_cold_start(tmp_path
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["accuracy"]["n"] == 8 and saved["accuracy"]["lo"] <= saved["accuracy"]["acc"] <= saved["accuracy"]["hi"]
     assert sum(saved["strata"].values()) == 8
+    assert saved["load_report"]["dataset"] == "synthetic" and saved["load_report"]["n_returned"] == 8
+    assert saved["load_report"]["limit_dropped"] == saved["load_report"]["n_items"] - 8 - saved["load_report"]["open_dropped"]
     run = Run(run_dir)
     man = run.manifest
     assert man["steps"]["cold_start/triage"]["status"] == "done"
@@ -132,3 +134,42 @@ def test_configured_triage_fallback_reaches_the_triage_doctor(tmp_path):
     saved = json.loads((tmp_path / "run" / "consult" / "synthetic_test" / "metrics.json").read_text())
     assert saved["weights"]["triage"]["fallback"] == "Pathologist"
     assert Run(tmp_path / "run").manifest["triage_fallback"] == "Pathologist"
+
+
+def test_a_relative_data_path_resolves_from_the_repository_root_not_the_cwd(tmp_path, monkeypatch):
+    from mmed.runs import repo_root
+
+    monkeypatch.chdir(tmp_path)
+    name, source, layout, split = parse_data_spec("vqa_rad:../shared/data/vqa_rad@test", None)
+    assert source == str(repo_root() / ".." / "shared" / "data" / "vqa_rad") and layout is None and split == "test"
+    # absolute paths and Hub ids stay as given
+    assert parse_data_spec("vqa_rad:/x/y", None)[1] == "/x/y"
+    assert parse_data_spec("mmmu_med:MMMU/MMMU", None)[1] == "MMMU/MMMU"
+
+
+def test_load_items_reports_what_the_loader_dropped_and_rejects_an_empty_split(tmp_path):
+    import pytest
+    from fixtures_data import VQA_RAD_TEST, _rad, write_vqa_rad
+
+    from mmed.consult import load_items, load_items_with_report, load_warning
+
+    prof = load_profile("smoke")
+    # no training rows: no distractor pool, so the closed "What is abnormal?" is kept open
+    test = [VQA_RAD_TEST[0], _rad(15, "synpic200.jpg", "What is abnormal?", "mass", "CLOSED", "ABN", phrase="test_freeform"),
+            VQA_RAD_TEST[3]]
+    root = write_vqa_rad(tmp_path / "vqa_rad", official=False, train=[], test=test)
+    ds, rep = load_items_with_report(prof, f"vqa_rad:{root}@test")
+    assert list(ds["id"]) == ["vqa_rad/test/11"]
+    assert rep["n_rows"] == 3 and rep["n_items"] == 1 and rep["n_returned"] == 1 and rep["closed_as_open"] == 1
+    assert rep["filtered"] == {"open question": 1, "closed question without options": 1}
+    w = load_warning(rep)
+    assert w.startswith("warning: vqa_rad split 'test': 3 rows -> 1 items;") and "1 closed question(s) had no options" in w
+    # with open items: the kept-open one comes back open, then a closed-only slice leaves it out
+    ds, rep = load_items_with_report(prof, f"vqa_rad:{root}@test", include_open=True, limit=1)
+    assert rep["n_items"] == 3 and rep["open_dropped"] == 0 and rep["limit_dropped"] == 2 and rep["n_returned"] == 1
+    # nothing dropped: no warning
+    assert load_warning({"dataset": "synthetic", "split": "test", "n_items": 8, "open_dropped": 0, "n_returned": 8}) is None
+    # an empty split file is an error naming it, not 0 items
+    (root / "data_RAD" / "testset.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"split 'test' has no rows at all in .*data_RAD/testset.json"):
+        load_items(prof, f"vqa_rad:{root}@test")

@@ -102,3 +102,14 @@ def test_duplicate_ids_are_errors(tmp_path):
     root, f = _mevf(tmp_path, [VQA_RAD_TEST[0], dict(VQA_RAD_TEST[1], qid=11)])
     with pytest.raises(DataError, match=r"row 1 \(id 'vqa_rad/test/11'\): field 'id': duplicate item id"):
         load_benchmark("vqa_rad", root, "test")
+
+
+def test_a_skipped_duplicate_is_not_counted_in_the_rule_and_specialty_counts(tmp_path):
+    """Skipped duplicate ids used to be counted in mc_rules/specialty_sources ("yes_no: 2" with 1 item)."""
+    root, f = _mevf(tmp_path, [VQA_RAD_TEST[0], dict(VQA_RAD_TEST[0], qid=11)])
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        ds, rep = load_benchmark("vqa_rad", root, "test", on_error="skip", return_report=True)
+    assert len(ds) == 1 and rep.n_items == 1 and rep.n_skipped == 1 and rep.skipped_ids == ["vqa_rad/test/11"]
+    assert dict(rep.mc_rules) == {"yes_no": 1}
+    assert sum(rep.specialty_sources.values()) == 1
+    assert "multiple choice by yes_no: 1" in rep.summary()

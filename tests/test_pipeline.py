@@ -116,3 +116,23 @@ def test_predictions_roundtrip_and_bad_line(tmp_path):
         f.write("{not json\n")
     with pytest.raises(ValueError, match=r"p.jsonl: line 4"):
         read_predictions(p)
+
+
+def test_an_undecodable_image_is_a_data_error_naming_the_item_and_the_file(tmp_path):
+    """A zeroed JPEG: one ValueError naming the item id and the image path, not a PIL traceback."""
+    from fixtures_data import write_vqa_rad
+
+    from mmed.agents.pipeline import as_item_list
+    from mmed.data import load_benchmark
+    from mmed.data.rows import DataError
+
+    root = write_vqa_rad(tmp_path / "vqa_rad", official=False)
+    bad = root / "data_RAD" / "images" / "synpic200.jpg"
+    bad.write_bytes(b"\0" * bad.stat().st_size)
+    ds = load_benchmark("vqa_rad", root, "test", layout="mevf")
+    with pytest.raises(DataError) as ei:
+        as_item_list(ds)
+    assert isinstance(ei.value, ValueError)
+    assert ei.value.item_id == "vqa_rad/test/12"
+    assert ei.value.file == str(bad)
+    assert "vqa_rad/test/12" in str(ei.value) and str(bad) in str(ei.value) and "cannot be decoded" in str(ei.value)

@@ -45,3 +45,30 @@ def test_manifest_is_valid_json_after_every_write(tmp_path):
     for i in range(5):
         run.update(counter=i)
         assert json.loads(run.manifest_path.read_text())["counter"] == i
+
+
+def test_broken_run_folders_are_one_line_value_errors_naming_the_file(tmp_path, capsys):
+    from mmed.cli import main
+
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=f"run folder {f} is a file, not a folder"):
+        Run.open(f, profile="demo")
+    with pytest.raises(ValueError, match="cannot be made"):  # a file on the way
+        Run.open(f / "run", profile="demo")
+    # a manifest holding a JSON list
+    lst = tmp_path / "lst"
+    lst.mkdir()
+    (lst / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"lst/manifest.json: a run manifest must be a JSON object, got a list"):
+        Run.open(lst, profile="demo")
+    # a truncated manifest
+    run = Run.open(tmp_path / "trunc", profile="demo")
+    text = run.manifest_path.read_text()
+    run.manifest_path.write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"trunc/manifest.json: not valid JSON"):
+        Run.open(tmp_path / "trunc", profile="demo")
+    # check-run on a file: one error line saying it is not a folder
+    assert main(["check-run", "--run-dir", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: run folder {f} is not a folder" in err and "Traceback" not in err

@@ -131,8 +131,39 @@ def test_stratify_invariants(kinds, gold):
     panel = [ABST if k == "abst" else INVALID if k == "inv" else member(k) for k in kinds]
     r = stratify([record(0, gold, panel)])[0]
     n_correct = sum(k == gold for k in kinds)
-    assert r["s"] * len(kinds) == pytest.approx(n_correct)
     assert r["n_abstained"] == kinds.count("abst") and r["n_invalid"] == kinds.count("inv")
+    if all(k in ("abst", "inv") for k in kinds):  # no valid opinion at all: unstratified, not Hard
+        assert r["s"] is None and r["stratum"] is None
+        return
+    assert r["s"] * len(kinds) == pytest.approx(n_correct)
     assert r["stratum"] == ("easy" if n_correct == len(kinds) else "hard" if n_correct == 0 else "medium")
     if r["agreement"] == "unanimous":
         assert r["stratum"] in ("easy", "hard")
+
+
+def test_a_total_specialist_outage_is_unstratified_not_hard():
+    """Every opinion an error/abstention: no stratum (counted unstratified); one valid
+    wrong opinion among failures keeps the item Hard (abstentions count as not correct)."""
+    error = {"specialist_id": "Radiologist#1", "parsed": None, "valid": False, "abstained": True, "error": "RateLimitError"}
+    out = stratify([
+        record(0, 0, [error, error, error]),
+        record(1, 0, [ABST, INVALID, INVALID]),
+        record(2, 0, [error, error, member(1)]),
+        record(3, 0, [error, member(0), ABST]),
+    ])
+    assert [r["s"] for r in out] == [None, None, 0.0, pytest.approx(1 / 3)]
+    assert [r["stratum"] for r in out] == [None, None, "hard", "medium"]
+    assert [r["n_abstained"] for r in out] == [3, 1, 2, 2]
+    assert stratum_counts(out) == {"easy": 0, "medium": 1, "hard": 1, "unstratified": 2}
+
+
+def test_consult_warns_when_most_specialist_calls_failed():
+    from mmed.agents.pipeline import failed_calls_warning
+
+    m = {"panel_opinions": 9, "abstentions": 5, "panel_invalid": 0, "panel_errors": {"APITimeoutError": 5},
+         "strata": {"easy": 0, "medium": 1, "hard": 0, "unstratified": 2}}
+    w = failed_calls_warning(m)
+    assert w.startswith("warning: 5 of 9 specialist opinions failed") and "APITimeoutError: 5" in w
+    assert "2 closed item(s) have no valid opinion" in w
+    assert failed_calls_warning(dict(m, abstentions=4, panel_errors={"APITimeoutError": 4})) is None  # not more than half
+    assert failed_calls_warning({"panel_opinions": 0}) is None

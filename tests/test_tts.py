@@ -64,3 +64,12 @@ def test_adaptive_beats_uniform_when_difficulty_predicts_need():
     ada = adaptive_accuracy(samples, gold, adaptive_allocation(d, 3, 16), n_resamples=300, n_boot=200)
     assert ada["mean_samples"] == uni["mean_samples"] == 3
     assert ada["acc"] > uni["acc"] + 0.03
+
+
+def test_budgets_above_n_samples_are_an_error_naming_them_not_dropped():
+    from mmed.config import load_profile
+    from mmed.eval.tts import run_test_time_scaling
+
+    prof = load_profile("smoke")
+    with pytest.raises(ValueError, match=r"budget\(s\) \[8, 16\] exceed n_samples=4"):
+        run_test_time_scaling(None, prof, {}, n_samples=4, budgets=[1, 2, 4, 8, 16])

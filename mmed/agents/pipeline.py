@@ -55,8 +55,29 @@ def as_item_list(items: Any) -> list[dict[str, Any]]:
         missing = [c for c in ("id", "images", "question", "options", "answer_idx") if c not in items.column_names]
         if missing:
             raise ValueError(f"dataset lacks item column(s) {missing}; expected the schema {COLUMNS}")
-        return [items[i] for i in range(len(items))]
+        out = []
+        for i in range(len(items)):
+            try:
+                out.append(items[i])
+            except (OSError, SyntaxError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
+                raise _decode_error(items, i, e) from None
+        return out
     return [dict(it) for it in items]
+
+
+def _decode_error(items: Any, i: int, err: Exception) -> ValueError:
+    """A :class:`~mmed.data.rows.DataError` naming the item id and the image path(s) of row
+    ``i`` whose images could not be decoded (read without decoding, through Arrow)."""
+    from ..data.rows import DataError
+
+    try:
+        row = items.with_format("arrow")[i:i + 1].to_pylist()[0]
+    except Exception:  # noqa: BLE001 - the message below still names the row
+        row = {}
+    imgs = row.get("images") or []
+    paths = [str(im.get("path")) if isinstance(im, dict) else str(im) for im in imgs] or ["<unknown>"]
+    src = paths[0] if len(paths) == 1 else ", ".join(paths)
+    return DataError(src, i, "images", f"image cannot be decoded ({type(err).__name__}: {err})", row.get("id"))
 
 
 class PanelBank:
@@ -207,6 +228,20 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
             "token_recall": sum(r["open_recall"] for r in opened) / len(opened),
         }
     return out
+
+
+def failed_calls_warning(metrics: dict[str, Any]) -> str | None:
+    """A one-line warning when more than half of the panel's opinions failed (error,
+    abstention or invalid answer) in :func:`summarize` metrics, else None."""
+    n = int(metrics.get("panel_opinions") or 0)
+    errors = sum((metrics.get("panel_errors") or {}).values())
+    failed = int(metrics.get("abstentions") or 0) + int(metrics.get("panel_invalid") or 0)
+    if n == 0 or 2 * failed <= n:
+        return None
+    kinds = ", ".join(f"{k}: {v}" for k, v in sorted((metrics.get("panel_errors") or {}).items())) or "none"
+    unstrat = (metrics.get("strata") or {}).get("unstratified", 0)
+    return (f"warning: {failed} of {n} specialist opinions failed (abstained, errored or invalid; errors by class: "
+            f"{kinds}; {errors} with an error); {unstrat} closed item(s) have no valid opinion and are unstratified")
 
 
 def write_predictions(records: Iterable[dict[str, Any]], path: str | os.PathLike[str]) -> Path:

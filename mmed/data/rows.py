@@ -414,6 +414,10 @@ class ItemBuilder:
                 continue
             seen.add(item.id)
             items.append(item)
+            # counted here, after the duplicate check, so the counts add up to the items returned
+            if item.answer_type == "closed":
+                self.report.mc_rules[item.meta["mc_rule"]] += 1
+            self.report.specialty_sources[item.meta["specialty_source"]] += 1
         self.report.n_items = len(items)
         return items
 
@@ -456,7 +460,6 @@ class ItemBuilder:
             if answer_type == "closed":
                 answer = options[answer_idx]
                 meta["mc_rule"] = rule
-                self.report.mc_rules[rule] += 1
         item = Item(id=r.item_id, dataset=self.name, split=r.split, images=r.images, image_ref=r.image_ref,
                     question=r.question, options=options, answer_idx=answer_idx, answer=answer,
                     answer_type=answer_type, modality=r.modality, specialty=specialty, organ=r.organ, meta=meta)
@@ -464,5 +467,4 @@ class ItemBuilder:
             item.validate()
         except SchemaError as e:
             raise DataError(r.file, r.row, None, str(e), r.item_id) from None
-        self.report.specialty_sources[source] += 1
         return item

@@ -8,7 +8,8 @@ MMedAgent-RL (arXiv 2506.00555, §4) stratifies every training case by
 - **hard**: ``s == 0`` (every specialist wrong).
 
 An abstention or invalid answer counts as not correct and is recorded apart
-(``n_abstained``, ``n_invalid``). Agreement — do the panel's valid answers coincide? — is
+(``n_abstained``, ``n_invalid``); a panel with no valid answer at all (a total outage)
+is left unstratified (``s`` and ``stratum`` None), not Hard. Agreement — do the panel's valid answers coincide? — is
 recorded apart from ``s`` (:func:`agreement`): a unanimous wrong panel is Hard *and*
 unanimous, the case C-MARL's large entropy coefficient targets.
 
@@ -148,8 +149,11 @@ def stratify(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     - ``s``: :func:`agreement_score`; ``None`` for an open question (``answer_idx < 0`` or
       ``answer_type == "open"``) or an empty panel (the "without specialists" ablation),
-      and then ``stratum`` is ``None`` too — such records are kept, never dropped, and
-      :func:`stratum_counts` reports them as ``"unstratified"``;
+      or a panel with no valid opinion at all (every member abstained, errored or was
+      invalid: a specialist outage says nothing about difficulty, so it is not Hard), and
+      then ``stratum`` is ``None`` too — such records are kept, never dropped, and
+      :func:`stratum_counts` reports them as ``"unstratified"``. A panel with at least one
+      valid opinion is stratified, its abstentions counting as not correct;
     - ``stratum``: :func:`stratum` of ``s``;
     - ``agreement``: :func:`agreement` (also for open questions);
     - ``n_abstained``: members that abstained; ``n_invalid``: members with no valid answer
@@ -174,7 +178,8 @@ def stratify(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         gold = rec["answer_idx"]
         is_open = rec.get("answer_type") == "open" or gold is None or int(gold) < 0
         new = dict(rec)
-        new["s"] = None if (is_open or not panel) else agreement_score(panel, int(gold))
+        no_opinion = bool(panel) and not any(v for _, v, _ in members)  # a total outage: every call failed
+        new["s"] = None if (is_open or not panel or no_opinion) else agreement_score(panel, int(gold))
         new["stratum"] = None if new["s"] is None else stratum(new["s"])
         new["agreement"] = agreement(panel)
         new["n_abstained"] = sum(ab for _, _, ab in members)

@@ -245,6 +245,8 @@ def run_test_time_scaling(
         ``<out_dir>/<attending slug>__<dataset>_samples.jsonl``.
     Raises:
         FileNotFoundError: the first attending (the full system) is not in the run.
+        ValueError: a budget larger than ``n_samples`` (naming them; checked before any
+            sampling, never dropped silently).
     """
     import json
     import re
@@ -258,7 +260,11 @@ def run_test_time_scaling(
 
     cfg = profile.tts
     n_samples = n_samples or cfg.n_samples
-    budgets = [b for b in (budgets or cfg.budgets) if b <= n_samples]
+    budgets = list(budgets or cfg.budgets)
+    too_big = [b for b in budgets if b > n_samples]
+    if too_big:
+        raise ValueError(f"test-time scaling: budget(s) {too_big} exceed n_samples={n_samples} (a budget of N needs N "
+                         f"samples per item); lower tts.budgets or raise tts.n_samples")
     temperature = cfg.temperature if temperature is None else temperature
     attendings = dict(attendings or DEFAULT_TTS_ATTENDINGS)
     out_dir = Path(out_dir) if out_dir else run.path("eval", "tts")
