@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install $(TORCH_SPEC)  # unquoted: it may carry --index-url
 	$(PY) -m pip install -e ".[test]"
 	touch $@
 
