@@ -82,7 +82,8 @@ def test_sigkill_in_stage_2_then_rerun_resumes_it_and_skips_stage_1(tmp_path: Pa
     assert not s3.exists()
     stage1 = _stamps(s1)
 
-    res = C.train_curriculum(prof, run_dir, seed=SEED, n_heldout=N_HELDOUT, log=lambda m: None)
+    res = C.train_curriculum(prof, run_dir, seed=SEED, heldout_split="test", n_heldout=N_HELDOUT,  # the CLI default
+                             log=lambda m: None)
 
     assert res.trained == [s2.name, s3.name]  # stage 1 reused, not retrained
     assert _stamps(s1) == stage1  # not a byte of stage 1 rewritten
