@@ -149,8 +149,9 @@ def test_overruled_open_question_is_undefined():
 # ----------------------------------------------------------------------------------------
 def test_filter_records(records):
     assert filter_records(records) == list(range(7))
-    assert filter_records(records, stratum="hard") == [2, 3, 6]
-    assert filter_records(records, stratum="unstratified") == []
+    assert filter_records(records, stratum="hard") == [2, 3]
+    # every specialist abstained or failed: no valid opinion, so no stratum (not Hard)
+    assert filter_records(records, stratum="unstratified") == [6]
     assert filter_records(records, overrule=True) == [1, 3]
     assert filter_records(records, overrule=False) == [0, 2]
     assert filter_records(records, overrule="panel_tie") == [4]
@@ -178,7 +179,7 @@ def test_inspector_filters_and_navigation(pred_file, records):
     assert ins.n_matching == 7 and ins.current_record["id"] == records[0]["id"]
     assert ins.current_record["_source"] == str(pred_file) and ins.current_record["_line"] == 1
 
-    assert ins.set_filter(stratum="hard") == 3
+    assert ins.set_filter(stratum=["hard", "unstratified"]) == 3  # record 6: no valid opinion, no stratum
     ids = [records[i]["id"] for i in (2, 3, 6)]
     assert ins.current_record["id"] == ids[0]
     assert ins.next()["id"] == ids[1]
@@ -188,7 +189,7 @@ def test_inspector_filters_and_navigation(pred_file, records):
     assert ins.prev()["id"] == ids[0]
     assert ins.prev()["id"] == ids[0]          # stays on the first
 
-    assert ins.set_filter(overrule=True) == 1  # hard AND overruled
+    assert ins.set_filter(overrule=True) == 1  # (hard or unstratified) AND overruled
     assert ins.current_record["id"] == records[3]["id"]
     assert ins.set_filter(stratum=None) == 2   # clearing one filter keeps the other
     assert [ins.records[i]["id"] for i in ins.matches] == [records[1]["id"], records[3]["id"]]
@@ -266,7 +267,7 @@ def test_summary_counts_add_up(pred_file, records):
     assert sm["n_records"] == 7 and set(sm["counts"]) == set(FILTER_KEYS)
     for key, counts in sm["counts"].items():
         assert sum(counts.values()) == 7, key
-    assert sm["counts"]["stratum"] == {"easy": 1, "medium": 3, "hard": 3, "unstratified": 0}
+    assert sm["counts"]["stratum"] == {"easy": 1, "medium": 3, "hard": 2, "unstratified": 1}
     assert sm["counts"]["outcome"] == {"correct": 4, "incorrect": 1, "invalid": 1, "unscored": 1}
     assert sum(r["correct"] is True for r in records) == 4
     assert sm["counts"]["overrule"] == {"overruled": 2, "followed": 2, "panel_tie": 1, "panel_no_valid": 0,
@@ -274,7 +275,8 @@ def test_summary_counts_add_up(pred_file, records):
     assert sm["overruled_correct"] == 2 and sm["followed_correct"] == 1
     assert sm["counts"]["dataset"] == {"synthetic": 6, "vqa_rad": 1}
     table = ins.overrule_table()
-    assert list(table.index) == ["easy", "medium", "hard", "all"]     # no unstratified record
+    assert list(table.index) == ["easy", "medium", "hard", "unstratified", "all"]  # record 6 has no stratum
+    assert table.loc["unstratified", "n"] == 1
     assert table.loc["all", "n"] == 7 and table.loc["hard", "overruled_correct"] == 1
     assert table.loc["medium", "undefined"] == 2 and table.loc["all", "accuracy"] == pytest.approx(4 / 7)
     text = ins.summary_html()
@@ -322,8 +324,8 @@ def test_widgets_follow_the_programmatic_api_and_back(pred_file, records):
     box = ins.widget
     assert box is ins.widget and "application/vnd.jupyter.widget-view+json" in ins._repr_mimebundle_()
     assert ins.slider.max == 7 and records[0]["id"] in ins.position_html.value
-    ins.set_filter(stratum="hard")
-    assert ins.controls["stratum"].value == "hard" and ins.slider.max == 3 and ins.slider.value == 1
+    ins.set_filter(stratum=["hard", "unstratified"])
+    assert ins.controls["stratum"].value == ("hard", "unstratified") and ins.slider.max == 3 and ins.slider.value == 1
     assert ins.prev_button.disabled and not ins.next_button.disabled
     ins.next_button.click()
     assert ins.current_record["id"] == records[3]["id"] and ins.slider.value == 2

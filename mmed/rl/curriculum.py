@@ -275,7 +275,7 @@ def stratified_split(
     )
     unstrat = [r["id"] for r in recs if r["stratum"] is None]
     if unstrat:
-        raise ValueError(f"{len(unstrat)} {split} items could not be stratified (no panel?), e.g. {unstrat[:3]}")
+        raise ValueError(f"{len(unstrat)} {split} items could not be stratified (no valid specialist opinion: an empty panel or every call failed), e.g. {unstrat[:3]}")
     return StratifiedSet(split, items, [list(o) for o in opinions], [r["stratum"] for r in recs],
                          [float(r["s"]) for r in recs], [r["agreement"] for r in recs], panel)
 
