@@ -41,16 +41,23 @@ def metrics_path(run_dir: str | os.PathLike[str], stem: str) -> Path:
 
 
 def record_notebook_metrics(run_dir: str | os.PathLike[str], stem: str, metrics: dict[str, Any]) -> Path:
-    """Write the metrics a notebook computed; also runs its checker and raises on problems.
+    """Run the notebook's checker on the metrics it computed, then write them to
+    ``runs/<id>/eval/notebook_<stem>.json``.
+
+    Metrics that fail their checker never replace the run's metrics file (a rejected
+    re-run leaves an earlier good record in place); they are written beside it as
+    ``notebook_<stem>.rejected.json`` for inspection.
 
     Raises:
         ValueError: listing every problem the notebook's checker found.
     """
     problems = CHECKERS.get(stem, lambda m: [])(metrics)
-    path = write_json_atomic(metrics_path(run_dir, stem), metrics)
-    Run(resolve_path(run_dir)).add_artifact(f"metrics:{stem}", path)
+    target = metrics_path(run_dir, stem)
     if problems:
-        raise ValueError(f"notebook {stem} recorded invalid metrics: " + "; ".join(problems))
+        rejected = write_json_atomic(target.with_name(target.stem + ".rejected.json"), metrics)
+        raise ValueError(f"notebook {stem} recorded invalid metrics (kept apart in {rejected}): " + "; ".join(problems))
+    path = write_json_atomic(target, metrics)
+    Run(resolve_path(run_dir)).add_artifact(f"metrics:{stem}", path)
     return path
 
 

@@ -74,10 +74,11 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default=None,
                    help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse | adaptive_entropy); "
                         "default: the C-MARL curriculum itself")
-    p.add_argument("--heldout-split", default="test", choices=["validation", "test"],
-                   help="split whose per-stratum accuracy is measured before and after every stage (default test, as "
-                        "notebook 04, so both can train in one run folder): test = synthetic test; validation = "
-                        "synthetic validation + the real training pool's validation part")
+    p.add_argument("--heldout-split", default=None, choices=["validation", "test"],
+                   help="split whose per-stratum accuracy is measured before and after every stage; default as "
+                        "notebook 04 (so both can train in one run folder): validation when the profile trains on "
+                        "data.train_benchmarks (synthetic validation + the real pool's validation part), else test "
+                        "(synthetic test)")
     p.add_argument("--n-heldout", type=int, default=None,
                    help="held-out items: synthetic (default: the profile's n_eval) and at most this many real ones "
                         "(default: all of the pool's validation part)")
@@ -92,7 +93,10 @@ def _train_attending(args: argparse.Namespace) -> int:
     apply_torch_threads(prof)
     # --data-root: where data.train_benchmarks (and the evaluation benchmarks whose images are
     # kept out of training) are read; without train_benchmarks the curriculum is synthetic only
-    res = train_curriculum(prof, args.run_dir, seed=args.seed, heldout_split=args.heldout_split,
+    from .rl.curriculum import default_heldout_split
+
+    res = train_curriculum(prof, args.run_dir, seed=args.seed,
+                           heldout_split=args.heldout_split or default_heldout_split(prof),
                            n_heldout=args.n_heldout, data_root=args.data_root)
     print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts, "seconds": res.seconds,
                       "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}

@@ -596,13 +596,14 @@ def profile_from_dict(raw: dict[str, Any], source: str = "<dict>", variant: str 
         raw = deep_merge(raw, overlay)
         raw["variant"] = variant
     profile = _build(Profile, raw, "", source)
-    # validate every variant's keys too, so a typo in an unused variant is caught early
+    # the profile as loaded first (a mistake in the base is named as the base's), then every
+    # variant's keys too, so a typo in an unused variant is caught early
+    _check(profile, source if variant is None else f"{source} (variant {variant!r})")
     for vname, overlay in (raw.get("variants") or {}).items():
         if not isinstance(overlay, dict):
             raise ProfileError(f"{source}: variant {vname!r} must be a mapping")
         probe = deep_merge({k: v for k, v in raw.items() if k != "variants"}, overlay)
         _check(_build(Profile, probe, "", f"{source} (variant {vname!r})"), f"{source} (variant {vname!r})")
-    _check(profile, source if variant is None else f"{source} (variant {variant!r})")
     return profile
 
 

@@ -86,3 +86,39 @@ def test_consult_data_spec_split_is_checked_before_a_run_starts(tmp_path, capsys
     assert main([*argv, "--data", "mmmu_med:hub@validation", "--split", "test"]) == 2
     assert "names split 'validation' but split 'test' was asked" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_rejected_metrics_never_replace_a_good_record(tmp_path):
+    import json
+
+    from mmed.checks import CHECKERS, record_notebook_metrics
+
+    good = {"seed": 0, "seed_replicates": None}
+    bad = {"seed": 0, "seed_replicates": {"seeds": [3], "table": [{"seed": 3, "set": "s", "accuracy": 0.5, "lo": 0.4, "hi": 0.6}]}}
+    CHECKERS["zz_test"] = lambda m: [] if m["seed_replicates"] is None else ["seed_replicates.seeds [3] lacks the run's seed 0"]
+    try:
+        path = record_notebook_metrics(tmp_path, "zz_test", good)
+        with pytest.raises(ValueError, match="lacks the run's seed 0"):
+            record_notebook_metrics(tmp_path, "zz_test", bad)
+        assert json.loads(path.read_text()) == good  # the earlier good record is untouched
+        assert json.loads((tmp_path / "eval" / "notebook_zz_test.rejected.json").read_text()) == bad
+    finally:
+        del CHECKERS["zz_test"]
+
+
+def test_a_mistake_in_the_base_profile_is_named_as_the_base(tmp_path):
+    import yaml
+
+    from mmed.config import ProfileError, load_profile
+
+    from pathlib import Path
+
+    import mmed
+
+    raw = yaml.safe_load((Path(mmed.__file__).parent / "profiles" / "smoke.yaml").read_text())
+    raw["specialists"]["panel_size"] = 0
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ProfileError) as e:
+        load_profile(str(p))
+    assert "panel_size" in str(e.value) and "variant" not in str(e.value)

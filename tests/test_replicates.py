@@ -80,6 +80,16 @@ def test_eval_seeds_are_validated():
             profile_from_dict({"eval": {"seeds": bad}}, "bad.yaml")
 
 
+def test_parse_seeds_accepts_lists_and_their_text_and_puts_the_run_seed_first():
+    assert R.parse_seeds(None, [0, 1], 0) == [0, 1]
+    assert R.parse_seeds("[0, 3]", [0, 1], 0) == [0, 3]
+    assert R.parse_seeds([3], [0, 1], 0) == [0, 3]  # the run's own seed is always there, first
+    assert R.parse_seeds(2, [0], 5) == [5, 2]
+    for bad, msg in (("[0, 0]", "duplicates"), ("abc", "cannot read"), ([1.5], "ints"), (["1"], "ints"), ([-1], "ints")):
+        with pytest.raises(ValueError, match=msg):
+            R.parse_seeds(bad, [0], 0)
+
+
 def test_spread_and_seed_summary():
     sp = R.spread([0.5, 0.7, float("nan"), None])
     assert sp["n"] == 2 and sp["mean"] == pytest.approx(0.6) and sp["sd"] == pytest.approx(math.sqrt(0.02))
@@ -159,3 +169,10 @@ def test_seed_replicate_checker_catches_missing_seeds_and_bad_intervals():
     p = []
     check_seed_replicates({"seed_replicates": None}, ("set",), p, 0)
     assert p == []
+
+
+def test_default_heldout_split_follows_the_training_data():
+    from mmed.rl.curriculum import default_heldout_split
+
+    assert default_heldout_split(load_profile("demo")) == "test"  # synthetic test (validation tuned the demo)
+    assert default_heldout_split(load_profile("paper")) == "validation"  # the real pool has only a validation part

@@ -82,6 +82,15 @@ if TYPE_CHECKING:
 
 #: held-out splits that may measure a stage: validation (synthetic + the real pool's) or test (synthetic)
 HELDOUT_SPLITS: tuple[str, ...] = ("validation", "test")
+
+
+def default_heldout_split(profile: Profile) -> str:
+    """The held-out split the command line and notebook 04 measure stages on when none is
+    given: ``"validation"`` when the profile trains on real benchmarks
+    (``data.train_benchmarks``: their pool has only a validation part, and the paper
+    profile has no synthetic test split), else ``"test"`` (the synthetic test split; the
+    validation split was used to tune the demo)."""
+    return "validation" if profile.data.train_benchmarks else "test"
 #: the shortcut baselines of :func:`shortcut_baselines`
 SHORTCUTS: tuple[str, ...] = ("follow_majority", "contradict_majority")
 PLAN_FILE = "plan.json"
@@ -724,8 +733,12 @@ def train_curriculum(
         sdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(man_path, man)
         log(f"[{vname}] {st.dir_name}: {man['n_items']} items {rows_counts}, {st.max_steps} steps, gamma={st.entropy_coef}"
+            + (f" (applied while entropy <= {st.entropy_target} nats)" if st.entropy_target is not None else "")
             + (f" (restart {man['restarts']})" if man["restarts"] else ""))
-        with run.step(f"attending/{vname}/{st.dir_name}", gamma=st.entropy_coef, steps=st.max_steps):
+        step_info = {"gamma": st.entropy_coef, "steps": st.max_steps}
+        if st.entropy_target is not None:
+            step_info["entropy_target"] = st.entropy_target
+        with run.step(f"attending/{vname}/{st.dir_name}", **step_info):
             res = train_stage(prof, st, train, base, sdir, init, seed, variant=prof.variant)
             after_recs = _cached_heldout(sdir / f"heldout_{heldout_split}.jsonl", prof, base, res.final, held, seed)
         after = _heldout_summary(after_recs, prof, seed)

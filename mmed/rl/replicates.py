@@ -47,6 +47,32 @@ def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
     return sub
 
 
+def parse_seeds(seeds: Any, default: Sequence[int], main_seed: int) -> list[int]:
+    """The seeds of a replicate, as notebooks take them: ``None`` → ``default`` (the profile's
+    ``eval.seeds``); a list of ints; or its text form (papermill ``-p seeds "[0, 3]"`` passes
+    a string). The run's own seed always comes first (added when missing): the replicate
+    table reports it next to the others.
+
+    Raises:
+        ValueError: not a list of distinct ints >= 0 (the message names the value).
+    """
+    import ast
+
+    raw = default if seeds is None else seeds
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f"seeds: cannot read {seeds!r} as a list of ints ({e})") from None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in raw):
+        raise ValueError(f"seeds must be a list of ints >= 0, got {seeds!r}")
+    if len(set(raw)) != len(raw):
+        raise ValueError(f"seeds has duplicates: {list(raw)}")
+    return [main_seed, *[x for x in raw if x != main_seed]]
+
+
 def _runs_by_seed(run: Run, profile: Profile, main_seed: int, seeds: Sequence[int]) -> list[tuple[int, Run]]:
     if not seeds:
         raise ValueError("seeds is empty")
