@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional, Sequence
 
-from mmed.data.schema import OPTION_LETTERS, SPECIALTIES, option_letter
+from mmed.data.schema import OPTION_LETTERS, SPECIALTIES, item_field, option_letter
 
 from .parsing import parse_free_text
 
@@ -92,23 +92,12 @@ RATIONALE_CHARS: dict[str, int] = {"compact": 0, "full": 300}
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-def _field(obj: Any, name: str, where: str) -> Any:
-    """``obj[name]`` for a mapping, ``obj.name`` otherwise; ValueError naming ``where``."""
-    if isinstance(obj, Mapping):
-        if name not in obj:
-            raise ValueError(f"{where}: missing field {name!r}")
-        return obj[name]
-    if not hasattr(obj, name):
-        raise ValueError(f"{where}: missing field {name!r}")
-    return getattr(obj, name)
-
-
 def _item_parts(item: Any) -> tuple[str, list[str], int]:
     """(question, options, number of images) of an item row/dict/``Item``, validated."""
     where = f"item {_field_or(item, 'id', '?')!r}"
-    question = _field(item, "question", where)
-    options = list(_field(item, "options", where) or [])
-    images = _field(item, "images", where)
+    question = item_field(item, "question", where)
+    options = list(item_field(item, "options", where) or [])
+    images = item_field(item, "images", where)
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"{where}: field 'question' is empty")
     if images is None or len(images) == 0:
@@ -272,11 +261,11 @@ def specialist_messages(item: Any, specialty: str, persona_idx: int = 0, style: 
 def _describe_opinion(op: Any, k: int, options: Sequence[str], max_chars: int) -> str:
     """One line of the attending prompt: ``"2. Radiologist: B. no (because ...)"``."""
     where = f"opinion {k}"
-    specialty = _field(op, "specialty", where)
-    parsed = _field(op, "parsed", where)
-    valid = bool(_field(op, "valid", where))
-    abstained = bool(_field(op, "abstained", where))
-    raw = _field(op, "raw", where) or ""
+    specialty = item_field(op, "specialty", where)
+    parsed = item_field(op, "parsed", where)
+    valid = bool(item_field(op, "valid", where))
+    abstained = bool(item_field(op, "abstained", where))
+    raw = item_field(op, "raw", where) or ""
     if abstained:
         answer = "abstained"
     elif not valid:

@@ -168,19 +168,22 @@ class Item:
         return cls(**kwargs)
 
 
-def item_field(item: Any, name: str) -> Any:
-    """``item[name]`` for a dataset row / dict, ``item.name`` for an :class:`Item`.
+def item_field(item: Any, name: str, where: str | None = None) -> Any:
+    """``item[name]`` for a dataset row / dict, ``item.name`` for an :class:`Item` (or any
+    object with attributes, e.g. an opinion record).
 
     Raises:
-        SchemaError: naming the item id and the missing field.
+        SchemaError: naming the missing field and ``where`` (default ``item <id>``).
     """
     if isinstance(item, Mapping):
-        if name not in item:
-            raise SchemaError(f"item {item.get('id', '?')!r}: missing field {name!r}")
-        return item[name]
-    if not hasattr(item, name):
-        raise SchemaError(f"item {getattr(item, 'id', '?')!r}: missing field {name!r}")
-    return getattr(item, name)
+        found, value = name in item, item.get(name)
+        ident = item.get("id", "?")
+    else:
+        found, value = hasattr(item, name), getattr(item, name, None)
+        ident = getattr(item, "id", "?")
+    if not found:
+        raise SchemaError(f"{where or f'item {ident!r}'}: missing field {name!r}")
+    return value
 
 
 def item_meta(row: Mapping[str, Any]) -> dict[str, Any]:
