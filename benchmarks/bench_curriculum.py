@@ -37,21 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from transformers import TrainerCallback  # noqa: E402
-
-
-class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step (on_step_begin → on_step_end), seconds."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self._t0 = 0.0
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._t0 = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._t0)
+from _timing import StepTimer  # noqa: E402  (benchmarks/ is sys.path[0] when a script runs)
 
 
 def plain_grpo(profile, base: str, rows, out: Path, steps: int, seed: int) -> list[float]:

@@ -51,22 +51,11 @@ def _maxrss_mib() -> float:
 def child(profile_name: str, cold_run: str, work: str, steps: int, threads: int | None, seed: int) -> dict:
     """One repeat: copy the cold run, train ``steps`` GRPO steps, return times and memory."""
     import torch
-    from transformers import TrainerCallback
+    from _timing import StepTimer  # benchmarks/ is sys.path[0] when a script runs
 
     from mmed.config import apply_torch_threads, load_profile
     from mmed.rl.triage import train_triage
     from mmed.runs import Run
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.times: list[float] = []
-            self._t0 = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self._t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.times.append(time.perf_counter() - self._t0)
 
     prof = load_profile(profile_name)
     apply_torch_threads(prof)
