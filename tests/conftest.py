@@ -77,3 +77,17 @@ def smoke_curriculum(smoke_attending_cold: Path, tmp_path_factory):
     root = tmp_path_factory.mktemp("cmarl") / "trained"
     shutil.copytree(smoke_attending_cold, root)
     return root, train_curriculum("smoke", root, seed=0, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def smoke_torch_threads():
+    """The smoke profile's torch thread count for one test module (restored afterwards);
+    modules opt in with ``pytestmark = pytest.mark.usefixtures("smoke_torch_threads")``."""
+    import torch
+
+    from mmed.config import apply_torch_threads, load_profile
+
+    before = torch.get_num_threads()
+    apply_torch_threads(load_profile("smoke"))
+    yield
+    torch.set_num_threads(before)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from mmed.agents.pipeline import as_item_list
-from mmed.config import STRATA, apply_torch_threads, load_profile
+from mmed.config import STRATA, load_profile
 from mmed.consult import synthetic_split
 from mmed.rl import replicates as R
 from mmed.runs import Run
@@ -21,12 +20,7 @@ from mmed.runs import Run
 SMOKE = load_profile("smoke")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def profile_threads():
-    before = torch.get_num_threads()
-    apply_torch_threads(SMOKE)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("smoke_torch_threads")
 
 
 @pytest.fixture
@@ -119,6 +113,11 @@ def test_triage_replicates_train_each_seed_in_its_own_folder(run: Run):
     a0 = run.path("triage", "grpo", "final", "adapter_model.safetensors").read_bytes()
     a1 = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").read_bytes()
     assert a0 != a1
+    # the main seed's evaluation, when the caller has it, is used as is (not recomputed)
+    from mmed.rl import triage as T
+
+    main = T.evaluate_stages(SMOKE, {"grpo": T.triage_sources(run, SMOKE)["grpo"]}, items, None, seed=0)["summary"]["grpo"]
+    pd.testing.assert_frame_equal(R.triage_replicates(run, SMOKE, [0, 1], 0, items, main_summary=main, log=None), t)
     # a second call trains nothing and gives the same table
     mtime = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").stat().st_mtime_ns
     again = R.triage_replicates(run, SMOKE, [0, 1], 0, items, log=None)

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from mmed.config import apply_torch_threads, load_profile
+from mmed.config import load_profile
 from mmed.consult import ensure_cold_start
 from mmed.data import SPECIALTIES, TRIAGE_QUESTION
 from mmed.rl import triage as T
@@ -32,13 +32,7 @@ def smoke(**triage_grpo) -> object:
     return load_profile("smoke", overrides={"triage_grpo": triage_grpo} if triage_grpo else None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def profile_threads():
-    """The smoke profile's torch thread count for this module (restored afterwards)."""
-    before = torch.get_num_threads()
-    apply_torch_threads(SMOKE)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("smoke_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -123,6 +123,7 @@ def triage_replicates(
     synthetic_items: Sequence[dict[str, Any]],
     real_items: Sequence[dict[str, Any]] | None = None,
     max_steps: int | None = None,
+    main_summary: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Any:
     """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
@@ -138,6 +139,9 @@ def triage_replicates(
         synthetic_items: synthetic test items (never trained on).
         real_items: real images to evaluate on, or None.
         max_steps: as :func:`mmed.rl.triage.train_triage` (None: the profile's).
+        main_summary: the main seed's GRPO evaluation on the same items when the caller
+            already has it (``evaluate_stages(...)["summary"]["grpo"]``, as notebook 03
+            does): used as is instead of evaluating that policy again.
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, run`` (``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
@@ -155,9 +159,12 @@ def triage_replicates(
         tr = T.train_triage(profile, r, seed=s, max_steps=max_steps)
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
-        grpo = T.triage_sources(r, profile)["grpo"]
-        ev = T.evaluate_stages(profile, {"grpo": grpo}, synthetic_items, real_items, seed=s)
-        for name, summ in ev["summary"]["grpo"].items():
+        if s == main_seed and main_summary is not None:
+            summary = main_summary
+        else:
+            grpo = T.triage_sources(r, profile)["grpo"]
+            summary = T.evaluate_stages(profile, {"grpo": grpo}, synthetic_items, real_items, seed=s)["summary"]["grpo"]
+        for name, summ in summary.items():
             a = summ["accuracy"]
             rows.append({"seed": s, "set": name, "n": summ["n"], "accuracy": a["acc"], "lo": a["lo"], "hi": a["hi"],
                          "format_valid": summ["format_valid"]["acc"], "run": str(r.root)})
