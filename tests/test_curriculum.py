@@ -204,6 +204,9 @@ def test_smoke_curriculum_files_manifests_logs_and_reuse(trained):
         recs = C.heldout_predictions(Run(root), None, p.dir_name)
         assert held["after"]["accuracy"]["all"]["n"] == len(recs) == SMOKE.data.synthetic.n_eval
         assert held["after"]["accuracy"]["all"]["acc"] == pytest.approx(sum(r["correct"] for r in recs) / len(recs))
+        ans = held["after"]["answers"]  # the distribution of the held-out answers (issue 11's guard)
+        assert ans["n"] == len(recs) and sum(ans["counts"].values()) == sum(r["valid"] for r in recs)
+        assert ans["n_distinct_completions"] == len({r["raw"] for r in recs})
         log = [json.loads(x) for x in (sdir / "log_history.jsonl").read_text().splitlines()]
         assert [r["step"] for r in log] == list(range(1, p.max_steps + 1))
         for r in log:
@@ -408,7 +411,16 @@ def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
     if rep["systems"]["follow_majority"]["hard"]["n"]:
         assert rep["systems"]["follow_majority"]["hard"]["acc"] == 0.0
     assert rep["claims"]["hard_improves_over_start"] == (rep["paired"]["cmarl-start"]["hard"]["lo"] > 0)
+    # answer distributions: the start, the follow-majority shortcut, every stage
+    from collections import Counter
+
+    letters = lambda xs: Counter("ABCDEFGH"[x] for x in xs if x is not None)
+    assert rep["answers"]["start"]["counts"] == letters(r["parsed"] if r["valid"] else None for r in start)
+    assert rep["answers"]["follow_majority"]["counts"] == letters(r["majority"] for r in start)
+    assert rep["stages"]["cmarl"][-1]["answers"]["counts"] == letters(r["parsed"] if r["valid"] else None for r in final)
+    assert rep["answers"]["start"]["gold_top_share"] == max(Counter(r["answer_idx"] for r in start).values()) / n
     m = C.report_metrics(rep, {"cmarl": res}, SMOKE, SEED, 1.0, 2.0)
+    assert m["answers"] == json.loads(json.dumps(rep["answers"]))
     assert check_04_cmarl_curriculum(m) == []
     bad = copy.deepcopy(m)
     bad["claims"]["beats_follow_majority"] = not bad["claims"]["beats_follow_majority"]

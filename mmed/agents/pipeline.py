@@ -185,8 +185,9 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
     ``triage_fallbacks``; ``panel_opinions``, ``abstentions``, ``panel_invalid``,
     ``panel_errors`` (by error class); ``attending_invalid``; ``strata`` counts;
     ``accuracy`` on closed items ``{acc, lo, hi, n}`` (bootstrap 95%, invalid = wrong);
-    ``by_dataset`` and ``by_stratum`` accuracies; ``open_scores`` (exact match, token
-    recall) when open items were run; ``triage_accuracy`` against the specialty label.
+    ``by_dataset`` and ``by_stratum`` accuracies; ``answers``: the distribution of the
+    final answers on closed items (:func:`decision_answers`); ``open_scores`` (exact match,
+    token recall) when open items were run; ``triage_accuracy`` against the specialty label.
     """
     from ..eval.metrics import accuracy_ci
 
@@ -215,6 +216,7 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
     with_att = [r for r in closed if r.get("attending") is not None]
     if with_att:
         out["attending_invalid"] = sum(not r["attending"]["valid"] for r in with_att)
+        out["answers"] = decision_answers(with_att)
         out["accuracy"] = accuracy_ci([r["correct"] for r in with_att], n_boot, seed=seed)
         for key in ("dataset", "stratum"):
             groups: dict[str, list[bool]] = {}
@@ -228,6 +230,24 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
             "token_recall": sum(r["open_recall"] for r in opened) / len(opened),
         }
     return out
+
+
+def decision_answers(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`mmed.eval.metrics.answer_distribution` of the final answers (``attending``) of
+    closed prediction records: parsed option (letter) when valid, the raw completion (None
+    for a majority vote, which writes no text), gold ``answer_idx``, the item's options.
+
+    Raises:
+        ValueError: an open record or one without a decision (``attending`` None), naming it.
+    """
+    from ..eval.metrics import answer_distribution
+
+    for i, r in enumerate(records):
+        if r.get("answer_type", "closed") != "closed" or r.get("attending") is None:
+            raise ValueError(f"record {i} (id {r.get('id')!r}): decision_answers needs closed records with a decision")
+    return answer_distribution([r["attending"]["parsed"] if r["attending"]["valid"] else None for r in records],
+                               [r["attending"].get("raw") for r in records], [int(r["answer_idx"]) for r in records],
+                               [list(r["options"]) for r in records])
 
 
 def failed_calls_warning(metrics: dict[str, Any]) -> str | None:

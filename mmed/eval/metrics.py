@@ -428,3 +428,161 @@ def open_table(
     out = _object_keys(pd.DataFrame(out_rows, columns=cols), by)
     out.attrs["n_closed_skipped"] = n_closed
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# answer distributions: guards against a degenerate (input-independent) agent (issue 11)
+# ----------------------------------------------------------------------------------------
+#: share above which one answer on (nearly) every item marks a degenerate agent, unless
+#: the gold answers on the same items are at least as skewed (profile ``eval.degenerate_share``)
+DEGENERATE_SHARE = 0.9
+
+
+def _answer_key(a: Any, i: int, field: str, n_options: int | None = None) -> str:
+    """The counted key of one answer: an option index → its letter (``0`` → ``"A"``), a
+    string (a specialty, free text) → itself. Raises ``ValueError`` naming item ``i``."""
+    from ..data.schema import option_letter
+
+    if isinstance(a, (bool, np.bool_)):
+        raise ValueError(f"{field}[{i}]: {a!r} is a boolean, expected an option index or an answer string")
+    if isinstance(a, (int, np.integer)):
+        if a < 0 or (n_options is not None and a >= n_options):
+            raise ValueError(f"{field}[{i}]: option index {int(a)} outside 0..{(n_options or 26) - 1}")
+        return option_letter(int(a))
+    if isinstance(a, str):
+        return a
+    raise ValueError(f"{field}[{i}]: {a!r} ({type(a).__name__}) is not an option index or an answer string")
+
+
+def _ranked(c: Counter) -> dict[str, int]:
+    """Counts as a dict, most frequent first, ties by key (stable JSON)."""
+    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def answer_distribution(
+    parsed_answers: Sequence[Any],
+    raw_completions: Sequence[str | None] | None,
+    gold_answers: Sequence[Any],
+    options: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """What an agent answered over a set of items, next to what the gold answers are.
+
+    An agent whose answer does not depend on its input (the same letter on every item) can
+    score near the share of the most frequent gold answer; accuracy alone hides that. This
+    records the distribution of the parsed answers so every evaluation shows it.
+
+    Args:
+        parsed_answers: one per item: the parsed answer — an option index (multiple choice;
+            counted as its letter, ``0`` → ``"A"``) or a string (e.g. a specialty) — or
+            ``None`` for an invalid (unparsed) output, counted apart in ``n_invalid``.
+        raw_completions: one per item: the raw completion text, or ``None`` where no text
+            exists (e.g. a vote over opinions); ``None`` altogether when no raw text exists.
+        gold_answers: one per item: the gold answer, of the same kind as the parsed ones
+            (an option index or a string; never ``None``).
+        options: one option list per item (multiple choice); when given, answers are also
+            counted by option text (``counts_text``, ``gold_counts_text``) and an option
+            index outside its item's options is an error.
+    Returns:
+        A JSON-safe dict: ``n`` (items), ``n_valid``, ``n_invalid``; ``counts`` (answer →
+        count over valid answers, most frequent first); ``top_answer`` (None when no answer
+        is valid) and ``top_answer_share`` = its count / ``n`` (invalid items stay in the
+        denominator, so an agent with no valid answer has share 0 — its ``valid_rate`` shows
+        that); ``gold_counts``, ``gold_top_answer`` and ``gold_top_share`` (the share of the
+        most frequent gold answer on the same items: what always giving that answer
+        scores); ``n_distinct_completions`` (distinct raw strings; None without raw text)
+        and ``top_completion_share``; with ``options`` also ``counts_text`` and
+        ``gold_counts_text``. For ``n = 0`` the shares are None and the counts empty.
+        Ties for the top answer go to the first key in (count descending, key) order.
+    Raises:
+        ValueError: sequences of different lengths; a gold answer that is ``None``; an
+            answer that is neither an option index nor a string, a negative index, or an
+            index outside its item's options (each names the item and the field).
+
+    Example: ``answer_distribution([0, 0, 1, None], raws, [0, 1, 1, 0])`` gives
+    ``counts == {"A": 2, "B": 1}``, ``top_answer_share == 0.5``, ``gold_top_share == 0.5``.
+    """
+    n = len(parsed_answers)
+    if len(gold_answers) != n:
+        raise ValueError(f"answer_distribution: {n} parsed answers but {len(gold_answers)} gold answers")
+    if raw_completions is not None and len(raw_completions) != n:
+        raise ValueError(f"answer_distribution: {n} parsed answers but {len(raw_completions)} raw completions")
+    if options is not None and len(options) != n:
+        raise ValueError(f"answer_distribution: {n} parsed answers but {len(options)} option lists")
+    counts: Counter = Counter()
+    gold_counts: Counter = Counter()
+    text_counts: Counter = Counter()
+    gold_text_counts: Counter = Counter()
+    n_invalid = 0
+    for i, (a, g) in enumerate(zip(parsed_answers, gold_answers)):
+        opts = list(options[i]) if options is not None else None
+        k_opts = len(opts) if opts is not None else None
+        if g is None:
+            raise ValueError(f"gold_answers[{i}]: None (every item needs a gold answer)")
+        gold_counts[_answer_key(g, i, "gold_answers", k_opts)] += 1
+        if opts is not None and isinstance(g, (int, np.integer)):
+            gold_text_counts[str(opts[int(g)])] += 1
+        if a is None:
+            n_invalid += 1
+            continue
+        counts[_answer_key(a, i, "parsed_answers", k_opts)] += 1
+        if opts is not None and isinstance(a, (int, np.integer)):
+            text_counts[str(opts[int(a)])] += 1
+    ranked, gold_ranked = _ranked(counts), _ranked(gold_counts)
+    top = next(iter(ranked), None)
+    gold_top = next(iter(gold_ranked), None)
+    out: dict[str, Any] = {
+        "n": n, "n_valid": n - n_invalid, "n_invalid": n_invalid, "counts": ranked,
+        "top_answer": top, "top_answer_share": (ranked[top] / n if top is not None else 0.0) if n else None,
+        "gold_counts": gold_ranked, "gold_top_answer": gold_top,
+        "gold_top_share": gold_ranked[gold_top] / n if n else None,
+        "n_distinct_completions": None, "top_completion_share": None,
+    }
+    raws = [r for r in (raw_completions or []) if r is not None]
+    if raws:
+        rc = Counter(raws)
+        out["n_distinct_completions"] = len(rc)
+        out["top_completion_share"] = rc.most_common(1)[0][1] / n
+    if options is not None:
+        out["counts_text"] = _ranked(text_counts)
+        out["gold_counts_text"] = _ranked(gold_text_counts)
+    return out
+
+
+def degenerate_answers(dist: Mapping[str, Any], share: float = DEGENERATE_SHARE) -> bool:
+    """Whether an :func:`answer_distribution` (or any mapping with ``top_answer_share`` and
+    ``gold_top_share``) shows a degenerate agent: one answer on more than ``share`` of the
+    items while the gold answers on the same items are not that skewed
+    (``gold_top_share <= share``). False when either share is missing (None/NaN).
+
+    Raises:
+        ValueError: ``share`` outside (0, 1).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"degenerate share must be in (0, 1), got {share!r}")
+    top, gold = dist.get("top_answer_share"), dist.get("gold_top_share")
+    if top is None or gold is None or pd.isna(top) or pd.isna(gold):
+        return False
+    return float(top) > share and float(gold) <= share
+
+
+def answer_table(distributions: Mapping[str, Mapping[str, Any] | None]) -> pd.DataFrame:
+    """Answer distributions side by side, one row per evaluation (for notebooks).
+
+    Args:
+        distributions: ``{name: answer_distribution(...)}``; a None value (not recorded,
+            e.g. an older run's cached report) gives a row of NaN with ``n`` None.
+    Returns:
+        DataFrame with columns ``name, n, n_invalid, top_answer, top_answer_share,
+        gold_top_answer, gold_top_share, n_distinct_completions, counts`` (``counts`` as
+        ``"A:140"`` text, most frequent first, ``invalid:<k>`` last when any).
+    """
+    cols = ["name", "n", "n_invalid", "top_answer", "top_answer_share", "gold_top_answer", "gold_top_share",
+            "n_distinct_completions", "counts"]
+    rows = []
+    for name, d in distributions.items():
+        if d is None:
+            rows.append({"name": name})
+            continue
+        counts = " ".join(f"{k}:{v}" for k, v in d["counts"].items()) + (f" invalid:{d['n_invalid']}" if d["n_invalid"] else "")
+        rows.append({"name": name, **{k: d.get(k) for k in cols[1:-1]}, "counts": counts.strip()})
+    return pd.DataFrame(rows, columns=cols)

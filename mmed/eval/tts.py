@@ -86,6 +86,47 @@ def scaling_curve(
     return [{"N": N, **_acc(bootstrap_mean_ci(v, n_boot=n_boot, seed=seed))} for N, v in per.items()]
 
 
+def vote_answers(
+    samples: Sequence[Sequence[int | None]], raws: Sequence[Sequence[str | None]] | None, gold: Sequence[int],
+    allocation: Sequence[int], options: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Answer distribution of one realisation of a budget: item i's vote (:func:`vote`)
+    over its first ``allocation[i]`` samples (the samples are i.i.d. draws, so the first N
+    are a random subsample of N).
+
+    Returns :func:`mmed.eval.metrics.answer_distribution` of those votes (a vote with no
+    valid sample is invalid), with ``n_distinct_completions`` / ``top_completion_share``
+    counted over every raw sample that took part (``raws[i][:allocation[i]]``; None
+    without ``raws``) — so a sampler that writes one string whatever the item shows 1.
+    Raises:
+        ValueError: mismatched lengths, an allocation outside 1..len(samples[i]).
+    """
+    from .metrics import answer_distribution
+
+    if not len(samples) == len(gold) == len(allocation) or (raws is not None and len(raws) != len(samples)):
+        raise ValueError(f"vote_answers: {len(samples)} sample lists, {len(gold)} gold answers, "
+                         f"{len(allocation)} allocations" + (f", {len(raws)} raw lists" if raws is not None else ""))
+    votes = []
+    for i, (s, n) in enumerate(zip(samples, allocation)):
+        if not 1 <= int(n) <= len(s):
+            raise ValueError(f"vote_answers: item {i} has {len(s)} samples, allocation {n}")
+        votes.append(vote(list(s[: int(n)])))
+    d = answer_distribution(votes, None, [int(g) for g in gold], options)
+    if raws is not None:
+        used = [r for rs, n in zip(raws, allocation) for r in list(rs)[: int(n)] if r is not None]
+        if used:
+            c = Counter(used)
+            d["n_distinct_completions"] = len(c)
+            d["top_completion_share"] = c.most_common(1)[0][1] / len(used)
+    return d
+
+
+def _answer_cols(d: dict[str, Any]) -> dict[str, Any]:
+    """The curve columns of an answer distribution."""
+    return {"top_answer": d["top_answer"], "top_answer_share": d["top_answer_share"],
+            "gold_top_share": d["gold_top_share"], "n_distinct_completions": d["n_distinct_completions"]}
+
+
 def _acc(r: dict[str, float]) -> dict[str, float]:
     return {"acc": r["mean"], "lo": r["lo"], "hi": r["hi"], "n": r["n"]}
 
@@ -239,7 +280,10 @@ def run_test_time_scaling(
             full system is always required.
     Returns:
         ``(curve, samples)``: a DataFrame with columns attending, dataset, policy
-        (``uniform`` / ``adaptive`` / ``greedy``), N, mean_samples, acc, lo, hi, n — also
+        (``uniform`` / ``adaptive`` / ``greedy``), N, mean_samples, acc, lo, hi, n, and the
+        answer distribution of the budget (:func:`vote_answers`: one realisation, item i
+        voting over its first N samples; the greedy row: the greedy answers):
+        top_answer, top_answer_share, gold_top_share, n_distinct_completions — also
         written to ``<out_dir>/curve.csv`` — and ``samples[attending][dataset]`` = per-item
         records (id, stratum, gold, disagreement, samples, greedy), written to
         ``<out_dir>/<attending slug>__<dataset>_samples.jsonl``.
@@ -254,7 +298,7 @@ def run_test_time_scaling(
 
     import pandas as pd
 
-    from ..agents.pipeline import as_item_list, run_consultation
+    from ..agents.pipeline import as_item_list, decision_answers, run_consultation
     from ..consult import build_agents
     from .metrics import accuracy_ci
 
@@ -291,7 +335,9 @@ def run_test_time_scaling(
             recs = run_consultation(its, triage, panels, attending, decision="attending", progress=progress)
             drawn = attending.sample(its, [r["panel"] for r in recs], n_samples, temperature=temperature, seed=seed, progress=progress)
             samples = [[d.parsed if d.valid else None for d in ds] for ds in drawn]
+            raws = [[d.raw for d in ds] for ds in drawn]
             gold = [int(it["answer_idx"]) for it in its]
+            opts = [list(it["options"]) for it in its]
             per = [
                 {"id": r["id"], "stratum": r["stratum"], "gold": g, "disagreement": panel_disagreement(r["panel"]),
                  "samples": s, "greedy": r["attending"]["parsed"], "greedy_correct": r["correct"]}
@@ -303,15 +349,21 @@ def run_test_time_scaling(
                     f.write(json.dumps(p) + "\n")
             base = {"attending": label, "dataset": ds_name}
             for c in scaling_curve(samples, gold, budgets, n_boot=nb, seed=seed):
-                rows.append({**base, "policy": "uniform", "N": c["N"], "mean_samples": float(c["N"]), **{q: c[q] for q in ("acc", "lo", "hi", "n")}})
+                ans = vote_answers(samples, raws, gold, [c["N"]] * len(samples), opts)
+                rows.append({**base, "policy": "uniform", "N": c["N"], "mean_samples": float(c["N"]), **{q: c[q] for q in ("acc", "lo", "hi", "n")},
+                             **_answer_cols(ans)})
             dis = [p["disagreement"] for p in per]
             for b in budgets:
                 if b <= 1:
                     continue
-                a = adaptive_accuracy(samples, gold, adaptive_allocation(dis, b, n_samples), n_boot=nb, seed=seed)
-                rows.append({**base, "policy": "adaptive", "N": b, "mean_samples": a["mean_samples"], **{q: a[q] for q in ("acc", "lo", "hi", "n")}})
+                alloc = adaptive_allocation(dis, b, n_samples)
+                a = adaptive_accuracy(samples, gold, alloc, n_boot=nb, seed=seed)
+                ans = vote_answers(samples, raws, gold, alloc, opts)
+                rows.append({**base, "policy": "adaptive", "N": b, "mean_samples": a["mean_samples"], **{q: a[q] for q in ("acc", "lo", "hi", "n")},
+                             **_answer_cols(ans)})
             g = accuracy_ci([bool(p["greedy_correct"]) for p in per], nb, seed=seed)
-            rows.append({**base, "policy": "greedy", "N": 1, "mean_samples": 1.0, **{q: g[q] for q in ("acc", "lo", "hi", "n")}})
+            rows.append({**base, "policy": "greedy", "N": 1, "mean_samples": 1.0, **{q: g[q] for q in ("acc", "lo", "hi", "n")},
+                         **_answer_cols(decision_answers(recs))})
     curve = pd.DataFrame(rows)
     curve.to_csv(out_dir / "curve.csv", index=False)
     (out_dir / "weights.json").write_text(json.dumps(weights, indent=2, default=str))

@@ -548,11 +548,25 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def heldout_answers(records: Sequence[dict[str, Any]], key: str | None = None) -> dict[str, Any]:
+    """:func:`mmed.eval.metrics.answer_distribution` of :func:`heldout_records` (option
+    letters, invalid counted apart, distinct raw completions), or with ``key`` of another
+    per-record answer field holding an option index or None (``"majority"``: the panel's
+    plurality answer, no raw text)."""
+    from ..eval.metrics import answer_distribution
+
+    if key is None:
+        return answer_distribution([r["parsed"] if r["valid"] else None for r in records], [r["raw"] for r in records],
+                                   [int(r["answer_idx"]) for r in records])
+    return answer_distribution([r[key] for r in records], None, [int(r["answer_idx"]) for r in records])
+
+
 def _heldout_summary(records: Sequence[dict[str, Any]], profile: Profile, seed: int) -> dict[str, Any]:
     nb = profile.eval.bootstrap_samples
     return {"accuracy": accuracy_by_stratum(records, "correct", nb, seed),
             "format_valid": sum(r["format_valid"] for r in records) / max(1, len(records)),
-            "answer_valid": sum(r["valid"] for r in records) / max(1, len(records)), "n": len(records)}
+            "answer_valid": sum(r["valid"] for r in records) / max(1, len(records)), "n": len(records),
+            "answers": heldout_answers(records)}
 
 
 def _cached_heldout(path: Path, profile: Profile, base: str, adapters: str | None, heldout: StratifiedSet, seed: int) -> list[dict[str, Any]]:
@@ -849,7 +863,10 @@ def curriculum_report(
         ``systems``: per system (``start``, each variant's final stage, the shortcut
         baselines ``follow_majority``/``contradict_majority``), accuracy per stratum and
         overall with bootstrap intervals; ``stages``: per variant, each stage's γ, steps,
-        items, held-out accuracy after it and its training-log summary; ``paired``: paired
+        items, held-out accuracy after it, the distribution of its held-out answers
+        (``answers``, :func:`heldout_answers`; the last stage's is the variant's final one)
+        and its training-log summary; ``answers``: the same for the starting policy
+        (``start``) and the follow-the-majority shortcut; ``paired``: paired
         bootstrap differences (first variant minus each other system) per stratum;
         ``contradict_hard_yes_no``: accuracy of contradicting the majority on 2-option Hard
         items with a valid majority (1.0 by construction); ``claims``: the booleans of
@@ -884,6 +901,7 @@ def curriculum_report(
             delta = _paired_by_stratum(recs, prev, n_boot, seed)
             rows.append({k: m[k] for k in ("dir", "name", "strata", "entropy_coef", "steps", "n_items", "step_offset")}
                         | {"after": accuracy_by_stratum(recs, "correct", n_boot, seed),
+                           "answers": heldout_answers(recs),
                            "format_valid_after": sum(r["format_valid"] for r in recs) / len(recs),
                            "delta": delta, "contrarian_shift": _contrarian(delta),
                            "train": _stage_training_summary(log)})
@@ -920,8 +938,9 @@ def curriculum_report(
                if r["stratum"] == "hard" and r["n_options"] == 2 and r["majority"] is not None]
     start_fv = sum(r["format_valid"] for r in start) / len(start)
     claims, evidence = _claims(main, paired, stages[main], start_fv, min_margin)
+    answers = {"start": heldout_answers(start), "follow_majority": heldout_answers(start, "majority")}
     return {"split": split, "n_items": len(ids), "variants": [_label(v) for v in variants], "main": main,
-            "systems": acc, "stages": stages, "paired": paired,
+            "systems": acc, "stages": stages, "paired": paired, "answers": answers,
             "contradict_hard_yes_no": {"acc": (sum(yn_hard) / len(yn_hard)) if yn_hard else None, "n": len(yn_hard)},
             "claims": claims, "evidence": evidence}
 
@@ -1006,6 +1025,6 @@ def report_metrics(report: dict[str, Any], results: dict[str, CurriculumResult],
         "variants": report["variants"], "train_counts": first.train_counts,
         "plans": {n: [{k: m[k] for k in ("dir", "strata", "steps", "entropy_coef", "n_items", "max_steps")} for m in r.stages]
                   for n, r in results.items()},
-        **{k: report[k] for k in ("systems", "stages", "paired", "contradict_hard_yes_no", "claims", "evidence")},
+        **{k: report[k] for k in ("systems", "stages", "paired", "answers", "contradict_hard_yes_no", "claims", "evidence")},
         "train_seconds": round(float(train_seconds), 1), "seconds": round(float(seconds), 1),
     }))

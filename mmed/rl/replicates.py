@@ -144,7 +144,9 @@ def triage_replicates(
             does): used as is instead of evaluating that policy again.
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
-        format_valid, run`` (``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
+        format_valid, top_answer, top_answer_share, gold_top_share, run`` (the shares of the
+        most frequent answer and gold answer, from :func:`mmed.rl.triage.triage_summary`'s
+        ``answers``; ``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
         ``synthetic``, ``synthetic_image_only``, ``real``; ``run`` the folder that holds
         the seed's training).
     Raises:
@@ -167,8 +169,16 @@ def triage_replicates(
         for name, summ in summary.items():
             a = summ["accuracy"]
             rows.append({"seed": s, "set": name, "n": summ["n"], "accuracy": a["acc"], "lo": a["lo"], "hi": a["hi"],
-                         "format_valid": summ["format_valid"]["acc"], "run": str(r.root)})
+                         "format_valid": summ["format_valid"]["acc"], **_shares(summ.get("answers")), "run": str(r.root)})
     return pd.DataFrame(rows)
+
+
+def _shares(answers: dict[str, Any] | None) -> dict[str, Any]:
+    """``top_answer``, ``top_answer_share`` and ``gold_top_share`` of an
+    :func:`mmed.eval.metrics.answer_distribution` (None each when not recorded)."""
+    a = answers or {}
+    return {"top_answer": a.get("top_answer"), "top_answer_share": a.get("top_answer_share"),
+            "gold_top_share": a.get("gold_top_share")}
 
 
 def table_records(table: Any) -> list[dict[str, Any]]:
@@ -207,7 +217,9 @@ def curriculum_replicates(
     Returns:
         a ``pandas.DataFrame``, one row per (seed, system, stratum) with stratum in
         ``easy, medium, hard, all``: ``seed, system, stratum, n, accuracy, lo, hi,
-        format_valid`` (of the final stage, all strata; None for ``start``), and for the
+        format_valid`` (of the final stage, all strata; None for ``start``),
+        ``top_answer, top_answer_share, gold_top_share`` (of the held-out answers over all
+        strata, on the ``all`` rows only; None on the others), and for the
         non-first variants ``diff_vs_first, diff_lo, diff_hi`` (first minus this system,
         paired over the same held-out items; None otherwise). ``system`` is ``start`` (the
         cold-started attending) or the variant's label (``cmarl`` for None).
@@ -233,11 +245,13 @@ def curriculum_replicates(
         for name in ("start", *labels):
             fv = None if name == "start" else rep["stages"][name][-1]["format_valid_after"]
             d = rep["paired"].get(f"{labels[0]}-{name}") if name != labels[0] and name != "start" else None
+            ans = rep["answers"]["start"] if name == "start" else rep["stages"][name][-1].get("answers")
             for st in (*STRATA, "all"):
                 a = rep["systems"][name][st]
                 dd = d[st] if d else None
                 rows.append({"seed": s, "system": name, "stratum": st, "n": a.get("n"), "accuracy": a["acc"],
                              "lo": a["lo"], "hi": a["hi"], "format_valid": fv,
+                             **(_shares(ans) if st == "all" else _shares(None)),
                              "diff_vs_first": dd["diff"] if dd else None, "diff_lo": dd["lo"] if dd else None,
                              "diff_hi": dd["hi"] if dd else None})
     return pd.DataFrame(rows)

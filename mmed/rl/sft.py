@@ -102,24 +102,40 @@ def format_and_accuracy(
     max_new_tokens: int,
 ) -> dict[str, float]:
     """Greedy completions on ``items``: ``format_valid`` (has_valid_format), ``answer_valid``
-    (parser accepted the answer) and ``accuracy`` (invalid = wrong); rates in [0, 1]."""
+    (parser accepted the answer) and ``accuracy`` (invalid = wrong); rates in [0, 1]; and
+    ``answers``, the distribution of the parsed answers and distinct completions
+    (:func:`mmed.eval.metrics.answer_distribution`)."""
     if not items:
         return {"n": 0, "format_valid": float("nan"), "answer_valid": float("nan"), "accuracy": float("nan")}
     msgs = [agent_messages(agent, it, opinions[i] if opinions else None, style) for i, it in enumerate(items)]
     raws = [r[0] for r in runner.generate(msgs, [list(it["images"]) for it in items], SamplingParams(max_new_tokens=max_new_tokens), progress=False)]
     fmt = ans = acc = 0
+    parsed = []  # issue 11 guard: what the agent answered, for answer_distribution below
     for it, raw in zip(items, raws):
         fmt += has_valid_format(raw)
         if agent == "triage":
             p = parse_specialty(raw)
             ok = p.valid and p.value == it["specialty"]
+            parsed.append(p.value if p.valid else None)
         else:
             p = parse_choice(raw, list(it["options"]))
             ok = p.valid and p.index == it["answer_idx"]
+            parsed.append(p.index if p.valid else None)
         ans += p.valid
         acc += ok
     n = len(items)
-    return {"n": n, "format_valid": fmt / n, "answer_valid": ans / n, "accuracy": acc / n}
+    return {"n": n, "format_valid": fmt / n, "answer_valid": ans / n, "accuracy": acc / n,
+            "answers": _answers(agent, items, parsed, raws)}
+
+
+def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequence[str]) -> dict[str, Any]:
+    """:func:`mmed.eval.metrics.answer_distribution` of a cold-start evaluation (issue 11's
+    degenerate-agent guard): specialties for the triage doctor, option letters for the attending."""
+    from ..eval.metrics import answer_distribution
+
+    if agent == "triage":
+        return answer_distribution(parsed, raws, [it["specialty"] for it in items])
+    return answer_distribution(parsed, raws, [int(it["answer_idx"]) for it in items], [list(it["options"]) for it in items])
 
 
 def cold_start(

@@ -511,7 +511,9 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
     """Accuracy and format-valid rate of :func:`evaluate_triage` records, overall and per specialty.
 
     Returns:
-        ``{"n", "accuracy", "format_valid", "answer_valid", "by_specialty", "without_items"}``;
+        ``{"n", "accuracy", "format_valid", "answer_valid", "by_specialty", "without_items",
+        "answers"}`` (``answers``: :func:`mmed.eval.metrics.answer_distribution` of the parsed
+        specialties, invalid answers counted apart);
         each rate is ``{acc, lo, hi, n}`` (bootstrap interval at ``confidence``);
         ``by_specialty`` lists all seven specialties, those without items with ``n = 0``
         and ``None`` rates (reported, not dropped), also named in ``without_items``.
@@ -533,6 +535,11 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
         }
     out["by_specialty"] = by
     out["without_items"] = [s for s in SPECIALTIES if by[s]["n"] == 0]
+    # issue 11 guard: which specialties the policy answered, next to the gold ones
+    from ..eval.metrics import answer_distribution
+
+    out["answers"] = answer_distribution([r["parsed"] if r["answer_valid"] else None for r in records],
+                                         [r["raw"] for r in records], [r["specialty"] for r in records])
     return out
 
 
