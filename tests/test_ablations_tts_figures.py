@@ -13,8 +13,9 @@ import pytest
 from mmed.checkers.nb05_06 import check_05
 from mmed.config import load_profile
 from mmed.consult import load_items
-from mmed.eval.ablations import (ABLATION_ROWS, domain_averages, markdown_table, no_valid_answer_notes, run_ablations,
-                                 slug, stratum_accuracy)
+from mmed.eval.ablations import (ABLATION_ROWS, BEST_SPECIALIST_ROW, FOLLOW_MAJORITY_GOLD_ROW, FOLLOW_MAJORITY_ROW, ablation_rows,
+                                 answer_columns, domain_averages, markdown_table, member_row_name, no_valid_answer_notes,
+                                 run_ablations, single_member, slug, stratum_accuracy)
 from mmed.eval.metrics import accuracy_ci
 from mmed.eval.tts import budget_gains, run_test_time_scaling, sample_stratum_table
 from mmed.viz.figures import (RESULTS_END, RESULTS_START, ablation_claims, redraw, refresh_from_run, results_markdown,
@@ -25,8 +26,16 @@ SMOKE = load_profile("smoke")
 
 def test_ablations_report_unavailable_rows_and_score_the_rest(smoke_cold_run):
     items = load_items(SMOKE, "synthetic", "test", limit=6)
-    df, recs = run_ablations(smoke_cold_run, SMOKE, {"synthetic": items}, seed=0)
-    assert list(df["system"]) == [r.name for r in ABLATION_ROWS]
+    val = load_items(SMOKE, "synthetic", "validation", limit=5)
+    k = SMOKE.specialists.panel_size
+    # synthetic with validation items, a copy of the same items under another name without
+    df, recs = run_ablations(smoke_cold_run, SMOKE, {"synthetic": items, "other": items}, seed=0,
+                             validation_items={"synthetic": val})
+    assert list(df["system"]) == [r.name for r in ablation_rows(k)] * 2
+    assert {FOLLOW_MAJORITY_ROW, FOLLOW_MAJORITY_GOLD_ROW, BEST_SPECIALIST_ROW} <= set(df["system"])
+    assert all("majority" in n for n in (FOLLOW_MAJORITY_ROW, FOLLOW_MAJORITY_GOLD_ROW))
+    other = df[df["dataset"] == "other"]
+    df = df[df["dataset"] == "synthetic"]
     avail = df[df["available"]]
     missing = df[~df["available"]]
     # a cold-started run has no curriculum stages or variants: those rows say so
@@ -35,6 +44,35 @@ def test_ablations_report_unavailable_rows_and_score_the_rest(smoke_cold_run):
                                       "C-MARL with an entropy target (γ only while entropy ≤ target)",
                                       "+ Easy", "+ Easy + Medium", "+ Easy + Medium + Hard"}
     assert all(missing["reason"].str.len() > 0)
+    # without validation items the best single specialist is not chosen on the evaluated items
+    best_other = other[other["system"] == BEST_SPECIALIST_ROW].iloc[0]
+    assert not best_other["available"] and best_other["reason"].startswith("no validation split for other")
+    # with them: the position is chosen on validation, and its row is that member's answers on the test items
+    best = df[df["system"] == BEST_SPECIALIST_ROW].iloc[0]
+    pos = int(best["note"].split("panel position ")[1].split(",")[0]) - 1
+    assert "chosen on 5 validation items" in best["note"]
+    full = recs["synthetic"]["full system"]
+    assert [r["attending"]["parsed"] for r in recs["synthetic"][BEST_SPECIALIST_ROW]] == \
+        [r["attending"]["parsed"] for r in single_member(full, pos)]
+    for j in range(k):  # each position's own accuracy, labelled as not selected
+        m = [r["correct"] for r in single_member(full, j)]
+        assert df[df["system"] == member_row_name(j)].iloc[0]["acc"] == sum(m) / len(m)
+    # follow the majority of the trained triage's routed panel: the panel of the full system's records
+    fm = recs["synthetic"][FOLLOW_MAJORITY_ROW]
+    assert [r["panel"] for r in fm] == [r["panel"] for r in full]
+    assert all(r["attending"]["method"] == "follow_majority" and r["attending"]["raw"] is None for r in fm)
+    gold = recs["synthetic"][FOLLOW_MAJORITY_GOLD_ROW]
+    assert all(r["panel"][0]["specialty"] == r["specialty"] for r in gold)
+    # the answer distribution and chance of every available row come from its records
+    chance = sum(1 / len(it["options"]) for it in items) / len(items)
+    for name, rs in recs["synthetic"].items():
+        r = df[df["system"] == name].iloc[0]
+        cols = answer_columns(rs)
+        assert r["chance"] == pytest.approx(chance)
+        assert (r["top_answer"], r["top_answer_share"], r["gold_top_share"], r["answer_counts"]) == \
+            (cols["top_answer"], cols["top_answer_share"], cols["gold_top_share"], cols["answer_counts"])
+        letters = [("ABCD"[x["attending"]["parsed"]] if x["attending"]["valid"] else None) for x in rs]
+        assert r["top_answer_share"] == max(letters.count(a) for a in set(letters) - {None}) / 6
     assert (avail["n"] == 6).all() and ((avail["lo"] <= avail["acc"]) & (avail["acc"] <= avail["hi"])).all()
     # the full system is the cold-started attending here, so both rows hold identical answers
     full = recs["synthetic"]["full system"]
@@ -80,6 +118,21 @@ def test_tts_curve_shapes_and_adaptive_budget(smoke_cold_run):
     assert (ada["mean_samples"] == ada["N"]).all()
     assert ((curve["lo"] <= curve["acc"]) & (curve["acc"] <= curve["hi"])).all()
     assert (smoke_cold_run.path("eval", "tts") / "curve.csv").is_file()
+    # each budget records what its vote answered: item i votes over its first N samples
+    from collections import Counter
+
+    from mmed.eval.tts import vote
+
+    per = samples["synthetic"]
+    for _, r in curve[curve.policy == "uniform"].iterrows():
+        votes = Counter(vote(p["samples"][: int(r["N"])]) for p in per)
+        votes.pop(None, None)
+        assert r["top_answer_share"] == (max(votes.values()) / len(per) if votes else 0.0)
+    golds = Counter(p["gold"] for p in per)
+    assert (curve["gold_top_share"] == max(golds.values()) / len(per)).all()
+    greedy = curve[curve.policy == "greedy"].iloc[0]
+    g = Counter(p["greedy"] for p in per if p["greedy"] is not None)
+    assert greedy["top_answer_share"] == (max(g.values()) / len(per) if g else 0.0)
 
 
 def _fake_figure_data(d):
@@ -122,6 +175,52 @@ def test_redraw_and_readme_block_come_from_the_csv_files(tmp_path):
         update_readme(tmp_path / "bad.md", tmp_path)
 
 
+def test_readme_block_shows_answer_shares_and_chance_when_the_csvs_hold_them(tmp_path):
+    guard = {"top_answer": "A", "top_answer_share": 1.0, "gold_top_share": 0.486, "chance": 0.464}
+    pd.DataFrame([
+        {"dataset": "synthetic", "system": "full system", "available": True, "n": 10, "acc": 0.5, "lo": 0.2, "hi": 0.8,
+         "valid_rate": 1.0, **guard},
+        {"dataset": "synthetic", "system": "follow the panel's majority (trained triage's panel, no attending)",
+         "available": True, "n": 10, "acc": 0.8, "lo": 0.6, "hi": 1.0, "valid_rate": 1.0,
+         **dict(guard, top_answer="B", top_answer_share=0.55)},
+    ]).to_csv(tmp_path / "ablations.csv", index=False)
+    pd.DataFrame([
+        {"attending": "a", "dataset": "synthetic", "policy": p, "N": n, "mean_samples": float(n), "acc": 0.5, "lo": 0.4,
+         "hi": 0.6, "n": 10, "top_answer": "A", "top_answer_share": 0.9, "gold_top_share": 0.5}
+        for p, n in (("greedy", 1), ("uniform", 1), ("uniform", 4))
+    ]).to_csv(tmp_path / "test_time_scaling.csv", index=False)
+    pd.DataFrame([{"when": "GRPO", "dataset": "real", "specialty": "(all)", "acc": 0.3, "lo": 0.2, "hi": 0.4, "n": 107,
+                   "top_answer": "Oncologist", "top_answer_share": 0.99, "gold_top_share": 0.3}]).to_csv(tmp_path / "triage.csv", index=False)
+    md = results_markdown(tmp_path)
+    assert "| full system | 50.0 [20.0, 80.0] (n=10, 100% valid; top A 100%, gold top 49%) |" in md
+    assert "(n=10, 100% valid; top B 55%, gold top 49%) |" in md
+    assert "Chance (mean over items of 1 / number of options): synthetic 46.4%." in md
+    assert "| a | synthetic | uniform | 50.0 [40.0, 60.0] (top A 90%) | 50.0 [40.0, 60.0] (top A 90%) | " \
+           "50.0 [40.0, 60.0] (top A 90%) | 50% |" in md
+    assert "| real | (all) | GRPO | 107 | 30.0 [20.0, 40.0] | top Oncologist 99% | 30% |" in md
+    assert "has no `top_answer_share`" not in md
+    assert redraw(tmp_path)["ablations"] == "ok"
+
+
+def test_readme_block_says_when_old_csvs_lack_the_answer_shares(tmp_path):
+    _fake_figure_data(tmp_path)
+    md = results_markdown(tmp_path)
+    assert "`ablations.csv` has no `top_answer_share` / `gold_top_share` columns" in md
+    assert "`test_time_scaling.csv` has no `top_answer_share`" in md
+
+
+def test_export_ablations_always_carries_the_guard_columns(tmp_path):
+    from mmed.viz.figures import ABLATION_GUARD_COLUMNS, export_ablations
+
+    t = tmp_path / "eval" / "ablations"
+    t.mkdir(parents=True)
+    pd.DataFrame([{"dataset": "synthetic", "system": "full system", "n": 3, "acc": 0.5, "top_answer_share": 0.7}]).to_csv(
+        t / "table.csv", index=False)
+    df = export_ablations(tmp_path)
+    assert {"top_answer_share", "valid_rate", "acc_easy", "chance", "gold_top_share"} <= set(ABLATION_GUARD_COLUMNS) <= set(df)
+    assert df.loc[0, "top_answer_share"] == 0.7 and pd.isna(df.loc[0, "chance"])
+
+
 def test_refresh_from_run_only_touches_what_the_run_has(tmp_path):
     from mmed.runs import Run
 
@@ -158,6 +257,12 @@ def test_refresh_from_run_only_touches_what_the_run_has(tmp_path):
     assert tri["gain"].isna().tolist() == [True, True, True, False]
     assert tri.iloc[3][["gain", "gain_lo", "gain_hi"]].tolist() == [0.3, 0.1, 0.5]
     assert "| triage GRPO gain (vs cold-start triage) | real (n=10) | +30.0 [+10.0, +50.0] | holds here |" in results_markdown(fig)
+    # the answer distribution notebook 03 records (triage_summary's "answers") lands on the (all) rows
+    nb03["eval"]["grpo"]["real"]["answers"] = {"top_answer": "Oncologist", "top_answer_share": 0.9, "gold_top_share": 0.4}
+    run.path("eval").joinpath("notebook_03_triage_grpo.json").write_text(json.dumps(nb03))
+    refresh_from_run(run.root, fig)
+    tri = pd.read_csv(fig / "triage.csv")
+    assert tri["top_answer_share"].tolist()[3] == 0.9 and tri["top_answer_share"].isna().tolist() == [True] * 3 + [False]
 
 
 # ----------------------------------------------------------------------------------------

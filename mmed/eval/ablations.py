@@ -21,8 +21,29 @@ C-MARL with an entropy target                   variant ``adaptive_entropy`` (be
 + Easy + Medium                                 curriculum stage 2 adapters
 + Easy + Medium + Hard                          curriculum stage 3 adapters (= full system)
 static MDAgents-style baseline                  fixed Radiologist panel, majority vote, no
-                                                attending
+                                                attending (ties: the lowest-indexed member's
+                                                answer, :func:`mmed.eval.stratify.majority_vote`)
+follow the panel's majority (trained triage)    the trained triage's routed panel, majority of
+                                                its valid opinions, no attending; ties broken
+                                                by :func:`seeded_majority` (uniform among the
+                                                tied options, seeded by seed and item id)
+follow the panel's majority (gold specialty)    the same vote with the panel of each item's
+                                                gold specialty (oracle routing, read from the
+                                                label: not a system one could run)
+best single specialist                          one member of the trained triage's panel: the
+                                                panel position with the best accuracy on the
+                                                *validation* items (never chosen on the
+                                                evaluated items); unavailable (with the
+                                                reason) without a validation split
+panel member k alone                            each position's own accuracy on the evaluated
+                                                items (reported, not selected)
 ==============================================  ===========================================
+
+Every available row also records the distribution of its final answers
+(:func:`answer_columns`: ``top_answer``, ``top_answer_share``, ``gold_top_share`` on the same
+items, ``n_distinct_completions``, ``answer_counts``) and the dataset's chance level
+(``chance`` = mean over items of 1 / number of options), so that an agent giving one answer
+on every item cannot hide behind its accuracy (issue 11).
 
 A row whose weights the run does not hold is reported as unavailable (with the reason),
 never silently dropped. Triage decisions are computed once per dataset and reused by every
@@ -31,6 +52,8 @@ row with the same triage; each distinct attending is loaded once.
 
 from __future__ import annotations
 
+import json
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,21 +67,30 @@ from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_p
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
 from ..runs import Run, write_json_atomic
-from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, accuracy_ci, domain_table, paired_bootstrap_diff
+from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, accuracy_ci, answer_distribution, domain_table, paired_bootstrap_diff
 
 
 @dataclass(frozen=True)
 class AblationRow:
-    """One row: ``triage`` is ``"trained"``, ``"random"`` or ``"fixed:<Specialty>"``;
-    ``attending`` is ``(variant, stage)`` for :func:`mmed.agents.build.policy_source`
-    (stage ``"latest"``, ``"sft"``, or ``"#k"`` = the k-th curriculum stage) or None (no
-    attending); ``decision`` as in :func:`mmed.agents.pipeline.run_consultation`."""
+    """One row: ``triage`` is ``"trained"``, ``"random"``, ``"gold"`` (oracle routing) or
+    ``"fixed:<Specialty>"``; ``attending`` is ``(variant, stage)`` for
+    :func:`mmed.agents.build.policy_source` (stage ``"latest"``, ``"sft"``, or ``"#k"`` = the
+    k-th curriculum stage) or None (no attending); ``decision`` as in
+    :func:`mmed.agents.pipeline.run_consultation`, or one of the panel-only baselines of
+    :data:`PANEL_DECISIONS`: ``"follow_majority"`` (:func:`follow_majority`),
+    ``"member:<k>"`` (panel position k, 0-based, :func:`single_member`) or
+    ``"best_member"`` (the position chosen on validation items)."""
 
     name: str
     triage: str
     decision: str
     attending: tuple[str | None, str] | None
 
+
+#: names of the baseline rows (their names contain "majority" / "single specialist")
+FOLLOW_MAJORITY_ROW = "follow the panel's majority (trained triage's panel, no attending)"
+FOLLOW_MAJORITY_GOLD_ROW = "follow the panel's majority (gold specialty's panel: oracle routing)"
+BEST_SPECIALIST_ROW = "best single specialist (panel position chosen on validation)"
 
 ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow("full system", "trained", "attending", (None, "latest")),
@@ -75,7 +107,140 @@ ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow("+ Easy + Medium", "trained", "attending", (None, "#2")),
     AblationRow("+ Easy + Medium + Hard", "trained", "attending", (None, "#3")),
     AblationRow("static MDAgents-style (Radiologist panel, majority vote)", "fixed:Radiologist", "majority_vote", None),
+    AblationRow(FOLLOW_MAJORITY_ROW, "trained", "follow_majority", None),
+    AblationRow(FOLLOW_MAJORITY_GOLD_ROW, "gold", "follow_majority", None),
+    AblationRow(BEST_SPECIALIST_ROW, "trained", "best_member", None),
 )
+
+
+def member_row_name(k: int) -> str:
+    """Name of the row of panel position ``k`` (0-based; shown 1-based)."""
+    return f"panel member {k + 1} alone (trained triage's panel; reported, not selected)"
+
+
+def ablation_rows(panel_size: int) -> tuple[AblationRow, ...]:
+    """:data:`ABLATION_ROWS` plus one ``panel member k alone`` row per panel position.
+
+    Raises:
+        ValueError: ``panel_size`` < 1.
+    """
+    if panel_size < 1:
+        raise ValueError(f"panel_size must be >= 1, got {panel_size}")
+    return ABLATION_ROWS + tuple(AblationRow(member_row_name(k), "trained", f"member:{k}", None) for k in range(panel_size))
+
+
+# ----------------------------------------------------------------------------------------
+# panel-only baselines: follow the majority, one member alone
+# ----------------------------------------------------------------------------------------
+def seeded_majority(answers: Sequence[int | None], seed: int, item_id: str) -> int | None:
+    """The most frequent valid answer (option index) of a panel; a tie between the most
+    frequent answers goes to one of them drawn uniformly with ``random.Random`` seeded by
+    ``f"{seed}:{item_id}:majority-tie"`` (reproducible, and favouring neither a panel
+    position nor an option letter). ``None`` and negative values (invalid or abstained
+    opinions) do not vote; ``None`` when no opinion is valid."""
+    valid = [int(a) for a in answers if a is not None and not isinstance(a, bool) and int(a) >= 0]
+    if not valid:
+        return None
+    counts: dict[int, int] = {}
+    for a in valid:
+        counts[a] = counts.get(a, 0) + 1
+    best = max(counts.values())
+    tied = sorted(a for a, c in counts.items() if c == best)
+    return tied[0] if len(tied) == 1 else random.Random(f"{seed}:{item_id}:majority-tie").choice(tied)
+
+
+def _panel_decision(rec: dict[str, Any], parsed: int | None, method: str, reason: str) -> dict[str, Any]:
+    out = dict(rec)
+    out["attending"] = {"raw": None, "parsed": parsed, "valid": parsed is not None,
+                        "reason": "ok" if parsed is not None else reason, "method": method}
+    out["correct"] = bool(parsed is not None and parsed == rec["answer_idx"])
+    return out
+
+
+def follow_majority(records: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Panel-only records (``run_consultation(..., decision="none")``) decided by the
+    panel's majority (:func:`seeded_majority` over the valid opinions); the decision goes
+    in ``attending`` (``raw`` None, ``method`` ``"follow_majority"``) and ``correct`` is
+    set. A record without a valid opinion is invalid (``reason`` ``"no_valid_vote"``) and
+    wrong. Returns new records; the inputs are not changed."""
+    out = []
+    for r in records:
+        vote = seeded_majority([op["parsed"] if op.get("valid") else None for op in r["panel"]], seed, str(r["id"]))
+        out.append(_panel_decision(r, vote, "follow_majority", "no_valid_vote"))
+    return out
+
+
+def single_member(records: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """Panel-only records decided by panel position ``k`` alone (0-based): its parsed
+    option when valid, else an invalid (wrong) answer (``reason`` ``"member_invalid"``, also
+    when the panel has fewer than ``k + 1`` members). Returns new records."""
+    out = []
+    for r in records:
+        op = r["panel"][k] if k < len(r["panel"]) else None
+        parsed = op["parsed"] if op is not None and op.get("valid") else None
+        out.append(_panel_decision(r, parsed, f"member:{k}", "member_invalid"))
+    return out
+
+
+def member_accuracies(records: Sequence[dict[str, Any]], panel_size: int) -> list[float]:
+    """Accuracy of each panel position (0..``panel_size``-1) over panel-only records (an
+    invalid, abstained or missing opinion is wrong). Raises ``ValueError`` on no records."""
+    if not records:
+        raise ValueError("member_accuracies: no records")
+    return [sum(r["correct"] for r in single_member(records, k)) / len(records) for k in range(panel_size)]
+
+
+def choose_member(validation_accuracies: Sequence[float]) -> int:
+    """The panel position with the highest validation accuracy; ties go to the lowest
+    position (documented, deterministic). Raises ``ValueError`` for an empty list."""
+    if not validation_accuracies:
+        raise ValueError("choose_member: no accuracies")
+    best = max(validation_accuracies)
+    return next(k for k, a in enumerate(validation_accuracies) if a == best)
+
+
+#: the panel-only decisions :func:`run_ablations` computes itself (no attending)
+PANEL_DECISIONS: tuple[str, ...] = ("follow_majority", "best_member")
+
+
+def answer_columns(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Answer-distribution columns of one row's closed prediction records
+    (:func:`mmed.eval.metrics.answer_distribution` of the final answers, as option letters):
+    ``top_answer``, ``top_answer_share`` (share of all items, invalid ones included),
+    ``gold_top_answer``, ``gold_top_share`` (the most frequent gold answer's share on the
+    same items), ``n_distinct_completions`` (distinct raw completions; None for decisions
+    without text, such as a vote) and ``answer_counts`` (JSON ``{letter: count}``, with
+    ``"invalid"`` counted apart when any)."""
+    d = answer_distribution([r["attending"]["parsed"] if r["attending"]["valid"] else None for r in records],
+                            [r["attending"].get("raw") for r in records], [int(r["answer_idx"]) for r in records],
+                            [list(r["options"]) for r in records])
+    counts = dict(d["counts"], **({"invalid": d["n_invalid"]} if d["n_invalid"] else {}))
+    return {"top_answer": d["top_answer"], "top_answer_share": d["top_answer_share"],
+            "gold_top_answer": d["gold_top_answer"], "gold_top_share": d["gold_top_share"],
+            "n_distinct_completions": d["n_distinct_completions"], "answer_counts": json.dumps(counts)}
+
+
+def chance_level(items: Sequence[dict[str, Any]]) -> float | None:
+    """Expected accuracy of a uniform random valid answer: mean over items of
+    1 / number of options (None without items). Raises ``ValueError`` naming an item
+    without options."""
+    if not items:
+        return None
+    for it in items:
+        if not it.get("options"):
+            raise ValueError(f"item {it.get('id')!r}: no options (chance needs closed items)")
+    return sum(1.0 / len(it["options"]) for it in items) / len(items)
+
+
+def validation_sets(profile: Profile) -> dict[str, Any]:
+    """Validation items on which :func:`run_ablations` chooses the best single specialist:
+    the synthetic ``validation`` split (``data.synthetic.n_eval`` items, image-disjoint from
+    test) when the profile has synthetic items; benchmarks get none (the evaluated splits
+    here — VQA-RAD MEVF test, ... — come with no validation split of their own), so their
+    "best single specialist" row is unavailable and each position is reported instead."""
+    from ..consult import load_items
+
+    return {"synthetic": load_items(profile, "synthetic", "validation")} if profile.data.synthetic.n_eval > 0 else {}
 
 
 def slug(name: str) -> str:
@@ -95,24 +260,34 @@ def run_ablations(
     profile: Profile,
     datasets_items: dict[str, Any],
     seed: int = 0,
-    rows: Sequence[AblationRow] = ABLATION_ROWS,
+    rows: Sequence[AblationRow] | None = None,
     out_dir: str | Path | None = None,
     progress: bool = False,
+    validation_items: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, list[dict[str, Any]]]]]:
     """Evaluate every row on every dataset.
 
     Args:
         datasets_items: ``{dataset label: items}`` (schema datasets or item dicts; closed).
+        rows: default :func:`ablation_rows` of the profile's panel size.
         out_dir: where per-row predictions go (default ``<run>/eval/ablations``).
+        validation_items: ``{dataset label: validation items}`` (e.g.
+            :func:`validation_sets`): where the best single specialist's panel position is
+            chosen for that dataset (routed by the same trained triage); a dataset without
+            them gets that row as unavailable, with the reason.
     Returns:
         ``(table, records)``: one table row per (dataset, ablation row) with ``n``, ``acc``,
         ``lo``, ``hi``, ``n_valid`` and ``valid_rate`` (items whose final answer parsed),
         per-stratum ``acc_<s>``, ``lo_<s>``, ``hi_<s>``, ``n_<s>``
-        (:func:`stratum_accuracy`), ``delta_vs_full`` with its paired bootstrap
-        interval, ``weights`` and ``available`` (False + ``reason`` when the run lacks the
-        weights); ``records[dataset][row name]`` are the prediction records.
+        (:func:`stratum_accuracy`), the answer distribution (:func:`answer_columns`),
+        ``chance`` (:func:`chance_level`), ``delta_vs_full`` with its paired bootstrap
+        interval, ``weights``, ``note`` (how a baseline was chosen) and ``available``
+        (False + ``reason`` when the run lacks the weights or the data);
+        ``records[dataset][row name]`` are the prediction records.
     """
     out_dir = Path(out_dir) if out_dir else run.path("eval", "ablations")
+    rows = ablation_rows(profile.specialists.panel_size) if rows is None else rows
+    validation_items = validation_items or {}
     sp = sampling_params(profile, seed)
     style = profile.sampling.prompt_style
     panels = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
@@ -120,9 +295,21 @@ def run_ablations(
     attendings: dict[tuple[str, str | None], AttendingPhysician] = {}
     table: list[dict[str, Any]] = []
     all_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+    def trained_doctor() -> tuple[TriageDoctor, str]:
+        nonlocal triage_runner
+        if triage_runner is None:
+            src_t = policy_source(run, profile, "triage", "latest")
+            triage_runner = (load_runner(profile, src_t, "triage"), src_t.label)
+        return (TriageDoctor(triage_runner[0], "model", fallback=profile.triage.fallback, seed=seed, sampling=sp, style=style),
+                triage_runner[1])
+
     for ds_name, items in datasets_items.items():
         rows_items = as_item_list(items)
+        chance = chance_level(rows_items)
         trained_routes: list[TriageDecision] | None = None
+        panel_only: dict[str, list[dict[str, Any]]] = {}  # triage kind -> panel-only records
+        best_member: tuple[int, str] | None = None
         all_records[ds_name] = {}
         full_correct = None
         for row in rows:
@@ -148,23 +335,42 @@ def run_ablations(
                 # the triage of this row
                 if row.triage == "trained":
                     if trained_routes is None:
-                        if triage_runner is None:
-                            src_t = policy_source(run, profile, "triage", "latest")
-                            triage_runner = (load_runner(profile, src_t, "triage"), src_t.label)
-                        doctor = TriageDoctor(triage_runner[0], "model", fallback=profile.triage.fallback, seed=seed,
-                                              sampling=sp, style=style)
+                        doctor, _ = trained_doctor()
                         trained_routes = doctor.route(rows_items, progress=progress)
                     triage = _Precomputed(trained_routes)
                     entry["triage"] = triage_runner[1]
                 elif row.triage == "random":
                     triage = TriageDoctor(mode="random", seed=seed)
                     entry["triage"] = "random"
+                elif row.triage == "gold":
+                    triage = TriageDoctor(mode="gold")
+                    entry["triage"] = "gold (oracle)"
                 else:
                     triage = TriageDoctor(mode="fixed", fixed_specialty=row.triage.split(":", 1)[1])
                     entry["triage"] = row.triage
-                recs = run_consultation(rows_items, triage, panels, attending, decision=row.decision,
-                                        tags={"profile": profile.name, "seed": seed, "ablation": row.name}, progress=progress)
-            except FileNotFoundError as e:
+                tags = {"profile": profile.name, "seed": seed, "ablation": row.name}
+                if row.decision in PANEL_DECISIONS or row.decision.startswith("member:"):
+                    if row.triage not in panel_only:
+                        panel_only[row.triage] = run_consultation(rows_items, triage, panels, None, decision="none",
+                                                                  tags=tags, progress=progress)
+                    base = [dict(r, ablation=row.name) for r in panel_only[row.triage]]
+                    if row.decision == "follow_majority":
+                        recs = follow_majority(base, seed)
+                        entry["note"] = "majority of the valid opinions; ties: uniform draw seeded by seed and item id"
+                    elif row.decision == "best_member":
+                        if best_member is None:
+                            best_member = _choose_on_validation(ds_name, validation_items, trained_doctor, panels,
+                                                                profile.specialists.panel_size, progress)
+                        recs = single_member(base, best_member[0])
+                        entry["note"] = best_member[1]
+                    else:
+                        k = int(row.decision.split(":", 1)[1])
+                        recs = single_member(base, k)
+                        entry["note"] = f"panel position {k + 1} on the evaluated items (not a selection)"
+                else:
+                    recs = run_consultation(rows_items, triage, panels, attending, decision=row.decision, tags=tags,
+                                            progress=progress)
+            except (FileNotFoundError, _Unavailable) as e:
                 entry.update(available=False, reason=str(e))
                 table.append(entry)
                 continue
@@ -175,8 +381,10 @@ def run_ablations(
             acc = accuracy_ci(correct, nb, seed=seed)
             n_valid = sum(bool((r.get("attending") or {}).get("valid")) for r in recs)
             entry.update(n=acc["n"], acc=acc["acc"], lo=acc["lo"], hi=acc["hi"], n_valid=n_valid,
-                         valid_rate=n_valid / len(recs) if recs else None)
+                         valid_rate=n_valid / len(recs) if recs else None, chance=chance)
             entry.update(stratum_accuracy(recs, nb, seed))
+            if recs:
+                entry.update(answer_columns(recs))
             if row.name == "full system":
                 full_correct = correct
             if full_correct is not None and row.name != "full system":
@@ -189,6 +397,28 @@ def run_ablations(
     (out_dir / "table.md").write_text(markdown_table(df))
     write_json_atomic(out_dir / "table.json", table)
     return df, all_records
+
+
+class _Unavailable(Exception):
+    """A row the run cannot provide for a reason other than missing weights (no data)."""
+
+
+def _choose_on_validation(ds_name: str, validation_items: dict[str, Any], trained_doctor: Any, panels: PanelBank,
+                          panel_size: int, progress: bool) -> tuple[int, str]:
+    """``(position, note)``: the panel position with the best accuracy on ``ds_name``'s
+    validation items, routed by the trained triage (:func:`choose_member`). Raises
+    :class:`_Unavailable` (the row's reason) when there are no validation items."""
+    val = validation_items.get(ds_name)
+    val_items = as_item_list(val) if val is not None else []
+    if not val_items:
+        raise _Unavailable(f"no validation split for {ds_name}: choosing the best member on the evaluated items would "
+                           f"be optimistic; see the 'panel member k alone' rows for each position's accuracy")
+    doctor, _ = trained_doctor()
+    recs = run_consultation(val_items, doctor, panels, None, decision="none", progress=progress)
+    accs = member_accuracies(recs, panel_size)
+    k = choose_member(accs)
+    return k, (f"panel position {k + 1}, chosen on {len(val_items)} validation items (accuracy per position "
+               + ", ".join(f"{i + 1}: {a:.3f}" for i, a in enumerate(accs)) + "; ties to the lowest position)")
 
 
 def stratum_accuracy(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -270,10 +500,13 @@ class _Precomputed(TriageDoctor):
 
 def markdown_table(df: pd.DataFrame) -> str:
     """The ablation table as Markdown: accuracy [95% CI] per dataset, valid final answers
-    %, Δ vs full system, and accuracy [95% CI] (n) per stratum. Tables from older runs
-    (no ``valid_rate``, no per-stratum ``lo_<s>``/``hi_<s>``) print "–" there."""
-    lines = ["| dataset | system | n | accuracy [95% CI] | valid % | Δ vs full [95% CI] | easy | medium | hard |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    %, the most frequent answer and its share % (``top answer``), the most frequent gold
+    answer's share % on the same items (``gold top``), chance %, Δ vs full system, and
+    accuracy [95% CI] (n) per stratum. Tables from older runs (no ``valid_rate``, no
+    answer distribution, no per-stratum ``lo_<s>``/``hi_<s>``) print "–" there."""
+    lines = ["| dataset | system | n | accuracy [95% CI] | valid % | top answer | gold top % | chance % | "
+             "Δ vs full [95% CI] | easy | medium | hard |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def pct(v: Any) -> str:
         return "–" if v is None or pd.isna(v) else f"{100 * v:.1f}"
@@ -285,13 +518,21 @@ def markdown_table(df: pd.DataFrame) -> str:
         ci = f" [{pct(r.get(f'lo_{st}'))}, {pct(r.get(f'hi_{st}'))}]" if pd.notna(r.get(f"lo_{st}", None)) else ""
         return f"{pct(a)}{ci}" + (f" (n={int(n)})" if n is not None and pd.notna(n) else "")
 
+    def top(r: Any) -> str:
+        share = r.get("top_answer_share")
+        if share is None or pd.isna(share):
+            return "–"
+        ans = r.get("top_answer")
+        return f"{'–' if ans is None or pd.isna(ans) else ans} {pct(share)}"
+
     for _, r in df.iterrows():
         if not r.get("available", True):
-            lines.append(f"| {r['dataset']} | {r['system']} | – | not available: {r['reason']} | | | | | |")
+            lines.append(f"| {r['dataset']} | {r['system']} | – | not available: {r['reason']} | | | | | | | | |")
             continue
         delta = "" if pd.isna(r.get("delta_vs_full")) else f"{100 * r['delta_vs_full']:+.1f} [{100 * r['delta_lo']:+.1f}, {100 * r['delta_hi']:+.1f}]"
         lines.append(
             f"| {r['dataset']} | {r['system']} | {int(r['n'])} | {pct(r['acc'])} [{pct(r['lo'])}, {pct(r['hi'])}] | "
-            f"{pct(r.get('valid_rate'))} | {delta} | {stratum(r, 'easy')} | {stratum(r, 'medium')} | {stratum(r, 'hard')} |"
+            f"{pct(r.get('valid_rate'))} | {top(r)} | {pct(r.get('gold_top_share'))} | {pct(r.get('chance'))} | {delta} | "
+            f"{stratum(r, 'easy')} | {stratum(r, 'medium')} | {stratum(r, 'hard')} |"
         )
     return "\n".join(lines) + "\n"

@@ -7,22 +7,33 @@ figure                      data file (columns)                                 
 ==========================  ==================================================  =================
 ``ablations.png``           ``ablations.csv`` (dataset, system, n, acc, lo,     ``eval/ablations/table.csv``
                             hi, valid_rate, acc/lo/hi/n per stratum,
-                            delta_vs_full ...; older files lack valid_rate
+                            top_answer, top_answer_share, gold_top_share,
+                            chance, delta_vs_full ...; older files lack
+                            valid_rate, the answer distribution, chance
                             and the stratum intervals)
 ``test_time_scaling.png``   ``test_time_scaling.csv`` (attending, dataset,      ``eval/tts/curve.csv``
-                            policy, N, acc, lo, hi, n, mean_samples)
+                            policy, N, acc, lo, hi, n, mean_samples,
+                            top_answer, top_answer_share, gold_top_share)
 ``curriculum_entropy.png``  ``curriculum_entropy.csv`` (variant, stage,          ``attending/<variant>/stage_*/log_history.jsonl``
                             stage_index, gamma, step, global_step, entropy,
                             reward, format_valid)
 ``triage.png``              ``triage.csv`` (when, dataset, specialty, acc, lo,   ``eval/notebook_03_triage_grpo.json``
                             hi, n; gain, gain_lo, gain_hi on the GRPO
-                            ``(all)`` rows: paired GRPO − cold start)
+                            ``(all)`` rows: paired GRPO − cold start;
+                            top_answer, top_answer_share, gold_top_share
+                            on the ``(all)`` rows)
 ==========================  ==================================================  =================
 
 ``python -m mmed figures`` (``make figures``) redraws every PNG from its CSV and rewrites
 the README's results block from the CSVs; ``--run-dir R`` (``make figures RUN=R``) first
 refreshes the CSVs from a run — only when asked. Notebooks draw the same figures from the
 run into ``runs/<id>/figures/``; nothing writes ``figures/`` unless told to.
+
+Every accuracy comes with the share of the agent's most frequent answer
+(``top_answer_share``) and of the most frequent gold answer on the same items
+(``gold_top_share``), so that a constant answer cannot pass for a result (issue 11). CSV
+files written before these columns existed are redrawn as they are; the README block then
+says that they lack them.
 """
 
 from __future__ import annotations
@@ -54,9 +65,17 @@ def ablation_figure(df: pd.DataFrame):
         full = d[d["system"] == "full system"]
         if len(full):
             ax.axvline(float(full["acc"].iloc[0]), color="#999", ls="--", lw=1)
+        if "top_answer_share" in d:  # the share of the most frequent answer, at the right edge
+            tops = d["top_answer"] if "top_answer" in d else pd.Series([None] * len(d), index=d.index)
+            for yi, (ta, sh) in enumerate(zip(tops, d["top_answer_share"])):
+                if pd.notna(sh):
+                    ax.text(1.01, yi, f"top {ta if pd.notna(ta) else '–'} {100 * sh:.0f}%", va="center", fontsize=7,
+                            color="#c44e52" if sh > 0.9 else "#555", transform=ax.get_yaxis_transform())
+        if "chance" in d and d["chance"].notna().any():
+            ax.axvline(float(d["chance"].dropna().iloc[0]), color="#c44e52", ls=":", lw=1)
         ax.set_yticks(y, d["system"])
         ax.set_xlim(0, 1)
-        ax.set_xlabel("closed-question accuracy (95% CI)")
+        ax.set_xlabel("closed-question accuracy (95% CI)" + ("; dotted: chance" if "chance" in d and d["chance"].notna().any() else ""))
         ax.set_title(ds)
         ax.invert_yaxis()
     fig.tight_layout()
@@ -142,9 +161,20 @@ def triage_figure(df: pd.DataFrame):
 # ----------------------------------------------------------------------------------------
 # exporting the data files from a run
 # ----------------------------------------------------------------------------------------
+#: columns ``ablations.csv`` always carries when refreshed from a run (NaN where an older
+#: run's table lacks them)
+ABLATION_GUARD_COLUMNS: tuple[str, ...] = ("valid_rate", "acc_easy", "top_answer", "top_answer_share",
+                                           "gold_top_share", "chance")
+
+
 def export_ablations(run_dir: Path) -> pd.DataFrame:
-    """``eval/ablations/table.csv`` of a run (notebook 05)."""
-    return pd.read_csv(run_dir / "eval" / "ablations" / "table.csv")
+    """``eval/ablations/table.csv`` of a run (notebook 05), with every column of
+    :data:`ABLATION_GUARD_COLUMNS` (added empty when an older run's table lacks it)."""
+    df = pd.read_csv(run_dir / "eval" / "ablations" / "table.csv")
+    for c in ABLATION_GUARD_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+    return df
 
 
 def export_tts(run_dir: Path) -> pd.DataFrame:
@@ -180,7 +210,9 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
     """Triage accuracy per specialty after the cold start (``sft``) and after GRPO, on the
     synthetic test split and on the real images, from notebook 03's metrics
     (``eval.<when>.<dataset>.by_specialty``) plus an ``(all)`` row per set; the GRPO
-    ``(all)`` row also holds notebook 03's paired gain (``gain``, ``gain_lo``, ``gain_hi``)."""
+    ``(all)`` row also holds notebook 03's paired gain (``gain``, ``gain_lo``, ``gain_hi``);
+    each ``(all)`` row the answer distribution's ``top_answer``, ``top_answer_share`` and
+    ``gold_top_share`` when notebook 03 recorded it (``eval.<when>.<dataset>.answers``)."""
     m = json.loads((run_dir / "eval" / "notebook_03_triage_grpo.json").read_text())
     gains = m.get("gain") or {}
     rows = []
@@ -197,6 +229,9 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
                     g = gains.get(ds)
                     if when == "grpo" and spec == "(all)" and g:  # paired GRPO − cold start on the same images
                         row.update(gain=g["diff"], gain_lo=g["lo"], gain_hi=g["hi"])
+                    ans = d.get("answers") if spec == "(all)" else None
+                    if ans:
+                        row.update({k: ans.get(k) for k in ("top_answer", "top_answer_share", "gold_top_share")})
                     rows.append(row)
     if not rows:
         raise KeyError("notebook 03 metrics hold no per-specialty evaluation")
@@ -277,6 +312,25 @@ def _ci(r: Any) -> str:
     return f"{100 * r['acc']:.1f} [{100 * r['lo']:.1f}, {100 * r['hi']:.1f}]"
 
 
+def _num(r: Any, key: str) -> float | None:
+    v = r.get(key) if hasattr(r, "get") else None
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _top(r: Any) -> str:
+    """``"top A 100%"`` from a row's ``top_answer``/``top_answer_share`` ("" when not recorded)."""
+    share = _num(r, "top_answer_share")
+    if share is None:
+        return ""
+    ans = r.get("top_answer")
+    return f"top {'–' if ans is None or pd.isna(ans) else ans} {100 * share:.0f}%"
+
+
+#: what the README says when a CSV predates the answer-distribution columns
+_NO_GUARD = ("`{name}` has no `top_answer_share` / `gold_top_share` columns (written before the answer-distribution "
+             "guard): refresh it from a run (`make figures RUN=runs/<id>`) to see them.")
+
+
 def results_markdown(fig_dir: str | Path) -> str:
     """Markdown tables of the headline numbers from the CSV files in ``fig_dir``."""
     fig_dir = Path(fig_dir)
@@ -305,8 +359,20 @@ def results_markdown(fig_dir: str | Path) -> str:
                     continue
                 vr = r.iloc[0].get("valid_rate")
                 valid = "" if vr is None or pd.isna(vr) else f", {100 * vr:.0f}% valid"
-                cells.append(_ci(r.iloc[0]) + f" (n={int(r.iloc[0]['n'])}{valid})")
+                top, gold = _top(r.iloc[0]), _num(r.iloc[0], "gold_top_share")
+                guard = (f"; {top}" if top else "") + (f", gold top {100 * gold:.0f}%" if top and gold is not None else "")
+                cells.append(_ci(r.iloc[0]) + f" (n={int(r.iloc[0]['n'])}{valid}{guard})")
             out.append(f"| {system} | " + " | ".join(cells) + " |")
+        out.append("")
+        if "top_answer_share" in df and df["top_answer_share"].notna().any():
+            out.append("*top X p%*: the system's most frequent answer and its share of the items; *gold top*: the share of "
+                       "the most frequent gold answer on the same items (what always giving it would score).")
+            if "chance" in df and df["chance"].notna().any():
+                ch = {ds: df.loc[(df["dataset"] == ds) & df["chance"].notna(), "chance"] for ds in datasets}
+                out.append("Chance (mean over items of 1 / number of options): "
+                           + ", ".join(f"{ds} {100 * float(c.iloc[0]):.1f}%" for ds, c in ch.items() if len(c)) + ".")
+        else:
+            out.append(_NO_GUARD.format(name="ablations.csv"))
         out.append("")
     tts = fig_dir / "test_time_scaling.csv"
     if tts.is_file():
@@ -317,27 +383,49 @@ def results_markdown(fig_dir: str | Path) -> str:
         if "attending" not in df:
             df = df.assign(attending="attending")
         budgets = sorted(int(n) for n in df.loc[df["policy"] != "greedy", "N"].unique())
-        out.append("| attending | dataset | policy | greedy | " + " | ".join(f"N={b}" for b in budgets) + " |")
-        out.append("|---|---|---|---|" + "---|" * len(budgets))
+        guard = "top_answer_share" in df and df["top_answer_share"].notna().any()
+
+        def cell(r: Any) -> str:
+            return _ci(r) + (f" ({_top(r)})" if guard and _top(r) else "")
+
+        out.append("| attending | dataset | policy | greedy | " + " | ".join(f"N={b}" for b in budgets)
+                   + (" | gold top |" if guard else " |"))
+        out.append("|---|---|---|---|" + "---|" * len(budgets) + ("---|" if guard else ""))
         for (att, ds), g in df.groupby(["attending", "dataset"], sort=False):
             greedy = g[g["policy"] == "greedy"]
-            gtxt = _ci(greedy.iloc[0]) if len(greedy) else "–"
+            gtxt = cell(greedy.iloc[0]) if len(greedy) else "–"
+            gold = g["gold_top_share"].dropna() if guard and "gold_top_share" in g else pd.Series(dtype=float)
             for pol in ("uniform", "adaptive"):
                 h = g[g["policy"] == pol].set_index("N")
                 if h.empty:
                     continue
-                cells = [_ci(h.loc[b]) if b in h.index else "–" for b in budgets]
-                out.append(f"| {att} | {ds} | {pol} | {gtxt if pol == 'uniform' else ''} | " + " | ".join(cells) + " |")
+                cells = [cell(h.loc[b]) if b in h.index else "–" for b in budgets]
+                out.append(f"| {att} | {ds} | {pol} | {gtxt if pol == 'uniform' else ''} | " + " | ".join(cells)
+                           + (f" | {100 * float(gold.iloc[0]):.0f}% |" if guard and len(gold) else (" | – |" if guard else " |")))
+        out.append("")
+        if guard:
+            out.append("*top X p%*: the most frequent answer of the vote (one realisation: each item votes over its first "
+                       "N samples) and its share of the items; *gold top*: the most frequent gold answer's share.")
+        else:
+            out.append(_NO_GUARD.format(name="test_time_scaling.csv"))
         out.append("")
     tri = fig_dir / "triage.csv"
     if tri.is_file():
         df = pd.read_csv(tri)
         out.append("**Triage** — accuracy % per specialty [95% CI] (`figures/triage.png`):\n")
-        out.append("| dataset | specialty | when | n | accuracy |")
-        out.append("|---|---|---|---|---|")
+        guard = "top_answer_share" in df and df["top_answer_share"].notna().any()
+        out.append("| dataset | specialty | when | n | accuracy |" + (" top answer | gold top |" if guard else ""))
+        out.append("|---|---|---|---|---|" + ("---|---|" if guard else ""))
         for _, r in df.iterrows():
-            out.append(f"| {r['dataset']} | {r['specialty']} | {r['when']} | {int(r['n'])} | {_ci(r)} |")
+            extra = ""
+            if guard:
+                gold = _num(r, "gold_top_share")
+                extra = f" {_top(r) or '–'} | {'–' if gold is None else f'{100 * gold:.0f}%'} |"
+            out.append(f"| {r['dataset']} | {r['specialty']} | {r['when']} | {int(r['n'])} | {_ci(r)} |" + extra)
         out.append("")
+        if not guard:
+            out.append(_NO_GUARD.format(name="triage.csv"))
+            out.append("")
     out.extend(claims_markdown(fig_dir))
     return "\n".join(out) if out else "(no results yet: run `make figures RUN=runs/<id>` after the main job)\n"
 
