@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,14 +62,21 @@ def record_notebook_metrics(run_dir: str | os.PathLike[str], stem: str, metrics:
     return path
 
 
-def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None) -> dict[str, list[str]]:
-    """Check every recorded metrics file of a run.
+def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None,
+              warnings: list[str] | None = None) -> dict[str, list[str]]:
+    """Check every recorded metrics file of a run, then the degenerate-agent guard.
 
     Args:
         require: notebook stems that must have recorded metrics (default: every notebook
             executed into ``<run>/notebooks/``).
+        warnings: when a list, the guard's findings are appended to it as one-line
+            messages where the run's profile says ``eval.degenerate_action: warn``.
     Returns:
-        ``{stem: [problems]}`` for every checked notebook (empty lists = all fine).
+        ``{stem: [problems]}`` for every checked notebook (empty lists = all fine) and, when
+        any notebook was checked, ``{DEGENERATE_KEY: [...]}``: one line per evaluation
+        whose agent gave one answer on more than ``eval.degenerate_share`` of its items
+        while the gold answers were not that skewed (:func:`degenerate_agents`) — problems
+        under ``degenerate_action: fail``, empty under ``warn`` (then in ``warnings``).
     Raises:
         FileNotFoundError: ``run_dir`` does not exist; NotADirectoryError: it is a file.
     """
@@ -92,6 +100,12 @@ def check_run(run_dir: str | os.PathLike[str], require: list[str] | None = None)
             continue
         checker = CHECKERS.get(stem)
         out[stem] = run_checker(checker, m, str(p)) if checker else [f"no checker registered for {stem}"]
+    if out:
+        share, action, _ = guard_settings(root)
+        found = [d.message() for d in degenerate_agents(root, stems=list(require), share=share)]
+        out[DEGENERATE_KEY] = found if action == "fail" else []
+        if action != "fail" and warnings is not None:
+            warnings.extend(found)
     return out
 
 
@@ -171,6 +185,159 @@ def check_seed_replicates(m: dict[str, Any], key_cols: tuple[str, ...], problems
         problems.append(f"seed_replicates.table has rows for seeds {sorted(keys)}, expected {seeds}")
     elif len({frozenset(v) for v in keys.values()}) != 1:
         problems.append(f"seed_replicates.table: seeds differ in their {key_cols} rows")
+
+
+# ----------------------------------------------------------------------------------------
+# the degenerate-agent guard (issue 11): one answer on (nearly) every item
+# ----------------------------------------------------------------------------------------
+#: the name under which :func:`check_run` reports degenerate agents
+DEGENERATE_KEY = "answer_distributions"
+#: fields that name the agent / the evaluated split in a recorded row, in order of preference
+_AGENT_FIELDS = ("agent", "system", "attending")
+_SPLIT_FIELDS = ("split", "dataset", "set")
+_DETAIL_FIELDS = ("policy", "N", "seed", "stratum")
+
+
+@dataclass
+class Degenerate:
+    """One evaluation whose agent gave one answer on more than ``threshold`` of its items.
+
+    ``notebook`` is the metrics file's stem, ``path`` the JSON path of the record in it,
+    ``agent``/``split`` the names it was recorded under (from its fields, else its path)."""
+
+    notebook: str
+    path: str
+    agent: str
+    split: str | None
+    top_answer: Any
+    share: float
+    n: int | None
+    gold_top_share: float
+    threshold: float
+
+    def message(self) -> str:
+        """One line naming the agent, split, answer and share."""
+        count = f" on {round(self.share * self.n)} of {self.n} items" if isinstance(self.n, int) and self.n else ""
+        split = f" on {self.split}" if self.split else ""
+        top = f" {self.top_answer!r}" if self.top_answer is not None else ""
+        return (f"degenerate agent {self.agent!r}{split}: answer{top}{count} (share {self.share:.2f} > "
+                f"{self.threshold:.2f}, gold's most frequent answer {self.gold_top_share:.2f}) "
+                f"[{self.notebook}: {self.path}]")
+
+
+def _path_text(parts: list[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def answer_records(m: Any, path: list[Any] | None = None) -> list[tuple[list[Any], dict[str, Any]]]:
+    """Every ``(path, record)`` in a metrics object that holds an answer distribution: a
+    dict with numeric ``top_answer_share`` and ``gold_top_share`` (an
+    :func:`mmed.eval.metrics.answer_distribution`, or a table row carrying those columns)."""
+    path = path or []
+    out: list[tuple[list[Any], dict[str, Any]]] = []
+    if isinstance(m, dict):
+        if all(isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool) and math.isfinite(m[k])
+               for k in ("top_answer_share", "gold_top_share")):
+            out.append((path, m))
+        for k, v in m.items():
+            if isinstance(v, (dict, list)):
+                out.extend(answer_records(v, [*path, k]))
+    elif isinstance(m, list):
+        for i, v in enumerate(m):
+            if isinstance(v, (dict, list)):
+                out.extend(answer_records(v, [*path, i]))
+    return out
+
+
+def degenerate_in_metrics(m: dict[str, Any], notebook: str, share: float = 0.9) -> list[Degenerate]:
+    """The degenerate agents among the answer distributions recorded in one notebook's
+    metrics (:func:`answer_records`; :func:`mmed.eval.metrics.degenerate_answers` decides).
+
+    Seed-replicate rows of the run's own seed (``seed_replicates.table`` rows whose ``seed``
+    is the metrics' ``seed``) are skipped: the same evaluation is recorded elsewhere in the
+    file. Raises ``ValueError`` for ``share`` outside (0, 1)."""
+    from .eval.metrics import degenerate_answers
+
+    out = []
+    for path, rec in answer_records(m):
+        if not degenerate_answers(rec, share):
+            continue
+        if path[:1] == ["seed_replicates"] and "seed" in m and rec.get("seed") == m.get("seed"):
+            continue
+        agent = next((str(rec[k]) for k in _AGENT_FIELDS if rec.get(k) is not None), None)
+        split = next((str(rec[k]) for k in _SPLIT_FIELDS if rec.get(k) is not None), None)
+        details = ", ".join(f"{k}={rec[k]}" for k in _DETAIL_FIELDS if rec.get(k) is not None)
+        if agent is None:  # an answer_distribution block: its path names the agent
+            agent = _path_text([p for p in path if p != "answers"]) or notebook
+        if details:
+            agent = f"{agent} ({details})"
+        n = rec.get("n")
+        out.append(Degenerate(notebook, _path_text(path) or "(top level)", agent, split, rec.get("top_answer"),
+                              float(rec["top_answer_share"]), int(n) if isinstance(n, (int, float)) and n == n else None,
+                              float(rec["gold_top_share"]), share))
+    return out
+
+
+def guard_report(m: dict[str, Any], notebook: str, profile: Any) -> list[str]:
+    """What the degenerate-agent guard will say about one notebook's metrics at check-run,
+    for the notebook to print: one line per degenerate agent (:func:`degenerate_in_metrics`
+    at the profile's ``eval.degenerate_share``) saying whether it fails the run or warns
+    (``eval.degenerate_action``), or one line saying that no agent is degenerate."""
+    share, action = profile.eval.degenerate_share, profile.eval.degenerate_action
+    found = degenerate_in_metrics(m, notebook, share)
+    if not found:
+        return [f"answer guard: no agent gives one answer on more than {share:.0%} of its items"]
+    verdict = "FAILS the run at check-run" if action == "fail" else "a warning at check-run (profile: warn)"
+    return [f"answer guard ({verdict}): {d.message()}" for d in found]
+
+
+def guard_settings(run_dir: str | os.PathLike[str]) -> tuple[float, str, str]:
+    """``(share, action, source)`` of the degenerate-agent guard for a run: the profile the
+    run's manifest names (``eval.degenerate_share``, ``eval.degenerate_action``), or the
+    defaults (0.9, ``fail``) when the manifest names none or an unknown profile — ``source``
+    says which."""
+    from .config import EvalConfig, ProfileError, load_profile
+
+    default = EvalConfig()
+    man = resolve_path(run_dir) / "manifest.json"
+    name = None
+    if man.is_file():
+        try:
+            name = json.loads(man.read_text()).get("profile")
+        except (json.JSONDecodeError, AttributeError):
+            name = None
+    if not name:
+        return default.degenerate_share, default.degenerate_action, "defaults (the run names no profile)"
+    try:
+        prof = load_profile(name)
+    except ProfileError:
+        return default.degenerate_share, default.degenerate_action, f"defaults (profile {name!r} not found)"
+    return prof.eval.degenerate_share, prof.eval.degenerate_action, f"profile {name!r}"
+
+
+def degenerate_agents(run_dir: str | os.PathLike[str], stems: list[str] | None = None,
+                      share: float | None = None) -> list[Degenerate]:
+    """Degenerate agents in every recorded notebook metrics file of a run (or those of
+    ``stems``), with the run's guard share (:func:`guard_settings`) unless ``share`` is
+    given. Unreadable files are skipped here (:func:`check_run` reports them)."""
+    root = resolve_path(run_dir)
+    share = guard_settings(root)[0] if share is None else share
+    files = sorted((root / "eval").glob("notebook_*.json"))
+    out: list[Degenerate] = []
+    for p in files:
+        stem = p.stem[len("notebook_"):]
+        if stem.endswith(".rejected") or (stems is not None and stem not in stems):
+            continue
+        try:
+            m = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(m, dict):
+            out.extend(degenerate_in_metrics(m, stem, share))
+    return out
 
 
 # importing the package's checker modules registers them

@@ -3,8 +3,9 @@
 Commands (each takes ``--profile`` and ``--run-dir``; the notebooks call the same
 functions):
 
-- ``notebooks``       run the numbered notebooks in order with papermill
-- ``check-run``       check the metrics files notebooks recorded in a run (CI)
+- ``notebooks``       run the numbered notebooks in order with papermill, then ``check-run``
+- ``check-run``       check the metrics files notebooks recorded in a run (CI), and the
+  degenerate-agent guard (one answer on nearly every item; :func:`mmed.checks.degenerate_agents`)
 
 Later parts register ``consult``, ``train-triage``, ``train-attending``, ``evaluate`` and
 ``figures`` through :data:`COMMANDS`.
@@ -41,18 +42,28 @@ def add_common(p: argparse.ArgumentParser, profile_default: str = "demo") -> Non
 def _notebooks_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--only", nargs="*", default=None, help="notebook prefixes to run, e.g. 01 03")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not run check-run on the run folder after the notebooks (it runs by default, so that "
+                        "`make demo` fails on invalid metrics or a degenerate agent)")
 
 
-@command("notebooks", "run the numbered notebooks in order with papermill")
+@command("notebooks", "run the numbered notebooks in order with papermill, then check-run on the run folder")
 def _notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import NotebookFailed, run_notebooks
+    from .notebooks import NotebookFailed, resolve_notebook_run_dir, run_notebooks
 
     try:
         run_notebooks(args.profile, args.run_dir, args.data_root, args.seed, names=args.only)
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 0
+    if args.no_check:
+        return 0
+    run_dir = resolve_notebook_run_dir(args.run_dir, args.profile)
+    print(f"check-run --run-dir {run_dir}", flush=True)
+    code = report_check_run(str(run_dir))
+    if code:
+        print(f"error: check-run failed on {run_dir} (see the lines above)", file=sys.stderr)
+    return code
 
 
 _notebooks.add_arguments = _notebooks_args
@@ -64,15 +75,31 @@ def _check_args(p: argparse.ArgumentParser) -> None:
 
 @command("check-run", "check the metrics files notebooks recorded in a run")
 def _check_run(args: argparse.Namespace) -> int:
-    from .checks import check_run
+    return report_check_run(args.run_dir)
 
-    results = check_run(args.run_dir)
+
+def report_check_run(run_dir: str, log: Callable[[str], None] = print) -> int:
+    """Run :func:`mmed.checks.check_run` on ``run_dir`` and print one line per notebook
+    (``ok`` / ``FAILED`` and its problems), the degenerate-agent guard's line (with its
+    share and action from the run's profile) and any guard warnings; returns the exit code
+    (0 all fine, 1 a problem or no notebook in the run)."""
+    from .checks import DEGENERATE_KEY, check_run, guard_settings
+
+    warnings: list[str] = []
+    results = check_run(run_dir, warnings=warnings)
     bad = 0
     for stem, problems in results.items():
-        print(f"{stem}: {'ok' if not problems else 'FAILED'}")
+        if stem == DEGENERATE_KEY:
+            share, action, source = guard_settings(run_dir)
+            state = "FAILED" if problems else ("ok" if not warnings else f"{len(warnings)} warning(s)")
+            log(f"{stem} (one answer on > {share:.0%} of items; {action}, {source}): {state}")
+        else:
+            log(f"{stem}: {'ok' if not problems else 'FAILED'}")
         for pr in problems:
-            print(f"    - {pr}")
+            log(f"    - {pr}")
         bad += bool(problems)
+    for w in warnings:
+        log(f"    warning (not a failure under this profile): {w}")
     if not results:
         print("no notebooks found in the run", file=sys.stderr)
         return 1

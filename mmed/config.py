@@ -295,6 +295,13 @@ class EvalConfig:
     #: training seeds of the seed replicates (:mod:`mmed.rl.replicates`, notebooks 03/04): the
     #: run's own seed trains in the run folder, every other one in ``runs/<id>/seeds/seed_<k>/``
     seeds: list[int] = field(default_factory=lambda: [0])
+    #: the degenerate-agent guard (:func:`mmed.checks.degenerate_agents`, ``check-run``): an agent that gives one
+    #: answer on more than this share of an evaluation's items, while the gold answers on the
+    #: same items are not that skewed (their most frequent answer's share <= it), is degenerate
+    degenerate_share: float = 0.9
+    #: what ``check-run`` (CI, and the end of ``python -m mmed notebooks``) does with a
+    #: degenerate agent: ``fail`` the run, or ``warn`` (print it, naming agent, split, share)
+    degenerate_action: str = "fail"
 
 
 @dataclass
@@ -415,6 +422,7 @@ _VALID = {
     "specialists.backend": ("simulated", "openai", "local"),
     "specialists.openai.prompt_style": ("compact", "full"),
     "curriculum.strata_panel": ("gold", "triage"),
+    "eval.degenerate_action": ("fail", "warn"),
 }
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
 
@@ -465,6 +473,8 @@ def _check(profile: Profile, source: str) -> None:
     seeds = profile.eval.seeds
     if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(x, bool) or x < 0 for x in seeds):
         raise ProfileError(f"{source}: key 'eval.seeds' must be a non-empty list of distinct ints >= 0, got {seeds!r}")
+    if not 0.0 < profile.eval.degenerate_share < 1.0:
+        raise ProfileError(f"{source}: key 'eval.degenerate_share' must be in (0, 1), got {profile.eval.degenerate_share!r}")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
     for key in ("eval_benchmarks", "train_benchmarks"):

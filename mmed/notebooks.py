@@ -4,7 +4,9 @@ Every notebook's ``parameters`` cell declares ``profile``, ``run_dir``, ``data_r
 ``seed`` (DESIGN §4); :func:`run_notebooks` passes the same values to all of them, writes
 the executed copies to ``<run_dir>/notebooks/`` and the wall time of each to
 ``<run_dir>/notebooks/timings.json``. A failure raises :class:`NotebookFailed` naming the
-notebook and the cell.
+notebook and the cell. ``python -m mmed notebooks`` (``make demo``) then runs ``check-run`` on
+the run folder (:func:`mmed.cli.report_check_run`: the recorded metrics and the
+degenerate-agent guard) and exits non-zero when it fails.
 """
 
 from __future__ import annotations
