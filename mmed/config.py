@@ -102,6 +102,8 @@ class TinyModelConfig:
     vision_hidden_size: int = 64
     vision_intermediate_size: int = 128
     vision_num_heads: int = 2
+    #: vision patch side in pixels (Qwen2.5-VL: 14); 7 gives a 96-pixel image 12 x 12 patches
+    vision_patch_size: int = 14
     vocab_size: int = 1024
     seed: int = 0
 
@@ -124,12 +126,33 @@ class LoraConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Pre-training of the tiny base on the synthetic set's free labels (``mmed.rl.pretrain``):
+    the stand-in for the pretrained VLM the paper starts from. Tiny models only."""
+
+    enabled: bool = False
+    n_items: int = 3000  #: synthetic ``pretrain``-split items (a stream no other step uses)
+    vision_steps: int = 2000  #: phase 1: vision tower + merger on per-token finding maps
+    answer_steps: int = 900  #: phase 2: answer letter from image + question (no opinions)
+    batch_size: int = 16
+    vision_lr: float = 2e-3
+    answer_lr: float = 1e-3
+    freeze_vision: bool = True  #: phase 2 trains the merger and the language model only
+    n_validation: int = 280  #: synthetic validation items measured before and after
+    seed: int = 0
+    #: reuse a base pre-trained with the same settings by any run (``$MMED_BASE_CACHE``,
+    #: default ``~/.cache/mmed/base``), as a pretrained VLM is downloaded once
+    cache: bool = True
+
+
+@dataclass
 class ModelsConfig:
     """Policy models. ``"tiny"`` means the offline tiny Qwen2.5-VL built into the run."""
 
     triage: str = "tiny"
     attending: str = "tiny"
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     #: None (full precision + LoRA) or "nf4" (QLoRA: 4-bit NF4, double quant)
     quantization: Optional[str] = None
     #: compute dtype for 4-bit layers and model weights: float32 | bfloat16 | float16
@@ -212,9 +235,15 @@ class ColdStartConfig:
     max_steps: int = 20
     learning_rate: float = 1e-3
     batch_size: int = 8
-    #: fraction of cold-start targets whose answer is the gold one (the rest are random
-    #: valid answers: the format is taught, not the task)
-    label_fraction: float = 0.5
+    #: fraction of cold-start targets whose answer is ``target``'s (the rest are uniformly
+    #: drawn valid answers)
+    label_fraction: float = 1.0
+    #: the attending's target answer: "gold" or "majority" (follow the panel's tally; ties and
+    #: empty panels -> gold); see mmed.rl.sft.cold_start_targets
+    target: str = "gold"
+    #: also train the attending's image-only reference (no opinions, gold targets;
+    #: runs/<id>/attending/image_only): the "image only" row of the ablation table
+    image_only: bool = False
 
 
 @dataclass
@@ -422,6 +451,7 @@ _VALID = {
     "specialists.backend": ("simulated", "openai", "local"),
     "specialists.openai.prompt_style": ("compact", "full"),
     "curriculum.strata_panel": ("gold", "triage"),
+    "cold_start.target": ("gold", "majority"),
     "eval.degenerate_action": ("fail", "warn"),
 }
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")

@@ -260,8 +260,11 @@ def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict
     """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
 
     Uses the profile's synthetic ``train`` split (first ``cold_start.n_items``) and 64
-    ``validation`` items to measure before/after. Returns the report, or None when the
-    profile disables the cold start.
+    ``validation`` items to measure before/after. For the attending it also trains, when
+    ``cold_start.image_only`` is set, the image-only reference ``attending/image_only``: the
+    same cold start with no opinions in the prompt and gold targets (the "image only" row
+    of the ablation table: what the attending can read from the image alone). Returns the
+    report of ``<agent>/sft``, or None when the profile disables the cold start.
     """
     from .rl.sft import cold_start, load_cold_start_report
 
@@ -269,16 +272,41 @@ def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict
         return None
     out = run.path(agent, "sft")
     rep = load_cold_start_report(out)
+    held = None
+    if rep is None:
+        base = base_model_for(run, profile, agent)
+        train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+        tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
+        he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
+        with run.step(f"cold_start/{agent}"):
+            rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
+        run.add_artifact(f"{agent}/sft", out)
+    if agent == "attending" and profile.cold_start.image_only:
+        ensure_image_only_attending(run, profile, seed)
+    return rep
+
+
+def ensure_image_only_attending(run: Run, profile: Profile, seed: int) -> dict[str, Any]:
+    """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
+    unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
+    profile's synthetic ``train`` items with *empty* panels (prompt "(no specialist
+    opinions)", reasoning ``Panel: none.``) and gold targets. Returns its report."""
+    import dataclasses
+
+    from .rl.sft import cold_start, load_cold_start_report
+
+    out = run.path("attending", "image_only")
+    rep = load_cold_start_report(out)
     if rep is not None:
         return rep
-    base = base_model_for(run, profile, agent)
+    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(profile.cold_start, target="gold", label_fraction=1.0))
+    base = base_model_for(run, profile, "attending")
     train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
     held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
-    tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
-    he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
-    with run.step(f"cold_start/{agent}"):
-        rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
-    run.add_artifact(f"{agent}/sft", out)
+    with run.step("cold_start/attending_image_only"):
+        rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed)
+    run.add_artifact("attending/image_only", out)
     return rep
 
 

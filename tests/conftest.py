@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pre-trained tiny bases are cached per test session, never in the user's cache
+os.environ["MMED_BASE_CACHE"] = tempfile.mkdtemp(prefix="mmed-base-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import os
@@ -168,20 +170,32 @@ def test_autoprocessor_without_remote_code_after_importing_mmed(tiny_dir: Path):
 
 
 # ---------------------------------------------------------------------------- processor
-@pytest.mark.parametrize("side,tokens", [(56, 4), (96, 9), (112, 16)])
+@pytest.mark.parametrize("side,tokens", [(56, 16), (84, 36), (112, 64)])
 def test_image_tokens_per_image(policy, side: int, tokens: int):
-    """patch 14, merge 2: a side of s px (multiple of 28) gives (s/14)^2 patches, /4 tokens."""
+    """The smoke model's patch 7, merge 2: a side of s px (multiple of 14) gives (s/7)^2
+    patches, /4 tokens (Qwen2.5-VL's patch 14 would give a quarter of that)."""
     model, proc = policy
+    assert SMOKE.vision_patch_size == 7 == model.config.vision_config.patch_size
     text = proc.apply_chat_template([_chat("x")], add_generation_prompt=True, tokenize=False)
     b = proc(text=text, images=[Image.new("RGB", (side, side))], return_tensors="pt")
     assert int((b["input_ids"] == model.config.image_token_id).sum()) == tokens
-    assert b["pixel_values"].shape == (tokens * 4, 3 * 2 * 14 * 14)
+    assert b["pixel_values"].shape == (tokens * 4, 3 * 2 * 7 * 7)
+
+
+def test_patch_14_keeps_qwen_geometry(tmp_path: Path):
+    d = build_tiny_qwen2_5_vl(tmp_path / "p14", dataclasses.replace(SMOKE, vision_patch_size=14), max_pixels=112 * 112)
+    model, proc = load_policy(d)
+    text = proc.apply_chat_template([_chat("x")], add_generation_prompt=True, tokenize=False)
+    b = proc(text=text, images=[Image.new("RGB", (112, 112))], return_tensors="pt")
+    assert int((b["input_ids"] == model.config.image_token_id).sum()) == 16
+    with pytest.raises(ValueError, match="vision_patch_size"):
+        validate_tiny_config(dataclasses.replace(SMOKE, vision_patch_size=5))
 
 
 def test_pixel_bounds_override(tiny_dir: Path):
     proc = load_processor(tiny_dir, min_pixels=56 * 56, max_pixels=56 * 56)
     b = proc(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[Image.new("RGB", (112, 112))], return_tensors="pt")
-    assert b["image_grid_thw"].tolist() == [[1, 4, 4]]
+    assert b["image_grid_thw"].tolist() == [[1, 8, 8]]  # 56 px in patches of 7
     with pytest.raises(ValueError, match="min_pixels"):
         load_processor(tiny_dir, min_pixels=200 * 200, max_pixels=56 * 56)
 
@@ -318,6 +332,6 @@ def test_stock_qwen_processor_layout_loads_without_torchvision(tiny_dir: Path, t
     proc = load_processor(stock, max_pixels=56 * 56)
     assert type(proc).__name__ == "Qwen2_5_VLImageOnlyProcessor"
     b = proc(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[Image.new("RGB", (112, 112))], return_tensors="pt")
-    assert b["image_grid_thw"].tolist() == [[1, 4, 4]]
+    assert b["image_grid_thw"].tolist() == [[1, 8, 8]]  # 56 px in patches of 7
     with pytest.raises(ValueError, match="videos"):
         proc(text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[[Image.new("RGB", (56, 56))] * 2])

@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 from mmed.data import COLUMNS, SPECIALTIES, Item, item_meta
 from mmed.data.synthetic import (
     MAX_COUNT,
+    QUESTION_VALUES,
     MODALITY_OF_SPECIALTY,
     SYNTHETIC_MODALITIES,
     SYNTHETIC_QUESTION_TYPES,
     SyntheticRef,
+    TYPE_SLOTS,
     contrast_of,
     make_synthetic,
     noise_of,
@@ -36,7 +38,7 @@ from mmed.data.synthetic import (
 )
 
 GRAY3 = ("Radiologist", "Oncologist", "Endocrinologist")
-N_BASE = 1120  # 20 full balancing blocks of 7 specialties x 4 types x 2 answers
+N_BASE = 1120  # 7 specialties x 20 full blocks of 8 types; every (specialty, type) a whole number of value blocks
 
 
 # ----------------------------------------------------------------------------------------
@@ -121,21 +123,17 @@ def test_items_follow_the_schema():
         assert item.dataset == "synthetic" and item.split == "train" and item.answer_type == "closed"
         assert item.specialty in SPECIALTIES and item.modality == MODALITY_OF_SPECIALTY[item.specialty]
         assert item.modality.startswith("synthetic-") and item.organ
-        assert item.image_ref.startswith("synthetic://v1/")
+        assert item.image_ref.startswith("synthetic://v2/")
         assert len(item.images) == 1 and item.images[0].size == (80, 80) and item.images[0].mode == "RGB"
         assert item.id == f"synthetic/train/0/{item.meta['index']}"
         meta = item.meta
         assert meta["question_type"] in SYNTHETIC_QUESTION_TYPES and meta["difficulty"] == 0.2
         assert meta["feature"]["value"] == item.answer
-        if meta["question_type"] == "presence":
-            assert item.options == ["yes", "no"]
-        elif meta["question_type"] == "count":
-            assert 2 <= len(item.options) <= 4
-            assert [int(o) for o in item.options] == list(range(int(item.options[0]), int(item.options[-1]) + 1))
-            assert 1 <= int(item.options[0]) and int(item.options[-1]) <= MAX_COUNT
-        else:  # the options are named in the question, in its order
-            a, b = item.options
-            assert item.question.index(a) < item.question.index(b)
+        # options: the type's values in their fixed order (v2), so a letter means one value
+        assert item.options == list(QUESTION_VALUES[meta["question_type"]])
+        assert item.options[item.answer_idx] == item.answer
+        if meta["question_type"] == "count":
+            assert item.options == [str(i) for i in range(1, MAX_COUNT + 1)]
 
 
 def test_feature_is_drawn_as_the_answer_says():
@@ -152,9 +150,11 @@ def test_feature_is_drawn_as_the_answer_says():
         elif qt == "side":
             (x, _, r), = blobs
             assert (x + r < 48) if val == "left" else (x - r > 48)
-        else:
+        else:  # the drawn radius lies in the value's band (bands do not overlap)
             (_, _, r), = blobs
-            assert (r <= 0.042 * 96 + 0.01) if val == "small" else (r >= 0.075 * 96 - 0.01)
+            lo, hi = {"tiny": (0.034, 0.042), "small": (0.050, 0.058), "medium": (0.066, 0.074),
+                      "large": (0.084, 0.094)}[val]
+            assert lo * 96 - 0.01 <= r <= hi * 96 + 0.01, (val, r)
 
 
 def test_deterministic_by_seed_and_prefix_stable():
@@ -220,12 +220,15 @@ def test_bad_arguments_are_named(kwargs, match):
     [
         ("file:///x.png", "scheme"),
         ("synthetic://v9/synthetic-xray/side/left?seed=0&split=t&index=0&size=96&difficulty=0.5", "version"),
-        ("synthetic://v1/synthetic-xray/side?seed=0&split=t&index=0&size=96&difficulty=0.5", "path"),
-        ("synthetic://v1/synthetic-mri/side/left?seed=0&split=t&index=0&size=96&difficulty=0.5", "synthetic-mri"),
-        ("synthetic://v1/synthetic-xray/side/up?seed=0&split=t&index=0&size=96&difficulty=0.5", "'up'"),
-        ("synthetic://v1/synthetic-xray/count/9?seed=0&split=t&index=0&size=96&difficulty=0.5", "'9'"),
-        ("synthetic://v1/synthetic-xray/side/left?seed=0&split=t&size=96&difficulty=0.5", "'index'"),
-        ("synthetic://v1/synthetic-xray/side/left?seed=x&split=t&index=0&size=96&difficulty=0.5", "'seed'"),
+        ("synthetic://v1/synthetic-xray/side/left?seed=0&split=t&index=0&size=96&difficulty=0.5", "version"),
+        ("synthetic://v2/synthetic-xray/side?seed=0&split=t&index=0&size=96&difficulty=0.5", "path"),
+        ("synthetic://v2/synthetic-mri/side/left?seed=0&split=t&index=0&size=96&difficulty=0.5", "synthetic-mri"),
+        ("synthetic://v2/synthetic-xray/side/up?seed=0&split=t&index=0&size=96&difficulty=0.5", "'up'"),
+        ("synthetic://v2/synthetic-xray/count/9?seed=0&split=t&index=0&size=96&difficulty=0.5", "'9'"),
+        ("synthetic://v2/synthetic-xray/count/5?seed=0&split=t&index=0&size=96&difficulty=0.5", "'5'"),
+        ("synthetic://v2/synthetic-xray/size/huge?seed=0&split=t&index=0&size=96&difficulty=0.5", "'huge'"),
+        ("synthetic://v2/synthetic-xray/side/left?seed=0&split=t&size=96&difficulty=0.5", "'index'"),
+        ("synthetic://v2/synthetic-xray/side/left?seed=x&split=t&index=0&size=96&difficulty=0.5", "'seed'"),
     ],
 )
 def test_bad_refs_are_named(ref, match):
@@ -233,8 +236,7 @@ def test_bad_refs_are_named(ref, match):
         parse_ref(ref)
 
 
-_values = {"presence": ["yes", "no"], "side": ["left", "right"], "size": ["small", "large"],
-           "count": [str(i) for i in range(1, MAX_COUNT + 1)]}
+_values = {q: list(v) for q, v in QUESTION_VALUES.items()}
 
 
 @settings(max_examples=25, deadline=None)
@@ -266,18 +268,18 @@ def test_balance_of_specialties_types_and_answers(base):
     tr, _ = base
     n = len(tr["spec"])
     assert {s: int((tr["spec"] == s).sum()) for s in SPECIALTIES} == {s: n // 7 for s in SPECIALTIES}
-    for s in SPECIALTIES:
+    per_spec = n // 7
+    for s in SPECIALTIES:  # blocks of 8: size 4, count 2, presence 1, side 1
         assert {q: int(((tr["spec"] == s) & (tr["qt"] == q)).sum()) for q in SYNTHETIC_QUESTION_TYPES} == {
-            q: n // 28 for q in SYNTHETIC_QUESTION_TYPES
+            q: per_spec * TYPE_SLOTS.count(q) // len(TYPE_SLOTS) for q in SYNTHETIC_QUESTION_TYPES
         }
-    for q in ("presence", "side", "size"):  # exact halves in full blocks
+    four = np.isin(tr["qt"], ["size", "count"]).mean()
+    assert four == 0.75  # three quarters of the questions have four options
+    for q, values in QUESTION_VALUES.items():  # every value equally often in full blocks
         vals, counts = np.unique(tr["ans"][tr["qt"] == q], return_counts=True)
-        assert len(vals) == 2 and counts[0] == counts[1]
-    count_ans = tr["ans"][tr["qt"] == "count"]
-    assert set(count_ans) == {str(i) for i in range(1, MAX_COUNT + 1)}
-    assert max(np.unique(count_ans, return_counts=True)[1]) / len(count_ans) < 0.35
+        assert set(vals) == set(values) and counts.min() == counts.max(), (q, vals, counts)
     letters = np.bincount(np.array(tr["ds"]["answer_idx"]))
-    assert letters.max() / n < 0.5  # no letter is right half the time
+    assert letters.max() / n < 0.35  # no letter is right a third of the time
 
 
 def _contrast(x: np.ndarray, blob) -> float:

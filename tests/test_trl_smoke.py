@@ -130,7 +130,7 @@ def test_grpo_lora_two_steps_with_images(tiny_dir: Path, tmp_path: Path):
     assert trainer.state.global_step == 2
     assert len(logs) == 2
     # every rollout and every loss forward ran the vision tower on the 56x56 images (4x4 patches)
-    assert calls.grids and all(g == [1, 4, 4] for g in calls.grids)
+    assert calls.grids and all(g == [1, 8, 8] for g in calls.grids)  # 56 px in patches of 7
     # LoRA B matrices start at zero, so step 1 moves B only; step 2 moves A too
     assert any("lora_B" in n for n in changed) and any("lora_A" in n for n in changed)
     assert len(changed) == len(before)
@@ -176,7 +176,7 @@ def test_sft_prompt_completion_with_images_reduces_loss(tiny_dir: Path, tmp_path
     trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=processor, peft_config=lora_config(SMOKE.models.lora))
     batch = trainer.data_collator([rows[0], rows[1]])
     image_token = model.config.image_token_id
-    assert int((batch["input_ids"] == image_token).sum()) == 2 * 4  # 56x56 -> 4 tokens each, none truncated
+    assert int((batch["input_ids"] == image_token).sum()) == 2 * 16  # 56x56 in patches of 7 -> 16 tokens each, none truncated
     supervised = batch["labels"][0][batch["labels"][0] != -100]
     assert processor.tokenizer.decode(supervised) == "<think>colour</think><answer>Radiologist</answer><|im_end|>\n"
     trainer.train()

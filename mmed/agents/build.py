@@ -7,6 +7,7 @@ Where a run keeps its models (DESIGN §4)::
     runs/<id>/triage/grpo/final/                   triage LoRA adapters after GRPO
     runs/<id>/triage/grpo_real/final/              ... also trained on real images (opt-in)
     runs/<id>/attending/sft/                       cold-started attending policy
+    runs/<id>/attending/image_only/                image-only reference (cold start without opinions)
     runs/<id>/attending/<variant>/stage_<k>_<name>/final/   C-MARL stage adapters
 
 :func:`policy_source` resolves which base model and which adapters an agent uses: the
@@ -27,6 +28,9 @@ from .generation import PolicyRunner, SamplingParams
 from .specialists import Specialist, simulated_panel_factory
 
 AGENTS: tuple[str, ...] = ("triage", "attending", "specialist")
+#: the attending's image-reading reference (``runs/<id>/attending/image_only/``): the
+#: pre-trained base cold-started on gold answers with image and question only (no opinions)
+IMAGE_ONLY_STAGE = "image_only"
 #: run sub-folder of a variant's curriculum stages when the profile has no variant applied
 DEFAULT_VARIANT_DIR = "cmarl"
 
@@ -48,14 +52,30 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
     """The tiny base model of the run, built into ``models/base`` on first use.
 
     Only for profiles whose models are ``"tiny"``; built from ``profile.models.tiny`` and
-    ``profile.image`` so that another process (or ``transformers serve``) can load it.
+    ``profile.image`` so that another process (or ``transformers serve``) can load it. With
+    ``models.pretrain.enabled`` the untrained model goes to ``models/init`` and its
+    pre-training on the synthetic set's free labels (:func:`mmed.rl.pretrain.pretrain_base`,
+    the stand-in for the pretrained VLM the paper starts from) to ``models/base``.
     """
     from ..models import build_tiny_qwen2_5_vl
 
     base = run.path("models", "base")
-    if not _is_model(base):
-        build_tiny_qwen2_5_vl(base, profile.models.tiny, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+    if _is_model(base):
+        return base
+    kw = dict(min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+    if not profile.models.pretrain.enabled:
+        build_tiny_qwen2_5_vl(base, profile.models.tiny, **kw)
         run.add_artifact("models/base", base)
+        return base
+    from ..rl.pretrain import cached_pretrain
+
+    init = run.path("models", "init")
+    if not _is_model(init):
+        build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
+        run.add_artifact("models/init", init)
+    with run.step("pretrain/base"):
+        cached_pretrain(init, base, profile)
+    run.add_artifact("models/base", base)
     return base
 
 
@@ -92,7 +112,8 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
         agent: ``"triage"`` or ``"attending"`` (``"specialist"``: the base model).
         stage: ``"latest"`` (what the run holds: adapters > cold start > base), ``"base"``,
             ``"sft"``, ``"grpo"`` / ``"grpo_real"`` (triage; ``latest`` never picks the
-            real-image variant, ask for it), or a curriculum stage folder name such as
+            real-image variant, ask for it), ``"image_only"`` (attending: the image-only
+            reference, a full model), or a curriculum stage folder name such as
             ``"stage_1_easy"`` (attending, in ``variant``'s folder).
         variant: curriculum variant for the attending (None = the profile's own curriculum).
     Raises:
@@ -126,6 +147,11 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
         if stage not in ("latest",):
             raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft, grpo or grpo_real")
         return PolicySource(base, None, label)
+    if stage == IMAGE_ONLY_STAGE:  # the image-reading reference: cold-started without opinions
+        d = run.path("attending", IMAGE_ONLY_STAGE)
+        if not _is_model(d):
+            raise FileNotFoundError(f"{d} holds no image-only attending (mmed.consult.ensure_cold_start trains it)")
+        return PolicySource(str(d), None, IMAGE_ONLY_STAGE)
     if stage == "latest":
         last = latest_stage_dir(run, variant)
         if last is not None:

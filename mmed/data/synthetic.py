@@ -27,16 +27,27 @@ synthetic-endoscopy       Surgeon          pink mucosa, dark lumen with folds, c
                                            specular highlights. Finding: red *polyp*
 ========================  ===============  =====================================================
 
-Questions. Every item is a closed question about the finding; the answer is fixed by a
-*local* feature drawn into the image (``meta["question_type"]``):
+Questions (generator v2). Every item is a closed question about the finding; the answer is
+fixed by a *local* feature drawn into the image (``meta["question_type"]``). Options are
+the type's values in a fixed order (:data:`QUESTION_VALUES`), so three quarters of the items
+(size, count) have four options and a quarter (presence, side) two — report them apart:
 
-- ``presence``: "Is there a <finding> ...?" options ``(yes, no)`` in that order (DESIGN §4).
-- ``side``: "Is the <finding> on the left or the right side of the image?" (image left,
-  not patient left); options in the order the question names them, which is random.
-- ``count``: "How many <findings> are visible ...?" options are 2–4 consecutive numbers
-  (1..5) with the answer at a uniformly drawn position.
-- ``size``: "Is the <finding> small or large?" small: radius 0.030–0.042 of the image
-  side; large: 0.075–0.090 (a gap, so the answer is never borderline).
+- ``size`` (4 of every 8 items of a specialty): "How large is the <finding>?" options
+  ``(tiny, small, medium, large)``: radius 0.034–0.042, 0.050–0.058, 0.066–0.074 and
+  0.084–0.094 of the image side (gaps, so an answer is never borderline).
+- ``count`` (2 of 8): "How many <findings> are visible ...?" options ``(1, 2, 3, 4)``.
+- ``presence`` (1 of 8): "Is there a <finding> ...?" options ``(yes, no)`` (DESIGN §4).
+- ``side`` (1 of 8): "Is the <finding> on the left or the right side of the image?" (image
+  left, not patient left) options ``(left, right)``.
+
+Why v2 (issue 11 item 3a). Version 1 asked mostly two-option questions (80% of its
+held-out items), where contradicting a unanimous wrong panel is always right, so the Hard
+stratum could not tell reading the image from contrarianism; its findings (radius down to
+0.028 of the side) were smaller than one patch of the tiny model's vision tower; and the
+side/size options came in a random order, which a two-layer language model from scratch
+did not learn to combine with the image. v2 draws larger findings, fixes the option order
+and makes four-option questions the majority. What the tiny model can read of it is
+measured, not assumed (``benchmarks/RESULTS.md``).
 
 Answers carry no global colour signal: every image also holds *decoy* structures —
 elongated lines (lung markings, vessels, spindle nuclei, hairs, ...) in the finding's exact
@@ -91,25 +102,37 @@ import PIL.Image
 from .schema import SPECIALTIES, Item, items_to_dataset
 
 #: Version of the generator; part of every random-stream key and of ``image_ref``.
-SYNTHETIC_VERSION: int = 1
+SYNTHETIC_VERSION: int = 2
 #: The closed-question types, each fixed by one local feature of the finding.
 SYNTHETIC_QUESTION_TYPES: tuple[str, ...] = ("presence", "side", "count", "size")
 #: Accepted ``image_size`` range (pixels per side); tiny models see <= 112 px (DESIGN §4).
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 112
-#: Count answers range over 1..MAX_COUNT.
-MAX_COUNT: int = 5
+#: Count answers range over 1..MAX_COUNT (every count question offers all of them).
+MAX_COUNT: int = 4
+#: The answer values of each question type, in their (fixed) option order: the options of an
+#: item are exactly these, so options are lettered the same way in every item of a type.
+QUESTION_VALUES: dict[str, tuple[str, ...]] = {
+    "presence": ("yes", "no"),
+    "side": ("left", "right"),
+    "count": tuple(str(i) for i in range(1, MAX_COUNT + 1)),
+    "size": ("tiny", "small", "medium", "large"),
+}
+#: Question types of one balancing block of 8 items of a specialty: three quarters of the
+#: questions have four options (size, count), one quarter two (presence, side).
+TYPE_SLOTS: tuple[str, ...] = ("size", "size", "size", "size", "count", "count", "presence", "side")
 
 _REF_SCHEME = "synthetic"
 _F32 = np.float32
 
-# Finding radii as fractions of the image side (see module docstring).
-_R_SMALL = (0.030, 0.042)
-_R_LARGE = (0.075, 0.090)
-_R_SINGLE = (0.045, 0.070)  # presence / side
-_R_COUNT = (0.028, 0.040)
+# Finding radii as fractions of the image side (see module docstring): sized for a vision
+# tower with 7-pixel patches at <= 112 px (a disc spans one or more patches).
+_R_SIZE: dict[str, tuple[float, float]] = {
+    "tiny": (0.034, 0.042), "small": (0.050, 0.058), "medium": (0.066, 0.074), "large": (0.084, 0.094)}
+_R_SINGLE = (0.060, 0.080)  # presence / side
+_R_COUNT = (0.040, 0.050)
 #: per-image total alpha mass of finding + decoys, as a fraction of S*S; its lower end is
-#: above the largest finding mass (5 blobs of radius 0.040: 0.0251; one of 0.090: 0.0254)
-_MASS = (0.034, 0.046)
+#: above the largest finding mass (4 blobs of radius 0.050: 0.0314; one of 0.094: 0.0278)
+_MASS = (0.040, 0.054)
 #: per-image core fraction of that mass (core: alpha >= 0.95); the range where the
 #: decoys' core/mass ratio (thin ~0.17 .. thick ~0.77) can complete every finding
 _CORE_FRAC = (0.60, 0.75)
@@ -676,8 +699,9 @@ def noise_of(difficulty: float) -> float:
 class SyntheticRef:
     """Everything that fixes one synthetic image; ``str(ref)`` is the item's ``image_ref``.
 
-    ``value`` is the drawn feature: ``yes``/``no`` (presence), ``left``/``right`` (side),
-    ``"1"``..``"5"`` (count), ``small``/``large`` (size).
+    ``value`` is the drawn feature, one of :data:`QUESTION_VALUES` of its question type:
+    ``yes``/``no`` (presence), ``left``/``right`` (side), ``"1"``..``"4"`` (count),
+    ``tiny``/``small``/``medium``/``large`` (size).
     """
 
     modality: str
@@ -700,12 +724,7 @@ class SyntheticRef:
         """Check every field; return ``self``. Raises :class:`ValueError` naming the field."""
         if self.modality not in SYNTHETIC_MODALITIES:
             raise ValueError(f"synthetic ref: unknown modality {self.modality!r}; known: {list(SYNTHETIC_MODALITIES)}")
-        allowed = {
-            "presence": ("yes", "no"),
-            "side": ("left", "right"),
-            "count": tuple(str(i) for i in range(1, MAX_COUNT + 1)),
-            "size": ("small", "large"),
-        }
+        allowed = QUESTION_VALUES
         if self.question_type not in allowed:
             raise ValueError(f"synthetic ref: unknown question_type {self.question_type!r}; "
                              f"known: {SYNTHETIC_QUESTION_TYPES}")
@@ -855,7 +874,7 @@ def render(ref: SyntheticRef | str) -> tuple[np.ndarray, dict]:
     elif qt == "count":
         radii = list(rng.uniform(*_R_COUNT, int(val)) * size)
     else:
-        radii = [rng.uniform(*(_R_LARGE if val == "large" else _R_SMALL)) * size]
+        radii = [rng.uniform(*_R_SIZE[val]) * size]
     blobs = _place(rng, scene.field, size, radii, side)
 
     af = np.zeros((size, size), _F32)
@@ -926,59 +945,39 @@ def _plan(seed: int, split: str, index: int, specs: tuple[str, ...]) -> tuple[st
     """(specialty, question_type, value) of item ``index``, balanced in blocks.
 
     Specialties: each consecutive block of ``len(specs)`` indices holds each once (seeded
-    order). Question types: each specialty's 4 consecutive occurrences hold each type
-    once. Answers of yes/no, side and size: each (specialty, type)'s 2 consecutive
-    occurrences hold both values. Counts: uniform over the option layouts (see
-    :func:`_count_layout`). So every prefix is balanced up to one block.
+    order). Question types: each specialty's 8 consecutive occurrences hold the types of
+    :data:`TYPE_SLOTS` once each (seeded order: size 4, count 2, presence 1, side 1).
+    Answers: each (specialty, type)'s ``len(values)`` consecutive occurrences hold every
+    value of :data:`QUESTION_VALUES` once (seeded order). So every prefix is balanced up to
+    one block.
     """
     k = len(specs)
     r, pos = divmod(index, k)
     s = _perm(seed, split, (10, r), k)[pos]
     spec = specs[s]
     s_code = SPECIALTIES.index(spec)
-    g, qpos = divmod(r, 4)
-    qt = SYNTHETIC_QUESTION_TYPES[_perm(seed, split, (11, s_code, g), 4)[qpos]]
+    n_slots = len(TYPE_SLOTS)
+    g, qpos = divmod(r, n_slots)
+    slots = [TYPE_SLOTS[i] for i in _perm(seed, split, (11, s_code, g), n_slots)]
+    qt = slots[qpos]
     q_code = SYNTHETIC_QUESTION_TYPES.index(qt)
-    h, apos = divmod(g, 2)
-    slot = _perm(seed, split, (12, s_code, q_code, h), 2)[apos]
-    if qt == "count":
-        _, p, start = _count_layout(_rng(seed, split, 13, index))
-        return spec, qt, str(start + p)
-    value = {"presence": ("yes", "no"), "side": ("left", "right"), "size": ("small", "large")}[qt][slot]
-    return spec, qt, value
-
-
-def _count_layout(rng: np.random.Generator) -> tuple[int, int, int]:
-    """Draw a count question's layout: ``(n_options, answer position, first option)`` with
-    ``n_options`` in {2, 3, 4}, the position uniform, the first option such that all lie in
-    1..MAX_COUNT."""
-    n_opt = int(rng.integers(2, 5))
-    p = int(rng.integers(n_opt))
-    start = int(rng.integers(1, MAX_COUNT - n_opt + 2))
-    return n_opt, p, start
-
-
-def _count_options(ref: SyntheticRef) -> list[str]:
-    """Options of a count question: ``n_options`` consecutive numbers around ``ref.value``
-    (shifted into 1..MAX_COUNT if a hand-made ref puts them outside)."""
-    n_opt, p, _ = _count_layout(_rng(ref.seed, ref.split, 13, ref.index))
-    start = min(max(int(ref.value) - p, 1), MAX_COUNT - n_opt + 1)
-    return [str(start + i) for i in range(n_opt)]
+    j = g * TYPE_SLOTS.count(qt) + slots[:qpos].count(qt)  # occurrence of (spec, qt)
+    values = QUESTION_VALUES[qt]
+    h, apos = divmod(j, len(values))
+    return spec, qt, values[_perm(seed, split, (12, s_code, q_code, h), len(values))[apos]]
 
 
 def _question(mod: SyntheticModality, ref: SyntheticRef) -> tuple[str, list[str]]:
-    """Question text and options for ``ref`` (option order of side/size drawn per item)."""
+    """Question text and options for ``ref``; options are :data:`QUESTION_VALUES` in order."""
     qt = ref.question_type
+    options = list(QUESTION_VALUES[qt])
     if qt == "presence":
-        return f"Is there a {mod.finding} {mod.where}?", ["yes", "no"]
+        return f"Is there a {mod.finding} {mod.where}?", options
     if qt == "count":
-        return f"How many {mod.findings} are visible {mod.where}?", _count_options(ref)
-    pair = ["left", "right"] if qt == "side" else ["small", "large"]
-    if _rng(ref.seed, ref.split, 14, ref.index).random() < 0.5:
-        pair = pair[::-1]
+        return f"How many {mod.findings} are visible {mod.where}?", options
     if qt == "side":
-        return f"Is the {mod.finding} on the {pair[0]} or the {pair[1]} side of the image?", pair
-    return f"Is the {mod.finding} {pair[0]} or {pair[1]}?", pair
+        return f"Is the {mod.finding} on the left or the right side of the image?", options
+    return f"How large is the {mod.finding}?", options
 
 
 def synthetic_item(ref: SyntheticRef | str) -> Item:

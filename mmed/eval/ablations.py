@@ -11,6 +11,8 @@ w/o triage: random specialty                    uniform specialty per item (seed
 w/o triage: fixed Radiologist                   always Radiologist — on VQA-RAD (all
                                                 radiology) this *equals* perfect triage
 w/o specialists (attending alone)               no opinions in the attending prompt
+image only                                      the image-reading reference: the base cold-
+                                                started on gold answers without opinions
 w/o C-MARL: cold-start attending                the attending before any GRPO
 w/o C-MARL: GRPO without curriculum             variant ``no_curriculum`` (all strata shuffled)
 C-MARL without entropy bonus                    variant ``no_entropy`` (beyond the paper)
@@ -91,6 +93,7 @@ class AblationRow:
 FOLLOW_MAJORITY_ROW = "follow the panel's majority (trained triage's panel, no attending)"
 FOLLOW_MAJORITY_GOLD_ROW = "follow the panel's majority (gold specialty's panel: oracle routing)"
 BEST_SPECIALIST_ROW = "best single specialist (panel position chosen on validation)"
+IMAGE_ONLY_ROW = "image only (attending cold-started on gold answers without opinions)"
 
 ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow("full system", "trained", "attending", (None, "latest")),
@@ -98,6 +101,7 @@ ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow("w/o triage: fixed Radiologist", "fixed:Radiologist", "attending", (None, "latest")),
     AblationRow("w/o specialists (attending alone)", "trained", "attending_alone", (None, "latest")),
     AblationRow("w/o C-MARL: cold-start attending", "trained", "attending", (None, "sft")),
+    AblationRow(IMAGE_ONLY_ROW, "trained", "attending_alone", (None, "image_only")),
     AblationRow("w/o C-MARL: GRPO without curriculum", "trained", "attending", ("no_curriculum", "latest")),
     AblationRow("C-MARL without entropy bonus", "trained", "attending", ("no_entropy", "latest")),
     AblationRow("C-MARL with constant γ (γ_medium in every stage)", "trained", "attending", ("constant_entropy", "latest")),

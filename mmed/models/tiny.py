@@ -92,7 +92,8 @@ QWEN2_5_VL_CHAT_TEMPLATE: str = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-#: Vision patch geometry of Qwen2.5-VL (kept at the real model's values).
+#: Vision patch geometry of Qwen2.5-VL (the real model's values; a tiny model may set a
+#: smaller patch with ``TinyModelConfig.vision_patch_size``).
 PATCH_SIZE = 14
 MERGE_SIZE = 2
 TEMPORAL_PATCH_SIZE = 2
@@ -139,6 +140,9 @@ def validate_tiny_config(size: TinyModelConfig) -> None:
         raise ValueError("tiny model size: text head dimension (hidden_size / num_attention_heads) must be a multiple of 8")
     if size.vision_hidden_size % size.vision_num_heads or (size.vision_hidden_size // size.vision_num_heads) % 4:
         raise ValueError("tiny model size: vision head dimension must be an integer multiple of 4")
+    if size.vision_patch_size < 2 or 112 % (size.vision_patch_size * MERGE_SIZE):
+        raise ValueError(f"tiny model size: 'vision_patch_size' = {size.vision_patch_size} must be >= 2 and "
+                         f"{MERGE_SIZE} x it must divide the 112-pixel attention window (e.g. 7, 14, 28)")
     floor = 256 + len(QWEN_SPECIAL_TOKENS) + len(REASONING_TAGS)
     if size.vocab_size < floor:
         raise ValueError(f"tiny model size: 'vocab_size' = {size.vocab_size} must be >= {floor} (bytes + special tokens)")
@@ -215,23 +219,26 @@ def train_tokenizer(vocab_size: int, corpus: str | Path | None = None) -> Qwen2T
 
 
 def build_processor(
-    tokenizer: Qwen2Tokenizer, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112
+    tokenizer: Qwen2Tokenizer, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, patch_size: int = PATCH_SIZE
 ) -> Qwen2_5_VLImageOnlyProcessor:
     """The tiny model's processor: PIL-only Qwen2-VL image processor + ``tokenizer``.
 
     Args:
         tokenizer: from :func:`train_tokenizer`.
         min_pixels, max_pixels: image area bounds in pixels (Qwen2-VL ``smart_resize``
-            rounds each side to a multiple of 28 = patch 14 x merge 2 within them).
+            rounds each side to a multiple of patch x merge = 28 within them).
+        patch_size: vision patch side in pixels (must match the model's
+            ``vision_config.patch_size``).
     Raises:
-        ValueError: when ``min_pixels > max_pixels`` or ``max_pixels < 28 * 28``.
+        ValueError: when ``min_pixels > max_pixels`` or ``max_pixels < (patch x merge)²``.
     """
-    if min_pixels > max_pixels or max_pixels < (PATCH_SIZE * MERGE_SIZE) ** 2:
-        raise ValueError(f"need {(PATCH_SIZE * MERGE_SIZE) ** 2} <= min_pixels <= max_pixels, got {min_pixels}, {max_pixels}")
+    unit = patch_size * MERGE_SIZE
+    if min_pixels > max_pixels or max_pixels < unit**2:
+        raise ValueError(f"need {unit ** 2} <= min_pixels <= max_pixels, got {min_pixels}, {max_pixels}")
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
-        patch_size=PATCH_SIZE,
+        patch_size=patch_size,
         merge_size=MERGE_SIZE,
         temporal_patch_size=TEMPORAL_PATCH_SIZE,
     )
@@ -241,7 +248,8 @@ def build_processor(
 def tiny_qwen2_5_vl_config(size: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
     """``Qwen2_5_VLConfig`` for the sizes in ``size`` and the token ids of ``tokenizer``.
 
-    Vision tower: patch 14, spatial merge 2, temporal patch 2, window 112 px, full attention
+    Vision tower: patch ``size.vision_patch_size`` (14 as Qwen2.5-VL, or smaller so that a
+    <= 112-pixel image gives more tokens), spatial merge 2, temporal patch 2, window 112 px, full attention
     in the last block (as Qwen2.5-VL); its merger projects to the text hidden size. Text
     model: M-RoPE sections from :func:`mrope_section`, rope theta 1e6, untied embeddings.
     Raises:
@@ -275,7 +283,7 @@ def tiny_qwen2_5_vl_config(size: TinyModelConfig, tokenizer: Qwen2Tokenizer) -> 
         intermediate_size=size.vision_intermediate_size,
         num_heads=size.vision_num_heads,
         out_hidden_size=size.hidden_size,
-        patch_size=PATCH_SIZE,
+        patch_size=size.vision_patch_size,
         spatial_merge_size=MERGE_SIZE,
         temporal_patch_size=TEMPORAL_PATCH_SIZE,
         window_size=112,
@@ -322,7 +330,7 @@ def build_tiny_qwen2_5_vl(
     seed = size.seed if seed is None else seed
     tokenizer = train_tokenizer(size.vocab_size)
     config = tiny_qwen2_5_vl_config(size, tokenizer)
-    processor = build_processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels)
+    processor = build_processor(tokenizer, min_pixels=min_pixels, max_pixels=max_pixels, patch_size=size.vision_patch_size)
 
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()

@@ -722,6 +722,11 @@ def train_curriculum(
     # the starting policy is the same for every variant of a run: its held-out answers are shared
     start_recs = _cached_heldout(run.path("attending", f"heldout_start_{heldout_split}.jsonl"), prof, base, None, held, seed)
     before = _heldout_summary(start_recs, prof, seed)
+    image_only = run.path("attending", "image_only")
+    if (image_only / "config.json").is_file():  # the image-reading reference, on the same items without opinions
+        no_panel = dataclasses.replace(held, opinions=[[] for _ in held.items])
+        _cached_heldout(run.path("attending", f"heldout_image_only_{heldout_split}.jsonl"), prof, str(image_only), None,
+                        no_panel, seed)
     init: str | None = None
     manifests, trained = [], []
     for st in stages:
@@ -860,8 +865,9 @@ def curriculum_report(
         split: the held-out split they were measured on.
         min_margin: a claim "A beats B" needs the paired interval's lower end above this.
     Returns:
-        ``systems``: per system (``start``, each variant's final stage, the shortcut
-        baselines ``follow_majority``/``contradict_majority``), accuracy per stratum and
+        ``systems``: per system (``start``, each variant's final stage, ``image_only`` — the
+        image-only reference on the same items without opinions, when the run holds it —
+        and the shortcut baselines ``follow_majority``/``contradict_majority``), accuracy per stratum and
         overall with bootstrap intervals; ``stages``: per variant, each stage's γ, steps,
         items, held-out accuracy after it, the distribution of its held-out answers
         (``answers``, :func:`heldout_answers`; the last stage's is the variant's final one)
@@ -908,6 +914,9 @@ def curriculum_report(
             prev = recs
         stages[_label(v)] = rows
         systems[_label(v)] = heldout_predictions(run, v, mans[-1]["dir"], split)
+    image_only = _read_jsonl(run.path("attending", f"heldout_image_only_{split}.jsonl"))
+    if image_only is not None and [r["id"] for r in image_only] == ids:
+        systems["image_only"] = image_only
     base = shortcut_baselines(start, seed)
     correct = {name: [bool(r["correct"]) for r in recs] for name, recs in systems.items()}
     correct.update(base)
@@ -939,6 +948,8 @@ def curriculum_report(
     start_fv = sum(r["format_valid"] for r in start) / len(start)
     claims, evidence = _claims(main, paired, stages[main], start_fv, min_margin)
     answers = {"start": heldout_answers(start), "follow_majority": heldout_answers(start, "majority")}
+    if "image_only" in systems:
+        answers["image_only"] = heldout_answers(systems["image_only"])
     return {"split": split, "n_items": len(ids), "variants": [_label(v) for v in variants], "main": main,
             "systems": acc, "stages": stages, "paired": paired, "answers": answers,
             "contradict_hard_yes_no": {"acc": (sum(yn_hard) / len(yn_hard)) if yn_hard else None, "n": len(yn_hard)},

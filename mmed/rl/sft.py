@@ -5,13 +5,18 @@ The tiny offline Qwen2.5-VL starts from random weights and cannot produce
 steps of TRL's ``SFTTrainer`` on templated completions fix the format (``smoke``/``demo``
 only; the ``paper`` profile starts from Qwen2.5-VL-Instruct and disables the cold start).
 
-It teaches the format, not the task (DESIGN §6: a full SFT saturates a tiny model and
-leaves GRPO nothing to learn): few steps (``cold_start.max_steps``), few items
-(``cold_start.n_items``), and only a fraction ``cold_start.label_fraction`` of the targets
-carry the gold answer — the rest carry a uniformly drawn *valid* answer, so the targets
-teach "answer one option/specialty in the right tags" without fully teaching which one.
-Format-valid rate and accuracy are measured before and after on held-out items (never on
-an evaluation split).
+What the targets teach (issue 11 item 2). An earlier cold start trained on one fixed
+reasoning string and, for half the items, a random valid answer; the tiny attending's best
+fit to that was a constant ("A" on every item), and GRPO never left it. The targets are now
+*grounded*: the reasoning states what the agent can read from its input — the modality
+for the triage doctor, the panel's letters and how many gave each for the attending — and
+the answer follows from it (``cold_start.target``: ``"gold"``, or ``"majority"`` = follow
+the stated tally), so the output depends on the input. ``cold_start.label_fraction`` of
+the targets carry that answer, the rest a uniformly drawn valid one; the steps, the target
+and the fraction are chosen on validation items by ``benchmarks/calibrate_testbed.py``
+(``benchmarks/RESULTS.md``). Format-valid rate and accuracy are measured before and after
+on held-out items (never on an evaluation split), with the answer distribution
+(:func:`mmed.eval.metrics.answer_distribution`).
 
 Source: TRL ``SFTTrainer`` with conversational prompt-completion data + ``images``
 (completion-only loss), as exercised in ``tests/test_trl_smoke.py``.
@@ -30,48 +35,124 @@ from ..agents.generation import PolicyRunner, SamplingParams
 from ..agents.parsing import has_valid_format, parse_choice, parse_specialty
 from ..agents.prompts import attending_messages, choice_answer_text, templated_completion, triage_messages
 from ..config import Profile
-from ..data.schema import SPECIALTIES
+from ..data.schema import SPECIALTIES, option_letter
 from ..runs import write_json_atomic
 
 COLD_START_AGENTS: tuple[str, ...] = ("triage", "attending")
 
-#: short, label-free reasoning used in every cold-start target (format, not content)
-REASONING = {
-    "triage": "I look at the image type.",
-    "attending": "I weigh the image and the opinions.",
-}
+#: what a cold-start target's answer is (``cold_start.target``): ``"gold"`` — the item's gold
+#: answer; ``"majority"`` — the attending follows the panel's most frequent valid answer
+#: (ties and an empty panel: the gold answer), i.e. the answer that follows from the stated
+#: tally. The triage doctor always targets the gold specialty (its tally is the modality).
+COLD_START_TARGETS: tuple[str, ...] = ("gold", "majority")
 
 
-def cold_start_targets(agent: str, items: Sequence[Any], label_fraction: float, seed: int) -> tuple[list[str], list[bool]]:
-    """Templated target completions, and whether each carries the gold answer.
+def panel_tally(opinions: Sequence[Any], n_options: int) -> list[int]:
+    """How many valid, non-abstaining opinions chose each option: a list of ``n_options`` counts.
 
-    For each item, with probability ``label_fraction`` the answer is the gold one
-    (specialty for triage, option for the attending), otherwise a uniformly drawn valid
-    answer (which may coincide with the gold by chance). Seeded.
+    ``opinions``: dicts or objects with ``parsed`` (option index), ``valid`` and
+    ``abstained`` (the ``panel`` records of ``predictions.jsonl``). Invalid, abstaining or
+    out-of-range opinions are not counted.
+    """
+    from ..data.schema import item_field
+
+    counts = [0] * n_options
+    for k, op in enumerate(opinions):
+        where = f"opinion {k + 1}"
+        parsed = item_field(op, "parsed", where)
+        if item_field(op, "valid", where) and not item_field(op, "abstained", where) \
+                and isinstance(parsed, int) and not isinstance(parsed, bool) and 0 <= parsed < n_options:
+            counts[parsed] += 1
+    return counts
+
+
+def tally_reasoning(counts: Sequence[int]) -> str:
+    """The attending's grounded reasoning: the panel's letters and how many gave each.
+
+    ``[2, 1, 0, 0]`` → ``"Panel: A 2, B 1."``; no valid opinion → ``"Panel: none."``
+    (letters in option order, options nobody chose left out).
+    """
+    parts = [f"{option_letter(i)} {c}" for i, c in enumerate(counts) if c > 0]
+    return "Panel: " + (", ".join(parts) if parts else "none") + "."
+
+
+def modality_reasoning(modality: str) -> str:
+    """The triage doctor's grounded reasoning: the imaging modality it recognises.
+
+    ``"synthetic-pet-oncology"`` → ``"Image: pet oncology."``; ``"dermoscopy"`` →
+    ``"Image: dermoscopy."`` (the ``synthetic-`` prefix dropped, dashes and underscores
+    read as spaces, lower case).
 
     Raises:
-        ValueError: unknown agent, label_fraction outside [0, 1], or an open item for the
-            attending (cold start uses closed items).
+        ValueError: an empty modality.
+    """
+    text = str(modality or "").strip().lower()
+    if text.startswith("synthetic-"):
+        text = text[len("synthetic-"):]
+    text = " ".join(text.replace("-", " ").replace("_", " ").split())
+    if not any(ch.isalnum() for ch in text):
+        raise ValueError(f"modality_reasoning: modality {modality!r} has no letter or digit")
+    return f"Image: {text}."
+
+
+def cold_start_targets(
+    agent: str, items: Sequence[Any], label_fraction: float, seed: int,
+    opinions: Sequence[Sequence[Any]] | None = None, target: str = "gold",
+) -> tuple[list[str], list[bool]]:
+    """Grounded target completions ``<think>what the agent sees</think><answer>…</answer>``,
+    and whether each answer is the gold one.
+
+    The reasoning states what the agent can read from its input (issue 11 item 2): for the
+    triage doctor the modality (:func:`modality_reasoning`), for the attending the panel's
+    letters and counts (:func:`tally_reasoning`). The answer is, with probability
+    ``label_fraction``, the one ``target`` names (``"gold"``: the gold answer;
+    ``"majority"``: the attending follows the tally, ties and empty panels → gold), else a
+    uniformly drawn valid answer (which may coincide by chance). Seeded.
+
+    Args:
+        agent: ``"triage"`` or ``"attending"``.
+        items: closed items (schema of DESIGN §4) with ``modality``/``specialty`` (triage)
+            or ``options``/``answer_idx`` (attending).
+        label_fraction: in [0, 1].
+        seed: seeds the draws.
+        opinions: the attending's panel per item (required for the attending; may be empty
+            lists — the "image only" attending, whose reasoning is then ``"Panel: none."``).
+        target: one of :data:`COLD_START_TARGETS`.
+    Returns:
+        ``(targets, gold)``: one completion string per item, and whether its answer is gold.
+    Raises:
+        ValueError: unknown agent or target, label_fraction outside [0, 1], opinions missing
+            or of the wrong length for the attending, or an open item for the attending.
     """
     if agent not in COLD_START_AGENTS:
         raise ValueError(f"agent {agent!r} not in {COLD_START_AGENTS}")
+    if target not in COLD_START_TARGETS:
+        raise ValueError(f"cold-start target {target!r} not in {COLD_START_TARGETS}")
     if not 0.0 <= label_fraction <= 1.0:
         raise ValueError(f"label_fraction must be in [0, 1], got {label_fraction}")
+    if agent == "attending" and (opinions is None or len(opinions) != len(items)):
+        got = "none" if opinions is None else len(opinions)
+        raise ValueError(f"the attending's cold-start targets need one opinion list per item ({len(items)} items, got {got})")
     rng = random.Random(seed)
     targets, gold = [], []
-    for it in items:
-        use_gold = rng.random() < label_fraction
+    for i, it in enumerate(items):
+        use_label = rng.random() < label_fraction
         if agent == "triage":
-            ans = it["specialty"] if use_gold else rng.choice(SPECIALTIES)
-            text = ans
+            ans = it["specialty"] if use_label else rng.choice(SPECIALTIES)
+            text, reasoning, is_gold = ans, modality_reasoning(it["modality"]), ans == it["specialty"]
         else:
             opts = list(it["options"] or [])
             if not opts:
                 raise ValueError(f"item {it['id']!r}: open question in the attending cold start (closed items only)")
-            idx = it["answer_idx"] if use_gold else rng.randrange(len(opts))
-            text = choice_answer_text(idx, opts, with_text=False)
-        targets.append(templated_completion(text, REASONING[agent]))
-        gold.append(use_gold)
+            counts = panel_tally(opinions[i], len(opts))
+            idx = int(it["answer_idx"])
+            if target == "majority" and max(counts) > 0 and counts.count(max(counts)) == 1:
+                idx = counts.index(max(counts))
+            if not use_label:
+                idx = rng.randrange(len(opts))
+            text, reasoning, is_gold = choice_answer_text(idx, opts, with_text=False), tally_reasoning(counts), idx == it["answer_idx"]
+        targets.append(templated_completion(text, reasoning))
+        gold.append(is_gold)
     return targets, gold
 
 
@@ -179,7 +260,7 @@ def cold_start(
         raise ValueError("cold start needs at least one training item")
     items = list(train_items[:n])
     ops = list(train_opinions[:n]) if train_opinions is not None else None
-    targets, gold = cold_start_targets(agent, items, cfg.label_fraction, seed)
+    targets, gold = cold_start_targets(agent, items, cfg.label_fraction, seed, ops, cfg.target)
     ds = sft_dataset(agent, items, targets, ops, style)
     out_dir = Path(out_dir)
     t0 = time.perf_counter()

@@ -1,0 +1,422 @@
+"""Pre-training of the tiny base VLM on the synthetic set's free labels.
+
+The paper's agents start from Qwen2.5-VL-Instruct, a vision-language model that already
+reads images. The tiny offline Qwen2.5-VL starts from random weights, and trained on the
+answers alone it does not learn to read the synthetic findings at all (issue 11; measured
+in ``benchmarks/RESULTS.md``: supervised on the answer letter only, its accuracy stays at
+chance). This module gives the tiny base the skill the paper assumes, on a synthetic split
+that no later step uses (``"pretrain"``: its own random stream, so it shares no image
+with ``train``/``validation``/``test``), in two phases, each one run of transformers'
+``Trainer``:
+
+1. **vision** — the vision tower and its merger, with a linear head on the merged tokens
+   (one per 2 x 2 patches), regress for each token the number of finding centres in it
+   and the share of its area the finding covers (:func:`finding_targets`; free labels: the
+   generator records every finding disc in ``meta["feature"]["blobs"]``). Dense
+   supervision is what makes the tower learn the findings' shape and size.
+2. **answers** — the language model (the vision tower frozen except its merger, profile
+   key ``models.pretrain.freeze_vision``) learns the answer letter from image + question +
+   options, with the attending's prompt without opinions and the completion prefix
+   ``<think>Panel: none.</think><answer>``; the loss is on the answer letter only (labels
+   masked elsewhere, transformers' causal-LM loss).
+
+The head is dropped afterwards: ``runs/<id>/models/base`` holds an ordinary checkpoint
+(same class, processor and files as an untrained tiny model) plus ``pretrain.json`` (steps,
+losses, seconds, and the letter accuracy per question type on synthetic ``validation``
+items before and after, with the answer distribution).
+
+Sources: transformers ``Trainer`` (a module whose ``forward`` returns ``{"loss": ...}``;
+``remove_unused_columns=False`` for a custom collator), Qwen2.5-VL's vision tower
+(``model.model.visual``; its output's ``pooler_output`` holds the merged tokens in
+row-major order of the (h/2, w/2) grid), and the causal-LM loss of
+``Qwen2_5_VLForConditionalGeneration`` (labels = -100 are ignored).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..agents.prompts import attending_messages, templated_completion
+from ..config import Profile
+from ..data.schema import item_meta
+from ..runs import write_json_atomic
+
+#: the grounded reasoning of an attending with no opinions (matches mmed.rl.sft.tally_reasoning)
+NO_PANEL_REASONING = "Panel: none."
+#: values per merged token regressed in the vision phase: finding centres, area share x 10
+N_FINDING_TARGETS = 2
+_COVERAGE_SCALE = 10.0
+
+
+def finding_targets(blobs: Sequence[Sequence[float]], image_size: int, grid_h: int, grid_w: int) -> torch.Tensor:
+    """Per merged vision token: finding centres in it and 10 x the share of it the finding covers.
+
+    Args:
+        blobs: finding discs ``[x, y, r]`` in pixels of the original square image (x right,
+            y down), as in a synthetic item's ``meta["feature"]["blobs"]``.
+        image_size: side of the original image in pixels.
+        grid_h, grid_w: merged-token grid (``image_grid_thw[1:] // merge``).
+    Returns:
+        float tensor ``(grid_h * grid_w, 2)`` in row-major token order.
+    Raises:
+        ValueError: a non-positive size or grid.
+    """
+    if image_size <= 0 or grid_h <= 0 or grid_w <= 0:
+        raise ValueError(f"finding_targets: need positive sizes, got image {image_size}, grid {grid_h}x{grid_w}")
+    yy, xx = np.mgrid[0:image_size, 0:image_size] + 0.5
+    mask = np.zeros((image_size, image_size), bool)
+    centres = np.zeros((grid_h, grid_w))
+    for x, y, r in blobs:
+        mask |= (xx - x) ** 2 + (yy - y) ** 2 <= r**2
+        centres[min(int(y / image_size * grid_h), grid_h - 1), min(int(x / image_size * grid_w), grid_w - 1)] += 1
+    rows = np.linspace(0, image_size, grid_h + 1).round().astype(int)
+    cols = np.linspace(0, image_size, grid_w + 1).round().astype(int)
+    cover = np.array([[mask[rows[i]:rows[i + 1], cols[j]:cols[j + 1]].mean() for j in range(grid_w)] for i in range(grid_h)])
+    return torch.tensor(np.stack([centres.ravel(), _COVERAGE_SCALE * cover.ravel()], axis=1), dtype=torch.float32)
+
+
+class FindingMapModel(torch.nn.Module):
+    """Vision tower + a linear head on its merged tokens (the vision phase's trainable model).
+
+    ``forward(pixel_values, image_grid_thw, finding_targets)`` returns ``{"loss": MSE}``
+    between the head's ``(n_tokens, 2)`` output and the targets of :func:`finding_targets`.
+    """
+
+    def __init__(self, visual: torch.nn.Module, hidden_size: int):
+        super().__init__()
+        self.visual = visual
+        self.head = torch.nn.Linear(hidden_size, N_FINDING_TARGETS)
+
+    def forward(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, finding_targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.visual(pixel_values, grid_thw=image_grid_thw)
+        tokens = getattr(out, "pooler_output", None)
+        tokens = out if tokens is None else tokens
+        pred = self.head(tokens)
+        return {"loss": torch.nn.functional.mse_loss(pred, finding_targets), "logits": pred}
+
+
+class FindingCollator:
+    """Synthetic items → ``pixel_values``, ``image_grid_thw`` and per-token ``finding_targets``.
+
+    Each item's processed image and targets are computed once and kept (by item id): the
+    vision phase visits every item many times."""
+
+    def __init__(self, processor: Any, merge_size: int = 2):
+        self.processor = processor
+        self.merge = merge_size
+        self._memo: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def _one(self, it: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = str(it["id"])
+        if key not in self._memo:
+            im = _rgb(it["images"][0])
+            b = self.processor.image_processor(images=[im], return_tensors="pt")
+            thw = b["image_grid_thw"][0]
+            blobs = item_meta(it)["feature"]["blobs"]
+            t = finding_targets(blobs, im.size[0], int(thw[1]) // self.merge, int(thw[2]) // self.merge)
+            self._memo[key] = (b["pixel_values"], b["image_grid_thw"], t)
+        return self._memo[key]
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        parts = [self._one(it) for it in items]
+        return {"pixel_values": torch.cat([p[0] for p in parts]), "image_grid_thw": torch.cat([p[1] for p in parts]),
+                "finding_targets": torch.cat([p[2] for p in parts])}
+
+
+def answer_prompt(processor: Any, item: Any, style: str) -> str:
+    """The text up to the answer letter: the attending's prompt without opinions, the
+    generation prompt, then ``<think>Panel: none.</think><answer>``."""
+    msgs = attending_messages(item, [], style=style)
+    head = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    done = templated_completion("A", NO_PANEL_REASONING)
+    return head + done[: done.index("<answer>") + len("<answer>")]
+
+
+def letter_token_ids(tokenizer: Any, n: int = 4) -> list[int]:
+    """Token ids of the option letters ``A``, ``B``, ... (each must be one token).
+
+    Raises:
+        ValueError: a letter that the tokenizer splits.
+    """
+    ids = []
+    for k in range(n):
+        letter = chr(ord("A") + k)
+        enc = tokenizer.encode(letter, add_special_tokens=False)
+        if len(enc) != 1:
+            raise ValueError(f"option letter {letter!r} is {len(enc)} tokens for this tokenizer; need 1")
+        ids.append(enc[0])
+    return ids
+
+
+class AnswerCollator:
+    """Items → a causal-LM batch whose only label is the gold answer letter (last token)."""
+
+    def __init__(self, processor: Any, style: str):
+        self.processor = processor
+        self.style = style
+        self.letters = letter_token_ids(processor.tokenizer, 26)
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        letters = [self.letters[int(it["answer_idx"])] for it in items]
+        texts = [answer_prompt(self.processor, it, self.style) + chr(ord("A") + int(it["answer_idx"])) for it in items]
+        batch = self.processor(text=texts, images=[[_rgb(it["images"][0])] for it in items], return_tensors="pt",
+                               padding=True)
+        ids = batch["input_ids"]
+        if ids[:, -1].tolist() != letters:  # left padding: every row ends with its letter
+            raise ValueError("AnswerCollator: the answer letter is not the last token of every row "
+                             "(is the processor padding on the left?)")
+        labels = torch.full_like(ids, -100)
+        labels[:, -1] = ids[:, -1]
+        batch["labels"] = labels
+        return dict(batch)
+
+
+@torch.no_grad()
+def letter_accuracy(model: Any, processor: Any, items: Sequence[Any], style: str, batch_size: int = 32) -> dict[str, Any]:
+    """Greedy answer letter (argmax over the item's option letters, teacher-forced prompt of
+    :func:`answer_prompt`) on ``items``: accuracy overall and per ``question_type``, chance
+    (mean of 1 / n_options) and the letter distribution.
+
+    Returns:
+        ``{"n", "accuracy", "chance", "by_type": {type: {"n", "accuracy", "chance"}},
+        "answers": mmed.eval.metrics.answer_distribution(...)}``; empty items → n 0, NaNs.
+    """
+    from ..eval.metrics import answer_distribution
+
+    if not items:
+        return {"n": 0, "accuracy": float("nan"), "chance": float("nan"), "by_type": {}, "answers": {}}
+    was_training = model.training
+    model.eval()
+    letters = letter_token_ids(processor.tokenizer, 26)
+    preds: list[int] = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        batch = processor(text=[answer_prompt(processor, it, style) for it in chunk],
+                          images=[[_rgb(it["images"][0])] for it in chunk], return_tensors="pt", padding=True)
+        logits = model(**batch).logits[:, -1, :]
+        for it, row in zip(chunk, logits):
+            k = len(it["options"])
+            preds.append(int(torch.argmax(row[letters[:k]])))
+    if was_training:
+        model.train()
+    by: dict[str, list[tuple[bool, float]]] = {}
+    for it, p in zip(items, preds):
+        by.setdefault(str(item_meta(it).get("question_type", "?")), []).append((p == int(it["answer_idx"]), 1 / len(it["options"])))
+    flat = [x for v in by.values() for x in v]
+    letter = [chr(ord("A") + p) for p in preds]
+    gold = [chr(ord("A") + int(it["answer_idx"])) for it in items]
+    return {
+        "n": len(items),
+        "accuracy": float(np.mean([c for c, _ in flat])),
+        "chance": float(np.mean([ch for _, ch in flat])),
+        "by_type": {t: {"n": len(v), "accuracy": float(np.mean([c for c, _ in v])), "chance": float(np.mean([ch for _, ch in v]))}
+                    for t, v in sorted(by.items())},
+        "answers": answer_distribution(letter, None, gold),
+    }
+
+
+def _rgb(img: Any) -> Any:
+    from ..agents.generation import _pil
+
+    return _pil(img)
+
+
+def _trainer_args(out_dir: Path, profile: Profile, steps: int, lr: float, seed: int) -> Any:
+    from transformers import TrainingArguments
+
+    cfg = profile.models.pretrain
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        use_cpu=profile.device == "cpu",
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=max(1, steps // 20),
+        max_steps=steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, steps // 10),
+        weight_decay=0.0,
+        seed=seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+
+
+def _train(model: Any, args: Any, items: Sequence[Any], collator: Any) -> list[float]:
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = Trainer(model=model, args=args, train_dataset=list(items), data_collator=collator)
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+def pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Any]:
+    """Pre-train the tiny base in ``init_dir`` (an untrained tiny model) into ``out_dir``.
+
+    Args:
+        init_dir: folder of :func:`mmed.models.build_tiny_qwen2_5_vl`.
+        out_dir: where the pre-trained model + processor and ``pretrain.json`` go.
+        profile: ``models.pretrain`` (items, steps, learning rates, batch size,
+            freeze_vision), ``data.synthetic`` (image size, difficulty), ``image`` and
+            ``sampling.prompt_style``.
+        seed: seeds the item stream and the trainers; None = ``models.pretrain.seed``.
+    Returns:
+        the report written to ``out_dir/pretrain.json``: items, steps, first/last losses of
+        each phase, seconds, and :func:`letter_accuracy` on ``n_validation`` synthetic
+        validation items before and after.
+    Raises:
+        ValueError: a phase with steps < 0 or no items.
+    """
+    from ..data.synthetic import make_synthetic
+    from ..models import load_policy
+
+    cfg = profile.models.pretrain
+    seed = cfg.seed if seed is None else seed
+    if cfg.n_items < 1 or cfg.vision_steps < 0 or cfg.answer_steps < 0:
+        raise ValueError(f"models.pretrain: need n_items >= 1 and steps >= 0, got {cfg.n_items}, "
+                         f"{cfg.vision_steps}, {cfg.answer_steps}")
+    syn = profile.data.synthetic
+    style = profile.sampling.prompt_style
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    items = list(make_synthetic(cfg.n_items, seed, image_size=syn.image_size, difficulty=syn.difficulty, split="pretrain"))
+    held = list(make_synthetic(cfg.n_validation, syn.seed, image_size=syn.image_size, difficulty=syn.difficulty,
+                               split="validation"))
+    t_data = time.perf_counter() - t0
+    model, processor = load_policy(str(init_dir), min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+    before = letter_accuracy(model, processor, held, style)
+    model.train()
+    visual = model.model.visual
+    merge = int(model.config.vision_config.spatial_merge_size)
+    report: dict[str, Any] = {"n_items": len(items), "split": "pretrain", "seed": seed, "data_seconds": round(t_data, 1)}
+    if cfg.vision_steps:
+        t1 = time.perf_counter()
+        fm = FindingMapModel(visual, model.config.text_config.hidden_size)
+        losses = _train(fm, _trainer_args(out_dir / "trainer_vision", profile, cfg.vision_steps, cfg.vision_lr, seed),
+                        items, FindingCollator(processor, merge))
+        report["vision"] = {"steps": cfg.vision_steps, "learning_rate": cfg.vision_lr, "loss_first": losses[0] if losses else None,
+                            "loss_last": losses[-1] if losses else None, "seconds": round(time.perf_counter() - t1, 1)}
+    if cfg.answer_steps:
+        t2 = time.perf_counter()
+        frozen = 0
+        if cfg.freeze_vision:
+            for name, p in visual.named_parameters():
+                if not name.startswith("merger."):
+                    p.requires_grad_(False)
+                    frozen += p.numel()
+        losses = _train(model, _trainer_args(out_dir / "trainer_answers", profile, cfg.answer_steps, cfg.answer_lr, seed + 1),
+                        items, AnswerCollator(processor, style))
+        for p in visual.parameters():
+            p.requires_grad_(True)
+        report["answers"] = {"steps": cfg.answer_steps, "learning_rate": cfg.answer_lr, "frozen_parameters": frozen,
+                             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+                             "seconds": round(time.perf_counter() - t2, 1)}
+    after = letter_accuracy(model, processor, held, style)
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    for sub in ("trainer_vision", "trainer_answers"):
+        _rmtree(out_dir / sub)
+    report.update(before=before, after=after, seconds=round(time.perf_counter() - t0, 1))
+    write_json_atomic(out_dir / "pretrain.json", report)
+    return report
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+
+
+#: bump when the pre-training recipe changes what a cached base holds
+PRETRAIN_RECIPE_VERSION = 1
+#: environment variable naming the base-model cache folder (default: the user's cache)
+BASE_CACHE_ENV = "MMED_BASE_CACHE"
+
+
+def default_base_cache_dir() -> Path:
+    """``$MMED_BASE_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/base`` (``~/.cache/mmed/base``).
+    Not created here."""
+    import os
+
+    env = os.environ.get(BASE_CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / "base"
+
+
+def base_cache_key(profile: Profile) -> str:
+    """Hex key of a pre-trained tiny base: a hash of everything that fixes it (the tiny
+    model's sizes and seed, ``models.pretrain`` but its ``cache`` flag, ``image``, the
+    synthetic image size, difficulty and validation seed, the prompt style, the synthetic
+    generator's version and :data:`PRETRAIN_RECIPE_VERSION`). The run's own seed is not
+    part of it: like a pretrained VLM, one base serves every seed."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from ..data.synthetic import SYNTHETIC_VERSION
+
+    pre = {k: v for k, v in dataclasses.asdict(profile.models.pretrain).items() if k != "cache"}
+    syn = profile.data.synthetic
+    key = {"tiny": dataclasses.asdict(profile.models.tiny), "pretrain": pre, "image": dataclasses.asdict(profile.image),
+           "synthetic": [syn.image_size, syn.difficulty, syn.seed], "style": profile.sampling.prompt_style,
+           "generator": SYNTHETIC_VERSION, "recipe": PRETRAIN_RECIPE_VERSION}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """:func:`pretrain_base` through a cache shared by runs (``models.pretrain.cache``).
+
+    A base pre-trained once for a key (:func:`base_cache_key`) is copied into ``out_dir``
+    by later runs — the way a pretrained VLM is downloaded once — and ``pretrain.json``
+    gets ``"cached_from"``. Without ``models.pretrain.cache`` this is :func:`pretrain_base`.
+    Returns the report.
+    """
+    import shutil
+
+    if not profile.models.pretrain.cache:
+        return pretrain_base(init_dir, out_dir, profile)
+    root = Path(cache_dir) if cache_dir is not None else default_base_cache_dir()
+    entry = root / base_cache_key(profile)
+    out_dir = Path(out_dir)
+    if load_pretrain_report(entry) is None or not (entry / "config.json").is_file():
+        tmp = root / f".{entry.name}.tmp{id(out_dir)}"
+        _rmtree(tmp)
+        pretrain_base(init_dir, tmp, profile)
+        root.mkdir(parents=True, exist_ok=True)
+        if not entry.exists():
+            tmp.rename(entry)
+        _rmtree(tmp)
+    _rmtree(out_dir)
+    shutil.copytree(entry, out_dir)
+    report = load_pretrain_report(out_dir) or {}
+    report["cached_from"] = str(entry)
+    write_json_atomic(out_dir / "pretrain.json", report)
+    return report
+
+
+def load_pretrain_report(base_dir: str | Path) -> dict[str, Any] | None:
+    """The ``pretrain.json`` of a pre-trained base folder, or None (untrained base)."""
+    import json
+
+    p = Path(base_dir) / "pretrain.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+__all__ = [
+    "AnswerCollator", "FindingCollator", "FindingMapModel", "answer_prompt", "finding_targets", "letter_accuracy",
+    "letter_token_ids", "load_pretrain_report", "pretrain_base", "cached_pretrain", "base_cache_key",
+]
