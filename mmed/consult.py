@@ -256,12 +256,18 @@ def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run:
     return [r["panel"] for r in recs]
 
 
-def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict[str, Any] | None:
+def ensure_cold_start(
+    run: Run, profile: Profile, agent: str, seed: int, data_root: str | Path | None = None, real: Any = None,
+) -> dict[str, Any] | None:
     """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
 
     Uses the profile's synthetic ``train`` split (first ``cold_start.n_items``) and 64
-    ``validation`` items to measure before/after. Returns the report, or None when the
-    profile disables the cold start.
+    ``validation`` items to measure before/after. The triage doctor with
+    ``triage.real_train`` also trains on the real triage images' train part when real data
+    is present (:func:`mmed.rl.triage.cold_start_items`; ``real`` an already loaded
+    :func:`mmed.rl.triage.load_real_triage` result, else read from ``data_root``, None →
+    ``../shared/data`` when present); the report's ``training_data`` says what it trained
+    on. Returns the report, or None when the profile disables the cold start.
     """
     from .rl.sft import cold_start, load_cold_start_report
 
@@ -273,11 +279,19 @@ def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict
         return rep
     base = base_model_for(run, profile, agent)
     train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+    data_info = None
+    if agent == "triage":
+        from .rl.triage import cold_start_items
+
+        train, data_info = cold_start_items(profile, train, seed, data_root=data_root, real=real)
     held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
     tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
     he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
     with run.step(f"cold_start/{agent}"):
         rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
+    if data_info is not None:
+        rep = {**rep, "training_data": data_info}
+        write_json_atomic(out / "cold_start.json", rep)
     run.add_artifact(f"{agent}/sft", out)
     return rep
 
