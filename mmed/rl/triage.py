@@ -13,8 +13,10 @@ Data:
   synthetic ``train`` split, all seven specialties. A seeded ``triage_grpo.image_only_fraction``
   of them have their question replaced by the generic :data:`mmed.data.TRIAGE_QUESTION`:
   the synthetic questions name the finding ("Is there a polyp ...?" → Surgeon), so a policy
-  could route from the wording alone; image-only prompts make it read the image, which is
-  what transfers to real images (they come with the generic question).
+  could route from the wording alone; image-only prompts make it read the image (real
+  images come with the generic question). Where the real images train (``demo``), they
+  teach reading the image and the fraction is 0: generic synthetic prompts made the synthetic
+  grayscale PET compete with real radiographs (``benchmarks/RESULTS.md``).
 - **Real** (:func:`load_real_triage`, when a data root is present): every image of
   ``<root>/triage`` (Dermatologist, Ophthalmologist, Pathologist) and every unique image of
   VQA-RAD (MEVF train ∪ test; Radiologist), each as one item with the generic question.
