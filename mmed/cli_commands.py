@@ -141,9 +141,10 @@ _figures.add_arguments = _figures_args
 
 def _train_triage_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
-    p.add_argument("--real-train", action="store_true",
-                   help="also train on the train part of the real images (split by image; never an evaluation image); "
-                        "writes triage/grpo_real/")
+    p.add_argument("--real-train", action=argparse.BooleanOptionalAction, default=None,
+                   help="also train the cold start and GRPO on the train part of the real triage images (split by "
+                        "image; never an evaluation image) and evaluate on the held-out part; default: the profile's "
+                        "triage.real_train")
     p.add_argument("--max-steps", type=int, default=None, help="override the profile's triage_grpo.max_steps")
 
 

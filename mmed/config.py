@@ -224,6 +224,22 @@ class TriageConfig:
     #: ``triage_fallbacks``): "random" (a uniform specialty seeded by the item id) or one
     #: of the seven specialties (:data:`mmed.data.schema.SPECIALTIES`), e.g. "Radiologist"
     fallback: str = "random"
+    #: when real data is present, the triage cold start and triage GRPO also train on the
+    #: real triage images' ``train`` part (:func:`mmed.rl.triage.load_real_triage`: split by
+    #: image; no image of an evaluation split); the evaluation then covers the held-out part
+    real_train: bool = False
+    #: how the real training images are sampled: "none" (each image once) or "specialty"
+    #: (each specialty's images repeated, seeded, up to ``real_balance_target`` items)
+    real_balance: str = "none"
+    #: with ``real_balance: specialty``: items per specialty (None = the largest specialty's
+    #: image count); a specialty with more images keeps them all (never subsampled)
+    real_balance_target: Optional[int] = None
+    #: at most this share (0..1) of the triage cold start's ``cold_start.n_items`` items are
+    #: real (a seeded sample of the real training items when they are more; the rest synthetic)
+    real_cold_start_share: float = 0.5
+    #: seed of the real images' train / held-out split; fixed per profile, not the training
+    #: seed, so that every seed replicate holds out the same images
+    real_split_seed: int = 0
 
 
 @dataclass
@@ -453,6 +469,7 @@ _VALID = {
     "curriculum.strata_panel": ("gold", "triage"),
     "cold_start.target": ("gold", "majority"),
     "eval.degenerate_action": ("fail", "warn"),
+    "triage.real_balance": ("none", "specialty"),
 }
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
 
@@ -481,6 +498,11 @@ def _check(profile: Profile, source: str) -> None:
     if profile.triage.fallback != "random" and profile.triage.fallback not in SPECIALTIES:
         raise ProfileError(f"{source}: key 'triage.fallback' is {profile.triage.fallback!r}, "
                            f"expected 'random' or one of {SPECIALTIES}")
+    if profile.triage.real_balance_target is not None and profile.triage.real_balance_target < 1:
+        raise ProfileError(f"{source}: key 'triage.real_balance_target' must be >= 1 or null")
+    if not 0.0 <= profile.triage.real_cold_start_share <= 1.0:
+        raise ProfileError(f"{source}: key 'triage.real_cold_start_share' must be in [0, 1], "
+                           f"got {profile.triage.real_cold_start_share}")
     if profile.specialists.panel_size < 1:
         raise ProfileError(f"{source}: key 'specialists.panel_size' must be >= 1")
     if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:

@@ -256,15 +256,20 @@ def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run:
     return [r["panel"] for r in recs]
 
 
-def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict[str, Any] | None:
+def ensure_cold_start(
+    run: Run, profile: Profile, agent: str, seed: int, data_root: str | Path | None = None, real: Any = None,
+) -> dict[str, Any] | None:
     """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
 
     Uses the profile's synthetic ``train`` split (first ``cold_start.n_items``) and 64
-    ``validation`` items to measure before/after. For the attending it also trains, when
-    ``cold_start.image_only`` is set, the image-only reference ``attending/image_only``: the
-    same cold start with no opinions in the prompt and gold targets (the "image only" row
-    of the ablation table: what the attending can read from the image alone). Returns the
-    report of ``<agent>/sft``, or None when the profile disables the cold start.
+    ``validation`` items to measure before/after. The triage doctor with
+    ``triage.real_train`` also trains on the real triage images' train part when real data
+    is present (:func:`mmed.rl.triage.cold_start_items`; ``real`` an already loaded
+    :func:`mmed.rl.triage.load_real_triage` result, else read from ``data_root``, None →
+    ``../shared/data`` when present); the report's ``training_data`` says what it trained
+    on. For the attending it also trains, when ``cold_start.image_only`` is set, the
+    image-only reference ``attending/image_only`` (:func:`ensure_image_only_attending`).
+    Returns the report of ``<agent>/sft``, or None when the profile disables the cold start.
     """
     from .rl.sft import cold_start, load_cold_start_report
 
@@ -272,15 +277,22 @@ def ensure_cold_start(run: Run, profile: Profile, agent: str, seed: int) -> dict
         return None
     out = run.path(agent, "sft")
     rep = load_cold_start_report(out)
-    held = None
     if rep is None:
         base = base_model_for(run, profile, agent)
         train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+        data_info = None
+        if agent == "triage":
+            from .rl.triage import cold_start_items
+
+            train, data_info = cold_start_items(profile, train, seed, data_root=data_root, real=real)
         held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
         tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
         he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
         with run.step(f"cold_start/{agent}"):
             rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
+        if data_info is not None:
+            rep = {**rep, "training_data": data_info}
+            write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
     if agent == "attending" and profile.cold_start.image_only:
         ensure_image_only_attending(run, profile, seed)
@@ -291,7 +303,8 @@ def ensure_image_only_attending(run: Run, profile: Profile, seed: int) -> dict[s
     """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
     unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
     profile's synthetic ``train`` items with *empty* panels (prompt "(no specialist
-    opinions)", reasoning ``Panel: none.``) and gold targets. Returns its report."""
+    opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
+    ablation table: what the attending can read from the image alone. Returns its report."""
     import dataclasses
 
     from .rl.sft import cold_start, load_cold_start_report

@@ -118,7 +118,8 @@ def test_qlora_nf4_grpo_steps_on_cpu(run_copy):
     assert min(r["frac_reward_zero_std"] for r in log) < 1  # some group had rewards that differ
     settings = json.loads((tr.out_dir / "train_settings.json").read_text())
     assert settings["quantization"] == "nf4" and settings["max_steps"] == 2
-    assert tr.data["image_only"] == round(prof.triage_grpo.image_only_fraction * prof.triage_grpo.n_train_items)
+    n_real = (tr.data["real"] or {}).get("n_items", 0)  # real images ask the generic question
+    assert tr.data["image_only"] == round(prof.triage_grpo.image_only_fraction * prof.triage_grpo.n_train_items) + n_real
     assert set(tr.data["by_specialty"]) == set(SPECIALTIES) and all(tr.data["by_specialty"].values())
 
 
@@ -279,7 +280,8 @@ def test_real_triage_split_by_image(shared_data: Path):
     assert all(max(it["images"][0].size) <= side for it in real.all)
     items, info = T.training_items(SMOKE, 0, real, real_train=True)
     assert info["by_source"]["synthetic"] == SMOKE.triage_grpo.n_train_items
-    assert info["by_source"].get("vqa_rad", 0) + info["by_source"].get("triage_images", 0) == len(real.train)
+    assert info["by_source"].get("vqa_rad", 0) + info["by_source"].get("triage_images", 0) == info["real"]["n_items"]
+    assert info["real"]["n_images"] == len(real.train)
     small = T.load_real_triage(shared_data, SMOKE, seed=0, limit_per_specialty=3)
     assert all(n <= 3 for n in small.counts()["heldout"].values())
     assert any("no real images for" in n for n in real.notes)

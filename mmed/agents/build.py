@@ -5,7 +5,6 @@ Where a run keeps its models (DESIGN §4)::
     runs/<id>/models/base/                         tiny base model (profile model "tiny")
     runs/<id>/triage/sft/                          cold-started triage policy (full model)
     runs/<id>/triage/grpo/final/                   triage LoRA adapters after GRPO
-    runs/<id>/triage/grpo_real/final/              ... also trained on real images (opt-in)
     runs/<id>/attending/sft/                       cold-started attending policy
     runs/<id>/attending/image_only/                image-only reference (cold start without opinions)
     runs/<id>/attending/<variant>/stage_<k>_<name>/final/   C-MARL stage adapters
@@ -111,8 +110,7 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
     Args:
         agent: ``"triage"`` or ``"attending"`` (``"specialist"``: the base model).
         stage: ``"latest"`` (what the run holds: adapters > cold start > base), ``"base"``,
-            ``"sft"``, ``"grpo"`` / ``"grpo_real"`` (triage; ``latest`` never picks the
-            real-image variant, ask for it), ``"image_only"`` (attending: the image-only
+            ``"sft"``, ``"grpo"`` (triage), ``"image_only"`` (attending: the image-only
             reference, a full model), or a curriculum stage folder name such as
             ``"stage_1_easy"`` (attending, in ``variant``'s folder).
         variant: curriculum variant for the attending (None = the profile's own curriculum).
@@ -134,18 +132,13 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
             raise FileNotFoundError(f"{sft} holds no cold-started model")
         return PolicySource(base, None, "sft")
     if agent == "triage":
-        if stage == "grpo_real":  # the opt-in variant also trained on real images (train-triage --real-train)
-            real = run.path("triage", "grpo_real", "final")
-            if not _is_adapter(real):
-                raise FileNotFoundError(f"{real} holds no GRPO adapters")
-            return PolicySource(base, str(real), "grpo_real")
         final = run.path("triage", "grpo", "final")
         if stage == "grpo" and not _is_adapter(final):
             raise FileNotFoundError(f"{final} holds no GRPO adapters")
         if stage in ("grpo", "latest") and _is_adapter(final):
             return PolicySource(base, str(final), "grpo")
         if stage not in ("latest",):
-            raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft, grpo or grpo_real")
+            raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft or grpo")
         return PolicySource(base, None, label)
     if stage == IMAGE_ONLY_STAGE:  # the image-reading reference: cold-started without opinions
         d = run.path("attending", IMAGE_ONLY_STAGE)

@@ -13,7 +13,21 @@ Schema and invariants of what the notebook records:
 - GRPO had a learning signal: the mean fraction of groups whose rewards are all equal is
   below 0.5, and logged steps = trained steps;
 - downstream: gold triage is always right; with greedy decoding the pipeline's triage
-  accuracy is the evaluated accuracy, up to the invalid answers a fallback may have rescued.
+  accuracy is the evaluated accuracy, up to the invalid answers a fallback may have rescued;
+- the majority-class baseline of every set (``majority[set]``): its answer is a specialty
+  that no other specialty outnumbers on those items, its summary covers the same items as the
+  evaluation (same ``n`` and per-specialty counts), its accuracy is that specialty's share
+  (1 on its own specialty, 0 on the others), and ``vs_grpo.diff`` is exactly the GRPO
+  accuracy minus it;
+- the answer counts (``answers[stage][set]``): the seven specialties plus ``(invalid)``,
+  summing to ``n``, the invalid count agreeing with the answer-valid rate, and (GRPO, real)
+  agreeing with the real confusion matrix's columns;
+- the real images (``real``, with real data): per specialty train + held-out = all; no image
+  in both parts; no evaluated image trained on; ``n_eval`` = the real set's ``n`` — the
+  held-out part after a training on real images (``real_train``), all of them otherwise;
+  with ``real_train`` the training data's real images are the train part, the cold start
+  trained on real images (``cold_start.training_data.n_real`` > 0) and the training items
+  cover every specialty of the train part.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from ..checks import check_interval, check_rate, check_seed_replicates, need, re
 from ..data.schema import SPECIALTIES
 
 STAGES = ("sft", "grpo")
+INVALID = "(invalid)"
 SETS = ("synthetic", "synthetic_image_only")
 NO_REAL = ("Surgeon", "Oncologist", "Endocrinologist")
 DECISIONS = ("attending", "majority_vote")
@@ -185,4 +200,119 @@ def check_03_triage_grpo(m: dict[str, Any]) -> list[str]:
     if sec is not None and sec < 0:
         p.append("negative run time")
     check_seed_replicates(m, ("set",), p, m.get("seed"))
+    _majority(m, ev, sets, p)
+    _answers(m, ev, sets, p)
+    if real:
+        _real(m, ev, p)
     return p
+
+
+def _close(a: Any, b: Any) -> bool:
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-9
+
+
+def _majority(m: dict[str, Any], ev: dict[str, Any], sets: tuple[str, ...], p: list[str]) -> None:
+    maj = need(m, "majority", dict, p) or {}
+    for s in sets:
+        b = maj.get(s)
+        name = f"majority.{s}"
+        if not isinstance(b, dict):
+            p.append(f"{name} missing")
+            continue
+        answer, summ = b.get("answer"), b.get("summary")
+        if answer not in SPECIALTIES:
+            p.append(f"{name}.answer = {answer!r} is not a specialty")
+            continue
+        q: list[str] = []
+        _summary(summ, f"{name}.summary", q)
+        p.extend(q)
+        if q:
+            continue
+        grpo = (ev.get("grpo") or {}).get(s) or {}
+        by, n = summ["by_specialty"], summ["n"]
+        if n != grpo.get("n") or any(by[k]["n"] != ((grpo.get("by_specialty") or {}).get(k) or {}).get("n") for k in SPECIALTIES):
+            p.append(f"{name}: covers other items than eval.grpo.{s} (n {n} vs {grpo.get('n')})")
+        top = max(by[k]["n"] for k in SPECIALTIES)
+        if by[answer]["n"] != top:
+            p.append(f"{name}: answer {answer} has {by[answer]['n']} items, another specialty has {top}")
+        if not _close(summ["accuracy"]["acc"], by[answer]["n"] / n if n else float("nan")):
+            p.append(f"{name}: accuracy {summ['accuracy']['acc']} is not {answer}'s share {by[answer]['n']}/{n}")
+        for k in SPECIALTIES:
+            a = (by[k].get("accuracy") or {}).get("acc")
+            if by[k]["n"] and not _close(a, 1.0 if k == answer else 0.0):
+                p.append(f"{name}.by_specialty.{k}: accuracy {a}, a constant {answer} scores {1.0 if k == answer else 0.0}")
+        v = b.get("vs_grpo")
+        ga = (grpo.get("accuracy") or {}).get("acc")
+        if not isinstance(v, dict) or not all(k in v for k in ("diff", "lo", "hi")):
+            p.append(f"{name}.vs_grpo missing")
+        elif not _close(v["diff"], (ga if isinstance(ga, (int, float)) else float("nan")) - summ["accuracy"]["acc"]):
+            p.append(f"{name}.vs_grpo.diff = {v['diff']} is not GRPO {ga} - majority {summ['accuracy']['acc']}")
+        elif not v["lo"] - 1e-9 <= v["diff"] <= v["hi"] + 1e-9:
+            p.append(f"{name}.vs_grpo: {v['diff']} outside [{v['lo']}, {v['hi']}]")
+
+
+def _answers(m: dict[str, Any], ev: dict[str, Any], sets: tuple[str, ...], p: list[str]) -> None:
+    ans = need(m, "answers", dict, p) or {}
+    for stage in STAGES:
+        for s in sets:
+            c = (ans.get(stage) or {}).get(s)
+            name = f"answers.{stage}.{s}"
+            summ = (ev.get(stage) or {}).get(s) or {}
+            if not isinstance(c, dict) or set(c) != {*SPECIALTIES, INVALID}:
+                p.append(f"{name} must count the seven specialties and {INVALID}")
+                continue
+            if any(not isinstance(v, int) or v < 0 for v in c.values()):
+                p.append(f"{name}: counts must be ints >= 0")
+                continue
+            n = summ.get("n")
+            if sum(c.values()) != n:
+                p.append(f"{name}: counts sum to {sum(c.values())}, not n = {n}")
+            av = (summ.get("answer_valid") or {}).get("acc")
+            if isinstance(n, int) and n and isinstance(av, (int, float)) and abs((n - c[INVALID]) / n - av) > 1e-9:
+                p.append(f"{name}: {c[INVALID]} invalid answers disagree with the answer-valid rate {av}")
+    cm = m.get("confusion_real")
+    c = (ans.get("grpo") or {}).get("real")
+    if isinstance(cm, dict) and isinstance(c, dict) and isinstance(cm.get("matrix"), list) and cm.get("columns"):
+        cols = [sum(r[j] for r in cm["matrix"]) for j in range(len(cm["columns"]))]
+        if dict(zip(cm["columns"], cols)) != {k: c.get(k) for k in cm["columns"]}:
+            p.append("answers.grpo.real disagree with the real confusion matrix's column sums")
+
+
+def _real(m: dict[str, Any], ev: dict[str, Any], p: list[str]) -> None:
+    r = need(m, "real", dict, p)
+    if r is None:
+        return
+    counts = r.get("counts") or {}
+    parts = [counts.get(k) for k in ("train", "heldout", "all")]
+    if not all(isinstance(x, dict) and set(x) == set(SPECIALTIES) for x in parts):
+        p.append("real.counts must list the seven specialties for train, heldout and all")
+        return
+    train, held, every = parts
+    for k in SPECIALTIES:
+        if train[k] + held[k] != every[k]:
+            p.append(f"real.counts.{k}: train {train[k]} + held-out {held[k]} != all {every[k]}")
+    if r.get("overlap") != 0:
+        p.append(f"real: {r.get('overlap')} image contents in both the train and the held-out part")
+    if r.get("trained_eval_overlap") != 0:
+        p.append(f"real: {r.get('trained_eval_overlap')} evaluated real images were trained on")
+    rt = need(m, "real_train", bool, p)
+    n_real = ((ev.get("grpo") or {}).get("real") or {}).get("n")
+    if r.get("n_eval") != n_real:
+        p.append(f"real.n_eval = {r.get('n_eval')} but the real set has n = {n_real}")
+    part = "heldout" if rt else "all"
+    if r.get("eval_part") != part:
+        p.append(f"real.eval_part = {r.get('eval_part')!r}, expected {part!r} with real_train = {rt}")
+    if isinstance(r.get("n_eval"), int) and r["n_eval"] > sum((held if rt else every).values()):
+        p.append(f"real.n_eval = {r['n_eval']} exceeds the {part} part's {sum((held if rt else every).values())} images")
+    if not rt:
+        return
+    tr = r.get("training")
+    if not isinstance(tr, dict) or tr.get("images") != train:
+        p.append(f"real.training.images = {None if not isinstance(tr, dict) else tr.get('images')} is not the train part {train}")
+    else:
+        items = tr.get("items") or {}
+        if any((items.get(k) or 0) < (1 if train[k] else 0) or (not train[k] and items.get(k)) for k in SPECIALTIES):
+            p.append(f"real.training.items {items} must cover exactly the specialties of the train part")
+    cs = (m.get("cold_start") or {}).get("training_data") if isinstance(m.get("cold_start"), dict) else None
+    if m.get("cold_start") is not None and not (isinstance(cs, dict) and isinstance(cs.get("n_real"), int) and cs["n_real"] > 0):
+        p.append("cold_start.training_data: the cold start trained on no real image although real_train is set")

@@ -125,13 +125,15 @@ def triage_replicates(
     max_steps: int | None = None,
     main_summary: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
+    real: Any = None,
 ) -> Any:
     """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
 
     The main seed's training is the run's own (``triage/grpo``, trained by notebook 03 or
     ``train-triage``; trained here when missing); the other seeds train in
-    :func:`replicate_run` folders. Only the synthetic training of
-    :func:`mmed.rl.triage.train_triage` is replicated (``real_train=False``).
+    :func:`replicate_run` folders, with the profile's ``triage.real_train``: the real
+    images (``real``, or read from ``../shared/data`` when present) are split with the
+    profile's fixed ``triage.real_split_seed``, so every seed holds out the same images.
 
     Args:
         seeds: the seeds (main seed included or not), e.g. ``profile.eval.seeds``.
@@ -142,6 +144,8 @@ def triage_replicates(
         main_summary: the main seed's GRPO evaluation on the same items when the caller
             already has it (``evaluate_stages(...)["summary"]["grpo"]``, as notebook 03
             does): used as is instead of evaluating that policy again.
+        real: the already loaded :func:`mmed.rl.triage.load_real_triage` result the main
+            training used (saves reloading; None → read as the training does).
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, top_answer, top_answer_share, gold_top_share, run`` (the shares of the
@@ -158,7 +162,7 @@ def triage_replicates(
 
     rows = []
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
-        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps)
+        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps, real=real)
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
         if s == main_seed and main_summary is not None:

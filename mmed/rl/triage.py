@@ -13,21 +13,31 @@ Data:
   synthetic ``train`` split, all seven specialties. A seeded ``triage_grpo.image_only_fraction``
   of them have their question replaced by the generic :data:`mmed.data.TRIAGE_QUESTION`:
   the synthetic questions name the finding ("Is there a polyp ...?" → Surgeon), so a policy
-  could route from the wording alone; image-only prompts make it read the image, which is
-  what transfers to real images (they come with the generic question).
+  could route from the wording alone; image-only prompts make it read the image (real
+  images come with the generic question). Where the real images train (``demo``), they
+  teach reading the image and the fraction is 0: generic synthetic prompts made the synthetic
+  grayscale PET compete with real radiographs (``benchmarks/RESULTS.md``).
 - **Real** (:func:`load_real_triage`, when a data root is present): every image of
   ``<root>/triage`` (Dermatologist, Ophthalmologist, Pathologist) and every unique image of
   VQA-RAD (MEVF train ∪ test; Radiologist), each as one item with the generic question.
   Surgeon, Oncologist and Endocrinologist have no real images. Images are split by content
-  hash into ``train`` / ``heldout``; all VQA-RAD MEVF test images (the pipeline's evaluation
-  images) are always held out. By default nothing real is trained on and all real images are
-  evaluated (synthetic → real transfer). With ``real_train=True`` the ``train`` part joins
-  the GRPO data (output ``runs/<id>/triage/grpo_real/``) and only ``heldout`` is evaluated.
+  hash into ``train`` / ``heldout`` with the profile's fixed ``triage.real_split_seed`` (the
+  same split for every training seed); all VQA-RAD MEVF test images (the attending's
+  evaluation images; every one of them also occurs in MEVF train) are always held out.
+  With ``triage.real_train`` (the ``demo`` and ``smoke`` profiles) or ``real_train=True``
+  the ``train`` part joins the cold start's and GRPO's data (:func:`real_training_items`,
+  sampled as ``triage.real_balance`` says) and only ``heldout`` is evaluated; without it
+  nothing real is trained on and all real images are evaluated (synthetic → real transfer).
+  Either way the output is ``runs/<id>/triage/grpo/``; its ``train_settings.json`` records
+  which.
 
 Evaluation (:func:`evaluate_triage`, :func:`triage_summary`, :func:`confusion_matrix`,
 :func:`paired_gain`, :func:`downstream_accuracy`) is greedy decoding with the triage doctor
 of :mod:`mmed.agents.triage`; an invalid answer counts as wrong (never as its fallback), and
 accuracies carry percentile-bootstrap intervals (:func:`mmed.eval.metrics.accuracy_ci`).
+Beside every evaluation set stands the majority-class baseline (:func:`majority_class`: the
+one answer that is right most often on those very items, e.g. "Radiologist" on the real
+held-out images) and the trained triage's paired margin over it.
 """
 
 from __future__ import annotations
@@ -108,11 +118,15 @@ class RealTriageSet:
         train: items a ``real_train`` run may train on (never an evaluation image).
         heldout: items never trained on (all VQA-RAD MEVF test images are here).
         notes: what was read, de-duplicated or missing, in words.
+        split_seed: the seed of the train / held-out split.
+
+    Every item carries ``image_hashes`` (its image's content hash, a one-element list).
     """
 
     train: list[dict[str, Any]]
     heldout: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    split_seed: int = 0
 
     @property
     def all(self) -> list[dict[str, Any]]:
@@ -127,6 +141,38 @@ class RealTriageSet:
             c = Counter(it["specialty"] for it in part)
             out[name] = {s: c.get(s, 0) for s in SPECIALTIES}
         return out
+
+    def overlap(self) -> int:
+        """Number of image contents found in both ``train`` and ``heldout`` (0 by construction)."""
+        return len({h for it in self.train for h in it["image_hashes"]} & {h for it in self.heldout for h in it["image_hashes"]})
+
+    def validation_split(self, fraction: float, seed: int = 0) -> "RealTriageSet":
+        """A tuning split of ``train``: ``train`` → fit part (``train``) + validation part
+        (``heldout``), per specialty, by image, seeded; the real held-out part is not in it.
+        Per specialty ``floor(fraction * n + 0.5)`` image contents (byte-identical files
+        together) go to validation, at least one when the specialty has two or more (a
+        specialty with one keeps it for fitting).
+
+        Raises:
+            ValueError: ``fraction`` outside (0, 1).
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+        fit: list[dict[str, Any]] = []
+        val: list[dict[str, Any]] = []
+        for spec in SPECIALTIES:
+            by_image: dict[str, list[dict[str, Any]]] = {}  # byte-identical files stay on one side
+            for it in sorted((it for it in self.train if it["specialty"] == spec), key=lambda it: it["id"]):
+                by_image.setdefault(it["image_hashes"][0], []).append(it)
+            groups = list(by_image.values())
+            random.Random(f"validation:{seed}:{spec}").shuffle(groups)
+            k = math.floor(fraction * len(groups) + 0.5)
+            k = max(k, 1) if len(groups) >= 2 else 0
+            val.extend(it for g in groups[:k] for it in g)
+            fit.extend(it for g in groups[k:] for it in g)
+        note = (f"tuning split of the real train part: {len(fit)} fit + {len(val)} validation images "
+                f"(fraction {fraction}, seed {seed}); the held-out part ({len(self.heldout)} images) is not used")
+        return RealTriageSet(fit, val, [*self.notes, note], self.split_seed)
 
 
 def _triage_item(id_: str, dataset: str, path: str, specialty: str, modality: str, organ: str, image: Any, meta: dict) -> dict:
@@ -157,7 +203,7 @@ def _sample_per_specialty(items: list[dict], k: int | None, seed: int) -> list[d
 def load_real_triage(
     data_root: str | Path | None,
     profile: Profile,
-    seed: int = 0,
+    seed: int | None = None,
     limit_per_specialty: int | None = None,
 ) -> RealTriageSet | None:
     """Every real image under ``data_root`` as a triage item, split train / held-out by image.
@@ -172,6 +218,8 @@ def load_real_triage(
 
     Args:
         data_root: the real-data folder; None → no real data (returns None).
+        seed: the split seed; None → ``profile.triage.real_split_seed`` (what training and
+            evaluation use, so that every training seed holds out the same images).
         limit_per_specialty: keep at most this many items per specialty in each part (a
             seeded sample; the ``smoke`` profile's ``data.eval_limit``); None = all.
     Returns:
@@ -184,6 +232,7 @@ def load_real_triage(
 
     if data_root is None:
         return None
+    seed = profile.triage.real_split_seed if seed is None else int(seed)
     root = Path(data_root)
     frac = profile.data.triage_heldout_fraction
     max_side = real_image_max_side(profile)
@@ -201,8 +250,9 @@ def load_real_triage(
             for row in ds.remove_columns("images"):
                 path = row["image_ref"]
                 it = _triage_item(row["id"], "triage_images", path, row["specialty"], row["modality"], row["organ"],
-                                  _open_image(path, max_side), {"folder": json.loads(row["meta"]).get("folder"), "part": part})
+                                  None, {"folder": json.loads(row["meta"]).get("folder"), "part": part})
                 hashes[it["id"]] = image_hash(path)
+                it["image_hashes"] = [hashes[it["id"]]]
                 dest.append(it)
         notes.append(f"triage/: {len(dd['train'])} train + {len(dd['heldout'])} held-out images "
                      f"(held-out fraction {frac}, seed {seed})")
@@ -229,9 +279,10 @@ def load_real_triage(
             r = by_hash[h]
             part = "heldout" if h in held else "train"
             it = _triage_item(f"triage/vqa_rad/{Path(r['path']).stem}", "vqa_rad", r["path"], "Radiologist", r["modality"],
-                              r["organ"], _open_image(r["path"], max_side),
+                              r["organ"], None,
                               {"mevf_test_image": r["in_test"], "file_names": sorted(r["names"]), "part": part})
             hashes[it["id"]] = h
+            it["image_hashes"] = [h]
             (heldout if part == "heldout" else train).append(it)
         dupes = sum(len(r["names"]) > 1 for r in by_hash.values())
         notes.append(
@@ -249,13 +300,155 @@ def load_real_triage(
         train = _sample_per_specialty(train, limit_per_specialty, seed)
         heldout = _sample_per_specialty(heldout, limit_per_specialty, seed)
         notes.append(f"limited to at most {limit_per_specialty} images per specialty in each part (seeded sample)")
+    for it in train + heldout:  # opened once the limit has chosen (decoding is most of the time)
+        it["images"] = [_open_image(it["image_ref"], max_side)]
     notes.append("no real images for " + ", ".join(NO_REAL_IMAGES))
-    return RealTriageSet(train, heldout, notes)
+    return RealTriageSet(train, heldout, notes, seed)
 
 
 def real_eval_limit(profile: Profile) -> int | None:
     """Images per specialty in the real evaluation: the profile's ``data.eval_limit``."""
     return profile.data.eval_limit
+
+
+def real_triage(profile: Profile, data_root: str | Path | None = None) -> RealTriageSet | None:
+    """The real triage images as the profile's training and evaluation use them (one call
+    for the CLI, the notebook and the cold start): :func:`load_real_triage` of
+    ``data_root`` (None → ``../shared/data`` when present) with the profile's split seed and
+    at most ``data.eval_limit`` images per specialty in each part. None without real data.
+
+    Raises:
+        FileNotFoundError: an explicit ``data_root`` that does not exist, or one holding
+            neither ``triage/`` nor ``vqa_rad/``.
+    """
+    return load_real_triage(resolve_data_root(data_root), profile, None, real_eval_limit(profile))
+
+
+#: accepted values of ``triage.real_balance``
+REAL_BALANCE: tuple[str, ...] = ("none", "specialty")
+
+
+def wants_real_train(profile: Profile, real_train: bool | None = None) -> bool:
+    """Whether a triage training should use the real training images: ``real_train`` when
+    given (CLI flag, notebook parameter), else the profile's ``triage.real_train``. Whether
+    it can (a data root is present) is the caller's question."""
+    return profile.triage.real_train if real_train is None else bool(real_train)
+
+
+def real_training_items(profile: Profile, real: RealTriageSet, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The real training items of the triage doctor: ``real.train``, sampled as
+    ``profile.triage.real_balance`` says.
+
+    ``"none"``: each image once. ``"specialty"``: each specialty's images are repeated
+    (whole copies, then a seeded sample without replacement for the remainder) until the
+    specialty holds ``triage.real_balance_target`` items (None: as many as the largest
+    specialty has images); a specialty with more images keeps each once, and specialties
+    without images stay absent. Copies get ids ``<id>#<k>``; every item gets ``source``
+    (its dataset: ``triage_images`` or ``vqa_rad``) and keeps its ``image_hashes``.
+
+    Returns:
+        ``(items, info)``, info = ``{"balance", "target", "images": {specialty: n},
+        "items": {specialty: n}, "n_images", "n_items"}`` (all seven specialties listed;
+        ``target`` None without balancing).
+    Raises:
+        ValueError: an unknown ``real_balance``; an item of ``real.train`` whose image is
+            also in ``real.heldout`` (names the item).
+    """
+    balance = profile.triage.real_balance
+    if balance not in REAL_BALANCE:
+        raise ValueError(f"triage.real_balance is {balance!r}, expected one of {REAL_BALANCE}")
+    held = {h for it in real.heldout for h in it["image_hashes"]}
+    by: dict[str, list[dict[str, Any]]] = {}
+    for it in real.train:
+        if set(it["image_hashes"]) & held:
+            raise ValueError(f"real triage item {it['id']!r}: its image is also in the held-out part")
+        by.setdefault(it["specialty"], []).append(dict(it, source=it["dataset"]))
+    target = profile.triage.real_balance_target or max((len(v) for v in by.values()), default=0)
+    items: list[dict[str, Any]] = []
+    for spec in SPECIALTIES:
+        group = by.get(spec, [])
+        if balance == "none" or len(group) >= target or not group:
+            items.extend(group)
+            continue
+        whole, rest = divmod(target, len(group))
+        extra = random.Random(f"real_balance:{seed}:{spec}").sample(group, rest)
+        copies = [g for _ in range(whole) for g in group] + extra
+        seen: Counter = Counter()
+        for it in copies:
+            k = seen[it["id"]]
+            seen[it["id"]] += 1
+            items.append(it if k == 0 else dict(it, id=f"{it['id']}#{k}"))
+    n_img = {s: len(by.get(s, [])) for s in SPECIALTIES}
+    n_items = {s: sum(it["specialty"] == s for it in items) for s in SPECIALTIES}
+    info = {"balance": balance, "target": target if balance == "specialty" else None, "images": n_img,
+            "items": n_items, "n_images": sum(n_img.values()), "n_items": len(items)}
+    return items, info
+
+
+def cold_start_items(
+    profile: Profile, synthetic: Sequence[dict[str, Any]], seed: int = 0, data_root: str | Path | None = None,
+    real: RealTriageSet | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The triage cold start's training items: ``cold_start.n_items`` items in all, the real
+    training items (:func:`real_training_items`; at most ``triage.real_cold_start_share``
+    of ``n_items``, a seeded sample when there are more, the rest counted in
+    ``n_real_left_out``) plus the first synthetic ones, in a seeded shuffled order — when
+    ``triage.real_train`` is set and real data is present; else the synthetic items as given.
+
+    Args:
+        synthetic: synthetic ``train`` items (at least ``cold_start.n_items`` of them for a
+            full cold start).
+        data_root / real: the real data (``real`` already loaded, else read from
+            ``data_root``; None → ``../shared/data`` when present).
+    Returns:
+        ``(items, info)``; info = ``{"real_train", "n", "n_synthetic", "n_real",
+        "n_real_left_out", "real", "note"}`` (``real`` is :func:`real_training_items`'
+        info, or None).
+    Raises:
+        FileNotFoundError: an explicit ``data_root`` that does not exist.
+    """
+    n = profile.cold_start.n_items
+    on = bool(profile.triage.real_train)
+    if on and real is None:
+        real = real_triage(profile, data_root)
+    if not on or real is None:
+        k = min(n, len(synthetic))
+        note = "synthetic only: " + ("triage.real_train is off" if not on else "no real data")
+        return list(synthetic), {"real_train": on, "n": k, "n_synthetic": k, "n_real": 0, "n_real_left_out": 0,
+                                 "real": None, "note": note}
+    extra, rinfo = real_training_items(profile, real, seed)
+    cap = math.floor(profile.triage.real_cold_start_share * n)
+    left_out = max(0, len(extra) - cap)
+    if left_out:
+        extra = random.Random(f"cold_start_real:{seed}").sample(extra, cap)
+    items = list(synthetic[: n - len(extra)]) + extra
+    random.Random(f"cold_start_items:{seed}").shuffle(items)
+    note = "synthetic + the real images' train part" + (
+        f" ({left_out} of {len(extra) + left_out} real items left out: at most triage.real_cold_start_share "
+        f"= {profile.triage.real_cold_start_share} of cold_start.n_items)" if left_out else "")
+    return items, {"real_train": on, "n": len(items), "n_synthetic": len(items) - len(extra), "n_real": len(extra),
+                   "n_real_left_out": left_out, "real": rinfo, "note": note}
+
+
+def real_evaluation_items(
+    real: RealTriageSet | None, real_train: bool, trained_image_hashes: frozenset[str] | set[str] = frozenset(),
+) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """The real images a triage is evaluated on: ``real.heldout`` after a training on real
+    images, else all of them — minus any image the training saw (``trained_image_hashes``:
+    the real train part, the ``data.train_benchmarks`` pool), counted in the notes.
+
+    Returns:
+        ``(items, notes)``; items is None without real data.
+    """
+    if real is None:
+        return None, ["no real data: synthetic only"]
+    items = real.heldout if real_train else real.all
+    notes = list(real.notes)
+    notes.append(f"evaluated on {'the held-out part' if real_train else 'all'} of the real images: {len(items)} images")
+    kept = [it for it in items if not set(it["image_hashes"]) & trained_image_hashes]
+    if len(kept) != len(items):
+        notes.append(f"{len(items) - len(kept)} real images left out of the evaluation: trained on")
+    return kept, notes
 
 
 def training_items(
@@ -266,7 +459,8 @@ def training_items(
 
     Synthetic ``train`` items (first ``triage_grpo.n_train_items``; none when
     ``data.synthetic.n_train`` is 0) with a seeded ``triage_grpo.image_only_fraction`` asked
-    the generic question, plus ``real.train`` when ``real_train``, plus — when
+    the generic question, plus ``real.train`` when ``real_train`` (:func:`real_training_items`:
+    sampled as ``triage.real_balance`` says), plus — when
     ``data.train_benchmarks`` is set and a data root resolves — the real training pool's
     ``train`` items (:func:`mmed.data.training.training_pool`, at most
     ``triage_grpo.n_train_items``, no evaluation image), with their own questions and the
@@ -279,9 +473,10 @@ def training_items(
         pool: an already built :class:`mmed.data.training.TrainingPool`.
         log: the pool's messages (default ``print``).
     Returns:
-        ``(items, info)``, info = counts per source and specialty, image-only count, and
-        with ``train_benchmarks`` also ``train_pool`` (the pool's counts, or a note that no
-        data root was found). Pool items carry ``image_hashes`` (their content hashes).
+        ``(items, info)``, info = counts per source and specialty, image-only count,
+        ``real`` (:func:`real_training_items`' info; None without ``real_train``) and with
+        ``train_benchmarks`` also ``train_pool`` (the pool's counts, or a note that no data
+        root was found). Real and pool items carry ``image_hashes`` (their content hashes).
     Raises:
         ValueError: ``real_train`` without real data; no training item at all.
         FileNotFoundError: an explicit ``data_root`` that does not exist, or a benchmark
@@ -297,10 +492,12 @@ def training_items(
     for it in syn:
         it["source"] = "synthetic"
     items = list(syn)
+    real_info = None
     if real_train:
         if real is None:
             raise ValueError("real_train=True needs real data: pass a data root holding triage/ and/or vqa_rad/")
-        items += [dict(it, source=it["dataset"]) for it in real.train]
+        extra, real_info = real_training_items(profile, real, seed)
+        items += extra
     pool_info: dict[str, Any] | None = None
     if profile.data.train_benchmarks:
         if pool is None:
@@ -327,6 +524,7 @@ def training_items(
         "image_only": sum(bool(it["image_only"]) for it in items),
         "image_only_fraction_synthetic": g.image_only_fraction,
         "real_train": bool(real_train),
+        "real": real_info,
     }
     if pool_info is not None:  # without train_benchmarks: the info older runs recorded
         info["train_pool"] = pool_info
@@ -336,9 +534,10 @@ def training_items(
 # ----------------------------------------------------------------------------------------
 # training
 # ----------------------------------------------------------------------------------------
-def triage_out_dir(run: Run, real_train: bool = False) -> Path:
-    """``runs/<id>/triage/grpo`` (synthetic training) or ``triage/grpo_real`` (with real images)."""
-    return run.path("triage", "grpo_real" if real_train else "grpo")
+def triage_out_dir(run: Run) -> Path:
+    """``runs/<id>/triage/grpo``: the run's triage GRPO, with or without real images (its
+    ``train_settings.json`` says which)."""
+    return run.path("triage", "grpo")
 
 
 @dataclass
@@ -350,8 +549,11 @@ class TriageTraining:
         result: :class:`mmed.rl.grpo.GRPOResult` (steps, seconds, per-step ``log``).
         data: :func:`training_items` info; ``settings``: what ``train_settings.json`` holds.
         cold_start: the cold-start report (None when the profile has no cold start).
-        trained_image_hashes: content hashes of the real training pool's images trained on
-            (``data.train_benchmarks``; empty without): a real triage evaluation leaves them out.
+        trained_image_hashes: content hashes of the real images trained on (the real
+            triage images' train part, the ``data.train_benchmarks`` pool; empty without):
+            a real triage evaluation leaves them out (:func:`real_evaluation_items`).
+        real_train: whether the real triage images' train part was trained on.
+        real: the real images (:func:`load_real_triage`) read for the training, or None.
     """
 
     out_dir: Path
@@ -362,6 +564,8 @@ class TriageTraining:
     settings: dict[str, Any]
     cold_start: dict[str, Any] | None
     trained_image_hashes: frozenset[str] = frozenset()
+    real_train: bool = False
+    real: RealTriageSet | None = None
 
 
 def _settings(profile: Profile, seed: int, real_train: bool, max_steps: int | None, base: str, data: dict) -> dict[str, Any]:
@@ -387,7 +591,7 @@ def train_triage(
     run: Run,
     seed: int | None = None,
     data_root: str | Path | None = None,
-    real_train: bool = False,
+    real_train: bool | None = None,
     max_steps: int | None = None,
     resume: bool = True,
     callbacks: Sequence[Any] = (),
@@ -399,10 +603,14 @@ def train_triage(
         profile: the profile (``triage_grpo`` section, ``models``, ``cold_start``, ``image``).
         run: the run folder; its cold start is reused or made
             (:func:`mmed.consult.ensure_cold_start`).
-        seed: seeds the image-only choice, the trainer and the real split (None → profile's).
-        data_root: real-data folder for ``real_train`` and ``data.train_benchmarks`` (None →
+        seed: seeds the image-only choice, the real items' balancing and the trainer (None →
+            profile's); the real split is ``triage.real_split_seed``'s.
+        data_root: real-data folder for the real images and ``data.train_benchmarks`` (None →
             ``../shared/data`` when present).
-        real_train: also train on the train part of the real images (output ``grpo_real/``).
+        real_train: also train on the train part of the real images; None → the profile's
+            ``triage.real_train``, which trains on them when real data is present and
+            trains on synthetic data alone (noted in ``data``) when none is. The cold start
+            (shared by the run) follows the profile's ``triage.real_train``.
         max_steps: overrides ``triage_grpo.max_steps``.
         resume: continue from the last checkpoint of an interrupted run with the same settings.
         callbacks: extra ``transformers.TrainerCallback`` objects (tests, progress).
@@ -412,20 +620,26 @@ def train_triage(
         settings is reused without training (DESIGN §4).
     Raises:
         ValueError: the folder holds a training made with other settings (the message
-            names them: use another run folder or delete it); ``real_train`` without data.
+            names them: use another run folder or delete it); ``real_train=True`` without data.
     """
     from ..agents.build import policy_source
     from ..consult import ensure_cold_start
     from .grpo import grpo_dataset, train_grpo
 
     seed = profile.seed if seed is None else int(seed)
+    want = wants_real_train(profile, real_train)
+    if (want or profile.triage.real_train) and real is None:
+        real = real_triage(profile, data_root)
     if real_train and real is None:
-        real = load_real_triage(resolve_data_root(data_root), profile, seed)
-    cs = ensure_cold_start(run, profile, "triage", seed)
+        raise ValueError("real_train=True needs real data: pass a data root holding triage/ and/or vqa_rad/")
+    use_real = want and real is not None
+    cs = ensure_cold_start(run, profile, "triage", seed, data_root=data_root, real=real)
     src = policy_source(run, profile, "triage", "sft" if cs is not None else "base")
-    items, data = training_items(profile, seed, real, real_train, data_root=data_root)
-    out = triage_out_dir(run, real_train)
-    settings = _settings(profile, seed, real_train, max_steps, src.base, data)
+    items, data = training_items(profile, seed, real, use_real, data_root=data_root)
+    if want and not use_real:
+        data["real_note"] = "triage.real_train is set but no real data was found: synthetic training only"
+    out = triage_out_dir(run)
+    settings = _settings(profile, seed, use_real, max_steps, src.base, data)
     saved_path = out / "train_settings.json"
     if saved_path.is_file():
         saved = json.loads(saved_path.read_text())
@@ -439,13 +653,13 @@ def train_triage(
     ds = grpo_dataset("triage", items, style=profile.sampling.prompt_style,
                       extra_columns={"source": [it["source"] for it in items],
                                      "image_only": [bool(it["image_only"]) for it in items]})
-    step = "triage/grpo_real" if real_train else "triage/grpo"
-    with run.step(step, n_train=len(items), real_train=real_train):
+    step = "triage/grpo"
+    with run.step(step, n_train=len(items), real_train=use_real):
         res = train_grpo("triage", src.base, ds, profile, out, max_steps=max_steps, seed=seed,
                          log_tags={"agent": "triage"}, callbacks=callbacks, resume=resume)
     run.add_artifact(step, out)
     trained = frozenset(h for it in items for h in it.get("image_hashes", ()))
-    return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs, trained)
+    return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs, trained, use_real, real)
 
 
 # ----------------------------------------------------------------------------------------
@@ -667,7 +881,7 @@ def training_summary(log: Sequence[dict[str, Any]], window: int = 5) -> dict[str
 EVAL_SETS: tuple[str, ...] = ("synthetic", "synthetic_image_only", "real")
 
 
-def triage_sources(run: Run, profile: Profile, real_train: bool = False) -> dict[str, Any]:
+def triage_sources(run: Run, profile: Profile) -> dict[str, Any]:
     """``{"sft": PolicySource, "grpo": PolicySource}``: the cold start (or the base model when
     the profile has none, labelled ``"base"``) and its GRPO adapters in ``triage_out_dir``.
 
@@ -677,10 +891,47 @@ def triage_sources(run: Run, profile: Profile, real_train: bool = False) -> dict
     from ..agents.build import PolicySource, policy_source
 
     before = policy_source(run, profile, "triage", "sft" if profile.cold_start.enabled else "base")
-    final = triage_out_dir(run, real_train) / "final"
+    final = triage_out_dir(run) / "final"
     if not (final / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{final} holds no GRPO adapters: run train_triage first")
-    return {"sft": before, "grpo": PolicySource(before.base, str(final), "grpo_real" if real_train else "grpo")}
+    return {"sft": before, "grpo": PolicySource(before.base, str(final), "grpo")}
+
+
+def majority_class(items: Sequence[dict[str, Any]]) -> str:
+    """The most frequent ``specialty`` of ``items`` (ties: the first in
+    :data:`~mmed.data.schema.SPECIALTIES` order): the one constant answer that is right most
+    often on these items — the majority-class baseline. It is chosen on the evaluated items
+    themselves, so no constant policy scores higher there.
+
+    Raises:
+        ValueError: no items.
+    """
+    if not items:
+        raise ValueError("majority_class: no items")
+    c = Counter(it["specialty"] for it in items)
+    return max(SPECIALTIES, key=lambda s: (c.get(s, 0), -SPECIALTIES.index(s)))
+
+
+def constant_records(items: Sequence[dict[str, Any]], answer: str) -> list[dict[str, Any]]:
+    """:func:`evaluate_triage`-style records of a policy that answers ``answer`` on every
+    item without generating (``raw`` is None; format- and answer-valid by definition).
+
+    Raises:
+        ValueError: ``answer`` is not one of the seven specialties.
+    """
+    if answer not in SPECIALTIES:
+        raise ValueError(f"constant answer {answer!r} is not one of {SPECIALTIES}")
+    return [{"id": str(it["id"]), "source": it.get("source") or it.get("dataset"), "specialty": it["specialty"],
+             "raw": None, "parsed": answer, "format_valid": True, "answer_valid": True,
+             "correct": it["specialty"] == answer, "image_only": True} for it in items]
+
+
+def answer_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How often each answer was given: ``{specialty: n}`` for the seven specialties (zeros
+    included) and :data:`INVALID` for answers the parser rejected; the counts sum to
+    ``len(records)``."""
+    c = Counter(r["parsed"] if r["answer_valid"] else INVALID for r in records)
+    return {k: int(c.get(k, 0)) for k in [*SPECIALTIES, INVALID]}
 
 
 def evaluate_stages(
@@ -700,7 +951,11 @@ def evaluate_stages(
         real_items: real images (:func:`load_real_triage`), or None/empty: no ``real`` set.
     Returns:
         ``{"records": {stage: {set: records}}, "summary": {stage: {set: triage_summary}},
-        "gain": {set: paired_gain(grpo, sft)}, "sets": [...]}`` with sets from :data:`EVAL_SETS`.
+        "gain": {set: paired_gain(grpo, sft)}, "answers": {stage: {set: answer_counts}},
+        "majority": {set: {"answer", "summary", "vs_grpo"}}, "sets": [...]}`` with sets
+        from :data:`EVAL_SETS`; ``majority`` is the majority-class baseline of each set
+        (:func:`majority_class`, summarised like a policy) and ``vs_grpo`` the paired GRPO −
+        baseline difference (when a ``"grpo"`` stage is there).
     """
     from ..agents.build import load_runner
     from ..data import TRIAGE_QUESTION
@@ -721,7 +976,16 @@ def evaluate_stages(
     gain = {}
     if "grpo" in records and "sft" in records:
         gain = {name: paired_gain(records["grpo"][name], records["sft"][name], n_boot, conf, seed) for name in sets}
-    return {"records": records, "summary": summary, "gain": gain, "sets": list(sets)}
+    majority = {}
+    for name, (its, _) in sets.items():
+        answer = majority_class(its)
+        const = constant_records(its, answer)
+        majority[name] = {"answer": answer, "summary": triage_summary(const, n_boot, conf, seed)}
+        if "grpo" in records:
+            majority[name]["vs_grpo"] = paired_gain(records["grpo"][name], const, n_boot, conf, seed)
+    answers = {stage: {name: answer_counts(r) for name, r in sets_.items()} for stage, sets_ in records.items()}
+    return {"records": records, "summary": summary, "gain": gain, "answers": answers, "majority": majority,
+            "sets": list(sets)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -806,14 +1070,16 @@ def run_train_triage(
     run_dir: str | Path | None,
     seed: int | None = None,
     data_root: str | Path | None = None,
-    real_train: bool = False,
+    real_train: bool | None = None,
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """``python -m mmed train-triage``: :func:`train_triage`, then :func:`evaluate_stages` on
     the synthetic test split (when the profile has one) and (with a data root) the real
-    images — all of them, or the held-out part with ``real_train`` — minus any image the
-    training pool of ``data.train_benchmarks`` trained on (counted in ``real_notes``). Writes ``<out_dir>/eval.json`` (summaries, gains,
-    training summary) and returns a compact report (accuracies with intervals).
+    images of :func:`real_evaluation_items` — the held-out part after a training on real
+    images (``real_train``, None → the profile's ``triage.real_train``), else all — minus any
+    image the training saw (counted in ``real_notes``). Writes ``<out_dir>/eval.json``
+    (summaries, gains, the majority-class baseline, training summary) and returns a compact
+    report (accuracies with intervals, the baseline and the answer distribution on real data).
     """
     from ..agents.pipeline import as_item_list
     from ..consult import synthetic_split
@@ -821,28 +1087,21 @@ def run_train_triage(
     seed = profile.seed if seed is None else int(seed)
     run = Run.open(run_dir, profile=profile.name, seed=seed)
     root = resolve_data_root(data_root)
-    real = load_real_triage(root, profile, seed, real_eval_limit(profile)) if root is not None else None
+    real = real_triage(profile, root)
     tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps, real=real)
-    real_eval = (real.heldout if real_train else real.all) if real is not None else None
-    notes = list(real.notes) if real is not None else ["no real data: synthetic only"]
-    if real_eval is not None and tr.trained_image_hashes:  # data.train_benchmarks: never evaluate a trained image
-        from ..data import image_hash
-
-        kept = [it for it in real_eval if image_hash(it["image_ref"]) not in tr.trained_image_hashes]
-        notes.append(f"{len(real_eval) - len(kept)} real images left out of the evaluation: trained on "
-                     f"(data.train_benchmarks)")
-        real_eval = kept
-    ev = evaluate_stages(profile, triage_sources(run, profile, real_train),
+    real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
+    ev = evaluate_stages(profile, triage_sources(run, profile),
                          as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else [],
                          real_eval, seed=seed)
     body = {
-        "profile": profile.name, "seed": seed, "real_train": real_train,
+        "profile": profile.name, "seed": seed, "real_train": tr.real_train,
         "real_data": str(root) if root is not None else None,
         "real_notes": notes,
-        "real_eval_part": ("heldout" if real_train else "all") if real is not None else None,
+        "real_eval_part": ("heldout" if tr.real_train else "all") if real is not None else None,
         "training": {**training_summary(tr.result.log), "steps": tr.result.steps, "seconds": tr.result.seconds,
                      "data": tr.data},
-        "summary": ev["summary"], "gain": ev["gain"],
+        "summary": ev["summary"], "gain": ev["gain"], "answers": ev["answers"],
+        "majority": {k: {kk: v[kk] for kk in ("answer", "summary", "vs_grpo") if kk in v} for k, v in ev["majority"].items()},
     }
     write_json_atomic(tr.out_dir / "eval.json", body)
 
@@ -856,6 +1115,11 @@ def run_train_triage(
         "frac_reward_zero_std_mean": round(body["training"]["frac_reward_zero_std_mean"], 4),
         "accuracy": {stage: {name: acc(s["accuracy"]) for name, s in sets.items()} for stage, sets in ev["summary"].items()},
         "gain": {name: {k: round(g[k], 4) for k in ("diff", "lo", "hi")} for name, g in ev["gain"].items()},
+        "majority_class": {name: {"answer": m["answer"], **acc(m["summary"]["accuracy"]),
+                                  "grpo_minus_majority": {k: round(m["vs_grpo"][k], 4) for k in ("diff", "lo", "hi")}}
+                           for name, m in ev["majority"].items() if "vs_grpo" in m},
+        "answers_grpo": ev["answers"].get("grpo"),
+        "real_train": tr.real_train,
         "real_without_images": list(NO_REAL_IMAGES) if real is not None else None,
         "eval_file": str(tr.out_dir / "eval.json"),
     }

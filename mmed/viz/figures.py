@@ -21,7 +21,9 @@ figure                      data file (columns)                                 
                             hi, n; gain, gain_lo, gain_hi on the GRPO
                             ``(all)`` rows: paired GRPO − cold start;
                             top_answer, top_answer_share, gold_top_share
-                            on the ``(all)`` rows)
+                            on the ``(all)`` rows; on the real data also
+                            ``when`` = "majority class" rows, the constant
+                            answer right most often on the same images)
 ==========================  ==================================================  =================
 
 ``python -m mmed figures`` (``make figures``) redraws every PNG from its CSV and rewrites
@@ -206,18 +208,30 @@ def export_curriculum(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: ``when`` of the majority-class baseline rows of ``triage.csv``
+MAJORITY_CLASS = "majority class"
+
+
 def export_triage(run_dir: Path) -> pd.DataFrame:
     """Triage accuracy per specialty after the cold start (``sft``) and after GRPO, on the
     synthetic test split and on the real images, from notebook 03's metrics
     (``eval.<when>.<dataset>.by_specialty``) plus an ``(all)`` row per set; the GRPO
     ``(all)`` row also holds notebook 03's paired gain (``gain``, ``gain_lo``, ``gain_hi``);
     each ``(all)`` row the answer distribution's ``top_answer``, ``top_answer_share`` and
-    ``gold_top_share`` when notebook 03 recorded it (``eval.<when>.<dataset>.answers``)."""
+    ``gold_top_share`` when notebook 03 recorded it (``eval.<when>.<dataset>.answers``).
+    On the real images, rows with ``when`` = "majority class" give the majority-class
+    baseline on the same images (``majority.real``: the one specialty answered every time;
+    older metrics files without it give no such rows); its ``(all)`` row's ``gain``,
+    ``gain_lo``, ``gain_hi`` are the paired GRPO − majority-class difference."""
     m = json.loads((run_dir / "eval" / "notebook_03_triage_grpo.json").read_text())
     gains = m.get("gain") or {}
+    evals = dict(m.get("eval") or {})
+    maj = (m.get("majority") or {}).get("real")
+    if maj:
+        evals["majority"] = {"real": maj["summary"]}
     rows = []
-    for when, label in (("sft", "cold start"), ("grpo", "GRPO")):
-        for ds, d in (m.get("eval", {}).get(when) or {}).items():
+    for when, label in (("sft", "cold start"), ("grpo", "GRPO"), ("majority", MAJORITY_CLASS)):
+        for ds, d in (evals.get(when) or {}).items():
             if ds not in ("synthetic", "real"):
                 continue
             per = dict(d.get("by_specialty") or {})
@@ -226,8 +240,8 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
                 a = (v or {}).get("accuracy")
                 if a and a.get("n"):  # specialties without images are listed with no accuracy
                     row = {"when": label, "dataset": ds, "specialty": spec, "acc": a["acc"], "lo": a["lo"], "hi": a["hi"], "n": a["n"]}
-                    g = gains.get(ds)
-                    if when == "grpo" and spec == "(all)" and g:  # paired GRPO − cold start on the same images
+                    g = gains.get(ds) if when == "grpo" else (maj or {}).get("vs_grpo") if when == "majority" else None
+                    if spec == "(all)" and g:  # paired GRPO − cold start (or − majority class) on the same images
                         row.update(gain=g["diff"], gain_lo=g["lo"], gain_hi=g["hi"])
                     ans = d.get("answers") if spec == "(all)" else None
                     if ans:
@@ -438,8 +452,9 @@ CLAIM_ROWS: tuple[tuple[str, str], ...] = (
     ("triage gain (vs random specialty)", "w/o triage: random specialty"),
     ("specialists gain (vs attending alone)", "w/o specialists (attending alone)"),
 )
-#: the claim line read off ``triage.csv``
+#: the claim lines read off ``triage.csv``
 TRIAGE_CLAIM = "triage GRPO gain (vs cold-start triage)"
+TRIAGE_MAJORITY_CLAIM = "triage GRPO vs majority class (always the most frequent specialty)"
 
 
 def _verdict(lo: float, hi: float, not_measurable: str | None = None) -> str:
@@ -521,10 +536,13 @@ def triage_gain_claims(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> p
     counts (``round(acc·n)`` correct of n) — wider than the paired one when the two
     policies' errors are positively correlated.
 
+    A dataset with a "majority class" ``(all)`` row that holds ``gain`` (GRPO − majority
+    class, paired) adds a :data:`TRIAGE_MAJORITY_CLAIM` row.
+
     Returns:
-        One row per dataset, columns ``claim, dataset, n, diff, lo, hi, interval, verdict``
-        (``interval`` = ``"paired"`` or ``"unpaired"``); datasets lacking either ``(all)``
-        row are left out.
+        One row per dataset (and claim), columns ``claim, dataset, n, diff, lo, hi,
+        interval, verdict`` (``interval`` = ``"paired"`` or ``"unpaired"``); datasets
+        lacking either ``(all)`` row are left out.
     """
     out = []
     rng = np.random.default_rng(seed)
@@ -544,6 +562,12 @@ def triage_gain_claims(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> p
             lo, hi = (float(x) for x in np.quantile(reps, [0.025, 0.975]))
         out.append({"claim": TRIAGE_CLAIM, "dataset": ds, "n": int(g["n"]), "diff": diff, "lo": lo, "hi": hi,
                     "interval": kind, "verdict": _verdict(lo, hi)})
+        mj = d[d["when"] == MAJORITY_CLASS]
+        if len(mj) and "gain" in df and pd.notna(mj.iloc[0].get("gain")):
+            r = mj.iloc[0]
+            out.append({"claim": TRIAGE_MAJORITY_CLAIM, "dataset": ds, "n": int(r["n"]), "diff": float(r["gain"]),
+                        "lo": float(r["gain_lo"]), "hi": float(r["gain_hi"]), "interval": "paired",
+                        "verdict": _verdict(float(r["gain_lo"]), float(r["gain_hi"]))})
     return pd.DataFrame(out, columns=["claim", "dataset", "n", "diff", "lo", "hi", "interval", "verdict"])
 
 
@@ -578,7 +602,8 @@ def claims_markdown(fig_dir: str | Path) -> list[str]:
                        f"{c['verdict']} |")
         out.append("")
         if len(triage):
-            out.append("Triage: GRPO − cold start on the same images (`figures/triage.csv`); "
+            out.append("Triage: GRPO − cold start (and GRPO − the majority class, where listed) on the same images "
+                       "(`figures/triage.csv`); "
                        + ("† the CSV holds no paired difference, so the interval is an unpaired bootstrap from each "
                           "stage's accuracy and n (wider than the paired one when the two policies err on the same images)."
                           if (triage["interval"] == "unpaired").any() else "paired bootstrap over images."))
