@@ -36,8 +36,8 @@ from mmed.config import STRATA, apply_torch_threads, load_profile  # noqa: E402
 CONFIGS: dict[str, dict] = {
     "demo": {},
     "majority_target": {"cold_start": {"target": "majority"}},
-    "cold_start_60": {"cold_start": {"max_steps": 60}},
-    "cold_start_240": {"cold_start": {"max_steps": 240}},
+    "cold_start_480": {"cold_start": {"max_steps": 480}},
+    "cold_start_lr_1e-3": {"cold_start": {"learning_rate": 1.0e-3, "max_steps": 120}},
     "grpo_lr_5e-4": {"attending_grpo": {"learning_rate": 5.0e-4}},
     "grpo_steps_x2": {"curriculum": {"stages": [
         {"name": "easy", "strata": ["easy"], "max_steps": 60, "entropy_coef": 0.0},
@@ -48,9 +48,9 @@ CONFIGS: dict[str, dict] = {
         {"name": "medium", "strata": ["medium"], "max_steps": 30, "entropy_coef": 0.01},
         {"name": "hard", "strata": ["hard"], "max_steps": 30, "entropy_coef": 0.05}]}},
 }
-SYSTEMS = ("follow_majority", "image_only", "start", "no_curriculum", "C-MARL")
+SYSTEMS = ("follow_majority", "image_only", "start", "no_curriculum", "cmarl")
 HEADERS = {"follow_majority": "follow-majority", "image_only": "image only", "start": "cold start",
-           "no_curriculum": "plain GRPO", "C-MARL": "C-MARL"}
+           "no_curriculum": "plain GRPO", "cmarl": "C-MARL"}
 
 
 def calibrate(name: str, overlay: dict, base_profile: str, out_dir: Path, n_heldout: int, seed: int) -> dict:
@@ -70,7 +70,7 @@ def calibrate(name: str, overlay: dict, base_profile: str, out_dir: Path, n_held
         train_curriculum(p, root, variant=variant, seed=seed, heldout_split="validation", n_heldout=n_heldout,
                          log=lambda m: None)
     rep = curriculum_report(run, [None, "no_curriculum"], "validation", prof.eval.bootstrap_samples, seed)
-    last = rep["stages"]["C-MARL"][-1]
+    last = rep["stages"]["cmarl"][-1]
     return {
         "config": name, "overlay": overlay, "n_items": rep["n_items"],
         "accuracy": {sys_: {st: rep["systems"][sys_][st]["acc"] for st in (*STRATA, "all")}

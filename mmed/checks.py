@@ -258,7 +258,8 @@ def degenerate_in_metrics(m: dict[str, Any], notebook: str, share: float = 0.9) 
 
     Seed-replicate rows of the run's own seed (``seed_replicates.table`` rows whose ``seed``
     is the metrics' ``seed``) are skipped: the same evaluation is recorded elsewhere in the
-    file. Raises ``ValueError`` for ``share`` outside (0, 1)."""
+    file; so is notebook 03's ``majority`` block (the majority-class baseline answers one
+    specialty by definition). Raises ``ValueError`` for ``share`` outside (0, 1)."""
     from .eval.metrics import degenerate_answers
 
     out = []
@@ -266,6 +267,8 @@ def degenerate_in_metrics(m: dict[str, Any], notebook: str, share: float = 0.9) 
         if not degenerate_answers(rec, share):
             continue
         if path[:1] == ["seed_replicates"] and "seed" in m and rec.get("seed") == m.get("seed"):
+            continue
+        if path[:1] == ["majority"]:  # the majority-class baseline is one answer by definition
             continue
         agent = next((str(rec[k]) for k in _AGENT_FIELDS if rec.get(k) is not None), None)
         split = next((str(rec[k]) for k in _SPLIT_FIELDS if rec.get(k) is not None), None)

@@ -262,3 +262,11 @@ def test_vote_answers_per_budget_votes_over_the_first_samples():
     assert four["gold_top_share"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="item 0 has 4 samples, allocation 5"):
         vote_answers(samples, raws, gold, [5, 1, 1])
+
+
+def test_the_majority_class_baseline_is_not_a_degenerate_agent():
+    const = answer_distribution(["Radiologist"] * 10, None, ["Radiologist"] * 6 + ["Dermatologist"] * 4)
+    m = {"seed": 0, "majority": {"real": {"answer": "Radiologist", "summary": {"answers": const}}},
+         "eval": {"grpo": {"real": {"answers": const}}}}
+    found = degenerate_in_metrics(m, "03_triage_grpo", 0.9)
+    assert [d.path for d in found] == ["eval.grpo.real.answers"]  # the trained agent, not the baseline

@@ -11,7 +11,8 @@ def test_shipped_profiles_load_and_validate():
     assert paper.models.quantization == "nf4"
     assert paper.specialists.backend == "openai"
     # demo's default entropy schedule grows with difficulty (paper §4.2)
-    assert [s.entropy_coef for s in demo.curriculum.stages] == [0.0, 0.01, 0.05]
+    g_easy, g_medium, g_hard = (s.entropy_coef for s in demo.curriculum.stages)
+    assert g_easy == 0.0 < g_medium < g_hard <= 0.005  # the paper's shape at public GRPO recipes' scale
     assert [s.strata for s in demo.curriculum.stages] == [["easy"], ["medium"], ["hard"]]
     # tiny models keep every hidden size a multiple of 64 (bitsandbytes on CPU, DESIGN §6)
     for p in (smoke, demo):
@@ -32,7 +33,8 @@ def test_every_variant_loads(name):
 def test_variant_overlay_values():
     p = load_profile("demo", variant="reverse")
     assert [s.name for s in p.curriculum.stages] == ["hard", "medium", "easy"]
-    assert [s.entropy_coef for s in p.curriculum.stages] == [0.05, 0.01, 0.0]
+    base = [s.entropy_coef for s in load_profile("demo").curriculum.stages]
+    assert [s.entropy_coef for s in p.curriculum.stages] == base[::-1]  # each stage keeps its γ
     nc = load_profile("demo", variant="no_curriculum")
     assert nc.curriculum.shuffle_strata is True
     assert sum(s.max_steps for s in nc.curriculum.stages) == sum(

@@ -68,7 +68,7 @@ def test_with_variant_applies_the_profiles_own_overlay():
 def test_eval_seeds_are_validated():
     from mmed.config import ProfileError, profile_from_dict
 
-    assert load_profile("demo").eval.seeds == [0, 1]
+    assert load_profile("demo").eval.seeds == [0, 1, 2]
     for bad in ([], [0, 0], [-1]):
         with pytest.raises(ProfileError, match="eval.seeds"):
             profile_from_dict({"eval": {"seeds": bad}}, "bad.yaml")

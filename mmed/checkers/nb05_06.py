@@ -6,6 +6,9 @@ from typing import Any
 
 from ..checks import check_interval, check_rate, need, register_checker
 
+#: ablation rows that consult no panel, so their items have no stratum
+NO_PANEL_ROWS = ("w/o specialists (attending alone)", "image only (attending cold-started on gold answers without opinions)")
+
 
 def notes_05(m: dict[str, Any]) -> list[str]:
     """The notes notebook 05 recorded (``notes``): real outcomes worth seeing that are not
@@ -47,7 +50,7 @@ def check_05(m: dict[str, Any]) -> list[str]:
             if r.get("acc") is not None and r["acc"] > r["valid_rate"] + 1e-9:
                 p.append(f"{where}: accuracy {r['acc']} above the valid rate {r['valid_rate']}")
         strata = sum(int(r.get(f"n_{s}") or 0) for s in ("easy", "medium", "hard"))
-        if r.get("system") != "w/o specialists (attending alone)" and strata != r.get("n"):
+        if r.get("system") not in NO_PANEL_ROWS and strata != r.get("n"):
             p.append(f"{where}: strata counts {strata} != n {r.get('n')}")
         for s in ("easy", "medium", "hard"):
             if r.get(f"n_{s}") and f"lo_{s}" in r:

@@ -478,7 +478,8 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
     :class:`mmed.agents.generation.PolicyRunner` with the profile's prompt style and
     ``sampling.max_new_tokens``, temperature 0 (greedy, whatever the profile samples at).
     Returns one record per item: ``id, stratum, s, agreement, answer_idx, n_options,
-    majority`` (the panel's plurality answer or None), ``raw, parsed, valid, format_valid,
+    majority`` (the panel's plurality answer or None), ``panel_answers`` (each member's
+    parsed answer, None when invalid or abstaining), ``raw, parsed, valid, format_valid,
     correct`` (invalid = wrong).
     """
     from ..agents.attending import AttendingPhysician
@@ -496,6 +497,7 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
         out.append({
             "id": str(it["id"]), "stratum": st, "s": s, "agreement": ag, "answer_idx": int(it["answer_idx"]),
             "n_options": len(it["options"]), "majority": majority_vote(panel_answers(ops)),
+            "panel_answers": panel_answers(ops),
             "raw": d.raw, "parsed": d.parsed, "valid": bool(d.valid), "format_valid": bool(has_valid_format(d.raw or "")),
             "correct": bool(d.valid and d.parsed == it["answer_idx"]),
         })

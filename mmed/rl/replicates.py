@@ -26,7 +26,7 @@ from ..config import STRATA, Profile
 from ..runs import Run
 
 #: cold-start folders copied from the main run into a replicate
-COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"))
+COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"), ("attending", "image_only"))
 
 
 def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
@@ -288,3 +288,138 @@ def seed_summary(table: Any, by: Sequence[str], value: str = "accuracy") -> Any:
     df = pd.DataFrame.from_dict(out, orient="index")
     df.index = pd.MultiIndex.from_tuples(df.index, names=list(by)) if len(by) > 1 else pd.Index(df.index, name=by[0])
     return df
+
+
+#: the comparisons of issue 11 item 6: (claim, system A, system B), each A − B on the same
+#: held-out items; systems as in :func:`held_out_correctness`
+SEED_CLAIMS: tuple[tuple[str, str, str], ...] = (
+    ("C-MARL vs cold start", "cmarl", "start"),
+    ("C-MARL vs plain GRPO (no curriculum)", "cmarl", "no_curriculum"),
+    ("C-MARL vs C-MARL without entropy bonus", "cmarl", "no_entropy"),
+    ("C-MARL vs follow the panel's majority", "cmarl", "follow_majority"),
+    ("C-MARL vs best single specialist", "cmarl", "best_member"),
+    ("C-MARL vs image only", "cmarl", "image_only"),
+    ("plain GRPO vs follow the panel's majority", "no_curriculum", "follow_majority"),
+)
+#: the Hard stage's own effect: (claim, stratum) of C-MARL's last stage minus the stage before it
+HARD_STAGE_CLAIMS: tuple[tuple[str, str], ...] = (
+    ("Hard stage: change on Hard items", "hard"),
+    ("Hard stage: change on Easy items", "easy"),
+)
+
+
+def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequence[str | None], split: str) -> dict[str, Any]:
+    """Per-item correctness of every system on one seed's held-out items, read from the run.
+
+    Systems: ``start`` (cold start), each variant's label (``cmarl`` for None; its last
+    stage), ``follow_majority`` (the panel's plurality answer), ``image_only`` (when the run
+    holds the image-only reference's records), ``best_member`` (the panel position with the
+    best accuracy on the seed's synthetic items of the *other* split — ``validation`` when
+    ``split`` is ``test``, else ``train`` — never chosen on the items scored; needs records
+    with ``panel_answers``), and ``cmarl@before_hard`` (C-MARL's stage before its last).
+
+    Returns:
+        ``{"strata": [...], "systems": {name: [bool, ...]}, "best_member": k or None}``
+        aligned by item.
+    Raises:
+        FileNotFoundError: a variant not trained on ``split`` in ``run``.
+    """
+    from . import curriculum as C
+
+    start = C.heldout_predictions(run, None, None, split)
+    ids = [r["id"] for r in start]
+    systems: dict[str, list[bool]] = {"start": [bool(r["correct"]) for r in start],
+                                      "follow_majority": [r["majority"] is not None and r["majority"] == r["answer_idx"] for r in start]}
+    for v in variants:
+        mans = C.load_stage_manifests(run, v)
+        if not mans:
+            raise FileNotFoundError(f"variant {C._label(v)!r} has no trained stages in {run.root}")
+        recs = C.heldout_predictions(run, v, mans[-1]["dir"], split)
+        if [r["id"] for r in recs] != ids:
+            raise ValueError(f"{C._label(v)}: held-out items differ from the cold start's in {run.root}")
+        systems[C._label(v)] = [bool(r["correct"]) for r in recs]
+        if v is None and len(mans) > 1:
+            before = C.heldout_predictions(run, v, mans[-2]["dir"], split)
+            systems["cmarl@before_hard"] = [bool(r["correct"]) for r in before]
+    img = C._read_jsonl(run.path("attending", f"heldout_image_only_{split}.jsonl"))
+    if img is not None and [r["id"] for r in img] == ids:
+        systems["image_only"] = [bool(r["correct"]) for r in img]
+    best = None
+    if all("panel_answers" in r for r in start):
+        other = "validation" if split == "test" else "train"
+        sel = C.stratified_split(profile, other, seed, run, n=profile.data.synthetic.n_eval)
+        from ..eval.stratify import panel_answers
+
+        k_max = max((len(o) for o in sel.opinions), default=0)
+        acc = [sum(1 for it, o in zip(sel.items, sel.opinions) if k < len(o) and panel_answers(o)[k] == it["answer_idx"])
+               for k in range(k_max)]
+        if acc:
+            best = max(range(len(acc)), key=lambda k: (acc[k], -k))
+            systems["best_member"] = [len(r["panel_answers"]) > best and r["panel_answers"][best] == r["answer_idx"]
+                                      for r in start]
+    return {"strata": [r["stratum"] for r in start], "systems": systems, "best_member": best}
+
+
+def curriculum_claims(
+    run: Run, profile: Profile, seeds: Sequence[int], main_seed: int,
+    variants: Sequence[str | None] = (None, "no_curriculum", "no_entropy"), split: str = "test",
+) -> Any:
+    """Every claim of :data:`SEED_CLAIMS` and :data:`HARD_STAGE_CLAIMS`, per seed and pooled
+    over seeds, with paired bootstrap intervals (issue 11 item 6), whatever the result.
+
+    Reads the runs trained by :func:`curriculum_replicates` (call it first). Per seed, the
+    difference is over that seed's held-out items; ``seed = "pooled"`` concatenates the
+    items of all seeds (each item paired with itself) — an interval over items and seeds'
+    draws together, not a between-seed interval; the per-seed rows show the spread.
+    A claim missing a system (e.g. no image-only reference) is left out.
+
+    Returns:
+        a ``pandas.DataFrame`` with ``claim, seed, stratum, diff, lo, hi, n, holds``
+        (``holds``: the interval's lower end is above 0; for "change on Easy items" read
+        the sign: a loss is a negative interval).
+    """
+    import pandas as pd
+
+    from ..eval.metrics import paired_bootstrap_diff
+
+    rows, pooled = [], {}
+    nb = profile.eval.bootstrap_samples
+    for s, r in _runs_by_seed(run, profile, main_seed, seeds):
+        h = held_out_correctness(r, with_variant(profile, None), s, variants, split)
+        sysd, strata = h["systems"], h["strata"]
+        todo = [(c, a, b, "all") for c, a, b in SEED_CLAIMS if a in sysd and b in sysd]
+        if "cmarl@before_hard" in sysd:
+            todo += [(c, "cmarl", "cmarl@before_hard", st) for c, st in HARD_STAGE_CLAIMS]
+        for claim, a, b, st in todo:
+            xa = [x for x, t in zip(sysd[a], strata) if st == "all" or t == st]
+            xb = [x for x, t in zip(sysd[b], strata) if st == "all" or t == st]
+            if not xa:
+                continue
+            d = paired_bootstrap_diff(xa, xb, nb, seed=s)
+            rows.append({"claim": claim, "seed": s, "stratum": st, "diff": d["diff"], "lo": d["lo"], "hi": d["hi"],
+                         "n": d["n"], "holds": d["lo"] > 0})
+            pa, pb = pooled.setdefault((claim, st), ([], []))
+            pa.extend(xa)
+            pb.extend(xb)
+    for (claim, st), (xa, xb) in pooled.items():
+        d = paired_bootstrap_diff(xa, xb, nb, seed=main_seed)
+        rows.append({"claim": claim, "seed": "pooled", "stratum": st, "diff": d["diff"], "lo": d["lo"], "hi": d["hi"],
+                     "n": d["n"], "holds": d["lo"] > 0})
+    return pd.DataFrame(rows)
+
+
+def claim_sentences(claims: Any) -> list[str]:
+    """One sentence per claim from a :func:`curriculum_claims` table: the pooled difference
+    with its interval and how many seeds' intervals lie above 0 / below 0 (points)."""
+    out = []
+    for claim, g in claims.groupby("claim", sort=False):
+        p = g[g.seed == "pooled"]
+        per = g[g.seed != "pooled"]
+        if p.empty:
+            continue
+        p = p.iloc[0]
+        up, down = int((per.lo > 0).sum()), int((per.hi < 0).sum())
+        verdict = ("holds" if p.lo > 0 else "reversed" if p.hi < 0 else "not resolved")
+        out.append(f"{claim} ({p.stratum}): {100 * p['diff']:+.1f} points [{100 * p.lo:+.1f}, {100 * p.hi:+.1f}] pooled over "
+                   f"{len(per)} seeds ({int(p.n)} items) — {verdict}; above 0 on {up} seed(s), below 0 on {down}")
+    return out
