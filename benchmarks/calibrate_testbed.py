@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,9 @@ CONFIGS: dict[str, dict] = {
     "cold_start_480": {"cold_start": {"max_steps": 480}},
     "cold_start_lr_1e-3": {"cold_start": {"learning_rate": 1.0e-3, "max_steps": 120}},
     "grpo_lr_5e-4": {"attending_grpo": {"learning_rate": 5.0e-4}},
+    "grpo_t0.7": {"attending_grpo": {"temperature": 0.7}},
+    "grpo_t0.7_lr_1e-3": {"attending_grpo": {"temperature": 0.7, "learning_rate": 1.0e-3}},
+    "grpo_t0.7_lr_5e-4": {"attending_grpo": {"temperature": 0.7, "learning_rate": 5.0e-4}},
     "grpo_steps_x2": {"curriculum": {"stages": [
         {"name": "easy", "strata": ["easy"], "max_steps": 60, "entropy_coef": 0.0},
         {"name": "medium", "strata": ["medium"], "max_steps": 60, "entropy_coef": 0.001},
@@ -61,6 +65,15 @@ def calibrate(name: str, overlay: dict, base_profile: str, out_dir: Path, n_held
 
     prof = load_profile(base_profile, overrides=overlay)
     root = out_dir / name
+    shared = out_dir / "demo"
+    if name != "demo" and not (set(overlay) & {"cold_start", "models", "data", "image", "specialists"}) \
+            and (shared / "attending" / "sft" / "cold_start.json").is_file() and not (root / "attending").exists():
+        # the same cold start as the "demo" configuration: reuse it (and its held-out records)
+        for part in ("models", "attending/sft", "attending/image_only"):
+            if (shared / part).is_dir():
+                shutil.copytree(shared / part, root / part)
+        for f in (shared / "attending").glob("heldout_*_validation.jsonl"):
+            shutil.copy2(f, root / "attending" / f.name)
     run = Run.open(root, profile=prof.name, seed=seed)
     t0 = time.perf_counter()
     ensure_cold_start(run, prof, "attending", seed)

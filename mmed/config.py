@@ -360,6 +360,9 @@ class Profile:
     #: torch CPU threads (``torch.set_num_threads``, see :func:`apply_torch_threads`); None
     #: = torch's default. Tiny models run fastest on 1 (thread sync costs more than it saves)
     torch_threads: Optional[int] = None
+    #: worker processes for independent trainings (seed replicates, variants): None = the
+    #: machine's cores; 1 = one after another in the calling process
+    workers: Optional[int] = None
     data: DataConfig = field(default_factory=DataConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -527,6 +530,8 @@ def _check(profile: Profile, source: str) -> None:
         raise ProfileError(f"{source}: key 'eval.seeds' must be a non-empty list of distinct ints >= 0, got {seeds!r}")
     if not 0.0 < profile.eval.degenerate_share < 1.0:
         raise ProfileError(f"{source}: key 'eval.degenerate_share' must be in (0, 1), got {profile.eval.degenerate_share!r}")
+    if profile.workers is not None and profile.workers < 1:
+        raise ProfileError(f"{source}: key 'workers' must be >= 1 or null")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
     for key in ("eval_benchmarks", "train_benchmarks"):

@@ -18,7 +18,9 @@ did in the manifest. Relative paths resolve from the repository root
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
@@ -28,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 #: Packages whose versions go into every manifest.
 TRACKED_PACKAGES: tuple[str, ...] = (
@@ -204,32 +206,31 @@ class Run:
         except (FileExistsError, NotADirectoryError) as e:  # a file somewhere on the path
             raise ValueError(f"run folder {root} cannot be made: {e}") from None
         run = cls(root=root)
-        m = run.manifest
-        if not m:
-            m = {
-                "run_id": root.name,
-                "created": _now(),
-                "git_commit": _git_commit(repo_root()),
-                "packages": package_versions(),
-                "hardware": hardware_info(),
-                "profile": profile,
-                "variants": [],
-                "seeds": [],
-                "steps": {},
-                "artifacts": {},
-            }
-        elif profile is not None and m.get("profile") not in (None, profile):
-            raise ValueError(
-                f"run {str(root)!r} was made with profile {m.get('profile')!r}, not {profile!r}; "
-                "use another --run-dir"
-            )
-        if profile is not None:
-            m["profile"] = profile
-        if variant is not None and variant not in m["variants"]:
-            m["variants"].append(variant)
-        if seed is not None and seed not in m["seeds"]:
-            m["seeds"].append(seed)
-        run._write(m)
+        with run._modify() as m:
+            if not m:
+                m.update({
+                    "run_id": root.name,
+                    "created": _now(),
+                    "git_commit": _git_commit(repo_root()),
+                    "packages": package_versions(),
+                    "hardware": hardware_info(),
+                    "profile": profile,
+                    "variants": [],
+                    "seeds": [],
+                    "steps": {},
+                    "artifacts": {},
+                })
+            elif profile is not None and m.get("profile") not in (None, profile):
+                raise ValueError(
+                    f"run {str(root)!r} was made with profile {m.get('profile')!r}, not {profile!r}; "
+                    "use another --run-dir"
+                )
+            if profile is not None:
+                m["profile"] = profile
+            if variant is not None and variant not in m.setdefault("variants", []):
+                m["variants"].append(variant)
+            if seed is not None and seed not in m.setdefault("seeds", []):
+                m["seeds"].append(seed)
         return run
 
     # -- paths ---------------------------------------------------------------------
@@ -269,11 +270,25 @@ class Run:
         m["updated"] = _now()
         write_json_atomic(self.manifest_path, m)
 
+    @contextlib.contextmanager
+    def _modify(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write of the manifest under an exclusive file lock
+        (``manifest.json.lock``, ``fcntl.flock``), so that trainings of one run running in
+        parallel worker processes never lose each other's updates."""
+        lock = self.root / "manifest.json.lock"
+        with open(lock, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                m = self.manifest
+                yield m
+                self._write(m)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def update(self, **fields: Any) -> None:
         """Set top-level manifest fields (e.g. ``simulated_panel={...}``)."""
-        m = self.manifest
-        m.update(fields)
-        self._write(m)
+        with self._modify() as m:
+            m.update(fields)
 
     def add_artifact(self, name: str, path: str | os.PathLike[str]) -> None:
         """Record an artifact path (stored relative to the run root when inside it)."""
@@ -282,22 +297,19 @@ class Run:
             rel = str(p.relative_to(self.root.resolve()))
         except ValueError:
             rel = str(p)
-        m = self.manifest
-        m.setdefault("artifacts", {})[name] = rel
-        self._write(m)
+        with self._modify() as m:
+            m.setdefault("artifacts", {})[name] = rel
 
     def start_step(self, name: str, **info: Any) -> None:
         """Record that step ``name`` started (time and any ``info``)."""
-        m = self.manifest
-        m.setdefault("steps", {})[name] = {"start": _now(), "end": None, "status": "running", **info}
-        self._write(m)
+        with self._modify() as m:
+            m.setdefault("steps", {})[name] = {"start": _now(), "end": None, "status": "running", **info}
 
     def end_step(self, name: str, status: str = "done", **info: Any) -> None:
         """Record that step ``name`` ended with ``status`` (``done``/``failed``/``skipped``)."""
-        m = self.manifest
-        step = m.setdefault("steps", {}).setdefault(name, {"start": None})
-        step.update({"end": _now(), "status": status, **info})
-        self._write(m)
+        with self._modify() as m:
+            step = m.setdefault("steps", {}).setdefault(name, {"start": None})
+            step.update({"end": _now(), "status": status, **info})
 
     def step_done(self, name: str) -> bool:
         """Whether step ``name`` finished with status ``done``."""

@@ -261,6 +261,72 @@ def curriculum_replicates(
     return pd.DataFrame(rows)
 
 
+def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None) -> Any:
+    """One curriculum training in a worker process (:func:`train_curricula`)."""
+    from ..config import apply_torch_threads
+    from . import curriculum as C
+
+    apply_torch_threads(profile)
+    return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
+                              log=lambda m: None)
+
+
+def train_curricula(
+    run: Run, profile: Profile, seeds: Sequence[int], main_seed: int, variants: Sequence[str | None],
+    heldout_split: str = "test", n_heldout: int | None = None, workers: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict[tuple[int, str], Any]:
+    """Train every (seed, variant) curriculum — the run's own seed in the run, the others in
+    :func:`replicate_run` folders — in parallel worker processes.
+
+    The attending's cold start is made first in the run (the replicates copy it); then each
+    job is one :func:`mmed.rl.curriculum.train_curriculum` call in a process of a
+    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker sets the
+    profile's torch threads). Jobs of one run folder share its manifest, which
+    :class:`mmed.runs.Run` updates under a file lock. A finished training is reused as
+    always; results equal the sequential ones for the same seeds (a test compares them).
+
+    Args:
+        workers: processes; None → the profile's ``workers`` (None there → the machine's
+            cores); at most the number of jobs; 1 trains in this process, one after another.
+    Returns:
+        ``{(seed, variant label): CurriculumResult}``.
+    Raises:
+        RuntimeError: a job failed — naming its seed and variant, with the worker's error.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ..consult import ensure_cold_start
+    from . import curriculum as C
+
+    ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
+    jobs = [(str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout)
+            for s, r in _runs_by_seed(run, profile, main_seed, seeds) for v in variants]
+    n = workers if workers is not None else (profile.workers or os.cpu_count() or 1)
+    n = max(1, min(int(n), len(jobs)))
+    out: dict[tuple[int, str], Any] = {}
+    if log:
+        log(f"training {len(jobs)} curricula ({len(seeds)} seed(s) x {[C._label(v) for v in variants]}) "
+            f"in {n} worker process(es)")
+    if n == 1:
+        for job in jobs:
+            out[(job[3], C._label(job[2]))] = _train_job(*job)
+        return out
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_train_job, *job): job for job in jobs}
+        for fut, job in futures.items():
+            try:
+                out[(job[3], C._label(job[2]))] = fut.result()
+            except Exception as e:  # name the job; the pool cancels what has not started
+                for f in futures:
+                    f.cancel()
+                raise RuntimeError(f"curriculum training of variant {C._label(job[2])!r} with seed {job[3]} "
+                                   f"in {job[0]} failed: {type(e).__name__}: {e}") from e
+    return out
+
+
 def seed_summary(table: Any, by: Sequence[str], value: str = "accuracy") -> Any:
     """Mean, sample standard deviation, min and max of ``value`` over seeds, per group.
 
