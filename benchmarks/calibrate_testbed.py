@@ -38,6 +38,7 @@ CONFIGS: dict[str, dict] = {
     "demo": {},
     "majority_target": {"cold_start": {"target": "majority"}},
     "cold_start_480": {"cold_start": {"max_steps": 480}},
+    "cold_start_480_majority": {"cold_start": {"max_steps": 480, "target": "majority"}},
     "cold_start_lr_1e-3": {"cold_start": {"learning_rate": 1.0e-3, "max_steps": 120}},
     "grpo_lr_5e-4": {"attending_grpo": {"learning_rate": 5.0e-4}},
     "grpo_t0.7": {"attending_grpo": {"temperature": 0.7}},

@@ -44,3 +44,26 @@ def test_claims_per_seed_and_pooled_from_the_run_files(smoke_curriculum, tmp_pat
     assert hard["n"] == sum(r["stratum"] == "hard" for r in start)
     lines = R.claim_sentences(claims)
     assert len(lines) == len(got) and all("pooled over 1 seeds" in s for s in lines)
+
+
+def test_seed_claims_csv_goes_into_the_readme_block_and_a_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from mmed.viz.figures import FIGURES, results_markdown, seed_claims_figure
+
+    rows = [{"claim": "C-MARL vs plain GRPO (no curriculum)", "seed": s, "stratum": "all", "diff": d, "lo": d - 0.05,
+             "hi": d + 0.05, "n": 140, "holds": d - 0.05 > 0} for s, d in ((0, 0.02), (1, -0.01), (2, 0.0), ("pooled", 0.004))]
+    rows.append({"claim": "C-MARL vs follow the panel's majority", "seed": "pooled", "stratum": "all", "diff": -0.2,
+                 "lo": -0.25, "hi": -0.15, "n": 420, "holds": False})
+    pd.DataFrame(rows).to_csv(tmp_path / "seed_claims.csv", index=False)
+    md = results_markdown(tmp_path)
+    assert "claims over 3 seeds" in md
+    assert "| C-MARL vs plain GRPO (no curriculum) | all | +2.0 [-3.0, +7.0] | -1.0 [-6.0, +4.0] | +0.0 [-5.0, +5.0] | " \
+           "+0.4 [-4.6, +5.4] | not resolved (interval covers 0) |" in md
+    assert "| C-MARL vs follow the panel's majority | all | – | – | – | -20.0 [-25.0, -15.0] | reversed here |" in md
+    fig = seed_claims_figure(pd.read_csv(tmp_path / "seed_claims.csv"))
+    assert len(fig.axes[0].get_yticklabels()) == 2
+    assert "seed_claims" in FIGURES

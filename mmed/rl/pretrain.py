@@ -261,6 +261,14 @@ def _train(model: Any, args: Any, items: Sequence[Any], collator: Any) -> list[f
 
 
 def pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Any]:
+    """:func:`_pretrain_base` with ``models.pretrain.threads`` torch threads (restored after)."""
+    from ..config import torch_threads
+
+    with torch_threads(profile.models.pretrain.threads):
+        return _pretrain_base(init_dir, out_dir, profile, seed)
+
+
+def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Any]:
     """Pre-train the tiny base in ``init_dir`` (an untrained tiny model) into ``out_dir``.
 
     Args:
@@ -369,7 +377,7 @@ def base_cache_key(profile: Profile) -> str:
 
     from ..data.synthetic import SYNTHETIC_VERSION
 
-    pre = {k: v for k, v in dataclasses.asdict(profile.models.pretrain).items() if k != "cache"}
+    pre = {k: v for k, v in dataclasses.asdict(profile.models.pretrain).items() if k not in ("cache", "threads")}
     syn = profile.data.synthetic
     key = {"tiny": dataclasses.asdict(profile.models.tiny), "pretrain": pre, "image": dataclasses.asdict(profile.image),
            "synthetic": [syn.image_size, syn.difficulty, syn.seed], "style": profile.sampling.prompt_style,

@@ -246,6 +246,18 @@ def cold_start(
     Raises:
         ValueError: bad agent, too few items.
     """
+    from ..config import torch_threads
+
+    with torch_threads(profile.cold_start.threads):
+        return _cold_start(agent, base_model, train_items, heldout_items, profile, out_dir, train_opinions, heldout_opinions, seed)
+
+
+def _cold_start(
+    agent: str, base_model: str, train_items: Sequence[Any], heldout_items: Sequence[Any], profile: Profile,
+    out_dir: str | Path, train_opinions: Sequence[Sequence[Any]] | None, heldout_opinions: Sequence[Sequence[Any]] | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The body of :func:`cold_start` (run under its thread count)."""
     import time
 
     from transformers.trainer_callback import PrinterCallback

@@ -254,11 +254,46 @@ def export_triage(run_dir: Path) -> pd.DataFrame:
 
 FigureSpec = tuple[str, Callable[[Path], pd.DataFrame], Callable[[pd.DataFrame], Any]]
 #: name → (data file stem, export from run, draw)
+def export_seed_claims(run_dir: Path) -> pd.DataFrame:
+    """Notebook 04's claims over seeds (``seed_replicates.claims``: claim, seed — an int or
+    ``"pooled"`` —, stratum, diff, lo, hi, n, holds; :func:`mmed.rl.replicates.curriculum_claims`).
+
+    Raises:
+        KeyError: the metrics hold no claims over seeds (an older notebook 04).
+    """
+    m = json.loads((run_dir / "eval" / "notebook_04_cmarl_curriculum.json").read_text())
+    claims = (m.get("seed_replicates") or {}).get("claims")
+    if not claims:
+        raise KeyError("seed_replicates.claims")
+    return pd.DataFrame(claims)
+
+
+def seed_claims_figure(df: pd.DataFrame):
+    """Forest plot: each claim's paired difference (points) per seed and pooled, 95% intervals."""
+    claims = list(dict.fromkeys(df["claim"]))
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(claims) + 1.2))
+    seeds = [s for s in dict.fromkeys(df["seed"].astype(str)) if s != "pooled"] + ["pooled"]
+    for k, s in enumerate(seeds):
+        g = df[df["seed"].astype(str) == s]
+        y = [claims.index(c) + 0.18 * (k - (len(seeds) - 1) / 2) for c in g["claim"]]
+        ax.errorbar(100 * g["diff"], y, xerr=[100 * (g["diff"] - g["lo"]), 100 * (g["hi"] - g["diff"])],
+                    fmt="D" if s == "pooled" else "o", ms=6 if s == "pooled" else 4, capsize=2,
+                    color="black" if s == "pooled" else f"C{k}", label=f"seed {s}" if s != "pooled" else "pooled")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(claims)), [f"{c} ({st})" for c, st in dict.fromkeys(zip(df["claim"], df["stratum"]))])
+    ax.invert_yaxis()
+    ax.set_xlabel("difference, accuracy points (paired 95% interval)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 FIGURES: dict[str, FigureSpec] = {
     "ablations": ("ablations", export_ablations, ablation_figure),
     "test_time_scaling": ("test_time_scaling", export_tts, tts_figure),
     "curriculum_entropy": ("curriculum_entropy", export_curriculum, entropy_figure),
     "triage": ("triage", export_triage, triage_figure),
+    "seed_claims": ("seed_claims", export_seed_claims, seed_claims_figure),
 }
 
 
@@ -440,6 +475,22 @@ def results_markdown(fig_dir: str | Path) -> str:
         if not guard:
             out.append(_NO_GUARD.format(name="triage.csv"))
             out.append("")
+    sc = fig_dir / "seed_claims.csv"
+    if sc.is_file():
+        df = pd.read_csv(sc)
+        n_seeds = df.loc[df["seed"].astype(str) != "pooled", "seed"].nunique()
+        out.append(f"**The attending's claims over {n_seeds} seeds** (notebook 04, synthetic held-out items; "
+                   "accuracy points, paired 95% CI; *pooled* = all seeds' items together; `figures/seed_claims.png`):\n")
+        seeds = [s for s in dict.fromkeys(df["seed"].astype(str)) if s != "pooled"]
+        out.append("| claim | stratum | " + " | ".join(f"seed {s}" for s in seeds) + " | pooled | verdict (pooled) |")
+        out.append("|---|---|" + "---|" * (len(seeds) + 2))
+        for (claim, st), g in df.groupby(["claim", "stratum"], sort=False):
+            cell = {str(r["seed"]): f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}]" for _, r in g.iterrows()}
+            p = g[g["seed"].astype(str) == "pooled"]
+            verdict = "–" if p.empty else _verdict(float(p["lo"].iloc[0]), float(p["hi"].iloc[0]))
+            out.append(f"| {claim} | {st} | " + " | ".join(cell.get(s, "–") for s in seeds)
+                       + f" | {cell.get('pooled', '–')} | {verdict} |")
+        out.append("")
     out.extend(claims_markdown(fig_dir))
     return "\n".join(out) if out else "(no results yet: run `make figures RUN=runs/<id>` after the main job)\n"
 
