@@ -246,6 +246,15 @@ class TriageConfig:
 
 
 @dataclass
+class AgentColdStart:
+    """Per-agent overrides of the cold start (None keeps the ``cold_start`` value)."""
+
+    max_steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    label_fraction: Optional[float] = None
+
+
+@dataclass
 class ColdStartConfig:
     """Short SFT warm-up teaching the output format (smoke/demo only; DESIGN §6)."""
 
@@ -265,6 +274,10 @@ class ColdStartConfig:
     image_only: bool = False
     #: torch CPU threads while cold-starting (None: the machine's cores; it runs alone)
     threads: Optional[int] = None
+    #: the triage doctor's own steps / learning rate / label fraction where they differ: its
+    #: 7-way modality task saturates in fewer steps than the attending's (GRPO then sees groups
+    #: with equal rewards only)
+    triage: AgentColdStart = field(default_factory=AgentColdStart)
 
 
 @dataclass

@@ -93,3 +93,15 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_open_item_is_refused_for_the_attending():
     with pytest.raises(ValueError, match="open question"):
         cold_start_targets("attending", [{"id": "o", "options": [], "answer_idx": -1}], 1.0, 0, opinions=[[]])
+
+
+def test_triage_overrides_apply_to_the_triage_cold_start_only():
+    from mmed.config import load_profile
+    from mmed.rl.sft import agent_cold_start
+
+    prof = load_profile("smoke", overrides={"cold_start": {"max_steps": 50, "learning_rate": 1e-3,
+                                                           "triage": {"max_steps": 7, "label_fraction": 0.5}}})
+    tri, att = agent_cold_start(prof, "triage"), agent_cold_start(prof, "attending")
+    assert (tri.max_steps, tri.learning_rate, tri.label_fraction) == (7, 1e-3, 0.5)
+    assert (att.max_steps, att.learning_rate) == (50, 1e-3)
+    assert att.label_fraction == prof.cold_start.label_fraction

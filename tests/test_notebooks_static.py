@@ -35,3 +35,14 @@ def test_parameters_cell_and_no_outputs(nb_path: Path):
         if c["cell_type"] == "code":
             assert c.get("outputs", []) == [], f"{nb_path.name}: cell {i} has outputs"
             assert c.get("execution_count") is None, f"{nb_path.name}: cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_valid_nbformat_with_cell_ids(nb_path: Path):
+    """nbformat 4.5 cells carry a unique ``id`` (nbformat warns now and will refuse later)."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    nbformat.validate(nb)
+    ids = [c.get("id") for c in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids), nb_path.name

@@ -156,6 +156,18 @@ def cold_start_targets(
     return targets, gold
 
 
+def agent_cold_start(profile: Profile, agent: str) -> Any:
+    """The ``cold_start`` settings for ``agent``: the profile's, with ``cold_start.triage``'s
+    non-None keys applied for the triage doctor."""
+    import dataclasses
+
+    cfg = profile.cold_start
+    if agent != "triage":
+        return cfg
+    over = {k: v for k, v in dataclasses.asdict(cfg.triage).items() if v is not None}
+    return dataclasses.replace(cfg, **over) if over else cfg
+
+
 def agent_messages(agent: str, item: Any, opinions: Sequence[Any] | None, style: str) -> list[dict]:
     """The prompt an agent sees (same builders as inference)."""
     if agent == "triage":
@@ -265,7 +277,7 @@ def _cold_start(
 
     from ..models import load_policy
 
-    cfg = profile.cold_start
+    cfg = agent_cold_start(profile, agent)
     style = profile.sampling.prompt_style
     n = min(cfg.n_items, len(train_items))
     if n < 1:
