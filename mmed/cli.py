@@ -40,8 +40,14 @@ def add_common(p: argparse.ArgumentParser, profile_default: str = "demo") -> Non
 
 
 def _notebooks_args(p: argparse.ArgumentParser) -> None:
+    from .notebooks import DEFAULT_KERNEL
+
     add_common(p)
     p.add_argument("--only", nargs="*", default=None, help="notebook prefixes to run, e.g. 01 03")
+    p.add_argument("--kernel", default=DEFAULT_KERNEL,
+                   help=f"Jupyter kernel every notebook runs on, whatever kernel its metadata names "
+                        f"(default {DEFAULT_KERNEL}: the Python running this command, i.e. the project's venv); "
+                        "'' = each notebook's own kernelspec")
     p.add_argument("--no-check", action="store_true",
                    help="do not run check-run on the run folder after the notebooks (it runs by default, so that "
                         "`make demo` fails on invalid metrics or a degenerate agent)")
@@ -51,8 +57,9 @@ def _notebooks_args(p: argparse.ArgumentParser) -> None:
 def _notebooks(args: argparse.Namespace) -> int:
     from .notebooks import NotebookFailed, resolve_notebook_run_dir, run_notebooks
 
-    try:
-        run_notebooks(args.profile, args.run_dir, args.data_root, args.seed, names=args.only)
+    try:  # NotebookKernelError (a kernel that is not installed) is a ValueError: main prints it as one line
+        run_notebooks(args.profile, args.run_dir, args.data_root, args.seed, names=args.only,
+                      kernel_name=args.kernel or None)
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -158,7 +158,8 @@ class ModelsConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     #: None (full precision + LoRA) or "nf4" (QLoRA: 4-bit NF4, double quant)
     quantization: Optional[str] = None
-    #: compute dtype for 4-bit layers and model weights: float32 | bfloat16 | float16
+    #: compute dtype for 4-bit layers and model weights: float32 | bfloat16 | float16 (a half dtype
+    #: on device cpu is logged at load time: mmed.models.cpu_half_precision_note, README "Profiles")
     dtype: str = "float32"
     lora: LoraConfig = field(default_factory=LoraConfig)
     attn_implementation: Optional[str] = None

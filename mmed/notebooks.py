@@ -3,10 +3,14 @@
 Every notebook's ``parameters`` cell declares ``profile``, ``run_dir``, ``data_root`` and
 ``seed`` (DESIGN §4); :func:`run_notebooks` passes the same values to all of them, writes
 the executed copies to ``<run_dir>/notebooks/`` and the wall time of each to
-``<run_dir>/notebooks/timings.json``. A failure raises :class:`NotebookFailed` naming the
-notebook and the cell. ``python -m mmed notebooks`` (``make demo``) then runs ``check-run`` on
-the run folder (:func:`mmed.cli.report_check_run`: the recorded metrics and the
-degenerate-agent guard) and exits non-zero when it fails.
+``<run_dir>/notebooks/timings.json`` (written after every notebook, so the timings of the
+notebooks that finished are kept when a later one fails). Every notebook runs on one Jupyter
+kernel, :data:`DEFAULT_KERNEL` unless told otherwise (``--kernel``), whatever kernel its own
+metadata names; a kernel that is not installed stops the run before any notebook starts
+(:class:`NotebookKernelError`, naming the notebook and the kernel). A failure raises
+:class:`NotebookFailed` naming the notebook and the cell. ``python -m mmed notebooks``
+(``make demo``) then runs ``check-run`` on the run folder (:func:`mmed.cli.report_check_run`:
+the recorded metrics and the degenerate-agent guard) and exits non-zero when it fails.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from .runs import Run, repo_root, resolve_path, write_json_atomic
 
 #: Parameters every notebook declares (DESIGN §4).
 STANDARD_PARAMETERS: tuple[str, ...] = ("profile", "run_dir", "data_root", "seed")
+#: The kernel every notebook runs on by default: Jupyter's ``python3``, which runs the Python
+#: interpreter of the calling process (the project's venv; its kernelspec's ``python`` is
+#: replaced by ``sys.executable``), whatever kernel a notebook's metadata names.
+DEFAULT_KERNEL = "python3"
 
 
 def notebooks_dir() -> Path:
@@ -61,6 +69,50 @@ class NotebookFailed(RuntimeError):
         super().__init__(f"notebook {notebook} failed in {where}: {error} (executed copy: {output})")
 
 
+class NotebookKernelError(ValueError):
+    """The kernel a notebook would run on is not installed; ``notebook``, ``kernel`` and
+    ``available`` (the installed kernel names) say which. A ``ValueError``: a user error
+    that ``python -m mmed`` prints as one line."""
+
+    def __init__(self, notebook: str, kernel: str, available: Sequence[str], source: str):
+        self.notebook, self.kernel, self.available = notebook, kernel, list(available)
+        super().__init__(
+            f"notebook {notebook}: no Jupyter kernel named {kernel!r} ({source}); installed kernels: "
+            f"{', '.join(self.available) or 'none'}; pass --kernel with one of them (default {DEFAULT_KERNEL})"
+        )
+
+
+def check_kernels(nbs: Sequence[Path], kernel_name: str | None) -> dict[str, str]:
+    """The kernel each notebook will run on (``{stem: kernel}``): ``kernel_name``, or with
+    None the notebook's own ``metadata.kernelspec.name`` (papermill's rule).
+
+    Raises:
+        NotebookKernelError: the first notebook whose kernel is not installed (or that
+            names none), naming the notebook and the kernel.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    out: dict[str, str] = {}
+    checked: dict[str, bool] = {}
+    for nb in nbs:
+        if kernel_name:
+            name, source = kernel_name, "the kernel asked for"
+        else:
+            with open(nb) as f:
+                name = (json.load(f).get("metadata", {}).get("kernelspec") or {}).get("name") or ""
+            source = "named by the notebook's kernelspec"
+        if name not in checked:
+            try:
+                checked[name] = bool(name) and ksm.get_kernel_spec(name) is not None
+            except NoSuchKernel:
+                checked[name] = False
+        if not checked[name]:
+            raise NotebookKernelError(nb.stem, name, sorted(ksm.find_kernel_specs()), source)
+        out[nb.stem] = name
+    return out
+
+
 @dataclass
 class NotebookResult:
     name: str
@@ -76,7 +128,7 @@ def run_notebooks(
     seed: int | None = None,
     names: Sequence[str] | None = None,
     extra_parameters: dict[str, Any] | None = None,
-    kernel_name: str | None = None,
+    kernel_name: str | None = DEFAULT_KERNEL,
     log=None,
 ) -> list[NotebookResult]:
     """Run the notebooks in order with papermill, all into one run folder.
@@ -88,10 +140,17 @@ def run_notebooks(
         seed: seed passed to every notebook (None → the profile's seed).
         names: subset of notebooks (prefixes such as ``"01"``); default all.
         extra_parameters: more parameters for every notebook (must be declared there).
+        kernel_name: the Jupyter kernel every notebook runs on (default
+            :data:`DEFAULT_KERNEL`); None = each notebook's own kernelspec.
+        log: where progress lines go (default: print).
     Returns:
         one :class:`NotebookResult` per notebook, in order.
     Raises:
-        NotebookFailed: naming the notebook and cell of the first failure.
+        NotebookKernelError: a notebook's kernel is not installed (found before any
+            notebook runs or the run folder is opened).
+        NotebookFailed: naming the notebook and cell of the first failure; ``timings.json``
+            then holds every notebook that finished and the failed one (``status``
+            ``failed``, ``error``).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -100,6 +159,8 @@ def run_notebooks(
 
     log = log or _print_flush
     prof = load_profile(profile)
+    nbs = list_notebooks(names)
+    kernels = check_kernels(nbs, kernel_name)
     if run_dir is None:
         run_dir = Path("runs") / profile
     run = Run.open(run_dir, profile=prof.name, seed=seed if seed is not None else prof.seed)
@@ -114,7 +175,6 @@ def run_notebooks(
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     results: list[NotebookResult] = []
-    nbs = list_notebooks(names)
     total0 = time.perf_counter()
     for i, nb in enumerate(nbs, 1):
         out = out_dir / nb.name
@@ -127,18 +187,28 @@ def run_notebooks(
                 str(out),
                 parameters=params,
                 cwd=str(nb.parent),
-                kernel_name=kernel_name,
+                kernel_name=kernels[nb.stem],
                 progress_bar=False,
                 log_output=False,
             )
-        except PapermillExecutionError as e:
+        except BaseException as e:  # noqa: BLE001 — recorded, then raised again (as NotebookFailed when an error)
             dt = time.perf_counter() - t0
-            timings[nb.stem] = {"seconds": round(dt, 1), "status": "failed", "budget_min": budget}
+            if isinstance(e, PapermillExecutionError):
+                cell, error = e.cell_index, f"{e.ename}: {e.evalue}"
+            else:  # the kernel died or did not start, a timeout, an interruption ...
+                cell, error = None, f"{type(e).__name__}: {e}"
+            error = " ".join(error.split()) or type(e).__name__  # one line
+            status = "failed" if isinstance(e, Exception) else "interrupted"
+            timings[nb.stem] = {"seconds": round(dt, 1), "status": status, "budget_min": budget,
+                                "kernel": kernels[nb.stem], "error": error}
             write_json_atomic(timings_path, timings)
-            raise NotebookFailed(nb.stem, e.cell_index, f"{e.ename}: {e.evalue}", out) from None
+            if not isinstance(e, Exception):
+                raise
+            raise NotebookFailed(nb.stem, cell, error, out) from (None if cell is not None else e)
         dt = time.perf_counter() - t0
         over = budget is not None and dt > budget * 60
-        timings[nb.stem] = {"seconds": round(dt, 1), "status": "done", "budget_min": budget, "over_budget": over}
+        timings[nb.stem] = {"seconds": round(dt, 1), "status": "done", "budget_min": budget, "over_budget": over,
+                            "kernel": kernels[nb.stem]}
         write_json_atomic(timings_path, timings)
         run.add_artifact(f"notebook:{nb.stem}", out)
         msg = f"    done in {dt:.1f} s" + (f"  (OVER the {budget} min budget)" if over else "")

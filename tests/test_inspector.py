@@ -370,3 +370,53 @@ def test_metrics_pass_the_notebook_checker_and_tampering_fails(pred_file):
     hidden = json.loads(json.dumps(m))
     hidden["placeholders"] = 0
     assert any("placeholders = 0" in q for q in check_07(hidden))
+
+
+# ----------------------------------------------------------------------------------------
+# a static view of the selected case beside the widget (issue 12, item 8)
+# ----------------------------------------------------------------------------------------
+def test_static_view_of_the_selected_case_reads_without_a_kernel(pred_file, records):
+    from html import escape
+
+    ins = DisagreementInspector(pred_file)
+    ins.set_filter(overrule="overruled", stratum="medium")
+    rec = ins.current_record
+    view = ins.static_html()
+    assert ins._widget is None                                             # no widget (nor kernel) needed
+    assert "case 1 of 1 matching (7 records)" in view and "stratum = medium" in view and "overrule = overruled" in view
+    assert escape(rec["question"]) in view
+    b64 = re.search(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', view).group(1)
+    assert PIL.Image.open(io.BytesIO(base64.b64decode(b64))).size[0] > 0
+    rows = re.findall(r"<tr>(.*?)</tr>", view)
+    for op in rec["panel"]:                                               # each specialist: specialty and answer
+        row = next(r for r in rows if op["specialist_id"] in r)
+        answer = f"{'ABCD'[op['parsed']]}. {rec['options'][op['parsed']]}"
+        assert f">{escape(op['specialty'])}<" in row and escape(answer) in row
+    gold = f"{'ABCD'[rec['answer_idx']]}. {rec['options'][rec['answer_idx']]}"
+    assert f"<b>{escape(gold)}</b>" in view                                # the attending's answer (it chose the gold)
+    assert "✓ gold" in next(r for r in rows if f">{escape(rec['options'][rec['answer_idx']])}<" in r)
+    assert f"<b>Label:</b> {escape(gold)}" in view
+    ins.set_filter(outcome="invalid", stratum="easy")                      # nothing matches: says so
+    assert "no case (7 records, none matching)" in ins.static_html() and "no record matches" in ins.static_html()
+
+
+def test_show_displays_the_widget_and_the_static_view(pred_file, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    ins = DisagreementInspector(pred_file)
+    ins.show()
+    assert shown[0] is ins.widget
+    assert isinstance(shown[1], IPython.display.HTML) and shown[1].data == ins.static_html()
+
+
+def test_notebook_07_keeps_a_static_view_beside_the_widget():
+    """The browser cell of notebook 07 displays the widget with :meth:`show` (widget plus
+    static view), so its executed copy shows the selected case without a kernel."""
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "07_disagreement_inspector.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    browser = [c for c in code if re.search(r"display\(ins\)|\bins\.widget\b|\bins\.show\(\)", c)]
+    assert browser and all("ins.show()" in c and "display(ins)" not in c for c in browser), browser

@@ -335,3 +335,39 @@ def test_stock_qwen_processor_layout_loads_without_torchvision(tiny_dir: Path, t
     assert b["image_grid_thw"].tolist() == [[1, 8, 8]]  # 56 px in patches of 7
     with pytest.raises(ValueError, match="videos"):
         proc(text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[[Image.new("RGB", (56, 56))] * 2])
+
+
+# ---------------------------------------------------------------------------- half precision on CPU
+@pytest.mark.parametrize("dtype, torch_dtype", [("bfloat16", torch.bfloat16), ("float16", torch.float16)])
+def test_half_precision_on_cpu_is_stated_in_one_log_line(tiny_dir: Path, caplog, dtype, torch_dtype):
+    """dtype bfloat16 / float16 with device cpu: one warning line at load time says what
+    happens, and what it says is what happens (issue 12, item 9)."""
+    import logging
+
+    from peft import get_peft_model
+
+    from mmed.rl.grpo import trl_grpo_config
+
+    with caplog.at_level(logging.INFO, logger="mmed.models.loading"):
+        model, _ = load_policy(tiny_dir, dtype=dtype, device="cpu")
+    lines = [r for r in caplog.records if r.name == "mmed.models.loading"]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    msg = lines[0].getMessage()
+    assert "\n" not in msg and f"dtype {dtype} on device cpu" in msg
+    assert f"base weights load in {dtype}" in msg and "mixed precision is off" in msg
+    assert "LoRA adapters are float32" in msg and "models.dtype: float32" in msg
+    # the line's claims: base weights in the half dtype, LoRA in float32, no mixed precision
+    assert {p.dtype for p in model.parameters()} == {torch_dtype}
+    peft_model = get_peft_model(model, lora_config(load_profile("smoke").models.lora))
+    assert {p.dtype for n, p in peft_model.named_parameters() if "lora_" in n} == {torch.float32}
+    prof = load_profile("smoke", overrides={"models": {"dtype": dtype}})
+    args = trl_grpo_config(prof.attending_grpo, prof, tiny_dir.parent / "grpo_args", max_steps=1)
+    assert prof.device == "cpu" and not args.bf16 and not args.fp16
+
+
+def test_float32_on_cpu_loads_without_a_word(tiny_dir: Path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="mmed.models.loading"):
+        load_policy(tiny_dir, dtype="float32", device="cpu")
+    assert not [r for r in caplog.records if r.name == "mmed.models.loading"]

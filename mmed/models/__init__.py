@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from transformers import AutoProcessor, Qwen2_5_VLConfig
 
-from mmed.models.loading import load_policy, load_processor
+from mmed.models.loading import cpu_half_precision_note, load_policy, load_processor
 from mmed.models.peft_utils import lora_config, lora_target_modules, quantization_config, resolve_dtype
 from mmed.models.processing_qwen2_5_vl import Qwen2_5_VLImageOnlyProcessor
 from mmed.models.tiny import (
@@ -33,6 +33,7 @@ __all__ = [
     "Qwen2_5_VLImageOnlyProcessor",
     "build_processor",
     "build_tiny_qwen2_5_vl",
+    "cpu_half_precision_note",
     "load_policy",
     "load_processor",
     "lora_config",

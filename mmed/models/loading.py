@@ -9,6 +9,7 @@ the same calls (``AutoModelForImageTextToText``, ``AutoProcessor``, ``PeftModel`
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from transformers.utils import is_torchvision_available
 
 from mmed.models.peft_utils import quantization_config, resolve_dtype
 from mmed.models.processing_qwen2_5_vl import Qwen2_5_VLImageOnlyProcessor
+
+log = logging.getLogger(__name__)
 
 #: model types whose stock processor needs torchvision (for its video processor) and that
 #: :class:`Qwen2_5_VLImageOnlyProcessor` serves when torchvision is missing.
@@ -75,6 +78,36 @@ def load_processor(name_or_path: str | Path, min_pixels: int | None = None, max_
     return processor
 
 
+def cpu_half_precision_note(dtype: str | torch.dtype, device: str, quantization: str | None = None) -> str | None:
+    """What a half-precision dtype means on the CPU, as one line, or None when there is
+    nothing to say (``float32``, or a device other than ``"cpu"``).
+
+    ``bfloat16`` / ``float16`` with ``device="cpu"`` is allowed, not refused: it halves the
+    memory of the base weights (2 bytes per parameter instead of 4), which is the one
+    reason to choose it on a CPU. But three things follow that the profile does not say:
+    the frozen base computes in the half dtype (fewer mantissa bits; fast only on CPUs with
+    native support such as AVX512-BF16/AMX, otherwise possibly slower than float32), training
+    runs without mixed precision (:func:`mmed.rl.grpo.trl_grpo_config` sets ``bf16=False``
+    on CPU), and PEFT keeps LoRA adapters in float32 (``autocast_adapter_dtype``).
+    :func:`load_policy` logs this line as a warning each time it loads such a model.
+
+    Raises:
+        ValueError: an unknown dtype (:func:`mmed.models.resolve_dtype`).
+    """
+    torch_dtype = resolve_dtype(dtype)
+    if device != "cpu" or torch_dtype == torch.float32:
+        return None
+    name = str(torch_dtype).removeprefix("torch.")
+    weights = (f"the base weights load in {name} (half the memory of float32)" if quantization is None
+               else f"the base weights load in 4-bit {quantization} with {name} compute")
+    return (
+        f"dtype {name} on device cpu: {weights}; the frozen base computes in {name} (fewer mantissa bits; "
+        f"fast only where the CPU has native {name} matmuls, e.g. AMX, else it may be slower than float32), "
+        f"mixed precision is off on CPU (training arguments bf16=False, fp16=False) and LoRA adapters are float32; "
+        f"set models.dtype: float32 for full precision on CPU"
+    )
+
+
 def load_policy(
     name_or_path: str | Path,
     adapters: str | Path | None = None,
@@ -96,7 +129,8 @@ def load_policy(
         quantization: None, ``"nf4"`` or ``"fp4"`` (bitsandbytes 4-bit, see
             :func:`mmed.models.quantization_config`).
         dtype: ``"float32"`` | ``"bfloat16"`` | ``"float16"``: weight dtype, and the compute
-            dtype of 4-bit layers.
+            dtype of 4-bit layers. A half dtype on ``device="cpu"`` is logged as one
+            warning line (:func:`cpu_half_precision_note`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (accelerate's device map).
         min_pixels, max_pixels: processor image area bounds (profile ``image`` section).
         attn_implementation: passed to ``from_pretrained`` (None = transformers' default, sdpa).
@@ -115,6 +149,9 @@ def load_policy(
     """
     torch_dtype = resolve_dtype(dtype)
     qconfig = quantization_config(quantization, torch_dtype)
+    note = cpu_half_precision_note(torch_dtype, device, quantization)
+    if note is not None:
+        log.warning(note)
     device_map: Any = "auto" if device == "auto" else {"": device}
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "device_map": device_map}
     if qconfig is not None:

@@ -25,6 +25,9 @@ programmatic API (:meth:`~DisagreementInspector.set_filter`, ``n_matching``,
 ``current_record``, :meth:`~DisagreementInspector.next`, :meth:`~DisagreementInspector.prev`,
 :meth:`~DisagreementInspector.summary`, :meth:`~DisagreementInspector.summary_html`) and an
 ipywidgets 8 view (``.widget``; displaying the inspector displays it).
+:meth:`~DisagreementInspector.show` displays the widget together with
+:meth:`~DisagreementInspector.static_html`, a static view of the selected case, so that an
+executed notebook (and its HTML export) shows the case without a live kernel.
 
 Definitions
 -----------
@@ -765,6 +768,36 @@ class DisagreementInspector:
             active = {k: v for k, v in self.filters.items() if v is not None}
             return f"<div><i>no record matches the filters {html.escape(str(active))}</i></div>"
         return self.record_html(i, title=f"case {self.position + 1} of {self.n_matching}")
+
+    def static_html(self) -> str:
+        """A static HTML view of the case the widget shows, for readers without a live
+        kernel (an executed notebook, its HTML export): a caption (which case of how many
+        matches, the active filters, and that the view is a snapshot taken when the cell
+        ran), then :func:`render_record_html` of the case — the image inlined as a base64
+        PNG ``<img>`` (or a placeholder naming why), the question, the lettered options
+        with the gold marked, each specialist's opinion with its specialty, and the
+        attending's answer. Builds no widget."""
+        active = {k: list(v) for k, v in self.filters.items() if v is not None}
+        where = ", ".join(f"{k} = {' | '.join(v)}" for k, v in active.items()) or "none"
+        rec = self.current_record
+        shown = (f"case {self.position + 1} of {self.n_matching} matching ({len(self.records)} records)"
+                 if rec is not None else f"no case ({len(self.records)} records, none matching)")
+        caption = (
+            '<div class="mmed-static-caption" style="font-family:sans-serif;font-size:12px;color:#444;'
+            'border-left:3px solid #1565c0;padding:2px 8px;margin:6px 0">'
+            f"<b>Static view</b> of the case selected when this cell ran: {html.escape(shown)}; filters: "
+            f"{html.escape(where)}. It reads without a kernel; the browser above needs a live one.</div>"
+        )
+        return f'<div class="mmed-static-view">{caption}{self.current_html()}</div>'
+
+    def show(self) -> None:
+        """Display the widget and, below it, :meth:`static_html` (the notebook's browser
+        cell): a live kernel shows both, an executed copy without a kernel still shows the
+        selected case."""
+        from IPython.display import HTML, display
+
+        display(self.widget)
+        display(HTML(self.static_html()))
 
     def first(self, **filters: Any) -> int | None:
         """Index of the first record matching ``filters`` (independent of the inspector's

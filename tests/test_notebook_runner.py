@@ -1,0 +1,99 @@
+"""The notebook runner (mmed/notebooks.py, ``python -m mmed notebooks``) on small notebooks
+written here: which kernel runs them, one-line errors naming the notebook and the kernel,
+and ``timings.json`` keeping every finished notebook when a later one fails (issue 12, item 7).
+
+Each test that executes starts one Jupyter kernel per notebook (a second or two each).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import mmed.notebooks as runner
+from mmed.cli import main
+
+PARAMETERS = 'profile = "smoke"\nrun_dir = None\ndata_root = None\nseed = 0'
+MISSING = "no-such-kernel-xyz"
+
+
+def _write_nb(folder: Path, stem: str, kernel: str, code: str = "x = 6 * 7\nprint('answer', x)") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    params = nbformat.v4.new_code_cell(PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    path = folder / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture()
+def nb_dir(tmp_path, monkeypatch):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    monkeypatch.setattr(runner, "notebooks_dir", lambda: d)
+    monkeypatch.delenv("MMED_DEBUG", raising=False)
+    return d
+
+
+def _timings(run: Path) -> dict:
+    return json.loads((run / "notebooks" / "timings.json").read_text())
+
+
+def _outputs(path: Path) -> list:
+    return [o for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def test_default_kernel_is_the_projects_not_the_notebooks_kernelspec(nb_dir, tmp_path, capsys):
+    """A notebook whose kernelspec names a kernel this machine lacks runs on the project's
+    kernel (``--kernel`` default ``python3``, the Python running the command)."""
+    _write_nb(nb_dir, "01_elsewhere", MISSING)
+    run = tmp_path / "run"
+    assert main(["notebooks", "--profile", "smoke", "--run-dir", str(run), "--no-check"]) == 0
+    assert any("answer 42" in "".join(o.get("text", "")) for o in _outputs(run / "notebooks" / "01_elsewhere.ipynb"))
+    assert _timings(run)["01_elsewhere"]["status"] == "done"
+    assert runner.DEFAULT_KERNEL == "python3"
+
+
+def test_unknown_kernel_option_is_one_line_naming_notebook_and_kernel(nb_dir, tmp_path, capsys):
+    _write_nb(nb_dir, "01_first", "python3")
+    run = tmp_path / "run"
+    assert main(["notebooks", "--profile", "smoke", "--run-dir", str(run), "--kernel", MISSING]) == 2
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith("error: ") and "01_first" in first and repr(MISSING) in first
+    assert "python3" in first  # the kernels that are installed
+    assert "Traceback" not in err
+    assert not run.exists()  # checked before anything runs: no run folder, no output-less executed copy
+
+
+def test_notebook_kernelspec_missing_stops_before_any_notebook_runs(nb_dir, tmp_path):
+    """``kernel_name=None`` keeps each notebook's own kernelspec; a missing one is found
+    before the first notebook starts (not after an hour of earlier notebooks)."""
+    _write_nb(nb_dir, "01_fine", "python3")
+    _write_nb(nb_dir, "02_odd", MISSING)
+    run = tmp_path / "run"
+    with pytest.raises(runner.NotebookKernelError) as e:
+        runner.run_notebooks("smoke", run, kernel_name=None, log=lambda _m: None)
+    assert e.value.notebook == "02_odd" and e.value.kernel == MISSING
+    assert "\n" not in str(e.value) and "02_odd" in str(e.value) and MISSING in str(e.value)
+    assert isinstance(e.value, ValueError)  # a user error: `python -m mmed` prints one line, exit code 2
+    assert not run.exists()
+
+
+def test_timings_of_finished_notebooks_survive_a_dead_kernel(nb_dir, tmp_path, capsys):
+    """A failure that is not a cell error (here the kernel dies) is one line naming the
+    notebook, and ``timings.json`` keeps the notebook that finished before it."""
+    _write_nb(nb_dir, "01_fine", "python3")
+    _write_nb(nb_dir, "02_dies", "python3", code="import os\nos._exit(3)")
+    run = tmp_path / "run"
+    assert main(["notebooks", "--profile", "smoke", "--run-dir", str(run), "--no-check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: notebook 02_dies failed") and len(err.strip().splitlines()) == 1
+    t = _timings(run)
+    assert t["01_fine"]["status"] == "done" and t["02_dies"]["status"] == "failed"
+    assert "DeadKernelError" in t["02_dies"]["error"]
