@@ -31,8 +31,10 @@ benchmark      layout         files under ``source``
 ``vqa_rad``    ``hub``        a local copy of Hub ``flaviagiammarino/vqa-rad`` (parquet
                               ``data/{train,test}-*.parquet``, a ``save_to_disk`` folder or
                               ``*.arrow``; columns image, question, answer) or the Hub id.
-``slake``      ``official``   ``{train,validation,test}.json`` + ``imgs/`` (SLAKE 1.0, Liu et
-                              al. 2021; Hub ``BoKelvin/SLAKE`` ships the same files; fields
+``slake``      ``official``   ``train.json``, ``validate.json``, ``test.json`` + ``imgs/``
+                              (SLAKE 1.0, Liu et al. 2021: its validation split is
+                              ``validate.json``; ``validation.json`` is accepted too; Hub
+                              ``BoKelvin/SLAKE`` ships the same files; fields
                               qid, img_name, question, answer, q_lang, answer_type OPEN/CLOSED,
                               modality, location, content_type, base_type).
 ``pathvqa``    ``hub``        a local copy of Hub ``flaviagiammarino/path-vqa`` (image,
@@ -256,23 +258,42 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
 # --- SLAKE -------------------------------------------------------------------------------
 def _slake_dir(source: Path) -> Optional[Path]:
     for d in (source, source / "Slake1.0", source / "Slake"):
-        if (d / "train.json").is_file() or (d / "test.json").is_file():
+        if any((d / name).is_file() for names in SLAKE_FILES.values() for name in names):
             return d
     return None
 
 
+#: the file names of each SLAKE split, tried in this order: the SLAKE 1.0 release names its
+#: validation file ``validate.json``; ``validation.json`` is accepted too (renamed copies)
+SLAKE_FILES: dict[str, tuple[str, ...]] = {
+    "train": ("train.json",),
+    "validation": ("validate.json", "validation.json"),
+    "val": ("validate.json", "validation.json"),
+    "test": ("test.json",),
+}
+
+
+def _slake_file(d: Path, split: str) -> Path:
+    """The json file of a SLAKE split (:data:`SLAKE_FILES`); a missing one is a
+    :class:`DataError` naming every file name tried."""
+    names = SLAKE_FILES[split]
+    for name in names:
+        if (d / name).is_file():
+            return d / name
+    raise DataError(d / names[0], None, None, f"file not found (split {split!r}: looked for {' or '.join(names)} in {d})")
+
+
 def _load_slake(ld: ItemBuilder, source: Any, split: str, train_answers: Pool, q_lang: Optional[str]) -> list[Item]:
     d = _slake_dir(Path(source))
-    files = {"train": "train.json", "validation": "validation.json", "val": "validation.json", "test": "test.json"}
-    if split not in files:
-        raise ValueError(f"slake splits are {sorted(files)}, not {split!r}")
+    if split not in SLAKE_FILES:
+        raise ValueError(f"slake splits are {sorted(SLAKE_FILES)}, not {split!r}")
     images = resolve_dir(d / "imgs", ld.report.notes)
     split_name = "validation" if split == "val" else split
 
     def lang_ok(r: Any) -> bool:
         return q_lang in (None, "all") or (isinstance(r, dict) and r.get("q_lang") == q_lang)
 
-    f = d / files[split]
+    f = _slake_file(d, split)
     rows = read_json_list(f)
     pool = _pool_fn(train_answers, lambda: [r for r in (rows if split == "train" else read_json_list(d / "train.json"))
                                             if lang_ok(r)], "content_type")
@@ -559,7 +580,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
     elif name == "slake":
         if _slake_dir(root) is not None:
             return "official"
-        expected = "train.json / validation.json / test.json + imgs/"
+        expected = "train.json / validate.json (or validation.json) / test.json + imgs/"
     elif name == "pathvqa":
         if _pvqa_dir(root) is not None:
             return "original"
@@ -638,7 +659,7 @@ def load_benchmark(
         items = _load_vqa_rad(ld, source, split, train_answers)
     elif name == "slake":
         if _slake_dir(Path(source)) is None:
-            raise ValueError(f"slake: no train.json/validation.json/test.json under {source}")
+            raise ValueError(f"slake: no train.json/validate.json/test.json under {source}")
         items = _load_slake(ld, source, split, train_answers, q_lang)
     elif name == "pathvqa":
         if layout == "original" and _pvqa_dir(Path(source)) is None:
