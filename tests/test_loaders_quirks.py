@@ -4,12 +4,14 @@ splits. Every fixture is written into ``tmp_path``; no real data file is read.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from fixtures_data import SLAKE, write_slake
+from fixtures_data import SLAKE, write_hub_vqa, write_slake, write_vqa_rad
 
 from mmed.config import load_profile
 from mmed.data import load_benchmark
-from mmed.data.loaders import detect_layout
+from mmed.data.loaders import DataError, detect_layout
 from mmed.data.training import training_pool
 
 
@@ -47,3 +49,44 @@ def test_training_pool_with_a_slake_validation_evaluation_entry(tmp_path):
     pool = training_pool(prof, tmp_path, seed=0, log=lambda _m: None)
     assert pool.info["eval_images"] == 1  # validate.json's one image (xmlab2) was read
     assert pool.info["by_benchmark"]["slake:official"]["read"] == 5  # the English train rows
+
+
+# ---------------------------------------------------------------------------------------
+# 6. an empty split is an error of the library call, naming the file
+# ---------------------------------------------------------------------------------------
+def test_empty_json_split_raises_naming_the_file_in_both_modes(tmp_path):
+    root = write_slake(tmp_path / "slake", {"train": SLAKE["train"], "test": []})
+    for mode in ("raise", "skip"):
+        with pytest.raises(DataError, match=r"slake/test\.json: split 'test' has no rows at all \(an empty file\)") as e:
+            load_benchmark("slake", root, "test", on_error=mode)
+        assert e.value.file.endswith("test.json") and "\n" not in str(e.value)
+    vqa = write_vqa_rad(tmp_path / "vqa_rad", official=False, test=[])
+    with pytest.raises(DataError, match=r"data_RAD/testset\.json: split 'test' has no rows at all"):
+        load_benchmark("vqa_rad", vqa, "test")
+
+
+def _empty_hub_parquet(path: Path) -> Path:
+    """A Hub-form parquet file (image, question, answer) with no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"image": pa.array([], image), "question": pa.array([], pa.string()),
+                             "answer": pa.array([], pa.string())}), path)
+    return path
+
+
+def test_empty_parquet_split_raises_and_an_empty_shard_is_reported(tmp_path):
+    root = tmp_path / "pathvqa"
+    _empty_hub_parquet(root / "data" / "test-00000-of-00001.parquet")
+    with pytest.raises(DataError, match=r"test-00000-of-00001\.parquet: split 'test' has no rows at all"):
+        load_benchmark("pathvqa", root, "test", layout="hub")
+    # two shards, the second one empty: the rows of the first are read, the empty one is named
+    root = write_hub_vqa(tmp_path / "pathvqa2", {"test": [(1, "Is this benign?", "yes")]})
+    (root / "data" / "test-00000-of-00001.parquet").rename(root / "data" / "test-00000-of-00002.parquet")
+    _empty_hub_parquet(root / "data" / "test-00001-of-00002.parquet")
+    with pytest.warns(UserWarning, match=r"1 file\(s\) with no rows: .*test-00001-of-00002\.parquet"):
+        ds, rep = load_benchmark("pathvqa", root, "test", layout="hub", return_report=True)
+    assert len(ds) == 1 and [Path(f).name for f in rep.empty_files] == ["test-00001-of-00002.parquet"]
+    assert rep.as_dict()["empty_files"] == rep.empty_files

@@ -72,7 +72,10 @@ file; else the row fails with an error naming the modality. VQA-RAD images are a
 Bad input: a missing image file, a malformed row, a missing or invalid field raise
 :class:`DataError` naming the file, the row index and the field. With ``on_error="skip"`` such
 rows are skipped and listed in the :class:`LoadReport` (count and ids), and a warning says how
-many. A file that is not valid JSON at all raises in both modes (there is no row to skip).
+many. A file that is not valid JSON at all raises in both modes (there is no row to skip), and
+so does a split with no rows at all (an empty JSON list, an empty parquet file: a
+:class:`DataError` naming the file); an empty file among several files of a split (a parquet
+shard, an OmniMedVQA QA file) is listed in :attr:`LoadReport.empty_files` and warned about.
 Nothing is dropped silently: every row read is an item, a skip, or a counted filter
 (:attr:`LoadReport.filtered`: other split, other ``q_lang``, open questions when
 ``include_open=False``).
@@ -163,9 +166,9 @@ def _pool_fn(train_answers: Pool, rows: Callable[[], list[Any]], qtype_key: Opti
 # ----------------------------------------------------------------------------------------
 # Hub form (VQA-RAD, PathVQA)
 # ----------------------------------------------------------------------------------------
-def _hub_rows(name: str, source: Any, split: str, modality: str) -> Iterator[RowResult]:
-    """Hub form (image, question, answer): VQA-RAD and PathVQA copies."""
-    for n, (file, idx, row) in enumerate(read_table(source, split)):
+def _hub_rows(name: str, source: Any, split: str, modality: str, counts: dict[str, int]) -> Iterator[RowResult]:
+    """Hub form (image, question, answer): VQA-RAD and PathVQA copies (rows per file into ``counts``)."""
+    for n, (file, idx, row) in enumerate(read_table(source, split, counts=counts)):
         item_id = f"{name}/{split}/{n}"  # running number: unique across parquet shards
         try:
             q = get_text(row, "question", file, idx, item_id)
@@ -212,7 +215,7 @@ def _vqa_rad_row(
 
 def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool) -> list[Item]:
     if ld.layout == "hub":  # no answer_type: closed questions are the yes/no ones, no pool needed
-        return ld.build(_hub_rows("vqa_rad", source, split, "radiology"), None)
+        return ld.build(_hub_rows("vqa_rad", source, split, "radiology", ld.report.files), None)
     dirs = _vqa_rad_dirs(Path(source))
     if ld.layout == "mevf":
         d = dirs["mevf"]
@@ -220,7 +223,7 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
             raise ValueError(f"vqa_rad layout 'mevf' has splits 'train' and 'test', not {split!r}")
         images = resolve_dir(d / "images", ld.report.notes)
         f = d / f"{split}set.json"
-        rows = read_json_list(f)
+        rows = ld.source_rows(f, read_json_list(f))
         pool = _pool_fn(train_answers, lambda: rows if split == "train" else read_json_list(d / "trainset.json"),
                         "question_type")
 
@@ -237,7 +240,7 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
     if split not in ("train", "test", "all"):
         raise ValueError(f"vqa_rad layout 'official' has splits 'train', 'test' (phrase_type test_*) and 'all', not {split!r}")
     f = d / VQA_RAD_OFFICIAL_JSON
-    rows = read_json_list(f)
+    rows = ld.source_rows(f, read_json_list(f))
     images = resolve_dir(d / VQA_RAD_OFFICIAL_IMAGES, ld.report.notes)
     is_test = [isinstance(r, dict) and str(r.get("phrase_type", "")).startswith("test") for r in rows]
     pool = _pool_fn(train_answers, lambda: [r for r, t in zip(rows, is_test) if not t], "question_type")
@@ -294,7 +297,7 @@ def _load_slake(ld: ItemBuilder, source: Any, split: str, train_answers: Pool, q
         return q_lang in (None, "all") or (isinstance(r, dict) and r.get("q_lang") == q_lang)
 
     f = _slake_file(d, split)
-    rows = read_json_list(f)
+    rows = ld.source_rows(f, read_json_list(f))
     pool = _pool_fn(train_answers, lambda: [r for r in (rows if split == "train" else read_json_list(d / "train.json"))
                                             if lang_ok(r)], "content_type")
 
@@ -361,11 +364,11 @@ def _read_pvqa(f: Path) -> list[Any]:
 def _load_pathvqa(ld: ItemBuilder, source: Any, split: str) -> list[Item]:
     # no answer_type in either form: closed questions are the yes/no ones, no pool needed
     if ld.layout == "hub":
-        return ld.build(_hub_rows("pathvqa", source, split, "pathology"), None)
+        return ld.build(_hub_rows("pathvqa", source, split, "pathology", ld.report.files), None)
     d = _pvqa_dir(Path(source))
     f = _pvqa_qa_file(d, split)
     img_split = f.stem[: -len("_qa")]
-    rows = _read_pvqa(f)
+    rows = ld.source_rows(f, _read_pvqa(f))
     split_name = "validation" if img_split == "val" else img_split
 
     def gen() -> Iterator[RowResult]:
@@ -413,7 +416,7 @@ def _load_omnimedvqa(ld: ItemBuilder, source: Any, split: str, subsets: Optional
 
     def gen() -> Iterator[RowResult]:
         for f in files:
-            rows = read_json_list(f)
+            rows = ld.source_rows(f, read_json_list(f))
             for i, row in enumerate(rows):
                 try:
                     qid = get_text(row, "question_id", f, i)
@@ -453,7 +456,7 @@ def _subject_of(mmmu_id: str, subjects: Sequence[str]) -> Optional[str]:
 
 
 def _mmmu_tables(
-    source: Any, split: str, subjects: Sequence[str], explicit: bool, notes: list[str]
+    source: Any, split: str, subjects: Sequence[str], explicit: bool, notes: list[str], counts: dict[str, int]
 ) -> Iterator[tuple[Optional[str], str, int, dict]]:
     """(subject or None = from id, file, row index, row) over the requested subjects.
 
@@ -463,7 +466,7 @@ def _mmmu_tables(
     """
     if is_hub_id(source):
         for s in subjects:
-            for file, idx, row in read_table(source, split, config=s):
+            for file, idx, row in read_table(source, split, config=s, counts=counts):
                 yield s, file, idx, row
         return
     root = Path(source)
@@ -475,10 +478,10 @@ def _mmmu_tables(
         if missing:
             notes.append(f"subject folder(s) not present, not read: {missing}")
         for s in present:
-            for file, idx, row in read_table(root / s, split):
+            for file, idx, row in read_table(root / s, split, counts=counts):
                 yield s, file, idx, row
         return
-    for file, idx, row in read_table(root, split):  # merged copy: subject from the id
+    for file, idx, row in read_table(root, split, counts=counts):  # merged copy: subject from the id
         yield None, file, idx, row
 
 
@@ -506,7 +509,7 @@ def _load_mmmu(ld: ItemBuilder, source: Any, split: str, subjects: Optional[Sequ
         raise ValueError(f"unknown MMMU Health & Medicine subject(s) {unknown}; known: {list(MMMU_MED_SUBJECTS)}")
 
     def gen() -> Iterator[RowResult]:
-        for subject, file, idx, row in _mmmu_tables(source, split, subjects, explicit, ld.report.notes):
+        for subject, file, idx, row in _mmmu_tables(source, split, subjects, explicit, ld.report.notes, ld.report.files):
             try:
                 mid = get_text(row, "id", file, idx)
                 subj = subject or _subject_of(mid, MMMU_MED_SUBJECTS)
@@ -641,8 +644,12 @@ def load_benchmark(
         (or ``(dataset, report)``).
     Raises:
         ValueError: unknown dataset name (listing the known ones), layout or split.
-        DataError: bad input under ``on_error="raise"`` (names file, row, field); a whole
-            file that is not valid JSON in either mode.
+        DataError: bad input under ``on_error="raise"`` (names file, row, field); in either
+            mode a whole file that is not valid JSON, and a split with no rows at all (an
+            empty JSON list or parquet file; names the file).
+    Warns:
+        UserWarning: rows skipped under ``on_error="skip"``, or an empty file among the
+            split's files (the :meth:`LoadReport.summary` line).
     """
     if name not in LAYOUTS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_BENCHMARKS)}")
@@ -671,7 +678,8 @@ def load_benchmark(
         items = _load_omnimedvqa(ld, source, split, subsets)
     else:
         items = _load_mmmu(ld, source, split, subsets)
-    if ld.report.skipped:
+    ld.check_not_empty()  # raises when the split has no rows at all; notes empty files among others
+    if ld.report.skipped or ld.report.empty_files:
         warnings.warn(ld.report.summary(), UserWarning, stacklevel=2)
     ds = items_to_dataset(items, validate=False)  # validated one by one above
     return (ds, ld.report) if return_report else ds

@@ -81,6 +81,8 @@ class LoadReport:
         closed_as_open: closed questions kept as open items because no options could be made.
         specialty_sources: items by where their specialty came from (data/rule/default).
         notes: remarks about the source (e.g. a resolved symlink stub).
+        files: rows read per source file of the split (``{path: rows}``); a file with 0 rows
+            among others is listed in :attr:`empty_files` and noted in the summary.
     """
 
     dataset: str
@@ -95,6 +97,12 @@ class LoadReport:
     closed_as_open: int = 0
     specialty_sources: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty_files(self) -> list[str]:
+        """Source files of the split that hold no rows (in reading order)."""
+        return [f for f, n in self.files.items() if n == 0]
 
     @property
     def n_skipped(self) -> int:
@@ -122,6 +130,8 @@ class LoadReport:
             first = "; ".join(s.reason for s in self.skipped[:5])
             more = f" (+{self.n_skipped - 5} more)" if self.n_skipped > 5 else ""
             parts.append(f"SKIPPED {self.n_skipped} row(s): {first}{more}")
+        if self.empty_files:
+            parts.append(f"{len(self.empty_files)} file(s) with no rows: {', '.join(self.empty_files)}")
         parts.extend(self.notes)
         return "; ".join(parts)
 
@@ -133,6 +143,7 @@ class LoadReport:
             "skipped": [s.__dict__ for s in self.skipped], "filtered": dict(self.filtered),
             "mc_rules": dict(self.mc_rules), "closed_as_open": self.closed_as_open,
             "specialty_sources": dict(self.specialty_sources), "notes": list(self.notes),
+            "files": dict(self.files), "empty_files": self.empty_files,
         }
 
 
@@ -270,14 +281,17 @@ def table_files(root: Path, split: str) -> list[Path]:
 
 
 def read_table(
-    source: Any, split: str, columns: Optional[list[str]] = None, config: Optional[str] = None
+    source: Any, split: str, columns: Optional[list[str]] = None, config: Optional[str] = None,
+    counts: Optional[dict[str, int]] = None,
 ) -> list[tuple[str, int, dict[str, Any]]]:
     """Rows ``(file, row index, row)`` of one split of a Hub-form table (images undecoded).
 
     ``source``: a Hub id (``datasets.load_dataset``), a ``save_to_disk`` folder, or a folder
     with ``<split>-*.parquet`` / ``<split>.parquet`` / ``<split>/*.parquet`` / ``.arrow`` files
-    (also one level down, e.g. ``data/``).
+    (also one level down, e.g. ``data/``). ``counts``, when given, receives the number of
+    rows of every file read (``{file: rows}``, empty files included).
     """
+    counts = {} if counts is None else counts
     if is_hub_id(source):
         try:
             ds = datasets.load_dataset(str(source), config, split=split)
@@ -285,6 +299,7 @@ def read_table(
             raise DataError(source, None, None, f"could not load split {split!r} from the Hub ({type(e).__name__}: {e})") from None
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
+        counts[f"hub:{source}"] = counts.get(f"hub:{source}", 0) + len(ds)
         return [(f"hub:{source}", i, r) for i, r in enumerate(undecoded_rows(ds))]
     root = Path(source)
     if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
@@ -296,6 +311,7 @@ def read_table(
             loaded = loaded[names[0]]
         if columns:
             loaded = loaded.select_columns([c for c in columns if c in loaded.column_names])
+        counts[str(root)] = len(loaded)
         return [(str(root), i, r) for i, r in enumerate(undecoded_rows(loaded))]
     files = table_files(root, split)
     if not files:
@@ -312,6 +328,7 @@ def read_table(
         else:
             ds = datasets.Dataset.from_file(str(f))
             rows = undecoded_rows(ds.select_columns(columns) if columns else ds)
+        counts[str(f)] = len(rows)
         out.extend((str(f), i, r) for i, r in enumerate(rows))
     return out
 
@@ -363,6 +380,25 @@ class ItemBuilder:
         if key not in self._exists:
             self._exists[key] = os.path.isfile(key)
         return self._exists[key]
+
+    def source_rows(self, file: Any, rows: list[Any]) -> list[Any]:
+        """Record that ``rows`` were read from ``file`` (:attr:`LoadReport.files`); returns them."""
+        self.report.files[str(file)] = self.report.files.get(str(file), 0) + len(rows)
+        return rows
+
+    def check_not_empty(self) -> None:
+        """After a load: a split with no rows at all is an error naming its file(s) (in both
+        ``on_error`` modes: there is no row to skip). A file with no rows among others is
+        listed in :attr:`LoadReport.empty_files` (and in the summary the loader warns with).
+
+        Raises:
+            DataError: no source file of the split holds a row.
+        """
+        r = self.report
+        if r.n_rows == 0:
+            where = ", ".join(r.files) or r.source
+            what = "an empty file" if len(r.files) == 1 else "every file is empty" if r.files else "no file found"
+            raise DataError(where, None, None, f"split {r.split!r} has no rows at all ({what}); 0 items would be returned")
 
     def fail(self, err: DataError) -> None:
         """Raise ``err`` or record it as a skip, per ``on_error``."""
