@@ -90,3 +90,79 @@ def test_empty_parquet_split_raises_and_an_empty_shard_is_reported(tmp_path):
         ds, rep = load_benchmark("pathvqa", root, "test", layout="hub", return_report=True)
     assert len(ds) == 1 and [Path(f).name for f in rep.empty_files] == ["test-00001-of-00002.parquet"]
     assert rep.as_dict()["empty_files"] == rep.empty_files
+
+
+# ---------------------------------------------------------------------------------------
+# 3. undecodable bytes and truncated parquet files: one line naming file (and row)
+# ---------------------------------------------------------------------------------------
+def _put_byte(path: Path, text: str, byte: bytes = b"\xff") -> None:
+    """Replace the first ``text`` in ``path`` by ``text`` followed by a raw (non-UTF-8) byte."""
+    raw = path.read_bytes()
+    assert text.encode() in raw
+    path.write_bytes(raw.replace(text.encode(), text.encode() + byte, 1))
+
+
+def test_undecodable_byte_in_a_slake_question_names_file_row_and_field(tmp_path):
+    root = write_slake(tmp_path / "slake")
+    _put_byte(root / "test.json", "Which side is the lesion")  # row 1 of test.json
+    with pytest.raises(DataError) as e:
+        load_benchmark("slake", root, "test")
+    msg = str(e.value)
+    assert msg.startswith(f"{root / 'test.json'} row 1: field 'question': not valid UTF-8: byte 0xff ")
+    assert "Which side is the lesion\\xff" in msg and "\n" not in msg
+    assert (e.value.row, e.value.field) == (1, "question")
+    with pytest.warns(UserWarning, match=r"SKIPPED 1 row"):
+        ds, rep = load_benchmark("slake", root, "test", on_error="skip", return_report=True)
+    assert list(ds["id"]) == ["slake/test/30", "slake/test/32"]  # row 1 counted, not fatal
+    assert rep.n_skipped == 1 and rep.skipped[0].row == 1 and rep.skipped[0].field == "question"
+    assert rep.n_rows == rep.n_items + rep.n_skipped + sum(rep.filtered.values()) == 4
+
+
+def test_undecodable_byte_in_the_training_file_keeps_it_out_of_the_distractor_pool(tmp_path):
+    root = write_slake(tmp_path / "slake")
+    _put_byte(root / "train.json", "Center")  # an answer of the training split: a distractor candidate
+    ds = load_benchmark("slake", root, "test")  # the pool is read, the bad row left out of it
+    opts = {o for r in ds for o in r["options"]}
+    assert "right" in opts and not any("\udcff" in o or "center" in o for o in opts)
+    with pytest.raises(DataError, match=r"train\.json row 4: field 'answer': not valid UTF-8: byte 0xff"):
+        load_benchmark("slake", root, "train")
+
+
+def test_undecodable_byte_outside_a_string_is_invalid_json_naming_the_file(tmp_path):
+    root = write_slake(tmp_path / "slake")
+    raw = (root / "test.json").read_bytes()
+    (root / "test.json").write_bytes(raw[:1] + b"\xff" + raw[1:])
+    for mode in ("raise", "skip"):
+        with pytest.raises(DataError, match=r"test\.json: not valid JSON \(line 1, column 2\)"):
+            load_benchmark("slake", root, "test", on_error=mode)
+
+
+def test_undecodable_byte_in_triage_labels_names_file_and_line(tmp_path):
+    from fixtures_data import write_triage
+
+    from mmed.data import load_triage_images
+
+    root = write_triage(tmp_path / "triage")
+    labels = root / "fundus" / "labels.jsonl"
+    _put_byte(labels, "images/f2")  # line 2: the image path
+    with pytest.raises(DataError) as e:
+        load_triage_images(root)
+    msg = str(e.value)
+    assert msg.startswith(f"{labels} row 2: field 'image': not valid UTF-8: byte 0xff ") and "\n" not in msg
+    with pytest.warns(UserWarning, match=r"SKIPPED 1 row"):
+        dd, rep = load_triage_images(root, on_error="skip", return_report=True)
+    assert rep.n_skipped == 1 and rep.n_items == 12 and rep.skipped[0].row == 2
+    assert sum(len(v) for v in dd.values()) == 12
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.0])
+def test_truncated_parquet_names_the_file(tmp_path, cut):
+    root = write_hub_vqa(tmp_path / "pathvqa", {"test": [(1, "Is this benign?", "yes"), (2, "What is shown?", "a")]})
+    f = root / "data" / "test-00000-of-00001.parquet"
+    raw = f.read_bytes()
+    f.write_bytes(raw[: int(len(raw) * cut)])
+    for mode in ("raise", "skip"):
+        with pytest.raises(DataError) as e:
+            load_benchmark("pathvqa", root, "test", layout="hub", on_error=mode)
+        msg = str(e.value)
+        assert msg.startswith(f"{f}: not a readable parquet file (") and "\n" not in msg

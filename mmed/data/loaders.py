@@ -69,8 +69,12 @@ Specialty: a ``specialty`` field in the data wins; else the keyword rules of
 file; else the row fails with an error naming the modality. VQA-RAD images are all radiology
 (modality ``"radiology"`` -> Radiologist); PathVQA's are ``"pathology"`` -> Pathologist.
 
-Bad input: a missing image file, a malformed row, a missing or invalid field raise
-:class:`DataError` naming the file, the row index and the field. With ``on_error="skip"`` such
+Bad input: a missing image file, a malformed row, a missing or invalid field, text that is not
+UTF-8 (a byte 0xff in a question: the row and field holding it are named, with the byte and
+its context) raise :class:`DataError` naming the file, the row index and the field, in one
+line. A file that cannot be read as a whole - a truncated or non-parquet ``.parquet``
+("magic bytes not found"), an unreadable ``.arrow`` or pickle - raises a :class:`DataError`
+naming the file in both modes. With ``on_error="skip"`` such
 rows are skipped and listed in the :class:`LoadReport` (count and ids), and a warning says how
 many. A file that is not valid JSON at all raises in both modes (there is no row to skip), and
 so does a split with no rows at all (an empty JSON list, an empty parquet file: a
@@ -102,6 +106,7 @@ from .rows import (  # noqa: F401  (DataError, LoadReport, SkippedRow: part of t
     RowResult,
     SkippedRow,
     SourceRow,
+    UndecodableRow,
     answer_type_field,
     embedded_image,
     get_text,
@@ -152,13 +157,14 @@ VQA_RAD_OFFICIAL_IMAGES = "VQA_RAD Image Folder"
 
 def _pool_fn(train_answers: Pool, rows: Callable[[], list[Any]], qtype_key: Optional[str]) -> Callable[[], Pool]:
     """A lazy distractor pool: ``train_answers`` if given, else :func:`~mmed.data.mcq.answer_pool`
-    of the training rows ``rows()`` (question type from field ``qtype_key``)."""
+    of the training rows ``rows()`` (question type from field ``qtype_key``; rows holding
+    bytes that are not UTF-8 left out)."""
 
     def make() -> Pool:
         if train_answers is not None:
             return train_answers
         return answer_pool((r.get(qtype_key) if qtype_key else None, str(r.get("question", "")), str(r.get("answer", "")))
-                           for r in rows() if isinstance(r, dict))
+                           for r in rows() if isinstance(r, dict) and not isinstance(r, UndecodableRow))
 
     return make
 
