@@ -4,6 +4,7 @@ splits. Every fixture is written into ``tmp_path``; no real data file is read.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,148 @@ def test_truncated_parquet_names_the_file(tmp_path, cut):
             load_benchmark("pathvqa", root, "test", layout="hub", on_error=mode)
         msg = str(e.value)
         assert msg.startswith(f"{f}: not a readable parquet file (") and "\n" not in msg
+
+
+# ---------------------------------------------------------------------------------------
+# 2. the row-error policy: CLI, profile (global and per entry), defaults per use
+# ---------------------------------------------------------------------------------------
+def _slake_with_an_empty_answer(root: Path) -> Path:
+    """SLAKE whose train.json has a closed question with an empty answer (as the real one does),
+    at row 6 (0-based), and whose validation split is in validate.json."""
+    from fixtures_data import _slake
+
+    bad = _slake(7, 1, "Does the picture contain liver?", "", "CLOSED", "X-Ray", "Chest", "Organ")
+    write_slake(root, {"train": [*SLAKE["train"], bad], "validate": SLAKE["validation"], "test": SLAKE["test"]})
+    return root
+
+
+def _profile(**data):
+    return load_profile("smoke", overrides={"data": {"synthetic": {"n_train": 0}, **data}})
+
+
+def test_row_error_policy_precedence_and_profile_validation():
+    from mmed.config import ON_ERROR_DEFAULTS, ProfileError, row_error_policy
+
+    assert ON_ERROR_DEFAULTS == {"train": "skip", "eval": "skip"}
+    d = _profile().data
+    assert row_error_policy(d, "slake:official", "train") == ("skip", "default for train")
+    assert row_error_policy(d, "slake:official", "eval") == ("skip", "default for eval")
+    d = _profile(on_error="raise", train_benchmarks=["slake:official", "vqa_rad:mevf"],
+                 eval_benchmarks=["vqa_rad:mevf", "slake:official@validation"],
+                 on_error_by_entry={"slake": "skip", "vqa_rad:mevf": "skip", "slake:official@validation": "raise"}).data
+    assert row_error_policy(d, "pathvqa:hub", "eval") == ("raise", "data.on_error")
+    assert row_error_policy(d, "slake:official", "train") == ("skip", "data.on_error_by_entry['slake']")
+    assert row_error_policy(d, "slake:/some/path@train", "eval") == ("skip", "data.on_error_by_entry['slake']")
+    assert row_error_policy(d, "slake:official@validation", "eval") == (
+        "raise", "data.on_error_by_entry['slake:official@validation']")  # the entry as written wins over its name
+    assert row_error_policy(d, "vqa_rad:mevf", "eval") == ("skip", "data.on_error_by_entry['vqa_rad:mevf']")
+    assert row_error_policy(d, "vqa_rad:mevf", "eval", "raise") == ("raise", "--on-error")  # the command line wins
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        row_error_policy(d, None, "eval", "ignore")
+    with pytest.raises(ProfileError, match=r"key 'data\.on_error' is 'ignore'"):
+        _profile(on_error="ignore")
+    with pytest.raises(ProfileError, match=r"key 'data\.on_error_by_entry\.vqa_rad' is 'warn'"):
+        _profile(on_error_by_entry={"vqa_rad": "warn"})
+    with pytest.raises(ProfileError, match=r"'data\.on_error_by_entry\.slake' names no entry"):
+        _profile(on_error_by_entry={"slake": "raise"})  # smoke reads vqa_rad only: a typo would be silent
+
+
+def test_training_pool_skips_counts_and_reports_a_bad_row_by_default(tmp_path):
+    _slake_with_an_empty_answer(tmp_path / "slake")
+    prof = _profile(train_benchmarks=["slake:official"], eval_benchmarks=["slake:official@validation"])
+    lines: list[str] = []
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        pool = training_pool(prof, tmp_path, seed=0, log=lines.append)
+    row = pool.info["by_benchmark"]["slake:official"]
+    assert row["skipped_bad_rows"] == 1 and row["read"] == 5  # the 5 good English rows are items
+    assert pool.info["skipped_bad_rows"] == 1 and pool.info["on_error"] == {"slake:official": "skip"}
+    (reason,) = pool.info["skipped"]["slake:official"]
+    assert reason.startswith(f"{tmp_path / 'slake' / 'train.json'} row 6 (id 'slake/train/7'): field 'answer': empty")
+    assert pool.plan_record()["skipped_bad_rows"] == 1  # a training plan records it
+    assert any("1 bad row(s) skipped (on_error=skip; first: " in ln and "field 'answer': empty" in ln for ln in lines)
+    assert any("1 bad row(s) skipped, not read" in ln for ln in lines)  # the summary line too
+
+
+@pytest.mark.parametrize("data", [{"on_error": "raise"}, {"on_error_by_entry": {"slake:official": "raise"}},
+                                  {"on_error_by_entry": {"slake": "raise"}}])
+def test_training_pool_raises_under_the_profiles_raise_policy(tmp_path, data):
+    _slake_with_an_empty_answer(tmp_path / "slake")
+    prof = _profile(train_benchmarks=["slake:official"], eval_benchmarks=["slake:official@validation"], **data)
+    with pytest.raises(DataError, match=r"train\.json row 6 \(id 'slake/train/7'\): field 'answer': empty"):
+        training_pool(prof, tmp_path, seed=0, log=lambda _m: None)
+    # the argument (the command line's --on-error) overrides the profile
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        pool = training_pool(prof, tmp_path, seed=0, log=lambda _m: None, on_error="skip")
+    assert pool.info["skipped_bad_rows"] == 1
+
+
+def test_a_clean_pool_records_the_plan_it_always_did(tmp_path):
+    _slake_release(tmp_path / "slake")
+    prof = _profile(train_benchmarks=["slake:official"], eval_benchmarks=["slake:official@validation"])
+    pool = training_pool(prof, tmp_path, seed=0, log=lambda _m: None)
+    assert "skipped_bad_rows" not in pool.plan_record() and "skipped_bad_rows" not in pool.info["by_benchmark"]["slake:official"]
+
+
+def test_an_evaluation_that_drops_a_row_says_so_in_metrics_and_summary(tmp_path, capsys):
+    from mmed.consult import consult, load_items_with_report
+
+    root = _slake_with_an_empty_answer(tmp_path / "slake")
+    prof = _profile()
+    spec = f"slake:{root}@train"
+    with pytest.raises(DataError, match=r"train\.json row 6 \(id 'slake/train/7'\): field 'answer': empty"):
+        load_items_with_report(prof, spec, on_error="raise")
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        _, m = consult(prof, tmp_path / "run", data=spec, triage_mode="gold", decision="majority_vote", progress=False)
+    assert m["dropped_bad_rows"] == 1 and m["load_report"]["n_skipped"] == 1
+    assert m["load_report"]["on_error"] == "skip" and m["load_report"]["on_error_source"] == "default for eval"
+    (w,) = m["warnings"]
+    assert w.startswith("WARNING: slake split 'train': 1 bad row(s) of 7 DROPPED (on_error=skip, default for eval)")
+    assert "field 'answer': empty" in w and "--on-error raise" in w
+    assert w in capsys.readouterr().err
+    saved = json.loads((tmp_path / "run" / "consult" / "slake_train" / "metrics.json").read_text())
+    assert saved["dropped_bad_rows"] == 1 and saved["warnings"] == [w]
+    # nothing dropped: the count is there, 0, and no warning
+    _, m = consult(prof, tmp_path / "run", data=f"slake:{root}@test", triage_mode="gold", decision="majority_vote",
+                   progress=False)
+    assert m["dropped_bad_rows"] == 0 and "warnings" not in m
+
+
+def test_cli_on_error(tmp_path, capsys, monkeypatch):
+    from mmed.cli import main
+
+    monkeypatch.delenv("MMED_DEBUG", raising=False)
+    root = _slake_with_an_empty_answer(tmp_path / "slake")
+    argv = ["consult", "--profile", "smoke", "--data", f"slake:{root}@train", "--triage", "gold",
+            "--decision", "majority_vote", "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "--on-error", "raise"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root / 'train.json'} row 6 (id 'slake/train/7'): field 'answer': empty")
+    assert len(err.splitlines()) == 2 and "Traceback" not in err  # the error line and the MMED_DEBUG hint
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        assert main([*argv, "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["dropped_bad_rows"] == 1  # in the printed summary
+    assert err.rstrip().splitlines()[-1].startswith("WARNING: slake split 'train': 1 bad row(s) of 7 DROPPED "
+                                                   "(on_error=skip, --on-error)")
+    with pytest.raises(SystemExit):
+        main([*argv, "--on-error", "ignore"])
+    from mmed.cli import build_parser
+
+    for cmd in ("train-attending", "train-triage"):
+        assert build_parser().parse_args([cmd, "--on-error", "raise"]).on_error == "raise"
+
+
+def test_evaluation_sets_warn_about_dropped_rows_and_return_the_reports(tmp_path, capsys):
+    from mmed.consult import evaluation_sets
+
+    root = _slake_with_an_empty_answer(tmp_path / "slake")
+    (root / "test.json").write_bytes((root / "train.json").read_bytes())  # evaluate on the split with the bad row
+    prof = _profile(eval_benchmarks=["slake:official"], eval_limit=None)
+    reports: dict = {}
+    with pytest.warns(UserWarning, match="SKIPPED 1 row"):
+        sets = evaluation_sets(prof, tmp_path, reports=reports)
+    assert reports["slake"]["n_skipped"] == 1 and len(sets["slake"]) == reports["slake"]["n_returned"]
+    assert "WARNING: slake split 'test': 1 bad row(s) of 7 DROPPED" in capsys.readouterr().err
+    prof = _profile(eval_benchmarks=["slake:official"], on_error_by_entry={"slake:official": "raise"})
+    with pytest.raises(DataError, match=r"test\.json row 6 .*field 'answer': empty"):
+        evaluation_sets(prof, tmp_path)
