@@ -95,6 +95,8 @@ class SpecialtyRules:
     rules: tuple[SpecialtyRule, ...]
     defaults: Mapping[str, Mapping[str, str]]
     sources: tuple[str, ...]
+    #: decisions by normalised modality (a benchmark repeats a few modality strings many times)
+    _decided: dict[str, Optional[tuple[str, str]]] = field(default_factory=dict, compare=False, repr=False)
 
     def specialty_for(self, modality: str) -> str:
         """Specialty of a modality string.
@@ -125,6 +127,11 @@ class SpecialtyRules:
     def _decide(self, norm: str) -> Optional[tuple[str, str]]:
         """``(specialty, keyword)`` by the two-step precedence of the module docstring, or
         ``None`` when no keyword occurs in the normalised modality ``norm``."""
+        if norm not in self._decided:
+            self._decided[norm] = self._decide_uncached(norm)
+        return self._decided[norm]
+
+    def _decide_uncached(self, norm: str) -> Optional[tuple[str, str]]:
         found = [(start, end, r, k, kw) for r, rule in enumerate(self.rules) for start, end, k, kw in rule.matches(norm)]
         # 1. most specific first: drop a match lying inside a longer one
         specific = [m for m in found
