@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .cli import add_common, command
+
+ON_ERROR_HELP = ("what a bad row of the data (a missing field, an empty answer, a missing image, text that is not "
+                 "UTF-8) does: skip = leave it out, count it and report it; raise = stop with one line naming file, row "
+                 "and field. Default: the profile's data.on_error_by_entry / data.on_error, else skip")
+
+
+def _add_on_error(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--on-error", choices=["skip", "raise"], default=None, help=f"{ON_ERROR_HELP} ({what})")
+
+
+def _on_error_overrides(args: argparse.Namespace) -> dict | None:
+    """``--on-error`` as a profile overlay for commands that read the profile's benchmarks:
+    it replaces ``data.on_error`` and every ``data.on_error_by_entry`` setting."""
+    if getattr(args, "on_error", None) is None:
+        return None
+    return {"data": {"on_error": args.on_error, "on_error_by_entry": {}}}
 
 
 def _consult_args(p: argparse.ArgumentParser) -> None:
@@ -30,6 +47,7 @@ def _consult_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--specialists", default=None,
                    help="override the profile's specialists, e.g. openai:<model>@<base_url> or simulated")
     p.add_argument("--out-name", default=None, help="sub-folder of consult/ (default <dataset>_<split>)")
+    _add_on_error(p, "the --data split; dropped rows are counted in metrics.json and printed as a WARNING line")
 
 
 @command("consult", "run triage -> specialists -> attending on a dataset split; writes consult/<name>/")
@@ -53,7 +71,7 @@ def _consult(args: argparse.Namespace) -> int:
         prof, args.run_dir, data=args.data, split=args.split, data_root=args.data_root, limit=args.limit,
         include_open=args.include_open, triage_mode=args.triage, fixed_specialty=args.fixed_specialty,
         decision=args.decision, seed=args.seed, variant=args.variant, attending_stage=args.attending_stage,
-        out_name=args.out_name,
+        out_name=args.out_name, on_error=args.on_error,
     )
     keys = ("items", "closed", "open", "triage_invalid", "triage_fallbacks", "abstentions", "panel_invalid",
             "panel_cached", "attending_invalid", "strata", "accuracy", "open_scores", "seconds")
@@ -62,7 +80,11 @@ def _consult(args: argparse.Namespace) -> int:
         summary["specialist_calls"] = {k: m["specialist_calls"].get(k) for k in (
             "backend", "opinions", "calls", "cache_hits", "failures", "errors", "prompt_tokens", "completion_tokens",
             "cost_usd")}
+    if m.get("dropped_bad_rows"):  # said loudly: in the summary, and as the last line
+        summary = {"dropped_bad_rows": m["dropped_bad_rows"], **summary}
     print(json.dumps(summary, indent=2))
+    for w in m.get("warnings", []):
+        print(w, file=sys.stderr)
     return 0
 
 
@@ -82,6 +104,8 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-heldout", type=int, default=None,
                    help="held-out items: synthetic (default: the profile's n_eval) and at most this many real ones "
                         "(default: all of the pool's validation part)")
+    _add_on_error(p, "every benchmark of data.train_benchmarks and data.eval_benchmarks; overrides the profile's "
+                     "data.on_error and data.on_error_by_entry")
 
 
 @command("train-attending", "C-MARL: curriculum GRPO of the attending physician (resumes; skips finished stages)")
@@ -89,7 +113,7 @@ def _train_attending(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
     from .rl.curriculum import train_curriculum
 
-    prof = load_profile(args.profile, variant=args.variant)
+    prof = load_profile(args.profile, variant=args.variant, overrides=_on_error_overrides(args))
     apply_torch_threads(prof)
     # --data-root: where data.train_benchmarks (and the evaluation benchmarks whose images are
     # kept out of training) are read; without train_benchmarks the curriculum is synthetic only
@@ -146,6 +170,8 @@ def _train_triage_args(p: argparse.ArgumentParser) -> None:
                         "image; never an evaluation image) and evaluate on the held-out part; default: the profile's "
                         "triage.real_train")
     p.add_argument("--max-steps", type=int, default=None, help="override the profile's triage_grpo.max_steps")
+    _add_on_error(p, "every benchmark of data.train_benchmarks and data.eval_benchmarks; overrides the profile's "
+                     "data.on_error and data.on_error_by_entry")
 
 
 @command("train-triage", "GRPO of the triage doctor from the run's cold start; evaluates cold start vs GRPO")
@@ -155,7 +181,7 @@ def _train_triage(args: argparse.Namespace) -> int:
 
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
-    prof = load_profile(args.profile)
+    prof = load_profile(args.profile, overrides=_on_error_overrides(args))
     apply_torch_threads(prof)
     report = run_train_triage(prof, args.run_dir, seed=args.seed, data_root=args.data_root,
                               real_train=args.real_train, max_steps=args.max_steps)

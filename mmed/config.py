@@ -80,6 +80,19 @@ class DataConfig:
     include_open: bool = False
     #: fraction of real triage images held out for evaluation
     triage_heldout_fraction: float = 0.5
+    #: row-error policy for the entries of ``eval_benchmarks`` and ``train_benchmarks`` (the
+    #: training pool, evaluations, ``consult``; :func:`row_error_policy`):
+    #: ``skip`` (leave a bad row out - a missing field, an empty answer, a missing image, text
+    #: that is not UTF-8 - count it and report it) or ``raise`` (stop with one line naming
+    #: file, row and field); null = the default of each use (:data:`ON_ERROR_DEFAULTS`: the
+    #: training pool and evaluations skip; an evaluation that drops rows says so in its
+    #: metrics and summary). The command line's ``--on-error`` overrides it.
+    on_error: Optional[str] = None
+    #: per-entry policy: ``{key: skip | raise}``, a key being an entry of ``eval_benchmarks`` /
+    #: ``train_benchmarks`` as written (``"slake:official"``) or a benchmark name
+    #: (``"slake"``: its entries in both lists); an exact entry wins over a name, both over
+    #: ``on_error``
+    on_error_by_entry: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -572,12 +585,65 @@ def _check(profile: Profile, source: str) -> None:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ProfileError(f"{source}: key 'data.{key}' names {dup} more than once (one layout per benchmark)")
+    if profile.data.on_error not in (None, *ON_ERROR_CHOICES):
+        raise ProfileError(f"{source}: key 'data.on_error' is {profile.data.on_error!r}, expected one of "
+                           f"{(None, *ON_ERROR_CHOICES)}")
+    entries = [*profile.data.eval_benchmarks, *profile.data.train_benchmarks]
+    for key, value in profile.data.on_error_by_entry.items():
+        if value not in ON_ERROR_CHOICES:
+            raise ProfileError(f"{source}: key 'data.on_error_by_entry.{key}' is {value!r}, expected one of {ON_ERROR_CHOICES}")
+        if key not in entries and key not in {parse_benchmark_spec(e)[0] for e in entries}:
+            raise ProfileError(f"{source}: key 'data.on_error_by_entry.{key}' names no entry of data.eval_benchmarks "
+                               f"or data.train_benchmarks (entries: {entries})")
     if not 0.0 < profile.data.train_validation_fraction < 1.0:
         raise ProfileError(f"{source}: key 'data.train_validation_fraction' must be in (0, 1), "
                            f"got {profile.data.train_validation_fraction}")
 
 
 _SPLIT_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: row-error policies (``data.on_error``, ``--on-error``, ``load_benchmark(on_error=...)``)
+ON_ERROR_CHOICES: tuple[str, ...] = ("skip", "raise")
+#: the policy of each use when neither the command line, the entry nor ``data.on_error``
+#: names one: ``train`` - the real training pool (:func:`mmed.data.training.training_pool`)
+#: skips, counts and reports a bad row (one broken row of SLAKE's train.json must not stop
+#: a training run); ``eval`` - an evaluation split (``consult``, ``evaluation_sets``, the
+#: training pool's evaluation-image check) skips too, and says so loudly: the count and the
+#: rows go into ``metrics.json`` (``dropped_bad_rows``, ``load_report.skipped``) and into a
+#: ``WARNING`` line printed with the summary. The library call
+#: :func:`mmed.data.load_benchmark` itself raises unless told to skip.
+ON_ERROR_DEFAULTS: dict[str, str] = {"train": "skip", "eval": "skip"}
+
+
+def row_error_policy(data: "DataConfig", entry: str | None, use: str, override: str | None = None) -> tuple[str, str]:
+    """``(policy, where it comes from)`` for reading benchmark ``entry`` (a benchmark entry
+    or ``--data`` spec; None for none) in ``use`` (``"train"`` or ``"eval"``).
+
+    Precedence: ``override`` (the command line's ``--on-error``, a function argument) >
+    ``data.on_error_by_entry[entry]`` (the entry as written) > ``data.on_error_by_entry[name]``
+    (its benchmark name) > ``data.on_error`` > :data:`ON_ERROR_DEFAULTS` ``[use]``. The
+    second value says which (``"--on-error"``, ``"data.on_error_by_entry['slake']"``,
+    ``"data.on_error"``, ``"default for eval"``).
+
+    Raises:
+        ValueError: ``use`` not ``train``/``eval``, or an ``override`` not in
+            :data:`ON_ERROR_CHOICES`.
+    """
+    if use not in ON_ERROR_DEFAULTS:
+        raise ValueError(f"use must be one of {sorted(ON_ERROR_DEFAULTS)}, got {use!r}")
+    if override is not None:
+        if override not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {override!r}")
+        return override, "--on-error"
+    by_entry = data.on_error_by_entry or {}
+    if entry is not None:
+        base = split_benchmark_spec(entry)[0] if isinstance(entry, str) and entry.strip() else str(entry)
+        for key in (entry, base, base.partition(":")[0]):
+            if key in by_entry:
+                return by_entry[key], f"data.on_error_by_entry[{key!r}]"
+    if data.on_error is not None:
+        return data.on_error, "data.on_error"
+    return ON_ERROR_DEFAULTS[use], f"default for {use}"
 
 
 def split_benchmark_spec(spec: str) -> tuple[str, str | None]:

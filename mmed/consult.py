@@ -124,6 +124,7 @@ def load_items(
     data_root: str | Path | None = None,
     include_open: bool = False,
     limit: int | None = None,
+    on_error: str | None = None,
 ) -> datasets.Dataset:
     """Evaluation (or training) items of a profile: the synthetic set or a benchmark.
 
@@ -133,12 +134,17 @@ def load_items(
     deterministic slice, not a sample). :func:`load_items_with_report` also says what the
     loader filtered, skipped or kept open.
 
+    ``on_error``: ``"skip"`` / ``"raise"`` a bad row; None = the profile's policy for this
+    spec (:func:`mmed.config.row_error_policy`, use ``eval``: ``data.on_error_by_entry``,
+    ``data.on_error``, else skip - counted in the report and warned about on stderr).
+
     Raises:
         ValueError: ``limit`` below 1 (it would evaluate nothing), an unknown dataset,
             layout or split (naming the spec), a spec split that contradicts ``split``, a
-            split with no rows at all (naming the source).
+            split with no rows at all (naming the file), a bad ``on_error``.
+        DataError: a bad row under the policy ``raise`` (names file, row, field).
     """
-    return load_items_with_report(profile, data, split, data_root, include_open, limit)[0]
+    return load_items_with_report(profile, data, split, data_root, include_open, limit, on_error)[0]
 
 
 def load_items_with_report(
@@ -148,11 +154,15 @@ def load_items_with_report(
     data_root: str | Path | None = None,
     include_open: bool = False,
     limit: int | None = None,
+    on_error: str | None = None,
 ) -> tuple[datasets.Dataset, dict[str, Any]]:
     """:func:`load_items` and its load report: the loader's
     :meth:`~mmed.data.rows.LoadReport.as_dict` (benchmarks; ``{"dataset": "synthetic"}``
     otherwise) plus ``open_dropped`` (items left out as not closed, among them closed
-    questions kept open for want of options), ``limit_dropped`` and ``n_returned``."""
+    questions kept open for want of options), ``limit_dropped``, ``n_returned`` and, for
+    benchmarks, ``on_error`` (the row-error policy used) and ``on_error_source`` (where it
+    was set: :func:`mmed.config.row_error_policy`)."""
+    from .config import row_error_policy
     from .data import closed_only, load_benchmark
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -171,11 +181,11 @@ def load_items_with_report(
         problem = split_problem(name, layout, split) if name in LAYOUTS else None  # unknown names: the loader says
         if problem:
             raise ValueError(f"data {data!r}: {problem}")
-        ds, rep = load_benchmark(name, source, split, layout=layout, include_open=include_open, return_report=True)
-        if rep.n_rows == 0:
-            raise ValueError(f"data {data!r}: split {split!r} has no rows at all in {_split_file(name, rep.layout, source, split)} "
-                             "(an empty split file?)")
-        report = rep.as_dict()
+        policy, policy_source = row_error_policy(profile.data, data, "eval", on_error)
+        # a split with no rows at all raises in the loader, naming its file
+        ds, rep = load_benchmark(name, source, split, layout=layout, include_open=include_open, on_error=policy,
+                                 return_report=True)
+        report = rep.as_dict() | {"on_error": policy, "on_error_source": policy_source}
     n = len(ds)
     if not include_open:
         ds = closed_only(ds)
@@ -188,13 +198,18 @@ def load_items_with_report(
     return ds, report
 
 
-def _split_file(name: str, layout: str, source: str | None, split: str) -> str:
-    """The file a split is read from, where one file holds it (else the source folder)."""
-    src = Path(str(source))
-    cands = {("vqa_rad", "mevf"): [src / "data_RAD" / f"{split}set.json", src / f"{split}set.json"],
-             ("vqa_rad", "official"): [src / "VQA_RAD Dataset Public.json"],
-             ("slake", "official"): [src / f"{split}.json", src / "Slake1.0" / f"{split}.json"]}.get((name, layout), [])
-    return next((str(c) for c in cands if c.is_file()), str(src))
+def dropped_rows_warning(report: dict[str, Any]) -> str | None:
+    """One loud line when a load dropped bad rows (``on_error="skip"``), else None: how
+    many of how many rows, the first reasons (file, row, field) and how to stop instead."""
+    n = report.get("n_skipped") or 0
+    if not n:
+        return None
+    reasons = [s["reason"] for s in report.get("skipped", [])[:3]]
+    more = f" (+{n - len(reasons)} more)" if n > len(reasons) else ""
+    return (f"WARNING: {report.get('dataset')} split {report.get('split')!r}: {n} bad row(s) of {report.get('n_rows')} "
+            f"DROPPED (on_error=skip, {report.get('on_error_source', 'the caller')}): the results cover "
+            f"{report.get('n_returned', report.get('n_items'))} items. {'; '.join(reasons)}{more}. "
+            "Pass --on-error raise (or set data.on_error: raise) to stop on a bad row instead.")
 
 
 def load_warning(report: dict[str, Any]) -> str | None:
@@ -222,6 +237,7 @@ def load_warning(report: dict[str, Any]) -> str | None:
 
 def evaluation_sets(
     profile: Profile, data_root: str | Path | None = None, limit: int | None = None, include_open: bool = False,
+    on_error: str | None = None, reports: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, datasets.Dataset]:
     """The profile's evaluation sets: the synthetic test split (when ``data.synthetic.n_eval``
     > 0) and, when a data root exists, every ``data.eval_benchmarks`` entry
@@ -229,7 +245,10 @@ def evaluation_sets(
     :func:`mmed.config.parse_benchmark_spec`) on its own split, else ``data.eval_split``.
 
     Keys are dataset names (``synthetic``, ``vqa_rad``, ...). ``limit`` (None → the
-    profile's ``data.eval_limit``) caps real benchmarks only.
+    profile's ``data.eval_limit``) caps real benchmarks only. Bad rows follow each entry's
+    row-error policy (``on_error`` overrides it; :func:`load_items`); an entry that drops
+    rows prints a ``WARNING`` line (:func:`dropped_rows_warning`) on stderr. ``reports``,
+    when given, receives every set's load report (:func:`load_items_with_report`) by key.
 
     Raises:
         ValueError: a bad entry (naming it); FileNotFoundError / DataError from the loaders.
@@ -237,15 +256,20 @@ def evaluation_sets(
     from .config import parse_benchmark_spec
 
     out: dict[str, datasets.Dataset] = {}
+    reports = {} if reports is None else reports
     if profile.data.synthetic.n_eval > 0:
-        out[SYNTHETIC] = load_items(profile, SYNTHETIC, "test", include_open=include_open)
+        out[SYNTHETIC], reports[SYNTHETIC] = load_items_with_report(profile, SYNTHETIC, "test", include_open=include_open)
     root = resolve_data_root(data_root) if data_root is not None else resolve_data_root(None)
     if root is not None:
         cap = profile.data.eval_limit if limit is None else limit
         for spec in profile.data.eval_benchmarks:
             name, _, own_split = parse_benchmark_spec(spec)
-            out[name] = load_items(profile, spec, own_split or profile.data.eval_split, data_root=root,
-                                   include_open=include_open, limit=cap)
+            out[name], reports[name] = load_items_with_report(profile, spec, own_split or profile.data.eval_split,
+                                                              data_root=root, include_open=include_open, limit=cap,
+                                                              on_error=on_error)
+            warn = dropped_rows_warning(reports[name])
+            if warn:
+                print(warn, file=sys.stderr, flush=True)
     return out
 
 
@@ -380,6 +404,7 @@ def consult(
     out_name: str | None = None,
     progress: bool = True,
     triage_stage: str = "latest",
+    on_error: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the consultation on one dataset split and write its files.
 
@@ -390,21 +415,31 @@ def consult(
 
     The run manifest records ``triage_fallback`` (the profile's ``triage.fallback``).
 
+    ``on_error``: ``"skip"`` / ``"raise"`` a bad row of the split; None = the profile's
+    policy (:func:`mmed.config.row_error_policy`, use ``eval``; default skip). Dropped rows
+    are said loudly: a ``WARNING`` line on stderr before and after the run
+    (:func:`dropped_rows_warning`), and in the metrics.
+
     Returns:
         ``(records, metrics)``; metrics = :func:`mmed.agents.pipeline.summarize` plus the
         weights used (``weights.triage.fallback`` in model mode), timing, the dataset spec,
         ``load_report`` (:func:`load_items_with_report`: rows filtered, skipped, kept open,
-        left out) and, for cached backends (``local``, ``openai``), ``specialist_calls``.
+        left out; the row-error policy), ``dropped_bad_rows`` (rows of the split dropped as
+        bad, 0 when none), ``warnings`` (the ``WARNING`` line, when rows were dropped) and,
+        for cached backends (``local``, ``openai``), ``specialist_calls``.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     seed = prof.seed if seed is None else seed
     if variant is not None and variant not in prof.variants:
         raise ValueError(f"unknown variant {variant!r} for profile {prof.name!r}; known: {sorted(prof.variants)}")
     split = resolve_split(data, split)
-    items, load_report = load_items_with_report(prof, data, split, data_root, include_open, limit)  # bad data fails first
+    items, load_report = load_items_with_report(prof, data, split, data_root, include_open, limit, on_error)  # bad data fails first
     warn = load_warning(load_report)
     if warn:
         print(warn, file=sys.stderr)
+    dropped_warn = dropped_rows_warning(load_report)
+    if dropped_warn:
+        print(dropped_warn, file=sys.stderr, flush=True)
     run = Run.open(run_dir, profile=prof.name, seed=seed)
     run.update(triage_fallback=prof.triage.fallback)
     if prof.specialists.backend == "simulated":
@@ -435,7 +470,10 @@ def consult(
         metrics.update(
             data=data, split=split, decision=decision, weights=info, load_report=load_report, seconds=round(time.perf_counter() - t0, 1),
             items_per_s=round(len(records) / max(1e-9, time.perf_counter() - t0), 2),
+            dropped_bad_rows=int(load_report.get("n_skipped") or 0),
         )
+        if dropped_warn:
+            metrics["warnings"] = [dropped_warn]
         warn = failed_calls_warning(metrics)
         if warn:
             print(warn, file=sys.stderr)

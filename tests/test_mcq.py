@@ -79,6 +79,75 @@ def test_alternatives_named_in_the_question(question, answer, options, idx):
     assert normalize_answer(mc.answer) == normalize_answer(answer)
 
 
+# Real SLAKE / VQA-RAD wordings the rule used to garble (issue 12): question, gold, the options
+# the rule must give and the gold's index. The grammar is in mcq's docstring ("Grammar").
+REAL_WORDINGS = [
+    # no space after a comma (SLAKE)
+    ("Which is smaller in this image,liver or lung?", "Lung", ["liver", "lung"], 1),
+    ("Which is the biggest in this image,lung,liver or heart?", "Heart", ["lung", "liver", "heart"], 2),
+    # alternatives sharing trailing words; the gold names the part that tells them apart
+    ("Is this a T1 weighted or T2 weighted MRI image?", "T2", ["T1 weighted", "T2 weighted"], 1),
+    ("Is this a T1 weighted or T2 weighted MRI image?", "T1 weighted", ["T1 weighted", "T2 weighted"], 0),
+    ("Do you suspect vascular process or a genetic process?", "genetic", ["vascular process", "genetic process"], 1),
+    ("Does this CT have contrast or no contrast?", "contrast", ["contrast", "no contrast"], 0),
+    ("Is the circular opacity found on top of the patient or within the patient?", "On top of the patient",
+     ["on top of patient", "within patient"], 0),
+    # a list after the question (a wh-question), no comma before "or"
+    ("Which organ is the biggest in this image, lung, liver or heart?", "Liver", ["lung", "liver", "heart"], 1),
+    ("Which organ is the biggest in this image, lung, liver or heart?", "lung", ["lung", "liver", "heart"], 0),
+    ("Which organ is the biggest in this image, lung, liver, or heart?", "Heart", ["lung", "liver", "heart"], 2),
+    # a list inside a yes/no-style question: its first item ends the question's clause
+    ("Is this a CT, MRI or X-ray image?", "MRI", ["CT", "MRI", "X-ray"], 1),
+    # three alternatives without commas: the gold right before "X or Y" is one of them
+    ("Is this a CT MRI or X-ray image?", "CT", ["CT", "MRI", "X-ray"], 0),
+    ("Which organ is the biggest in this image lung liver or heart?", "Lung", ["lung", "liver", "heart"], 0),
+    # two noun phrases, each with its article: no shared words
+    ("What is denser, the lesion or the surrounding tissue?", "The surrounding tissue", ["lesion", "surrounding tissue"], 1),
+    ("Do you suspect a physical injury or a medical process?", "Medical process", ["physical injury", "medical process"], 1),
+    ("Is the largest air collection on the patient's left or the right side?", "Right side", ["left side", "right side"], 1),
+    # a preposition repeated in both alternatives
+    ("Is the lesion in the liver or in the spleen?", "Spleen", ["liver", "spleen"], 1),
+]
+
+
+@pytest.mark.parametrize("question,answer,options,idx", REAL_WORDINGS)
+def test_real_wordings(question, answer, options, idx):
+    mc = closed_to_mc(question, answer, image_hash=H, pool={"*": ["x1", "x2"]})
+    assert (mc.options, mc.answer_idx, mc.rule) == (options, idx, "alternatives")
+
+
+MODALITY_POOL = answer_pool([("Modality", "Which modality?", a) for a in ("CT", "MRI", "X-Ray", "Ultrasound")]
+                            + [("Organ", "Which organ?", a) for a in ("Lung", "Liver", "Heart", "Kidney", "Spleen", "Brain")])
+
+
+@pytest.mark.parametrize("question,qtype,answer,options,idx", [
+    # three alternatives without commas, the gold not first: the training answers of the
+    # question's type tell that the word before "X or Y" is an alternative too
+    ("Is this a CT MRI or X-ray image?", "Modality", "MRI", ["CT", "MRI", "X-ray"], 1),
+    ("Is this a CT MRI or X-ray image?", "Modality", "X-Ray", ["CT", "MRI", "X-ray"], 2),
+    ("Which organ is the biggest in this image lung liver or heart?", "Organ", "heart", ["lung", "liver", "heart"], 2),
+    # ... but only answers of the same type: "brain" is an organ, not a modality
+    ("Is this a brain CT or MRI?", "Modality", "MRI", ["CT", "MRI"], 1),
+])
+def test_alternatives_named_before_x_without_a_comma(question, qtype, answer, options, idx):
+    mc = closed_to_mc(question, answer, image_hash=H, question_type=qtype, pool=MODALITY_POOL)
+    assert (mc.options, mc.answer_idx, mc.rule) == (options, idx, "alternatives")
+
+
+@pytest.mark.parametrize("h", [f"{i:040d}" for i in range(12)])
+def test_unparsed_alternatives_are_distractors_so_the_gold_is_never_the_only_named_option(h):
+    # the gold is none of the named organs: the named ones are the distractors, whatever the image
+    mc = closed_to_mc("Which organ is the biggest in this image, lung, liver or heart?", "Kidney", image_hash=h,
+                      question_type="Organ", pool=MODALITY_POOL)
+    assert mc.rule == "distractors" and sorted(mc.options) == ["heart", "kidney", "liver", "lung"]
+    mc = closed_to_mc("Which organ is abnormal, the liver or the spleen?", "brain", image_hash=h, question_type="Organ",
+                      pool=MODALITY_POOL)
+    assert {"liver", "spleen", "brain"} <= set(mc.options) and len(mc.options) == 4
+    # without "or" the question names no alternatives: a plain seeded draw
+    mc = closed_to_mc("What organ is next to the liver?", "kidney", image_hash=h, question_type="Organ", pool=MODALITY_POOL)
+    assert mc.rule == "distractors" and len(mc.options) == 4
+
+
 @pytest.mark.parametrize(
     "question,answer",
     [
@@ -185,6 +254,11 @@ def test_alternatives_never_misplace_the_gold(left, right, gold):
     if out is not None:
         options, idx = out
         assert len(options) >= 2 and len({normalize_answer(o) for o in options}) == len(options)
-        assert normalize_answer(options[idx]) == normalize_answer(gold)
+        # the gold is the option, or the part of it that tells it apart from options that all
+        # share their trailing words ("T2" names "T2 weighted" among "T1 weighted", "T2 weighted")
+        keys = [normalize_answer(o).split() for o in options]
+        g = normalize_answer(gold).split()
+        tail = keys[idx][len(g):]
+        assert keys[idx] == g or (keys[idx][: len(g)] == g and tail and all(k[-len(tail):] == tail for k in keys))
         q_words = set(normalize_question(question).replace(",", " ").split())
         assert all(set(normalize_answer(o).split()) <= q_words for o in options)  # worded in the question

@@ -44,6 +44,67 @@ def test_keyword_rules(modality, specialty):
     assert specialty_for_modality(modality) == specialty
 
 
+# Modality labels as radiology teaching files write them (MedPix-style "<code> - <name>" labels,
+# Radiopaedia-style names): every imaging technique goes to the reader of the modality that
+# acquires it, including techniques named after what they show ("Virtual Colonoscopy" is a CT
+# examination, read by a radiologist; a colonoscopy is an endoscopy).
+TEACHING_FILE_MODALITIES = [
+    # CT
+    ("CT", "Radiologist"), ("CT - noncontrast", "Radiologist"), ("CT w/contrast (IV)", "Radiologist"),
+    ("CTA - CT Angiography", "Radiologist"), ("CT angiography", "Radiologist"),
+    # virtual endoscopy: CT (or MR) data rendered as an endoscopic view
+    ("Virtual Colonoscopy", "Radiologist"), ("virtual colonoscopy", "Radiologist"),
+    ("CT Virtual Colonoscopy", "Radiologist"), ("CT colonography", "Radiologist"),
+    ("Virtual endoscopy", "Radiologist"), ("Virtual Bronchoscopy", "Radiologist"),
+    # MR sequences
+    ("MR - T2 weighted", "Radiologist"), ("T2 FLAIR", "Radiologist"), ("FLAIR", "Radiologist"),
+    ("DWI", "Radiologist"), ("MR - DWI Diffusion Weighted", "Radiologist"), ("ADC map", "Radiologist"),
+    ("T1-weighted post gadolinium", "Radiologist"), ("T1", "Radiologist"), ("STIR", "Radiologist"),
+    ("SWI", "Radiologist"), ("MRA - MR Angiography/Venography", "Radiologist"), ("MRCP", "Radiologist"),
+    ("Proton density", "Radiologist"),
+    # angiography
+    ("Digital subtraction angiography", "Radiologist"), ("DSA", "Radiologist"), ("AN - Angiogram", "Radiologist"),
+    ("Venogram", "Radiologist"),
+    # nuclear medicine
+    ("PET-CT", "Radiologist"), ("PET-CT Fusion", "Radiologist"), ("NM - Nuclear Medicine", "Radiologist"),
+    ("bone scintigraphy", "Radiologist"), ("Bone scan", "Radiologist"), ("SPECT", "Radiologist"),
+    # ultrasound
+    ("Doppler", "Radiologist"), ("US-D - Doppler Ultrasound", "Radiologist"), ("Duplex ultrasound", "Radiologist"),
+    # plain film and fluoroscopy
+    ("Radiograph", "Radiologist"), ("XR - Plain Film", "Radiologist"), ("Plain film", "Radiologist"),
+    ("RF - Fluoroscopy", "Radiologist"), ("BE - Barium Enema", "Radiologist"), ("UGI - Upper GI", "Radiologist"),
+    ("Mammography", "Radiologist"),
+    # the procedures themselves stay with their readers; a phrase names the more specific technique
+    ("Colonoscopy", "Surgeon"), ("Endoscopy", "Surgeon"), ("fluorescein angiography", "Ophthalmologist"),
+    ("thyroid Doppler", "Endocrinologist"), ("bone marrow smear", "Pathologist"),
+]
+
+
+@pytest.mark.parametrize("modality,specialty", TEACHING_FILE_MODALITIES)
+def test_teaching_file_modalities_go_to_the_reader_of_the_acquiring_modality(modality, specialty):
+    assert specialty_for_modality(modality) == specialty
+
+
+def test_a_longer_keyword_covering_a_shorter_one_wins_whatever_the_rule_order():
+    """Precedence: a match lying inside a longer match is dropped (the phrase is more
+    specific), then the first rule in order wins."""
+    rules = default_rules()
+    assert rules.explain("Virtual Colonoscopy") == ("Radiologist", "virtual colonoscopy")  # not Surgeon's "colonoscopy"
+    assert rules.explain("fluorescein angiography") == ("Ophthalmologist", "fluorescein angiography")
+    # no overlap: rule order decides (organ/purpose readers before the generic imaging rule)
+    assert rules.explain("thyroid ultrasound") == ("Endocrinologist", "thyroid")
+    assert rules.explain("positron emission tomography (oncology staging)") == ("Oncologist", "oncology")
+
+
+def test_specificity_also_across_user_and_packaged_files(tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("rules:\n  - {specialty: Surgeon, keywords: [colonoscopy, ct]}\n")
+    rules = load_specialty_rules(extra)
+    assert rules.specialty_for("CT") == "Surgeon"  # user rules are tried first
+    assert rules.specialty_for("colonoscopy") == "Surgeon"
+    assert rules.specialty_for("virtual colonoscopy") == "Radiologist"  # the packaged, more specific phrase
+
+
 @pytest.mark.parametrize("modality", ["doctor's note", "uterus diagram", "Tables", "", "pectoral"])
 def test_whole_words_only_and_unmatched_raises_naming_it(modality):
     # "oct" in "doctor", "us" in "uterus", "ct" in "pectoral" must not match

@@ -31,8 +31,10 @@ benchmark      layout         files under ``source``
 ``vqa_rad``    ``hub``        a local copy of Hub ``flaviagiammarino/vqa-rad`` (parquet
                               ``data/{train,test}-*.parquet``, a ``save_to_disk`` folder or
                               ``*.arrow``; columns image, question, answer) or the Hub id.
-``slake``      ``official``   ``{train,validation,test}.json`` + ``imgs/`` (SLAKE 1.0, Liu et
-                              al. 2021; Hub ``BoKelvin/SLAKE`` ships the same files; fields
+``slake``      ``official``   ``train.json``, ``validate.json``, ``test.json`` + ``imgs/``
+                              (SLAKE 1.0, Liu et al. 2021: its validation split is
+                              ``validate.json``; ``validation.json`` is accepted too; Hub
+                              ``BoKelvin/SLAKE`` ships the same files; fields
                               qid, img_name, question, answer, q_lang, answer_type OPEN/CLOSED,
                               modality, location, content_type, base_type).
 ``pathvqa``    ``hub``        a local copy of Hub ``flaviagiammarino/path-vqa`` (image,
@@ -67,10 +69,17 @@ Specialty: a ``specialty`` field in the data wins; else the keyword rules of
 file; else the row fails with an error naming the modality. VQA-RAD images are all radiology
 (modality ``"radiology"`` -> Radiologist); PathVQA's are ``"pathology"`` -> Pathologist.
 
-Bad input: a missing image file, a malformed row, a missing or invalid field raise
-:class:`DataError` naming the file, the row index and the field. With ``on_error="skip"`` such
+Bad input: a missing image file, a malformed row, a missing or invalid field, text that is not
+UTF-8 (a byte 0xff in a question: the row and field holding it are named, with the byte and
+its context) raise :class:`DataError` naming the file, the row index and the field, in one
+line. A file that cannot be read as a whole - a truncated or non-parquet ``.parquet``
+("magic bytes not found"), an unreadable ``.arrow`` or pickle - raises a :class:`DataError`
+naming the file in both modes. With ``on_error="skip"`` such
 rows are skipped and listed in the :class:`LoadReport` (count and ids), and a warning says how
-many. A file that is not valid JSON at all raises in both modes (there is no row to skip).
+many. A file that is not valid JSON at all raises in both modes (there is no row to skip), and
+so does a split with no rows at all (an empty JSON list, an empty parquet file: a
+:class:`DataError` naming the file); an empty file among several files of a split (a parquet
+shard, an OmniMedVQA QA file) is listed in :attr:`LoadReport.empty_files` and warned about.
 Nothing is dropped silently: every row read is an item, a skip, or a counted filter
 (:attr:`LoadReport.filtered`: other split, other ``q_lang``, open questions when
 ``include_open=False``).
@@ -97,6 +106,7 @@ from .rows import (  # noqa: F401  (DataError, LoadReport, SkippedRow: part of t
     RowResult,
     SkippedRow,
     SourceRow,
+    UndecodableRow,
     answer_type_field,
     embedded_image,
     get_text,
@@ -147,13 +157,14 @@ VQA_RAD_OFFICIAL_IMAGES = "VQA_RAD Image Folder"
 
 def _pool_fn(train_answers: Pool, rows: Callable[[], list[Any]], qtype_key: Optional[str]) -> Callable[[], Pool]:
     """A lazy distractor pool: ``train_answers`` if given, else :func:`~mmed.data.mcq.answer_pool`
-    of the training rows ``rows()`` (question type from field ``qtype_key``)."""
+    of the training rows ``rows()`` (question type from field ``qtype_key``; rows holding
+    bytes that are not UTF-8 left out)."""
 
     def make() -> Pool:
         if train_answers is not None:
             return train_answers
         return answer_pool((r.get(qtype_key) if qtype_key else None, str(r.get("question", "")), str(r.get("answer", "")))
-                           for r in rows() if isinstance(r, dict))
+                           for r in rows() if isinstance(r, dict) and not isinstance(r, UndecodableRow))
 
     return make
 
@@ -161,9 +172,9 @@ def _pool_fn(train_answers: Pool, rows: Callable[[], list[Any]], qtype_key: Opti
 # ----------------------------------------------------------------------------------------
 # Hub form (VQA-RAD, PathVQA)
 # ----------------------------------------------------------------------------------------
-def _hub_rows(name: str, source: Any, split: str, modality: str) -> Iterator[RowResult]:
-    """Hub form (image, question, answer): VQA-RAD and PathVQA copies."""
-    for n, (file, idx, row) in enumerate(read_table(source, split)):
+def _hub_rows(name: str, source: Any, split: str, modality: str, counts: dict[str, int]) -> Iterator[RowResult]:
+    """Hub form (image, question, answer): VQA-RAD and PathVQA copies (rows per file into ``counts``)."""
+    for n, (file, idx, row) in enumerate(read_table(source, split, counts=counts)):
         item_id = f"{name}/{split}/{n}"  # running number: unique across parquet shards
         try:
             q = get_text(row, "question", file, idx, item_id)
@@ -210,7 +221,7 @@ def _vqa_rad_row(
 
 def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool) -> list[Item]:
     if ld.layout == "hub":  # no answer_type: closed questions are the yes/no ones, no pool needed
-        return ld.build(_hub_rows("vqa_rad", source, split, "radiology"), None)
+        return ld.build(_hub_rows("vqa_rad", source, split, "radiology", ld.report.files), None)
     dirs = _vqa_rad_dirs(Path(source))
     if ld.layout == "mevf":
         d = dirs["mevf"]
@@ -218,7 +229,7 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
             raise ValueError(f"vqa_rad layout 'mevf' has splits 'train' and 'test', not {split!r}")
         images = resolve_dir(d / "images", ld.report.notes)
         f = d / f"{split}set.json"
-        rows = read_json_list(f)
+        rows = ld.source_rows(f, read_json_list(f))
         pool = _pool_fn(train_answers, lambda: rows if split == "train" else read_json_list(d / "trainset.json"),
                         "question_type")
 
@@ -235,7 +246,7 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
     if split not in ("train", "test", "all"):
         raise ValueError(f"vqa_rad layout 'official' has splits 'train', 'test' (phrase_type test_*) and 'all', not {split!r}")
     f = d / VQA_RAD_OFFICIAL_JSON
-    rows = read_json_list(f)
+    rows = ld.source_rows(f, read_json_list(f))
     images = resolve_dir(d / VQA_RAD_OFFICIAL_IMAGES, ld.report.notes)
     is_test = [isinstance(r, dict) and str(r.get("phrase_type", "")).startswith("test") for r in rows]
     pool = _pool_fn(train_answers, lambda: [r for r, t in zip(rows, is_test) if not t], "question_type")
@@ -256,24 +267,43 @@ def _load_vqa_rad(ld: ItemBuilder, source: Any, split: str, train_answers: Pool)
 # --- SLAKE -------------------------------------------------------------------------------
 def _slake_dir(source: Path) -> Optional[Path]:
     for d in (source, source / "Slake1.0", source / "Slake"):
-        if (d / "train.json").is_file() or (d / "test.json").is_file():
+        if any((d / name).is_file() for names in SLAKE_FILES.values() for name in names):
             return d
     return None
 
 
+#: the file names of each SLAKE split, tried in this order: the SLAKE 1.0 release names its
+#: validation file ``validate.json``; ``validation.json`` is accepted too (renamed copies)
+SLAKE_FILES: dict[str, tuple[str, ...]] = {
+    "train": ("train.json",),
+    "validation": ("validate.json", "validation.json"),
+    "val": ("validate.json", "validation.json"),
+    "test": ("test.json",),
+}
+
+
+def _slake_file(d: Path, split: str) -> Path:
+    """The json file of a SLAKE split (:data:`SLAKE_FILES`); a missing one is a
+    :class:`DataError` naming every file name tried."""
+    names = SLAKE_FILES[split]
+    for name in names:
+        if (d / name).is_file():
+            return d / name
+    raise DataError(d / names[0], None, None, f"file not found (split {split!r}: looked for {' or '.join(names)} in {d})")
+
+
 def _load_slake(ld: ItemBuilder, source: Any, split: str, train_answers: Pool, q_lang: Optional[str]) -> list[Item]:
     d = _slake_dir(Path(source))
-    files = {"train": "train.json", "validation": "validation.json", "val": "validation.json", "test": "test.json"}
-    if split not in files:
-        raise ValueError(f"slake splits are {sorted(files)}, not {split!r}")
+    if split not in SLAKE_FILES:
+        raise ValueError(f"slake splits are {sorted(SLAKE_FILES)}, not {split!r}")
     images = resolve_dir(d / "imgs", ld.report.notes)
     split_name = "validation" if split == "val" else split
 
     def lang_ok(r: Any) -> bool:
         return q_lang in (None, "all") or (isinstance(r, dict) and r.get("q_lang") == q_lang)
 
-    f = d / files[split]
-    rows = read_json_list(f)
+    f = _slake_file(d, split)
+    rows = ld.source_rows(f, read_json_list(f))
     pool = _pool_fn(train_answers, lambda: [r for r in (rows if split == "train" else read_json_list(d / "train.json"))
                                             if lang_ok(r)], "content_type")
 
@@ -340,11 +370,11 @@ def _read_pvqa(f: Path) -> list[Any]:
 def _load_pathvqa(ld: ItemBuilder, source: Any, split: str) -> list[Item]:
     # no answer_type in either form: closed questions are the yes/no ones, no pool needed
     if ld.layout == "hub":
-        return ld.build(_hub_rows("pathvqa", source, split, "pathology"), None)
+        return ld.build(_hub_rows("pathvqa", source, split, "pathology", ld.report.files), None)
     d = _pvqa_dir(Path(source))
     f = _pvqa_qa_file(d, split)
     img_split = f.stem[: -len("_qa")]
-    rows = _read_pvqa(f)
+    rows = ld.source_rows(f, _read_pvqa(f))
     split_name = "validation" if img_split == "val" else img_split
 
     def gen() -> Iterator[RowResult]:
@@ -392,7 +422,7 @@ def _load_omnimedvqa(ld: ItemBuilder, source: Any, split: str, subsets: Optional
 
     def gen() -> Iterator[RowResult]:
         for f in files:
-            rows = read_json_list(f)
+            rows = ld.source_rows(f, read_json_list(f))
             for i, row in enumerate(rows):
                 try:
                     qid = get_text(row, "question_id", f, i)
@@ -432,7 +462,7 @@ def _subject_of(mmmu_id: str, subjects: Sequence[str]) -> Optional[str]:
 
 
 def _mmmu_tables(
-    source: Any, split: str, subjects: Sequence[str], explicit: bool, notes: list[str]
+    source: Any, split: str, subjects: Sequence[str], explicit: bool, notes: list[str], counts: dict[str, int]
 ) -> Iterator[tuple[Optional[str], str, int, dict]]:
     """(subject or None = from id, file, row index, row) over the requested subjects.
 
@@ -442,7 +472,7 @@ def _mmmu_tables(
     """
     if is_hub_id(source):
         for s in subjects:
-            for file, idx, row in read_table(source, split, config=s):
+            for file, idx, row in read_table(source, split, config=s, counts=counts):
                 yield s, file, idx, row
         return
     root = Path(source)
@@ -454,10 +484,10 @@ def _mmmu_tables(
         if missing:
             notes.append(f"subject folder(s) not present, not read: {missing}")
         for s in present:
-            for file, idx, row in read_table(root / s, split):
+            for file, idx, row in read_table(root / s, split, counts=counts):
                 yield s, file, idx, row
         return
-    for file, idx, row in read_table(root, split):  # merged copy: subject from the id
+    for file, idx, row in read_table(root, split, counts=counts):  # merged copy: subject from the id
         yield None, file, idx, row
 
 
@@ -485,7 +515,7 @@ def _load_mmmu(ld: ItemBuilder, source: Any, split: str, subjects: Optional[Sequ
         raise ValueError(f"unknown MMMU Health & Medicine subject(s) {unknown}; known: {list(MMMU_MED_SUBJECTS)}")
 
     def gen() -> Iterator[RowResult]:
-        for subject, file, idx, row in _mmmu_tables(source, split, subjects, explicit, ld.report.notes):
+        for subject, file, idx, row in _mmmu_tables(source, split, subjects, explicit, ld.report.notes, ld.report.files):
             try:
                 mid = get_text(row, "id", file, idx)
                 subj = subject or _subject_of(mid, MMMU_MED_SUBJECTS)
@@ -559,7 +589,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
     elif name == "slake":
         if _slake_dir(root) is not None:
             return "official"
-        expected = "train.json / validation.json / test.json + imgs/"
+        expected = "train.json / validate.json (or validation.json) / test.json + imgs/"
     elif name == "pathvqa":
         if _pvqa_dir(root) is not None:
             return "original"
@@ -620,8 +650,12 @@ def load_benchmark(
         (or ``(dataset, report)``).
     Raises:
         ValueError: unknown dataset name (listing the known ones), layout or split.
-        DataError: bad input under ``on_error="raise"`` (names file, row, field); a whole
-            file that is not valid JSON in either mode.
+        DataError: bad input under ``on_error="raise"`` (names file, row, field); in either
+            mode a whole file that is not valid JSON, and a split with no rows at all (an
+            empty JSON list or parquet file; names the file).
+    Warns:
+        UserWarning: rows skipped under ``on_error="skip"``, or an empty file among the
+            split's files (the :meth:`LoadReport.summary` line).
     """
     if name not in LAYOUTS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN_BENCHMARKS)}")
@@ -638,7 +672,7 @@ def load_benchmark(
         items = _load_vqa_rad(ld, source, split, train_answers)
     elif name == "slake":
         if _slake_dir(Path(source)) is None:
-            raise ValueError(f"slake: no train.json/validation.json/test.json under {source}")
+            raise ValueError(f"slake: no train.json/validate.json/test.json under {source}")
         items = _load_slake(ld, source, split, train_answers, q_lang)
     elif name == "pathvqa":
         if layout == "original" and _pvqa_dir(Path(source)) is None:
@@ -650,7 +684,8 @@ def load_benchmark(
         items = _load_omnimedvqa(ld, source, split, subsets)
     else:
         items = _load_mmmu(ld, source, split, subsets)
-    if ld.report.skipped:
+    ld.check_not_empty()  # raises when the split has no rows at all; notes empty files among others
+    if ld.report.skipped or ld.report.empty_files:
         warnings.warn(ld.report.summary(), UserWarning, stacklevel=2)
     ds = items_to_dataset(items, validate=False)  # validated one by one above
     return (ds, ld.report) if return_report else ds

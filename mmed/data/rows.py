@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import datasets
+import pyarrow as pa
 
 from .mcq import closed_to_mc, is_yes_no
 from .schema import Item, SchemaError
@@ -81,6 +82,8 @@ class LoadReport:
         closed_as_open: closed questions kept as open items because no options could be made.
         specialty_sources: items by where their specialty came from (data/rule/default).
         notes: remarks about the source (e.g. a resolved symlink stub).
+        files: rows read per source file of the split (``{path: rows}``); a file with 0 rows
+            among others is listed in :attr:`empty_files` and noted in the summary.
     """
 
     dataset: str
@@ -95,6 +98,12 @@ class LoadReport:
     closed_as_open: int = 0
     specialty_sources: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty_files(self) -> list[str]:
+        """Source files of the split that hold no rows (in reading order)."""
+        return [f for f, n in self.files.items() if n == 0]
 
     @property
     def n_skipped(self) -> int:
@@ -122,6 +131,8 @@ class LoadReport:
             first = "; ".join(s.reason for s in self.skipped[:5])
             more = f" (+{self.n_skipped - 5} more)" if self.n_skipped > 5 else ""
             parts.append(f"SKIPPED {self.n_skipped} row(s): {first}{more}")
+        if self.empty_files:
+            parts.append(f"{len(self.empty_files)} file(s) with no rows: {', '.join(self.empty_files)}")
         parts.extend(self.notes)
         return "; ".join(parts)
 
@@ -133,6 +144,7 @@ class LoadReport:
             "skipped": [s.__dict__ for s in self.skipped], "filtered": dict(self.filtered),
             "mc_rules": dict(self.mc_rules), "closed_as_open": self.closed_as_open,
             "specialty_sources": dict(self.specialty_sources), "notes": list(self.notes),
+            "files": dict(self.files), "empty_files": self.empty_files,
         }
 
 
@@ -182,8 +194,12 @@ def get_text(row: Any, key: str, file: Any, idx: int, item_id: Optional[str] = N
     """``row[key]`` as stripped text (numbers are accepted: VQA-RAD has integer answers).
 
     Raises:
-        DataError: the row is not a dict, or the field is missing, null, empty or not text.
+        DataError: the row is not a dict, or the field is missing, null, empty or not text;
+            or the row holds bytes that are not UTF-8 (an :class:`UndecodableRow`: the error
+            names the field that holds them, whichever ``key`` was asked for).
     """
+    if isinstance(row, UndecodableRow):
+        raise DataError(file, idx, row.field, row.problem, item_id)
     if not isinstance(row, dict):
         raise DataError(file, idx, None, f"row is a {type(row).__name__}, expected a JSON object", item_id)
     if key not in row or row[key] is None:
@@ -209,22 +225,87 @@ def answer_type_field(v: str, file: Any, idx: int, item_id: str, key: str = "ans
     return t.lower()
 
 
+# ----------------------------------------------------------------------------------------
+# text that is not UTF-8
+# ----------------------------------------------------------------------------------------
+#: the characters ``errors="surrogateescape"`` decodes an undecodable byte 0x80..0xff to
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every undecodable (surrogate-escaped) byte written as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes of a text file as ``str``: UTF-8 (a leading BOM dropped); a byte that is not
+    UTF-8 becomes a surrogate escape (``errors="surrogateescape"``) that
+    :func:`undecodable_field` finds, so the row holding it can be named and skipped."""
+    return raw.decode("utf-8-sig", errors="surrogateescape")
+
+
+def undecodable_field(value: Any, where: str = "") -> Optional[tuple[str, str]]:
+    """``(field, problem)`` for the first string in ``value`` (a row: dict / list / str,
+    searched depth first, keys too) holding a byte that was not UTF-8, else ``None``.
+    ``field`` is the top-level key (``"question"``; nested: ``"triple[1]"``); ``problem``
+    is one line: ``"not valid UTF-8: byte 0xff in 'Which side\\xff is ...'"``."""
+    if isinstance(value, str):
+        m = _ESCAPED_BYTE.search(value)
+        if m is None:
+            return None
+        start = max(0, m.start() - 40)
+        snippet = printable(value[start : m.start() + 40]).replace("\n", "\\n").replace("\r", "\\r")
+        return where, f"not valid UTF-8: byte 0x{ord(m.group(0)) - 0xDC00:02x} in '{'...' if start else ''}{snippet}'"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = printable(str(k))
+            name = f"{where}.{key}" if where else key
+            found = undecodable_field(str(k), name) or undecodable_field(v, name)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = undecodable_field(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class UndecodableRow(dict):
+    """A JSON row holding bytes that are not UTF-8. :func:`get_text` raises a
+    :class:`DataError` naming ``field`` for it (so the loaders skip or raise per
+    ``on_error``); the distractor pool leaves it out; a filter (split, language) still reads
+    its other fields with ``row.get``."""
+
+    def __init__(self, row: dict, field: str, problem: str):
+        super().__init__(row)
+        self.field, self.problem = field, problem
+
+
 def read_json(path: Path) -> Any:
-    """Parse a JSON file. Raises :class:`DataError` naming the file (and line/column)."""
+    """Parse a JSON file (UTF-8; undecodable bytes kept as surrogate escapes, see
+    :func:`decode_text`). Raises :class:`DataError` naming the file (and line/column)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(path, None, None, "file not found") from None
+    try:
+        return json.loads(decode_text(raw))
     except json.JSONDecodeError as e:
         raise DataError(path, None, None, f"not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
 
 
 def read_json_list(path: Path) -> list[Any]:
-    """A JSON file holding a list of rows. Raises :class:`DataError` otherwise."""
+    """A JSON file holding a list of rows. A row holding bytes that are not UTF-8 comes back
+    as an :class:`UndecodableRow` (named and skipped or raised per row, not for the whole
+    file). Raises :class:`DataError` when the file is not a JSON list."""
     data = read_json(path)
     if not isinstance(data, list):
         raise DataError(path, None, None, f"expected a JSON list of rows, got {type(data).__name__}")
+    for i, row in enumerate(data):
+        bad = undecodable_field(row)
+        if bad is not None:
+            data[i] = UndecodableRow(row if isinstance(row, dict) else {}, bad[0] or "(row)", bad[1])
     return data
 
 
@@ -270,14 +351,17 @@ def table_files(root: Path, split: str) -> list[Path]:
 
 
 def read_table(
-    source: Any, split: str, columns: Optional[list[str]] = None, config: Optional[str] = None
+    source: Any, split: str, columns: Optional[list[str]] = None, config: Optional[str] = None,
+    counts: Optional[dict[str, int]] = None,
 ) -> list[tuple[str, int, dict[str, Any]]]:
     """Rows ``(file, row index, row)`` of one split of a Hub-form table (images undecoded).
 
     ``source``: a Hub id (``datasets.load_dataset``), a ``save_to_disk`` folder, or a folder
     with ``<split>-*.parquet`` / ``<split>.parquet`` / ``<split>/*.parquet`` / ``.arrow`` files
-    (also one level down, e.g. ``data/``).
+    (also one level down, e.g. ``data/``). ``counts``, when given, receives the number of
+    rows of every file read (``{file: rows}``, empty files included).
     """
+    counts = {} if counts is None else counts
     if is_hub_id(source):
         try:
             ds = datasets.load_dataset(str(source), config, split=split)
@@ -285,10 +369,14 @@ def read_table(
             raise DataError(source, None, None, f"could not load split {split!r} from the Hub ({type(e).__name__}: {e})") from None
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
+        counts[f"hub:{source}"] = counts.get(f"hub:{source}", 0) + len(ds)
         return [(f"hub:{source}", i, r) for i, r in enumerate(undecoded_rows(ds))]
     root = Path(source)
     if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
-        loaded = datasets.load_from_disk(str(root))
+        try:
+            loaded = datasets.load_from_disk(str(root))
+        except (OSError, ValueError, KeyError, pa.ArrowException) as e:
+            raise DataError(root, None, None, f"not a readable save_to_disk folder ({_one_line(e)})") from None
         if isinstance(loaded, datasets.DatasetDict):
             names = [n for n in split_names(split) if n in loaded]
             if not names:
@@ -296,6 +384,7 @@ def read_table(
             loaded = loaded[names[0]]
         if columns:
             loaded = loaded.select_columns([c for c in columns if c in loaded.column_names])
+        counts[str(root)] = len(loaded)
         return [(str(root), i, r) for i, r in enumerate(undecoded_rows(loaded))]
     files = table_files(root, split)
     if not files:
@@ -306,14 +395,26 @@ def read_table(
         if f.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            schema_names = pq.read_schema(f).names
-            cols = [c for c in columns if c in schema_names] if columns else None
-            rows = pq.read_table(f, columns=cols).to_pylist()
+            try:
+                schema_names = pq.read_schema(f).names
+                cols = [c for c in columns if c in schema_names] if columns else None
+                rows = pq.read_table(f, columns=cols).to_pylist()
+            except (OSError, pa.ArrowException) as e:  # truncated, not parquet: "magic bytes not found"
+                raise DataError(f, None, None, f"not a readable parquet file ({_one_line(e)})") from None
         else:
-            ds = datasets.Dataset.from_file(str(f))
-            rows = undecoded_rows(ds.select_columns(columns) if columns else ds)
+            try:
+                ds = datasets.Dataset.from_file(str(f))
+                rows = undecoded_rows(ds.select_columns(columns) if columns else ds)
+            except (OSError, ValueError, pa.ArrowException) as e:
+                raise DataError(f, None, None, f"not a readable arrow file ({_one_line(e)})") from None
+        counts[str(f)] = len(rows)
         out.extend((str(f), i, r) for i, r in enumerate(rows))
     return out
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: ``"<type>: <message with whitespace collapsed>"``."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 def embedded_image(value: Any, file: str, idx: int, key: str, item_id: str) -> dict[str, Any]:
@@ -363,6 +464,25 @@ class ItemBuilder:
         if key not in self._exists:
             self._exists[key] = os.path.isfile(key)
         return self._exists[key]
+
+    def source_rows(self, file: Any, rows: list[Any]) -> list[Any]:
+        """Record that ``rows`` were read from ``file`` (:attr:`LoadReport.files`); returns them."""
+        self.report.files[str(file)] = self.report.files.get(str(file), 0) + len(rows)
+        return rows
+
+    def check_not_empty(self) -> None:
+        """After a load: a split with no rows at all is an error naming its file(s) (in both
+        ``on_error`` modes: there is no row to skip). A file with no rows among others is
+        listed in :attr:`LoadReport.empty_files` (and in the summary the loader warns with).
+
+        Raises:
+            DataError: no source file of the split holds a row.
+        """
+        r = self.report
+        if r.n_rows == 0:
+            where = ", ".join(r.files) or r.source
+            what = "an empty file" if len(r.files) == 1 else "every file is empty" if r.files else "no file found"
+            raise DataError(where, None, None, f"split {r.split!r} has no rows at all ({what}); 0 items would be returned")
 
     def fail(self, err: DataError) -> None:
         """Raise ``err`` or record it as a skip, per ``on_error``."""

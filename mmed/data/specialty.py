@@ -11,6 +11,19 @@ passing it to :func:`load_specialty_rules` - no code change.
 Precedence, as DESIGN §4 asks: a ``specialty`` given with the data wins over the rules
 (:func:`resolve_specialty`); an unmatched modality raises :class:`UnknownModalityError` naming
 it; synthetic items carry their own labels and are never mapped here.
+
+Precedence among the rules (:meth:`SpecialtyRules.explain`), explicit and in two steps:
+
+1. **most specific first** - every keyword of every rule is searched in the normalised
+   modality; a match that lies inside a longer match is dropped, whichever rules they belong
+   to. A phrase names a more specific technique than a word inside it: "virtual
+   colonoscopy" (a CT examination, Radiologist) beats "colonoscopy" (Surgeon), "fluorescein
+   angiography" (Ophthalmologist) beats "angiography" (Radiologist);
+2. **then rule order** - of the matches left, the first rule wins (user rule files first, in
+   the order given, then the packaged file top to bottom; within a rule, the first keyword
+   listed). Matches that do not overlap are decided here: "thyroid ultrasound" ->
+   Endocrinologist, "PET (oncology staging)" -> Oncologist, "thyroid cytology" ->
+   Pathologist, because those rules come before the generic imaging rule.
 """
 
 from __future__ import annotations
@@ -64,10 +77,16 @@ class SpecialtyRule:
                 return kw
         return None
 
+    def matches(self, normalized_modality: str) -> list[tuple[int, int, int, str]]:
+        """Every occurrence of every keyword: ``(start, end, keyword index, keyword)``."""
+        return [(m.start(), m.end(), k, kw) for k, (kw, pat) in enumerate(zip(self.keywords, self.patterns))
+                for m in pat.finditer(normalized_modality)]
+
 
 @dataclass(frozen=True)
 class SpecialtyRules:
-    """Ordered keyword rules (first match wins) plus per-benchmark defaults for unmatched items.
+    """Ordered keyword rules plus per-benchmark defaults for unmatched items. The most
+    specific match wins, then the first rule (see the module docstring, "Precedence").
 
     ``defaults`` maps benchmark name -> {subject or ``"*"`` -> specialty}; only loaders use it
     (see :meth:`default_for`), :meth:`specialty_for` never falls back silently.
@@ -76,6 +95,8 @@ class SpecialtyRules:
     rules: tuple[SpecialtyRule, ...]
     defaults: Mapping[str, Mapping[str, str]]
     sources: tuple[str, ...]
+    #: decisions by normalised modality (a benchmark repeats a few modality strings many times)
+    _decided: dict[str, Optional[tuple[str, str]]] = field(default_factory=dict, compare=False, repr=False)
 
     def specialty_for(self, modality: str) -> str:
         """Specialty of a modality string.
@@ -85,10 +106,9 @@ class SpecialtyRules:
                 keyword matches, or when ``modality`` is empty.
         """
         norm = normalize_modality(modality or "")
-        if norm:
-            for rule in self.rules:
-                if rule.match(norm) is not None:
-                    return rule.specialty
+        decided = self._decide(norm) if norm else None
+        if decided is not None:
+            return decided[0]
         raise UnknownModalityError(
             f"no specialty rule matches modality {modality!r} (normalised {norm!r}); rules tried from "
             f"{', '.join(self.sources)}. Add a keyword to a rules file and pass it to "
@@ -98,12 +118,29 @@ class SpecialtyRules:
     def explain(self, modality: str) -> tuple[str, str]:
         """``(specialty, keyword)`` that decided ``modality``; raises like :meth:`specialty_for`."""
         norm = normalize_modality(modality or "")
-        for rule in self.rules:
-            kw = rule.match(norm) if norm else None
-            if kw is not None:
-                return rule.specialty, kw
+        decided = self._decide(norm) if norm else None
+        if decided is not None:
+            return decided
         self.specialty_for(modality)  # raises
         raise AssertionError("unreachable")
+
+    def _decide(self, norm: str) -> Optional[tuple[str, str]]:
+        """``(specialty, keyword)`` by the two-step precedence of the module docstring, or
+        ``None`` when no keyword occurs in the normalised modality ``norm``."""
+        if norm not in self._decided:
+            self._decided[norm] = self._decide_uncached(norm)
+        return self._decided[norm]
+
+    def _decide_uncached(self, norm: str) -> Optional[tuple[str, str]]:
+        found = [(start, end, r, k, kw) for r, rule in enumerate(self.rules) for start, end, k, kw in rule.matches(norm)]
+        # 1. most specific first: drop a match lying inside a longer one
+        specific = [m for m in found
+                    if not any(o[0] <= m[0] and m[1] <= o[1] and o[1] - o[0] > m[1] - m[0] for o in found)]
+        if not specific:
+            return None
+        # 2. then rule order, then keyword order within the rule
+        _, _, r, _, kw = min(specific, key=lambda m: (m[2], m[3]))
+        return self.rules[r].specialty, kw
 
     def default_for(self, dataset: str, subject: str = "*") -> Optional[str]:
         """The documented fallback specialty for ``dataset``/``subject`` (or ``"*"``), else None."""
@@ -155,8 +192,10 @@ def load_specialty_rules(*extra_paths: str | Path, include_default: bool = True)
     """Read keyword rules from YAML files (format: ``specialty_rules.yaml``).
 
     Args:
-        extra_paths: user rule files; their rules are tried first, in the order given, and
-            their ``defaults`` override the packaged ones.
+        extra_paths: user rule files; their rules come first in the rule order, in the order
+            given (a longer, more specific keyword of a later file still wins over a keyword
+            inside it, see the module docstring), and their ``defaults`` override the
+            packaged ones.
         include_default: also use the packaged ``specialty_rules.yaml`` (tried last).
     Returns:
         :class:`SpecialtyRules`.
@@ -192,7 +231,8 @@ def specialty_for_modality(modality: str, rules: SpecialtyRules | None = None) -
     ``"radiology"`` -> Radiologist; ``"histology (H&E)"`` / ``"IHC"`` / ``"microscopy"`` ->
     Pathologist; ``"fundus photography"`` / ``"OCT"`` -> Ophthalmologist; ``"dermoscopy"`` ->
     Dermatologist; ``"endoscopy"`` / ``"laparoscopy"`` -> Surgeon; ``"thyroid ultrasound"`` ->
-    Endocrinologist; ``"PET (oncology staging)"`` -> Oncologist.
+    Endocrinologist; ``"PET (oncology staging)"`` -> Oncologist; ``"Virtual Colonoscopy"`` /
+    ``"T2 FLAIR"`` / ``"DWI"`` / ``"bone scintigraphy"`` / ``"Doppler"`` -> Radiologist.
 
     Args:
         modality: the modality as the source names it.

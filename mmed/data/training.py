@@ -20,7 +20,11 @@
 
 Every item read is accounted for in :attr:`TrainingPool.info` (per benchmark: read, open
 dropped, removed for an evaluation image, kept) and in one log line per benchmark — nothing
-is lost silently. Images are compared by content only: a re-encoded copy of an evaluation
+is lost silently. Bad rows (a missing field, an empty answer, a missing image, text that is
+not UTF-8) follow the profile's row-error policy (:func:`mmed.config.row_error_policy`;
+default for the training pool: skip): a skipped row is counted per benchmark
+(``skipped_bad_rows``), its reason listed in ``info["skipped"]`` and named in the log line;
+under ``raise`` the first bad row stops the pool with its file, row and field. Images are compared by content only: a re-encoded copy of an evaluation
 image (e.g. a Hub export of another benchmark's files) is not recognised.
 """
 
@@ -43,8 +47,11 @@ class TrainingPool:
         validation: image-disjoint held-out items, ``split`` column ``"validation"``.
         info: JSON-ready description: ``train_benchmarks``, ``eval_benchmarks``,
             ``eval_split``, ``eval_images`` (distinct evaluation image contents checked),
-            ``by_benchmark`` ({spec: {read, open_dropped, removed_eval_image, kept}}), the
-            totals ``read``, ``open_dropped``, ``removed_eval_image``, ``kept``, then
+            ``by_benchmark`` ({spec: {read, open_dropped, removed_eval_image, kept}, plus
+            ``skipped_bad_rows`` where rows were skipped}), the totals ``read``,
+            ``open_dropped``, ``removed_eval_image``, ``kept``, ``skipped_bad_rows``,
+            ``skipped`` ({spec: [the skipped rows' one-line reasons]}), ``on_error``
+            ({spec: policy}), then
             ``validation_fraction``, ``seed``, ``n_validation``, ``n_train_before_cap``,
             ``cap``, ``n_train``, and ``notes`` (sentences).
         train_hashes: per ``train`` row, its images' content hashes (for callers that must
@@ -67,7 +74,10 @@ class TrainingPool:
         with the same content gives the same record)."""
         keys = ("train_benchmarks", "eval_benchmarks", "eval_split", "validation_fraction", "seed", "by_benchmark",
                 "removed_eval_image", "open_dropped", "n_train", "n_validation", "cap")
-        return {k: self.info[k] for k in keys}
+        rec = {k: self.info[k] for k in keys}
+        if self.info.get("skipped_bad_rows"):  # only then: a clean pool's record is as before
+            rec["skipped_bad_rows"] = self.info["skipped_bad_rows"]
+        return rec
 
 
 def _relabel(ds: datasets.Dataset, split: str) -> datasets.Dataset:
@@ -90,17 +100,23 @@ def _benchmark_dir(root: Path, spec: str, key: str) -> tuple[str, str | None, st
     return name, layout, split, src
 
 
-def evaluation_image_hashes(profile: Any, data_root: str | Path, notes: list[str] | None = None) -> set[str]:
+def evaluation_image_hashes(
+    profile: Any, data_root: str | Path, notes: list[str] | None = None, on_error: str | None = None,
+) -> set[str]:
     """Content hashes of every image in the evaluation split of every
     ``data.eval_benchmarks`` entry — its own ``@<split>``, else ``data.eval_split`` (the
     split :func:`mmed.consult.evaluation_sets` evaluates) — open questions included, read
-    from ``data_root``. An entry's own split is said in ``notes``.
+    from ``data_root``. An entry's own split is said in ``notes``, and so are bad rows
+    skipped under the entry's row-error policy (:func:`mmed.config.row_error_policy`, use
+    ``eval``; ``on_error`` overrides it): a skipped row is not evaluated, its image not checked.
 
     Raises:
         FileNotFoundError: a benchmark folder missing under ``data_root`` (names the entry):
             training data cannot be checked against an evaluation set that is not there.
-        ValueError / DataError: a bad entry or bad files (from :func:`mmed.data.load_benchmark`).
+        ValueError / DataError: a bad entry or bad files (from :func:`mmed.data.load_benchmark`),
+            a bad row under the policy ``raise``.
     """
+    from ..config import row_error_policy
     from .loaders import load_benchmark
     from .splits import item_image_hashes
 
@@ -112,7 +128,12 @@ def evaluation_image_hashes(profile: Any, data_root: str | Path, notes: list[str
         if split != profile.data.eval_split and notes is not None:
             notes.append(f"{spec}: evaluated on its {split!r} split (not data.eval_split {profile.data.eval_split!r}); "
                          f"checked that split's images")
-        ds = load_benchmark(name, src, split, layout=layout, include_open=True)
+        policy, _ = row_error_policy(profile.data, spec, "eval", on_error)
+        ds, rep = load_benchmark(name, src, split, layout=layout, include_open=True, on_error=policy, return_report=True)
+        if rep.n_skipped and notes is not None:
+            notes.append(f"{spec} {split}: {rep.n_skipped} bad row(s) skipped (on_error=skip), not evaluated and their "
+                         f"images not checked: {'; '.join(s.reason for s in rep.skipped[:3])}"
+                         + (f" (+{rep.n_skipped - 3} more)" if rep.n_skipped > 3 else ""))
         out.update(h for hs in item_image_hashes(ds) for h in hs)
     return out
 
@@ -124,6 +145,7 @@ def training_pool(
     cap: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    on_error: str | None = None,
 ) -> TrainingPool:
     """The profile's real training pool (see the module docstring for each step).
 
@@ -135,13 +157,21 @@ def training_pool(
             a seeded sample in source order.
         seed: seeds the image-disjoint split and the cap.
         log: one line per benchmark and one summary line (default ``print``).
+        on_error: ``"skip"`` / ``"raise"`` for every benchmark read (train entries and the
+            evaluation-image check); None = the profile's policy per entry
+            (:func:`mmed.config.row_error_policy`: ``data.on_error_by_entry``,
+            ``data.on_error``, else skip).
     Returns:
         a :class:`TrainingPool`.
     Raises:
         ValueError: empty ``data.train_benchmarks``, ``cap`` < 1, a bad entry, no item left
-            after the removals, or fewer than two distinct images left (no validation split).
+            after the removals, fewer than two distinct images left (no validation split),
+            or a bad ``on_error``.
+        DataError: a bad row under the policy ``raise`` (names file, row, field); a file that
+            cannot be read or a split with no rows, under either policy.
         FileNotFoundError: a train or evaluation benchmark folder missing under ``data_root``.
     """
+    from ..config import row_error_policy
     from .loaders import load_benchmark
     from .schema import closed_only
     from .splits import image_disjoint_split, item_image_hashes
@@ -154,24 +184,33 @@ def training_pool(
         raise ValueError(f"cap must be a positive number of items or None, got {cap!r}")
     root = Path(data_root)
     notes: list[str] = []
-    eval_hashes = evaluation_image_hashes(profile, root, notes)
-    parts, by_bench = [], {}
+    eval_hashes = evaluation_image_hashes(profile, root, notes, on_error)
+    parts, by_bench, skipped, policies = [], {}, {}, {}
     for spec in specs:
         name, layout, _, src = _benchmark_dir(root, spec, "train_benchmarks")
-        ds = load_benchmark(name, src, "train", layout=layout, include_open=True)
+        policy, _ = row_error_policy(profile.data, spec, "train", on_error)
+        policies[spec] = policy
+        ds, rep = load_benchmark(name, src, "train", layout=layout, include_open=True, on_error=policy, return_report=True)
         closed = closed_only(ds)
         hashes = item_image_hashes(closed)
         keep = [i for i, hs in enumerate(hashes) if not any(h in eval_hashes for h in hs)]
         row = {"read": len(ds), "open_dropped": len(ds) - len(closed), "removed_eval_image": len(closed) - len(keep),
                "kept": len(keep)}
+        if rep.n_skipped:
+            row["skipped_bad_rows"] = rep.n_skipped
+            skipped[spec] = [s.reason for s in rep.skipped]
         by_bench[spec] = row
-        log(f"training pool: {spec} train: {row['read']} items, {row['open_dropped']} open dropped, "
+        bad = (f", {rep.n_skipped} bad row(s) skipped (on_error=skip; first: {rep.skipped[0].reason})"
+               if rep.n_skipped else "")
+        log(f"training pool: {spec} train: {row['read']} items{bad}, {row['open_dropped']} open dropped, "
             f"{row['removed_eval_image']} removed (image in an evaluation split), {row['kept']} kept")
         parts.append(closed.select(keep))
-    total = {k: sum(r[k] for r in by_bench.values()) for k in ("read", "open_dropped", "removed_eval_image", "kept")}
+    total = {k: sum(r.get(k, 0) for r in by_bench.values())
+             for k in ("read", "open_dropped", "removed_eval_image", "kept", "skipped_bad_rows")}
     if total["kept"] == 0:
         raise ValueError(f"no training items left in {specs} after dropping {total['open_dropped']} open questions and "
-                         f"removing {total['removed_eval_image']} items showing an evaluation image")
+                         f"removing {total['removed_eval_image']} items showing an evaluation image"
+                         + (f" ({total['skipped_bad_rows']} bad rows skipped)" if total["skipped_bad_rows"] else ""))
     pool = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     frac = profile.data.train_validation_fraction
     dd = image_disjoint_split(pool, test_fraction=frac, seed=seed)
@@ -186,9 +225,11 @@ def training_pool(
         "train_benchmarks": specs, "eval_benchmarks": list(profile.data.eval_benchmarks),
         "eval_split": profile.data.eval_split, "eval_images": len(eval_hashes), "by_benchmark": by_bench, **total,
         "validation_fraction": frac, "seed": int(seed), "n_validation": len(validation), "n_train_before_cap": n_before,
-        "cap": cap, "n_train": len(train), "notes": notes,
+        "cap": cap, "n_train": len(train), "skipped": skipped, "on_error": policies, "notes": notes,
     }
     log(f"training pool: {total['kept']} items kept of {total['read']} read ({total['open_dropped']} open dropped, "
-        f"{total['removed_eval_image']} removed for an evaluation image) -> {len(train)} train"
+        f"{total['removed_eval_image']} removed for an evaluation image"
+        + (f"; {total['skipped_bad_rows']} bad row(s) skipped, not read" if total["skipped_bad_rows"] else "")
+        + f") -> {len(train)} train"
         + (f" (capped from {n_before})" if n_before != len(train) else "") + f" + {len(validation)} validation, image-disjoint")
     return TrainingPool(train, validation, info, train_hashes)

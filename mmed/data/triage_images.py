@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import datasets
 
-from .rows import DataError, LoadReport, SkippedRow
+from .rows import DataError, LoadReport, SkippedRow, decode_text, printable, undecodable_field
 from .schema import SPECIALTIES, Item, SchemaError, items_to_dataset
 from .specialty import SpecialtyRules, UnknownModalityError, default_rules, resolve_specialty
 from .splits import image_hash
@@ -47,8 +47,8 @@ def _read_labels(path: Path, root: Path, rules: SpecialtyRules, report: LoadRepo
             raise err
         report.skipped.append(SkippedRow(err.file, err.row, err.item_id, err.field, str(err)))
 
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    # bytes that are not UTF-8 are kept as surrogate escapes and name their line and field
+    lines = decode_text(path.read_bytes()).split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -57,9 +57,12 @@ def _read_labels(path: Path, root: Path, rules: SpecialtyRules, report: LoadRepo
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(path, i, None, f"malformed JSON line: {e.msg} (column {e.colno})") from None
+                raise DataError(path, i, None, f"malformed JSON line: {printable(e.msg)} (column {e.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(path, i, None, f"row is a {type(row).__name__}, expected a JSON object")
+            bad = undecodable_field(row)
+            if bad is not None:
+                raise DataError(path, i, bad[0], bad[1])
             image = row.get("image")
             if not isinstance(image, str) or not image.strip():
                 raise DataError(path, i, "image", "missing")
@@ -117,7 +120,9 @@ def load_triage_images(
     Raises:
         ValueError: ``heldout_fraction`` outside [0, 1], bad ``on_error``, or no
             ``labels.jsonl`` under ``root``.
-        DataError: bad row under ``on_error="raise"`` (names file, line index, field).
+        DataError: bad row under ``on_error="raise"`` (names file, line index, field),
+            among them a line holding bytes that are not UTF-8 (skipped and counted under
+            ``on_error="skip"``).
     """
     if not 0.0 <= heldout_fraction <= 1.0:
         raise ValueError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
