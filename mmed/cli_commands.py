@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import Sequence
 
 from .cli import add_common, command
 
@@ -137,6 +139,29 @@ def _figures_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="first refresh figures/*.csv from this run (only when given)")
     p.add_argument("--fig-dir", default="figures", help="folder of the README figures (default figures/)")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite the README's results block")
+    p.add_argument("--allow-profile", action="append", default=[], metavar="PROFILE",
+                   help="also accept a run of this profile for the repository's figures/ (default: only "
+                        f"{', '.join(sorted(RESULT_PROFILES))}; a smoke run's numbers are not results)")
+
+
+#: the profiles whose runs may refresh the repository's figures/ and README results
+RESULT_PROFILES = frozenset({"demo", "paper"})
+
+
+def check_results_profile(run: Path, fig_dir: Path, allowed: Sequence[str] = ()) -> None:
+    """Refuse to refresh the repository's ``figures/`` (hence the README results) from a run
+    of a profile outside :data:`RESULT_PROFILES` and ``allowed``: a ``smoke`` run's tiny
+    trainings would silently replace the committed results. Another ``fig_dir`` is always
+    accepted. Raises ``ValueError`` (one line naming the run and its profile)."""
+    from .runs import repo_root
+
+    if fig_dir.resolve() != (repo_root() / "figures").resolve():
+        return
+    profile = json.loads((run / "manifest.json").read_text()).get("profile")
+    if profile not in RESULT_PROFILES | set(allowed):
+        raise ValueError(f"{run}: a '{profile}' run does not refresh the repository's figures/ and README results "
+                         f"(only {', '.join(sorted(RESULT_PROFILES))}); pass --fig-dir elsewhere or "
+                         f"--allow-profile {profile}")
 
 
 @command("figures", "redraw figures/ from their CSV files (and refresh those from a run with --run-dir)")
@@ -148,13 +173,17 @@ def _figures(args: argparse.Namespace) -> int:
     if args.run_dir:
         run = resolve_path(args.run_dir)
         if not (run / "manifest.json").is_file():
-            print(f"error: {run} is not a run folder (no manifest.json)")
-            return 1
+            raise ValueError(f"{run} is not a run folder (no manifest.json)")
+        check_results_profile(run, fig_dir, args.allow_profile)
         for name, st in refresh_from_run(run, fig_dir).items():
             print(f"data   {name:<20} {st}")
     for name, st in redraw(fig_dir).items():
         print(f"figure {name:<20} {st}")
-    if not args.no_readme:
+    if args.no_readme:
+        pass
+    elif fig_dir.resolve() != (repo_root() / "figures").resolve():
+        print(f"README results block not touched (it is generated from figures/, not {fig_dir})")
+    else:
         changed = update_readme(repo_root() / "README.md", fig_dir)
         print("README results block", "updated" if changed else "unchanged")
     return 0

@@ -122,3 +122,47 @@ def test_a_mistake_in_the_base_profile_is_named_as_the_base(tmp_path):
     with pytest.raises(ProfileError) as e:
         load_profile(str(p))
     assert "panel_size" in str(e.value) and "variant" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------------------
+# figures: a smoke run never replaces the committed results
+# ----------------------------------------------------------------------------------------
+def _fake_run(tmp_path, profile):
+    import json
+
+    run = tmp_path / f"run_{profile}"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"run_id": run.name, "profile": profile}))
+    return run
+
+
+def test_figures_refuses_a_smoke_run_for_the_repository_figures(tmp_path, capsys):
+    from mmed.runs import repo_root
+
+    before = {p.name: p.read_bytes() for p in (repo_root() / "figures").glob("*.csv")}
+    readme = (repo_root() / "README.md").read_bytes()
+    run = _fake_run(tmp_path, "smoke")
+    assert main(["figures", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[0]
+    assert "'smoke' run does not refresh the repository's figures/" in err and str(run) in err
+    assert {p.name: p.read_bytes() for p in (repo_root() / "figures").glob("*.csv")} == before
+    assert (repo_root() / "README.md").read_bytes() == readme
+
+
+def test_figures_accepts_a_smoke_run_elsewhere_and_leaves_the_readme(tmp_path, capsys):
+    from mmed.cli_commands import check_results_profile
+    from mmed.runs import repo_root
+
+    run = _fake_run(tmp_path, "smoke")
+    check_results_profile(run, tmp_path / "figs")  # another folder: accepted
+    check_results_profile(run, repo_root() / "figures", allowed=["smoke"])  # explicitly allowed
+    check_results_profile(_fake_run(tmp_path, "demo"), repo_root() / "figures")
+    readme = (repo_root() / "README.md").read_bytes()
+    assert main(["figures", "--fig-dir", str(tmp_path / "figs")]) == 0
+    assert "README results block not touched" in capsys.readouterr().out
+    assert (repo_root() / "README.md").read_bytes() == readme
+
+
+def test_figures_on_a_folder_that_is_no_run_is_a_user_error(tmp_path, capsys):
+    assert main(["figures", "--run-dir", str(tmp_path)]) == 2
+    assert "is not a run folder (no manifest.json)" in capsys.readouterr().err
