@@ -25,8 +25,10 @@ Tags
       format reward are separate terms, paper §3: R = R_format + R_accuracy).
     * An answer whose content is empty or only whitespace is invalid (``empty_answer``).
 
-Content (compared after :func:`normalize`: Unicode NFKC, case-folded, runs of whitespace
-collapsed, punctuation/quotes/brackets stripped from both ends)
+Content (compared after :func:`normalize`, the surface form of ``mmed/data/answers.py``:
+Unicode NFKC, case-folded, runs of whitespace collapsed, punctuation/quotes/brackets
+stripped from both ends; articles and inner punctuation kept, because the letter forms
+below read them)
     * A choice is valid when the content is *exactly* one option, written as its letter
       (``A``, ``(A)``, ``A.``, ``A:``, ``a``, ``Option A``, ``answer: A``, ``The answer is
       A``), as its letter followed by its own text (``A. yes``, ``A) yes``, ``(A) yes``),
@@ -61,10 +63,10 @@ Examples::
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from mmed.data.answers import canonical_text
 from mmed.data.schema import OPTION_LETTERS, SPECIALTIES
 
 #: Discipline names accepted for each specialty (case-insensitive), besides the name
@@ -147,30 +149,10 @@ class ParsedAnswer:
     content: Optional[str] = None
 
 
-def normalize(text: str) -> str:
-    """Normalise answer text for comparison.
-
-    Unicode NFKC, ``str.casefold``, runs of whitespace collapsed to one space, then
-    whitespace, Unicode punctuation (categories P*: brackets, quotes, ``. , ; : - * _``),
-    invisible format characters (Cf) and backticks stripped from both ends. Symbols such
-    as ``< > + = ≥ %`` are kept, so options ``<5 mm`` and ``>5 mm`` stay apart (options
-    that still normalise alike, e.g. ``-5``/``5``, can only be chosen by letter).
-    ``normalize("  (A) Yes. ")`` → ``"a) yes"``; ``normalize("**YES**")`` → ``"yes"``.
-    Never raises on a ``str``.
-    """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = " ".join(text.split())
-    start, end = 0, len(text)
-    while start < end and _is_edge_junk(text[start]):
-        start += 1
-    while end > start and _is_edge_junk(text[end - 1]):
-        end -= 1
-    return text[start:end]
-
-
-def _is_edge_junk(ch: str) -> bool:
-    """True for whitespace, punctuation (P*), format characters (Cf) and the backtick."""
-    return ch.isspace() or ch == "`" or unicodedata.category(ch)[0] == "P" or unicodedata.category(ch) == "Cf"
+#: The surface form of an answer (:func:`mmed.data.answers.canonical_text`, rules 1, 2, 3s):
+#: NFKC, case-folded, whitespace collapsed, punctuation/format characters/backtick stripped
+#: from both ends. ``normalize("  (A) Yes. ")`` -> ``"a) yes"``.
+normalize = canonical_text
 
 
 def extract_answer(text: str) -> tuple[Optional[str], str]:

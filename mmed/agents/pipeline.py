@@ -34,8 +34,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..data.answers import exact_match, token_recall
 from ..data.schema import COLUMNS
-from ..eval.metrics import exact_match, normalize_answer, token_recall
 from ..eval.stratify import majority_vote, stratify, stratum_counts
 from .attending import AttendingPhysician
 from .specialists import Opinion, Specialist, consult_routed, make_panel

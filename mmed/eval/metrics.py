@@ -14,7 +14,8 @@ paired differences, and open-question scores (DESIGN §4, issue 3 item 7).
   averaged into either. A domain's accuracy is the mean of its datasets' accuracies
   (macro, as papers average benchmarks), with the pooled (micro) accuracy beside it.
 - Open questions are scored apart (exact match and token recall after SQuAD-style
-  normalisation) and never mixed into closed accuracy.
+  normalisation, :func:`mmed.data.answers.normalize_answer` with ``squad=True``) and never
+  mixed into closed accuracy.
 
 Records are dicts in the ``predictions.jsonl`` shape (DESIGN §4): ``id``, ``dataset``,
 ``answer_type``, ``correct``, ``attending: {raw, parsed, valid}``, after
@@ -23,8 +24,6 @@ Records are dicts in the ``predictions.jsonl`` shape (DESIGN §4): ``id``, ``dat
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -33,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import STRATA
+# open-question scoring, re-exported: the answer rules are in one place (mmed/data/answers.py)
+from ..data.answers import exact_match, token_recall  # noqa: F401
 
 #: In-domain benchmarks (the paper trains on their training splits).
 IN_DOMAIN: tuple[str, ...] = ("vqa_rad", "slake", "pathvqa")
@@ -330,39 +331,9 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------
 # open questions
 # ----------------------------------------------------------------------------------------
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
-
-
-def normalize_answer(text: str | None) -> str:
-    """Lower-case, punctuation → space, drop articles (a/an/the), collapse whitespace
-    (the SQuAD normalisation, Rajpurkar et al. 2016). ``None`` → ``""``."""
-    if text is None:
-        return ""
-    t = str(text).lower().translate(_PUNCT)
-    return " ".join(_ARTICLES.sub(" ", t).split())
-
-
-def exact_match(pred: str | None, gold: str) -> bool:
-    """Normalised prediction == normalised gold. ``pred=None`` (invalid output) → False.
-
-    Raises ``ValueError`` when the gold answer normalises to the empty string."""
-    g = normalize_answer(gold)
-    if not g:
-        raise ValueError(f"gold answer {gold!r} is empty after normalisation")
-    return pred is not None and normalize_answer(pred) == g
-
-
-def token_recall(pred: str | None, gold: str) -> float:
-    """Fraction of the gold answer's normalised tokens found in the prediction (multiset
-    overlap / gold token count), in [0, 1]. ``pred=None`` → 0.0.
-
-    Raises ``ValueError`` when the gold answer normalises to the empty string."""
-    gold_tokens = normalize_answer(gold).split()
-    if not gold_tokens:
-        raise ValueError(f"gold answer {gold!r} is empty after normalisation")
-    common = Counter(normalize_answer(pred).split()) & Counter(gold_tokens)
-    return sum(common.values()) / len(gold_tokens)
+# The scoring key and the two scores (exact_match, token_recall) live with the other
+# answer rules in mmed/data/answers.py (normalize_answer(..., squad=True): the SQuAD
+# normalisation, Rajpurkar et al. 2016); imported at the head of this module.
 
 
 def open_table(
