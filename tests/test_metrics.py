@@ -28,6 +28,8 @@ from mmed.eval.metrics import (
 def test_accuracy_ci_hand_case_and_containment():
     r = accuracy_ci([True, True, False, False, True])
     assert r["acc"] == pytest.approx(0.6) and r["n"] == 5
+    assert accuracy_ci(iter([True, True, False, False, True])) == r  # any iterable, read once
+    assert accuracy_ci([], none_if_empty=True) is None  # "no items" reported as None
     assert 0.0 <= r["lo"] <= 0.6 <= r["hi"] <= 1.0 and r["lo"] < r["hi"]
     assert accuracy_ci([1, 1, 1]) == {"acc": 1.0, "lo": 1.0, "hi": 1.0, "n": 3}
     empty = accuracy_ci([])

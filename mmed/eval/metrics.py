@@ -111,8 +111,8 @@ def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, 
     return {"mean": float(v.mean()), "lo": lo, "hi": hi, "n": int(len(v))}
 
 
-def _as_bool_array(correct: Sequence[Any] | np.ndarray, name: str = "correct") -> np.ndarray:
-    a = np.asarray(correct)
+def _as_bool_array(correct: Iterable[Any] | np.ndarray, name: str = "correct") -> np.ndarray:
+    a = np.asarray(correct if isinstance(correct, np.ndarray) else list(correct))
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
     if a.dtype == bool:
@@ -123,15 +123,25 @@ def _as_bool_array(correct: Sequence[Any] | np.ndarray, name: str = "correct") -
     return a.astype(bool)
 
 
-def accuracy_ci(correct: Sequence[Any] | np.ndarray, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Accuracy of a 1-D boolean (or 0/1) array with a percentile-bootstrap interval.
+def accuracy_ci(correct: Iterable[Any] | np.ndarray, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                *, none_if_empty: bool = False) -> dict[str, float] | None:
+    """Accuracy of a 1-D boolean (or 0/1) sequence with a percentile-bootstrap interval.
 
-    Returns ``{"acc", "lo", "hi", "n"}`` (fractions in [0, 1]); NaN with ``n = 0`` for
-    an empty array. Same seed → same interval.
+    The one accuracy-with-interval helper: the tables here, the triage summaries
+    (:func:`mmed.rl.triage.triage_summary`) and the curriculum reports
+    (:mod:`mmed.rl.curriculum`) all call it.
+
+    Returns ``{"acc", "lo", "hi", "n"}`` (fractions in [0, 1]); for an empty sequence NaN
+    with ``n = 0``, or ``None`` when ``none_if_empty`` (a group reported as "no items").
+    Same seed → same interval. ``correct`` may be any iterable (a generator is read once).
     Raises ``ValueError`` for values other than booleans/0/1, ``n_boot < 1`` or a
     confidence outside (0, 1).
     """
-    r = bootstrap_mean_ci(_as_bool_array(correct).astype(float), n_boot, confidence, seed)
+    a = _as_bool_array(correct)
+    if none_if_empty and a.size == 0:
+        _check_boot(n_boot, confidence)
+        return None
+    r = bootstrap_mean_ci(a.astype(float), n_boot, confidence, seed)
     return {"acc": r["mean"], "lo": r["lo"], "hi": r["hi"], "n": r["n"]}
 
 

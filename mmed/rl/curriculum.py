@@ -883,7 +883,7 @@ def curriculum_report(
         FileNotFoundError: a variant was not trained (or not measured on ``split``);
         ValueError: systems measured on different items.
     """
-    from ..eval.metrics import paired_bootstrap_diff
+    from ..eval.metrics import accuracy_ci, paired_bootstrap_diff
 
     if not variants:
         raise ValueError("curriculum_report needs at least one variant")
@@ -927,7 +927,7 @@ def curriculum_report(
     def sub(xs: Sequence[bool], st: str) -> list[bool]:
         return [x for x, s in zip(xs, strata_of) if st == "all" or s == st]
 
-    acc = {name: {st: _ci(sub(c, st), n_boot, seed) for st in (*STRATA, "all")} for name, c in correct.items()}
+    acc = {name: {st: accuracy_ci(sub(c, st), n_boot, seed=seed) for st in (*STRATA, "all")} for name, c in correct.items()}
     main = _label(variants[0])
     paired = {}
     for other in correct:
@@ -976,12 +976,6 @@ def _contrarian(delta: dict[str, Any]) -> bool:
     fell significantly (interval below 0) by at least half the Hard gain."""
     h, e = delta.get("hard"), delta.get("easy")
     return bool(h is not None and e is not None and h["lo"] > 0 and e["hi"] < 0 and -e["diff"] >= 0.5 * h["diff"])
-
-
-def _ci(xs: Sequence[bool], n_boot: int, seed: int) -> dict[str, Any]:
-    from ..eval.metrics import accuracy_ci
-
-    return accuracy_ci(list(xs), n_boot, seed=seed)
 
 
 def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]], start_format: float, margin: float) -> tuple[dict[str, bool], dict[str, str]]:
