@@ -1,4 +1,5 @@
-"""Answer parsing for every agent: strict, documented, never a lucky match (DESIGN §3, issue 3).
+"""Answer parsing for every agent: strict, documented, never a lucky match
+(docs/architecture.md#answers-parsing-and-normalisation).
 
 Every agent answers as ``<think>reasoning</think><answer>final answer</answer>`` (the
 DeepSeek-R1 / MMedAgent-RL output format, paper §3). This module turns that text into a
@@ -191,7 +192,7 @@ def has_valid_format(text: str) -> bool:
     them; each tag exactly once; tags case-insensitive), where both the reasoning and the
     answer contain at least one letter or digit. An empty or punctuation-only answer
     fails: a tiny model rewarded for ``<answer></answer>`` learned to emit empty answers
-    for the bonus alone (DESIGN §6). Multi-line reasoning is fine. The answer's *content*
+    for the bonus alone (docs/architecture.md#environment-facts). Multi-line reasoning is fine. The answer's *content*
     is not checked against the options here (that is the accuracy term's job).
 
     >>> has_valid_format("<think>CT of the chest</think>\\n<answer>Radiologist</answer>")
@@ -237,7 +238,7 @@ def parse_choice(text: str, options: Sequence[str]) -> ParsedAnswer:
 
     Args:
         text: the model's completion (any string; never raises on it).
-        options: the option texts, lettered A, B, ... in order (DESIGN §4); 1..26 of them.
+        options: the option texts, lettered A, B, ... in order (docs/architecture.md#item-schema); 1..26 of them.
     Returns:
         :class:`ParsedAnswer` with ``index``/``letter``/``value`` of the chosen option
         when valid.
@@ -359,7 +360,7 @@ def parse_free_text(text: str) -> ParsedAnswer:
     Same tag rules as :func:`parse_choice`; ``value`` is :func:`normalize` of the content
     (``"<answer> Left  Lung. </answer>"`` → ``"left lung"``); ``index``/``letter`` are
     ``None``. Empty or punctuation-only content → invalid (``empty_answer``). Open
-    questions are scored apart by exact match and token recall (DESIGN §4).
+    questions are scored apart by exact match and token recall (docs/architecture.md#closed-first).
 
     Raises:
         TypeError: when ``text`` is not a ``str``.

@@ -1,4 +1,5 @@
-"""Data layer: the item schema, benchmark loaders, the synthetic set (DESIGN §3, §4)."""
+"""Data layer: the item schema, benchmark loaders, the synthetic set (docs/architecture.md#layers,
+docs/architecture.md#contracts)."""
 
 from .schema import (  # noqa: F401
     ANSWER_TYPES,

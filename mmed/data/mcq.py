@@ -1,4 +1,5 @@
-"""Closed question -> multiple choice (DESIGN §4 "Multiple choice from closed questions").
+"""Closed question -> multiple choice
+(docs/architecture.md#multiple-choice-from-closed-questions).
 
 MMedAgent-RL scores closed questions as multiple choice, but VQA-RAD, SLAKE and PathVQA publish
 a closed question with its gold answer only. This module fixes the options by one documented

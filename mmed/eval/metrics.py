@@ -1,5 +1,5 @@
 """Evaluation metrics: accuracy with bootstrap intervals, per dataset / stratum / domain,
-paired differences, and open-question scores (DESIGN §4, issue 3 item 7).
+paired differences, and open-question scores (docs/architecture.md#closed-first).
 
 - Closed questions (multiple choice) are scored by accuracy, as in MMedAgent-RL
   (arXiv 2506.00555, Table 1). An invalid final output counts as wrong and is reported
@@ -17,7 +17,7 @@ paired differences, and open-question scores (DESIGN §4, issue 3 item 7).
   normalisation, :func:`mmed.data.answers.normalize_answer` with ``squad=True``) and never
   mixed into closed accuracy.
 
-Records are dicts in the ``predictions.jsonl`` shape (DESIGN §4): ``id``, ``dataset``,
+Records are dicts in the ``predictions.jsonl`` shape (docs/architecture.md#predictions): ``id``, ``dataset``,
 ``answer_type``, ``correct``, ``attending: {raw, parsed, valid}``, after
 :func:`mmed.eval.stratify.stratify` also ``stratum``.
 """
@@ -412,7 +412,7 @@ def open_table(
 
 
 # ----------------------------------------------------------------------------------------
-# answer distributions: guards against a degenerate (input-independent) agent (issue 11)
+# answer distributions: guards against a degenerate (input-independent) agent (docs/architecture.md#degenerate-agent-guard)
 # ----------------------------------------------------------------------------------------
 #: share above which one answer on (nearly) every item marks a degenerate agent, unless
 #: the gold answers on the same items are at least as skewed (profile ``eval.degenerate_share``)

@@ -1,4 +1,4 @@
-"""The triage doctor trained with GRPO (paper §3.1; issue 5), and its evaluation.
+"""The triage doctor trained with GRPO (paper §3.1), and its evaluation.
 
 Training (:func:`train_triage`) is TRL's ``GRPOTrainer`` through :func:`mmed.rl.grpo.train_grpo`
 with the paper's reward R = R_format (0 / 0.5) + R_accuracy (0 / 1, parsed specialty ==
@@ -617,7 +617,7 @@ def train_triage(
         real: an already loaded :func:`load_real_triage` result (saves reloading).
     Returns:
         a :class:`TriageTraining`. A finished training in the same folder with the same
-        settings is reused without training (DESIGN §4).
+        settings is reused without training (docs/architecture.md#one-training-step).
     Raises:
         ValueError: the folder holds a training made with other settings (the message
             names them: use another run folder or delete it); ``real_train=True`` without data.
@@ -746,7 +746,7 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
         }
     out["by_specialty"] = by
     out["without_items"] = [s for s in SPECIALTIES if by[s]["n"] == 0]
-    # issue 11 guard: which specialties the policy answered, next to the gold ones
+    # docs/architecture.md#degenerate-agent-guard: which specialties the policy answered, next to the gold ones
     from ..eval.metrics import answer_distribution
 
     out["answers"] = answer_distribution([r["parsed"] if r["answer_valid"] else None for r in records],
