@@ -1,4 +1,4 @@
-"""The triage doctor on real images (issue 11, item 5): the real split and what trains on it,
+"""The triage doctor on real images: the real split and what trains on it,
 balanced sampling, the cold start's mix, the majority-class baseline, the notebook 03 checker's
 new fields and the figures' "majority class" rows.
 
