@@ -1,4 +1,4 @@
-"""Batched vs one-at-a-time consultation throughput (issue 3), side by side in one run.
+"""Batched vs one-at-a-time consultation throughput, side by side in one run.
 
 The whole pipeline (triage -> simulated panel -> attending) on the same synthetic items,
 once with the profile's generation batch size and once with batch size 1, repeated; prints

@@ -2,7 +2,7 @@
 items per question type, and seconds, for variants of ``models.pretrain``.
 
 Each variant is a named overlay of the profile's ``models.pretrain`` keys; the base is
-built from scratch (no cache) into ``--out-dir/<name>``. Goal (issue 11 item 3b): the
+built from scratch (no cache) into ``--out-dir/<name>``. Goal: the
 default recipe reads the image well above chance, and the ablations show which phase
 matters (``answers_only``: no vision phase — the answer letter alone as supervision).
 

@@ -1,4 +1,4 @@
-"""Benchmark of the specialist stage against a real OpenAI-compatible server (issue 4).
+"""Benchmark of the specialist stage against a real OpenAI-compatible server.
 
 Prints, in one run:
 

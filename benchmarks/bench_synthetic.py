@@ -1,4 +1,4 @@
-"""Time ``make_synthetic`` (speed goal: ``make_synthetic(2000)`` < 10 s on 2 cores; issue 2).
+"""Time ``make_synthetic`` (speed goal: ``make_synthetic(2000)`` < 10 s on 2 cores).
 
 Usage:
     python benchmarks/bench_synthetic.py                      # n=2000, 5 repeats

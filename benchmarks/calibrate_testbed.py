@@ -1,4 +1,4 @@
-"""Calibrate the CPU testbed on the synthetic *validation* split (issue 11 item 3c).
+"""Calibrate the CPU testbed on the synthetic *validation* split.
 
 For each configuration — a named overlay of a profile (default ``demo``) — in its own run
 folder under ``--out-dir``: the pre-trained tiny base (shared through the base cache when

@@ -1,5 +1,5 @@
-"""Sweep C-MARL's Hard-stage entropy coefficient γ_hard on the synthetic *validation* split
-(issue 11 item 4).
+"""Sweep C-MARL's Hard-stage entropy coefficient γ_hard on the synthetic *validation*
+split.
 
 The curriculum's first two stages (Easy γ = 0, Medium γ_medium) are trained once in a
 reference run folder; every γ_hard value then trains its own Hard stage from those

@@ -1,5 +1,5 @@
 """Tuning the triage doctor's training on real images — on a validation part of the real
-*train* images, never on the held-out part (issue 11, item 5).
+*train* images, never on the held-out part.
 
 For each named configuration (a profile overlay), in its own run folder under ``--work``:
 the tiny base model, the triage cold start and triage GRPO exactly as notebook 03 makes them

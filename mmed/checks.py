@@ -1,4 +1,4 @@
-"""Metrics that notebooks record, and the checks CI runs on them (DESIGN §4).
+"""Metrics that notebooks record, and the checks CI runs on them (docs/architecture.md#notebooks-and-their-parameters).
 
 Each notebook ends by calling :func:`record_notebook_metrics`, which writes
 ``<run>/eval/notebook_<stem>.json``. ``python -m mmed check-run --run-dir R`` (run by
@@ -188,7 +188,7 @@ def check_seed_replicates(m: dict[str, Any], key_cols: tuple[str, ...], problems
 
 
 # ----------------------------------------------------------------------------------------
-# the degenerate-agent guard (issue 11): one answer on (nearly) every item
+# the degenerate-agent guard (docs/architecture.md#degenerate-agent-guard): one answer on (nearly) every item
 # ----------------------------------------------------------------------------------------
 #: the name under which :func:`check_run` reports degenerate agents
 DEGENERATE_KEY = "answer_distributions"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mmed <command> ...`` (DESIGN §4).
+"""Command line: ``python -m mmed <command> ...`` (docs/architecture.md#command-line).
 
 Commands (each takes ``--profile`` and ``--run-dir``; the notebooks call the same
 functions):

@@ -1,4 +1,4 @@
-"""Profiles: the three scales of DESIGN §2 as configuration, never as branches of logic.
+"""Profiles: the three scales of docs/architecture.md#profiles as configuration, never as branches of logic.
 
 A profile is a YAML file in ``mmed/profiles/`` (``smoke.yaml``, ``demo.yaml``,
 ``paper.yaml``) loaded into the typed dataclasses below. Unknown keys are rejected with
@@ -105,7 +105,7 @@ class ImageConfig:
 
 @dataclass
 class TinyModelConfig:
-    """Size of the offline tiny Qwen2.5-VL (all hidden sizes multiples of 64, DESIGN §6)."""
+    """Size of the offline tiny Qwen2.5-VL (all hidden sizes multiples of 64, docs/architecture.md#environment-facts)."""
 
     hidden_size: int = 128
     intermediate_size: int = 256
@@ -270,7 +270,7 @@ class AgentColdStart:
 
 @dataclass
 class ColdStartConfig:
-    """Short SFT warm-up teaching the output format (smoke/demo only; DESIGN §6)."""
+    """Short SFT warm-up teaching the output format (smoke/demo only; docs/architecture.md#base-model-and-cold-start)."""
 
     enabled: bool = True
     n_items: int = 64
@@ -383,7 +383,7 @@ class EvalConfig:
 
 @dataclass
 class Profile:
-    """A whole profile (DESIGN §2/§4). Build with :func:`load_profile`."""
+    """A whole profile (docs/architecture.md#profiles). Build with :func:`load_profile`."""
 
     name: str = "custom"
     description: str = ""

@@ -130,7 +130,7 @@ def load_items(
 
     ``data`` is a :func:`parse_data_spec` spec; the split read is :func:`resolve_split`
     (the spec's ``@<split>``, else ``split``, else ``test``). Closed questions only unless
-    ``include_open`` (DESIGN §4: closed first); the first ``limit`` items when given (a
+    ``include_open`` (docs/architecture.md#closed-first); the first ``limit`` items when given (a
     deterministic slice, not a sample). :func:`load_items_with_report` also says what the
     loader filtered, skipped or kept open.
 

@@ -1,9 +1,9 @@
 """Execute the numbered notebooks in order with papermill (the main job and CI).
 
 Every notebook's ``parameters`` cell declares ``profile``, ``run_dir``, ``data_root`` and
-``seed`` (DESIGN §4); :func:`run_notebooks` passes the same values to all of them, writes
-the executed copies to ``<run_dir>/notebooks/`` and the wall time of each to
-``<run_dir>/notebooks/timings.json`` (written after every notebook, so the timings of the
+``seed`` (docs/architecture.md#notebooks-and-their-parameters); :func:`run_notebooks` passes
+the same values to all of them, writes the executed copies to ``<run_dir>/notebooks/`` and
+the wall time of each to ``<run_dir>/notebooks/timings.json`` (written after every notebook, so the timings of the
 notebooks that finished are kept when a later one fails). Every notebook runs on one Jupyter
 kernel, :data:`DEFAULT_KERNEL` unless told otherwise (``--kernel``), whatever kernel its own
 metadata names; a kernel that is not installed stops the run before any notebook starts
@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from .runs import Run, repo_root, resolve_path, write_json_atomic
 
-#: Parameters every notebook declares (DESIGN §4).
+#: Parameters every notebook declares (docs/architecture.md#notebooks-and-their-parameters).
 STANDARD_PARAMETERS: tuple[str, ...] = ("profile", "run_dir", "data_root", "seed")
 #: The kernel every notebook runs on by default: Jupyter's ``python3``, which runs the Python
 #: interpreter of the calling process (the project's venv; its kernelspec's ``python`` is
@@ -276,7 +276,7 @@ class NotebookContext:
 def notebook_context(
     profile: str, run_dir: str | None, data_root: str | None, seed: int | None, variant: str | None = None
 ) -> NotebookContext:
-    """Resolve a notebook's standard parameters (DESIGN §4).
+    """Resolve a notebook's standard parameters (docs/architecture.md#notebooks-and-their-parameters).
 
     ``run_dir=None`` → ``runs/<profile>``; ``data_root=None`` → ``../shared/data`` when
     present, else synthetic only; ``seed=None`` → the profile's seed. Relative paths

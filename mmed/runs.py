@@ -1,4 +1,4 @@
-"""Run folders and their manifest (DESIGN §4).
+"""Run folders and their manifest (docs/architecture.md#the-run-folder).
 
 A run is a folder ``runs/<run-id>/`` that every step of the pipeline writes into::
 
@@ -47,7 +47,7 @@ TRACKED_PACKAGES: tuple[str, ...] = (
     "pillow",
 )
 
-#: Sub-folders of a run (DESIGN §4).
+#: Sub-folders of a run (docs/architecture.md#the-run-folder).
 RUN_SUBDIRS: tuple[str, ...] = ("models", "consult", "triage", "attending", "eval", "figures", "notebooks")
 
 

@@ -1,4 +1,4 @@
-"""A loopback OpenAI-compatible server that misbehaves on purpose (issue 4 fault tests).
+"""A loopback OpenAI-compatible server that misbehaves on purpose.
 
 ``FaultServer`` runs a FastAPI app with uvicorn in a background thread on 127.0.0.1 and
 an OS-chosen port. The behaviour is picked by the first path segment, so one server

@@ -1,4 +1,4 @@
-"""The degenerate-agent guard (issue 11): answer distributions of every evaluation, the
+"""The degenerate-agent guard: answer distributions of every evaluation, the
 check that fails a run whose agent gives one answer on nearly every item, and the
 panel-only baselines of the ablation table (follow the majority, single specialists)."""
 

@@ -1,4 +1,4 @@
-"""Grounded cold-start targets (mmed/rl/sft.py; issue 11 item 2): the reasoning states what
+"""Grounded cold-start targets (mmed/rl/sft.py): the reasoning states what
 the agent can read from its input and the answer follows from it."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ def test_shipped_profiles_load_and_validate():
     g_easy, g_medium, g_hard = (s.entropy_coef for s in demo.curriculum.stages)
     assert g_easy == 0.0 < g_medium < g_hard <= 0.005  # the paper's shape at public GRPO recipes' scale
     assert [s.strata for s in demo.curriculum.stages] == [["easy"], ["medium"], ["hard"]]
-    # tiny models keep every hidden size a multiple of 64 (bitsandbytes on CPU, DESIGN §6)
+    # tiny models keep every hidden size a multiple of 64 (bitsandbytes on CPU, docs/architecture.md#environment-facts)
     for p in (smoke, demo):
         t = p.models.tiny
         for v in (t.hidden_size, t.intermediate_size, t.vision_hidden_size, t.vision_intermediate_size):

@@ -1,7 +1,7 @@
 """C-MARL curriculum (mmed.rl.curriculum): stage plans and variants, stratified training
 data, shortcut baselines, a whole smoke curriculum with its files and reuse, every variant
 config trained in smoke, and the entropy-coefficient gradient check in every stage
-(DESIGN §5: TRL decides at construction whether the entropy bonus carries gradient)."""
+(TRL decides at construction whether the entropy bonus carries gradient, docs/architecture.md#libraries)."""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def test_smoke_curriculum_files_manifests_logs_and_reuse(trained):
         recs = C.heldout_predictions(Run(root), None, p.dir_name)
         assert held["after"]["accuracy"]["all"]["n"] == len(recs) == SMOKE.data.synthetic.n_eval
         assert held["after"]["accuracy"]["all"]["acc"] == pytest.approx(sum(r["correct"] for r in recs) / len(recs))
-        ans = held["after"]["answers"]  # the distribution of the held-out answers (issue 11's guard)
+        ans = held["after"]["answers"]  # the distribution of the held-out answers
         assert ans["n"] == len(recs) and sum(ans["counts"].values()) == sum(r["valid"] for r in recs)
         assert ans["n_distinct_completions"] == len({r["raw"] for r in recs})
         log = [json.loads(x) for x in (sdir / "log_history.jsonl").read_text().splitlines()]
@@ -269,7 +269,7 @@ def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
 
 
 # ----------------------------------------------------------------------------------------
-# entropy coefficient: built into each stage's trainer (DESIGN §5)
+# entropy coefficient: built into each stage's trainer (docs/architecture.md#libraries)
 # ----------------------------------------------------------------------------------------
 class GradProbe(TrainerCallback):
     """Copies the LoRA gradients of the first optimizer step (after clipping)."""

@@ -1,4 +1,4 @@
-"""Kill and resume (issue 6 item 3): ``python -m mmed train-attending`` is SIGKILLed in the
+"""Kill and resume: ``python -m mmed train-attending`` is SIGKILLed in the
 middle of stage 2; running again skips stage 1 (untouched on disk), resumes stage 2 from its
 last checkpoint and ends every stage at its configured global step."""
 

@@ -373,7 +373,7 @@ def test_metrics_pass_the_notebook_checker_and_tampering_fails(pred_file):
 
 
 # ----------------------------------------------------------------------------------------
-# a static view of the selected case beside the widget (issue 12, item 8)
+# a static view of the selected case beside the widget
 # ----------------------------------------------------------------------------------------
 def test_static_view_of_the_selected_case_reads_without_a_kernel(pred_file, records):
     from html import escape

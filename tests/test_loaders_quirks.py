@@ -1,4 +1,4 @@
-"""Real benchmark files as they really are (issue 12, items 1-3 and 6): SLAKE 1.0's
+"""Real benchmark files as they really are: SLAKE 1.0's
 ``validate.json``, the row-error policy, undecodable bytes, truncated parquet files and empty
 splits. Every fixture is written into ``tmp_path``; no real data file is read."""
 

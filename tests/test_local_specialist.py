@@ -1,5 +1,5 @@
 """Local-model specialists (``--specialists local:<model>``) go through the same panel
-factory as the API backend: cached and counted (issue 4), on the smoke tiny model."""
+factory as the API backend: cached and counted, on the smoke tiny model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The closed-question -> multiple-choice rule (mmed/data/mcq.py, DESIGN §4)."""
+"""The closed-question -> multiple-choice rule (mmed/data/mcq.py, docs/architecture.md#multiple-choice-from-closed-questions)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_alternatives_named_in_the_question(question, answer, options, idx):
     assert normalize_answer(mc.answer) == normalize_answer(answer)
 
 
-# Real SLAKE / VQA-RAD wordings the rule used to garble (issue 12): question, gold, the options
+# Real SLAKE / VQA-RAD wordings the rule used to garble: question, gold, the options
 # the rule must give and the gold's index. The grammar is in mcq's docstring ("Grammar").
 REAL_WORDINGS = [
     # no space after a comma (SLAKE)

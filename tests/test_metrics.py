@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from mmed.data.answers import normalize_answer
 from mmed.eval.metrics import (
     accuracy_ci,
     accuracy_table,
@@ -17,7 +18,6 @@ from mmed.eval.metrics import (
     domain_table,
     exact_match,
     json_records,
-    normalize_answer,
     open_table,
     paired_bootstrap_diff,
     token_recall,
@@ -28,6 +28,8 @@ from mmed.eval.metrics import (
 def test_accuracy_ci_hand_case_and_containment():
     r = accuracy_ci([True, True, False, False, True])
     assert r["acc"] == pytest.approx(0.6) and r["n"] == 5
+    assert accuracy_ci(iter([True, True, False, False, True])) == r  # any iterable, read once
+    assert accuracy_ci([], none_if_empty=True) is None  # "no items" reported as None
     assert 0.0 <= r["lo"] <= 0.6 <= r["hi"] <= 1.0 and r["lo"] < r["hi"]
     assert accuracy_ci([1, 1, 1]) == {"acc": 1.0, "lo": 1.0, "hi": 1.0, "n": 3}
     empty = accuracy_ci([])
@@ -169,7 +171,9 @@ def test_json_records_are_strict_json():
 
 # ---------------------------------------------------------------------------- open questions
 def test_open_question_scores():
-    assert normalize_answer("The  Left-Lung.") == "left lung"
+    # the scoring key of open questions (SQuAD normalisation; mmed/data/answers.py)
+    assert normalize_answer("The  Left-Lung.", squad=True) == "left lung"
+    assert exact_match("Left-Lung.", "the left lung")
     assert exact_match("the left lung", "Left lung") and not exact_match("left", "left lung")
     assert not exact_match(None, "yes")
     assert token_recall("left lung", "right lung base") == pytest.approx(1 / 3)

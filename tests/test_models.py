@@ -341,7 +341,7 @@ def test_stock_qwen_processor_layout_loads_without_torchvision(tiny_dir: Path, t
 @pytest.mark.parametrize("dtype, torch_dtype", [("bfloat16", torch.bfloat16), ("float16", torch.float16)])
 def test_half_precision_on_cpu_is_stated_in_one_log_line(tiny_dir: Path, caplog, dtype, torch_dtype):
     """dtype bfloat16 / float16 with device cpu: one warning line at load time says what
-    happens, and what it says is what happens (issue 12, item 9)."""
+    happens, and what it says is what happens."""
     import logging
 
     from peft import get_peft_model

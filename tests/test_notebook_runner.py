@@ -1,6 +1,6 @@
 """The notebook runner (mmed/notebooks.py, ``python -m mmed notebooks``) on small notebooks
 written here: which kernel runs them, one-line errors naming the notebook and the kernel,
-and ``timings.json`` keeping every finished notebook when a later one fails (issue 12, item 7).
+and ``timings.json`` keeping every finished notebook when a later one fails.
 
 Each test that executes starts one Jupyter kernel per notebook (a second or two each).
 """

@@ -1,5 +1,5 @@
 """OpenAICompatibleSpecialist against a loopback server that misbehaves on purpose, and the
-``--specialists`` spec parser + panel factory (issue 4).
+``--specialists`` spec parser + panel factory.
 
 Attempts are counted server-side (tests/fault_server.py); the openai client's retries are
 the only retries, so a request is sent exactly ``max_retries + 1`` times when it keeps

@@ -1,4 +1,4 @@
-"""The API key never reaches a run folder, the cache, the logs or the console (issue 4).
+"""The API key never reaches a run folder, the cache, the logs or the console.
 
 A consultation runs against a loopback server with a recognisable fake key, with debug
 logging of openai/httpx/mmed written into the run folder and failing calls included; then

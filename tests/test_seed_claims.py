@@ -1,4 +1,4 @@
-"""Claims over seeds (mmed/rl/replicates.py: held_out_correctness, curriculum_claims; issue 11 item 6)."""
+"""Claims over seeds (mmed/rl/replicates.py: held_out_correctness, curriculum_claims)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from mmed.data.specialty import (
 )
 
 CASES = [
-    # DESIGN §4 list
+    # the list of docs/architecture.md#specialties
     ("CT", "Radiologist"), ("MRI", "Radiologist"), ("X-ray", "Radiologist"), ("X-Ray", "Radiologist"),
     ("ultrasound", "Radiologist"), ("PET", "Radiologist"), ("radiology", "Radiologist"),
     ("histology (H&E, colorectal)", "Pathologist"), ("cytology", "Pathologist"), ("microscopy", "Pathologist"),

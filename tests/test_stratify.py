@@ -1,4 +1,4 @@
-"""Stratification (s, strata, agreement) and majority vote (DESIGN §4)."""
+"""Stratification (s, strata, agreement) and majority vote (docs/architecture.md#stratification)."""
 
 from __future__ import annotations
 

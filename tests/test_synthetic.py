@@ -1,4 +1,4 @@
-"""The procedural synthetic set (mmed/data/synthetic.py; issue 2 item 5).
+"""The procedural synthetic set (mmed/data/synthetic.py).
 
 The baseline tests train numpy-only classifiers on one seed's items and test them on
 another seed's: mean colour must not tell the grayscale specialties apart, colour

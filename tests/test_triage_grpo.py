@@ -1,4 +1,4 @@
-"""Triage GRPO (issue 5) through mmed.rl.triage: QLoRA 4-bit steps on CPU, resume from the last
+"""Triage GRPO through mmed.rl.triage: QLoRA 4-bit steps on CPU, resume from the last
 checkpoint, reuse and settings guard, the evaluation helpers, the real-data split, the command,
 and reward cases the issue names that tests/test_rewards.py does not hold.
 

@@ -1,4 +1,4 @@
-"""The triage doctor on real images (issue 11, item 5): the real split and what trains on it,
+"""The triage doctor on real images: the real split and what trains on it,
 balanced sampling, the cold start's mix, the majority-class baseline, the notebook 03 checker's
 new fields and the figures' "majority class" rows.
 
@@ -338,3 +338,15 @@ def test_train_triage_command_trains_on_real_and_evaluates_the_heldout_part(shar
     assert main(["train-triage", "--profile", "smoke", "--run-dir", str(run_dir), "--max-steps", "1", "--no-real-train"]) != 0
     out = capsys.readouterr()
     assert "other settings (data, real_train)" in out.out + out.err
+
+
+def test_triage_accuracy_table_reshapes_the_summaries():
+    """rl.triage.triage_accuracy_table: one row per (set, stage) of summaries whose rates
+    come from mmed.eval.metrics.accuracy_ci; a specialty without items has rate None."""
+    items = [{"id": str(i), "specialty": s} for i, s in enumerate(["Dermatologist"] * 2 + ["Radiologist"] * 3)]
+    summary = {st: {"heldout": T.triage_summary(T.constant_records(items, ans), n_boot=50)}
+               for st, ans in (("sft", "Dermatologist"), ("grpo", "Radiologist"))}
+    t = T.triage_accuracy_table(summary)
+    assert list(t.index) == [("heldout", "grpo"), ("heldout", "sft")]
+    assert t.loc[("heldout", "grpo"), "accuracy"] == pytest.approx(0.6) and t.loc[("heldout", "sft"), "n"] == 5
+    assert summary["sft"]["heldout"]["by_specialty"]["Surgeon"]["accuracy"] is None

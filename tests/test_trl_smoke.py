@@ -1,5 +1,6 @@
 """TRL's GRPOTrainer and SFTTrainer run on the tiny offline Qwen2.5-VL on CPU, with images:
-LoRA, 4-bit QLoRA (bitsandbytes nf4), and the entropy bonus (DESIGN §2, §5, §6).
+LoRA, 4-bit QLoRA (bitsandbytes nf4), and the entropy bonus (docs/architecture.md#profiles,
+docs/architecture.md#libraries, docs/architecture.md#environment-facts).
 
 Working recipes (TRL 1.16, transformers 5.24), used by mmed/rl:
 - GRPO dataset: ``prompt`` = list of messages whose user content holds an image
@@ -217,7 +218,8 @@ def _first_step_grads(tiny_dir: Path, out: Path, coef_at_init: float, coef_after
 
 
 def test_entropy_coef_changes_the_gradient_only_when_set_at_construction(tiny_dir: Path, tmp_path: Path):
-    """DESIGN §5: TRL decides at construction whether the entropy bonus is on. The same seed
+    """TRL decides at construction whether the entropy bonus is on
+    (``trl/trainer/grpo_trainer.py``, docs/architecture.md#libraries). The same seed
     gives the same rollouts, so gradients differ only through the entropy term."""
     g0 = _first_step_grads(tiny_dir, tmp_path / "a", 0.0)
     g0_again = _first_step_grads(tiny_dir, tmp_path / "b", 0.0)

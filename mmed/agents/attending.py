@@ -35,7 +35,7 @@ class AttendingDecision:
     reason: str = "ok"
 
     def to_record(self) -> dict[str, Any]:
-        """The ``attending`` field of a ``predictions.jsonl`` record (DESIGN §4)."""
+        """The ``attending`` field of a ``predictions.jsonl`` record (docs/architecture.md#predictions)."""
         return asdict(self)
 
 

@@ -1,4 +1,5 @@
-"""Choosing the specialist backend: the ``--specialists`` spec and the panel factory (issue 4).
+"""Choosing the specialist backend: the ``--specialists`` spec and the panel factory (with the
+specialist cache and the per-run accounting of :mod:`mmed.agents.cache`).
 
 - :func:`parse_specialist_spec` turns a command-line spec into overrides of a profile's
   ``specialists`` section::

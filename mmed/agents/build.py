@@ -1,6 +1,6 @@
 """Build the agents of a profile inside a run folder (one code path for every scale).
 
-Where a run keeps its models (DESIGN §4)::
+Where a run keeps its models (docs/architecture.md#the-run-folder)::
 
     runs/<id>/models/base/                         tiny base model (profile model "tiny")
     runs/<id>/triage/sft/                          cold-started triage policy (full model)
@@ -205,7 +205,7 @@ def specialist_factory(
     cfg = profile.specialists
     if cfg.backend == "simulated":
         return simulated_panel_factory(cfg.simulated, seed=seed)
-    from . import backends  # the panel factory with the cache and the accounting (issue 4)
+    from . import backends  # the panel factory with the cache and the accounting (mmed/agents/cache.py)
 
     if cfg.backend == "local":
         from .local_specialist import LocalModelSpecialist, weights_fingerprint

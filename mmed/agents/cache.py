@@ -1,4 +1,4 @@
-"""The specialist cache and per-run accounting (DESIGN §4 "Specialist cache"; issue 4).
+"""The specialist cache and per-run accounting (docs/architecture.md#specialist-cache).
 
 A remote specialist costs money and time; the same opinion must never be paid for twice.
 This module holds three things:
@@ -133,7 +133,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def open_image(image: Any) -> Any:
-    """A PIL image from any form an item's ``images`` entry takes (DESIGN §4 schema):
+    """A PIL image from any form an item's ``images`` entry takes (docs/architecture.md#item-schema):
     a PIL image (returned as is), a file path (``str``/``Path``), raw ``bytes``, or a
     ``{"bytes": ..., "path": ...}`` dict (``datasets.Image(decode=False)``; bytes win).
 

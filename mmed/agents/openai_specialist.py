@@ -1,5 +1,7 @@
 """Specialists behind any OpenAI-compatible chat API (GPT-4o, vLLM, llama.cpp, Ollama,
-``transformers serve``) — issue 4; DESIGN §2 (``paper`` profile), §4 (async, cache), §5.
+``transformers serve``): the ``paper`` profile's panel (docs/architecture.md#profiles),
+called async and cached (docs/architecture.md#async, docs/architecture.md#specialist-cache)
+through the ``openai`` client (docs/architecture.md#libraries).
 
 In MMedAgent-RL (arXiv 2506.00555 §3) the specialists are GPT-class models behind an API.
 :class:`OpenAICompatibleSpecialist` asks one such model, as one member of a panel:

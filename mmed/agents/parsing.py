@@ -1,4 +1,5 @@
-"""Answer parsing for every agent: strict, documented, never a lucky match (DESIGN §3, issue 3).
+"""Answer parsing for every agent: strict, documented, never a lucky match
+(docs/architecture.md#answers-parsing-and-normalisation).
 
 Every agent answers as ``<think>reasoning</think><answer>final answer</answer>`` (the
 DeepSeek-R1 / MMedAgent-RL output format, paper §3). This module turns that text into a
@@ -25,8 +26,10 @@ Tags
       format reward are separate terms, paper §3: R = R_format + R_accuracy).
     * An answer whose content is empty or only whitespace is invalid (``empty_answer``).
 
-Content (compared after :func:`normalize`: Unicode NFKC, case-folded, runs of whitespace
-collapsed, punctuation/quotes/brackets stripped from both ends)
+Content (compared after :func:`normalize`, the surface form of ``mmed/data/answers.py``:
+Unicode NFKC, case-folded, runs of whitespace collapsed, punctuation/quotes/brackets
+stripped from both ends; articles and inner punctuation kept, because the letter forms
+below read them)
     * A choice is valid when the content is *exactly* one option, written as its letter
       (``A``, ``(A)``, ``A.``, ``A:``, ``a``, ``Option A``, ``answer: A``, ``The answer is
       A``), as its letter followed by its own text (``A. yes``, ``A) yes``, ``(A) yes``),
@@ -61,10 +64,10 @@ Examples::
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from mmed.data.answers import canonical_text
 from mmed.data.schema import OPTION_LETTERS, SPECIALTIES
 
 #: Discipline names accepted for each specialty (case-insensitive), besides the name
@@ -147,30 +150,10 @@ class ParsedAnswer:
     content: Optional[str] = None
 
 
-def normalize(text: str) -> str:
-    """Normalise answer text for comparison.
-
-    Unicode NFKC, ``str.casefold``, runs of whitespace collapsed to one space, then
-    whitespace, Unicode punctuation (categories P*: brackets, quotes, ``. , ; : - * _``),
-    invisible format characters (Cf) and backticks stripped from both ends. Symbols such
-    as ``< > + = ≥ %`` are kept, so options ``<5 mm`` and ``>5 mm`` stay apart (options
-    that still normalise alike, e.g. ``-5``/``5``, can only be chosen by letter).
-    ``normalize("  (A) Yes. ")`` → ``"a) yes"``; ``normalize("**YES**")`` → ``"yes"``.
-    Never raises on a ``str``.
-    """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = " ".join(text.split())
-    start, end = 0, len(text)
-    while start < end and _is_edge_junk(text[start]):
-        start += 1
-    while end > start and _is_edge_junk(text[end - 1]):
-        end -= 1
-    return text[start:end]
-
-
-def _is_edge_junk(ch: str) -> bool:
-    """True for whitespace, punctuation (P*), format characters (Cf) and the backtick."""
-    return ch.isspace() or ch == "`" or unicodedata.category(ch)[0] == "P" or unicodedata.category(ch) == "Cf"
+#: The surface form of an answer (:func:`mmed.data.answers.canonical_text`, rules 1, 2, 3s):
+#: NFKC, case-folded, whitespace collapsed, punctuation/format characters/backtick stripped
+#: from both ends. ``normalize("  (A) Yes. ")`` -> ``"a) yes"``.
+normalize = canonical_text
 
 
 def extract_answer(text: str) -> tuple[Optional[str], str]:
@@ -209,7 +192,7 @@ def has_valid_format(text: str) -> bool:
     them; each tag exactly once; tags case-insensitive), where both the reasoning and the
     answer contain at least one letter or digit. An empty or punctuation-only answer
     fails: a tiny model rewarded for ``<answer></answer>`` learned to emit empty answers
-    for the bonus alone (DESIGN §6). Multi-line reasoning is fine. The answer's *content*
+    for the bonus alone (docs/architecture.md#environment-facts). Multi-line reasoning is fine. The answer's *content*
     is not checked against the options here (that is the accuracy term's job).
 
     >>> has_valid_format("<think>CT of the chest</think>\\n<answer>Radiologist</answer>")
@@ -255,7 +238,7 @@ def parse_choice(text: str, options: Sequence[str]) -> ParsedAnswer:
 
     Args:
         text: the model's completion (any string; never raises on it).
-        options: the option texts, lettered A, B, ... in order (DESIGN §4); 1..26 of them.
+        options: the option texts, lettered A, B, ... in order (docs/architecture.md#item-schema); 1..26 of them.
     Returns:
         :class:`ParsedAnswer` with ``index``/``letter``/``value`` of the chosen option
         when valid.
@@ -377,7 +360,7 @@ def parse_free_text(text: str) -> ParsedAnswer:
     Same tag rules as :func:`parse_choice`; ``value`` is :func:`normalize` of the content
     (``"<answer> Left  Lung. </answer>"`` → ``"left lung"``); ``index``/``letter`` are
     ``None``. Empty or punctuation-only content → invalid (``empty_answer``). Open
-    questions are scored apart by exact match and token recall (DESIGN §4).
+    questions are scored apart by exact match and token recall (docs/architecture.md#closed-first).
 
     Raises:
         TypeError: when ``text`` is not a ``str``.

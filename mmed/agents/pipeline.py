@@ -1,7 +1,8 @@
 """The clinical consultation (paper §3): triage → panel of K specialists → attending.
 
 :func:`run_consultation` runs the whole chain on a list of items and returns one
-prediction record per item in the ``predictions.jsonl`` shape of DESIGN §4::
+prediction record per item in the ``predictions.jsonl`` shape of
+docs/architecture.md#predictions::
 
     {id, dataset, split, image_ref, question, options, answer_idx, answer, answer_type,
      specialty,                              # the label
@@ -21,7 +22,7 @@ The decision step is one of:
 - ``"majority_vote"`` — the panel's majority, no attending (the static MDAgents-style
   baseline, with a fixed specialty from :class:`~mmed.agents.triage.TriageDoctor`);
 - ``"none"`` — panel only (training strata: with gold triage this is the panel of the
-  ground-truth specialty, DESIGN §4).
+  ground-truth specialty, docs/architecture.md#stratification).
 
 Invalid outputs are never dropped: an invalid attending answer is wrong, an invalid triage
 answer falls back (counted), an abstaining specialist counts as not correct in ``s``.
@@ -34,8 +35,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..data.answers import exact_match, token_recall
 from ..data.schema import COLUMNS
-from ..eval.metrics import exact_match, normalize_answer, token_recall
 from ..eval.stratify import majority_vote, stratify, stratum_counts
 from .attending import AttendingPhysician
 from .specialists import Opinion, Specialist, consult_routed, make_panel
@@ -86,7 +87,7 @@ class PanelBank:
     Args:
         factory: ``(specialty, panel_index) -> Specialist`` (e.g.
             :func:`mmed.agents.specialists.simulated_panel_factory`).
-        k: panel size (DESIGN §4 default 3).
+        k: panel size (3 by default, docs/architecture.md#stratification).
     """
 
     def __init__(self, factory: Callable[[str, int], Specialist], k: int = 3):

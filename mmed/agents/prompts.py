@@ -1,4 +1,4 @@
-"""Prompts of the three agents as chat messages (paper §3; DESIGN §3; issue 3 item 3).
+"""Prompts of the three agents as chat messages (paper §3; docs/architecture.md#one-consultation).
 
 Every builder returns messages in the conversational format that Qwen2.5-VL's chat
 template and TRL's ``GRPOTrainer`` / ``SFTTrainer`` accept::
@@ -35,7 +35,7 @@ from .parsing import parse_free_text
 PROMPT_STYLES: tuple[str, ...] = ("compact", "full")
 
 #: Personas of the specialists, several per specialty so that a panel of K members of one
-#: specialty differs (the specialist cache keys on the persona index, DESIGN §4). Index
+#: specialty differs (the specialist cache keys on the persona index, docs/architecture.md#specialist-cache). Index
 #: ``persona_idx % len(PERSONAS[specialty])``.
 PERSONAS: dict[str, tuple[str, ...]] = {
     "Pathologist": (
@@ -127,7 +127,7 @@ def _messages(system: str, user: str, n_images: int) -> list[dict[str, Any]]:
 
 
 def format_options(options: Sequence[str]) -> str:
-    """Lettered options, one per line: ``["yes", "no"]`` → ``"A. yes\\nB. no"`` (DESIGN §4)."""
+    """Lettered options, one per line: ``["yes", "no"]`` → ``"A. yes\\nB. no"`` (docs/architecture.md#item-schema)."""
     return "\n".join(f"{option_letter(i)}. {o}" for i, o in enumerate(options))
 
 
@@ -183,7 +183,7 @@ def triage_messages(item: Any, specialties: Sequence[str] = SPECIALTIES, style: 
 
     Args:
         item: a dataset row, dict or :class:`mmed.data.schema.Item` with ``question``,
-            ``options`` and ``images`` (DESIGN §4 schema).
+            ``options`` and ``images`` (docs/architecture.md#item-schema).
         specialties: the candidate specialties, listed in this order.
         style: ``"compact"`` or ``"full"`` (module docstring).
     Returns:
@@ -365,7 +365,7 @@ def render_prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
 def templated_completion(answer_text: str, reasoning: str = "I look at the image and the question.") -> str:
     """A well-formed target ``<think>reasoning</think><answer>answer_text</answer>``.
 
-    Used for the cold-start SFT targets (issue 3 item 4); the result satisfies
+    Used for the cold-start SFT targets (:mod:`mmed.rl.sft`); the result satisfies
     :func:`mmed.agents.parsing.has_valid_format`, and ``parse_choice`` /
     ``parse_specialty`` read ``answer_text`` back (use :func:`choice_answer_text` for
     choices). Both parts are stripped of surrounding whitespace.

@@ -2,7 +2,7 @@
 
 ``transformers serve`` (transformers >= 5, with fastapi and uvicorn installed) is an
 OpenAI-compatible server (``/v1/chat/completions`` with ``image_url`` parts, ``/health``)
-that runs offline for a local model folder (DESIGN §6). :class:`LocalServer` launches it
+that runs offline for a local model folder (docs/architecture.md#environment-facts). :class:`LocalServer` launches it
 as a subprocess of the current interpreter::
 
     python -m transformers.cli.transformers serve <model folder> --host 127.0.0.1 \\

@@ -6,12 +6,12 @@ attending physician reads. This module fixes what an opinion is and how a panel 
 
 - :class:`Opinion` — one specialist's answer to one item (raw text, parsed option index,
   validity, abstention, error class, usage, latency, cache flag). :meth:`Opinion.to_record`
-  gives the ``panel`` entry of ``predictions.jsonl`` (DESIGN §4).
+  gives the ``panel`` entry of ``predictions.jsonl`` (docs/architecture.md#predictions).
 - :class:`Specialist` — the abstract backend. Identity = (specialty, persona index, panel
   index) → ``specialist_id`` such as ``"Radiologist#1"``. Backends implement the coroutine
   :meth:`Specialist.aopine_batch`; :meth:`Specialist.opine_batch` is the sync entry point
   that also works inside a running event loop (Jupyter). :meth:`Specialist.cache_key_fields`
-  is the hook the on-disk cache (issue 4) keys on, so a panel of K never collapses into one
+  is the hook the on-disk cache (:mod:`mmed.agents.cache`) keys on, so a panel of K never collapses into one
   opinion repeated K times.
 - :class:`SimulatedSpecialist` — controlled offline experiments (below).
 - :func:`make_panel`, :func:`consult_panel` / :func:`aconsult_panel` (bounded concurrency,
@@ -69,7 +69,7 @@ from ..data.schema import item_field as _field
 
 T = TypeVar("T")
 
-#: Keys of one ``panel`` entry in ``predictions.jsonl`` (DESIGN §4), in order; followed by
+#: Keys of one ``panel`` entry in ``predictions.jsonl`` (docs/architecture.md#predictions), in order; followed by
 #: the extra keys ``simulated``, ``cached`` and ``usage`` that readers may ignore.
 PANEL_RECORD_FIELDS: tuple[str, ...] = (
     "specialist_id",
@@ -147,7 +147,7 @@ class Opinion:
             raise ValueError(f"{where}: parsed must be a non-negative option index, got {self.parsed!r}")
 
     def to_record(self) -> dict[str, Any]:
-        """The ``panel`` entry of a prediction record (DESIGN §4).
+        """The ``panel`` entry of a prediction record (docs/architecture.md#predictions).
 
         Returns the keys of :data:`PANEL_RECORD_FIELDS` plus ``simulated``, ``cached`` and
         ``usage``. ``latency_s`` and ``item_id`` are left out (the first is not
@@ -242,7 +242,7 @@ class Specialist(ABC):
         return {}
 
     def cache_key_fields(self) -> dict[str, Any]:
-        """Everything about the specialist that the cache key must hold (DESIGN §4).
+        """Everything about the specialist that the cache key must hold (docs/architecture.md#specialist-cache).
 
         Returns ``{"backend", "model", "specialty", "persona", "panel_index", "sampling",
         "seed"}``; the cache adds the prompt and image hashes of the item. Two members of
@@ -489,7 +489,7 @@ def make_panel(specialty: str, k: int, factory: Callable[[str, int], Specialist]
     Raises:
         ValueError: ``k < 1``, unknown specialty, or a factory that returns a specialist of
             another specialty or a repeated ``specialist_id`` (a panel of K must be K
-            distinct members, DESIGN §4).
+            distinct members, docs/architecture.md#specialist-cache).
     """
     if k < 1:
         raise ValueError(f"panel size k must be >= 1, got {k}")
@@ -593,7 +593,7 @@ async def aconsult_routed(
     progress: bool = False,
 ) -> list[list[Opinion]]:
     """Consult each item's own panel: ``items[i]`` goes to the panel of ``specialties[i]``
-    (the triage choice at evaluation, the gold specialty for training strata; DESIGN §4).
+    (the triage choice at evaluation, the gold specialty for training strata; docs/architecture.md#stratification).
 
     Items are grouped by specialty, each group is consulted with :func:`aconsult_panel`
     (groups run concurrently, each bounded by ``max_concurrency``), and the results are put

@@ -6,7 +6,7 @@
   specialty inside ``<answer>``; an invalid answer is replaced by the configured
   ``fallback`` (a specialty name or ``"random"``) and counted (``fallback=True``);
 - ``"gold"`` — the item's labelled specialty (perfect triage; also how training strata are
-  built, DESIGN §4);
+  built, docs/architecture.md#stratification);
 - ``"fixed"`` — one specialty for every item (the "w/o triage" ablation and the static
   MDAgents-style baseline; on VQA-RAD a fixed Radiologist equals perfect triage);
 - ``"random"`` — a uniform specialty per item, seeded by item id (the other "w/o triage").
@@ -48,7 +48,7 @@ class TriageDecision:
     mode: str
 
     def to_record(self) -> dict[str, Any]:
-        """The ``triage`` field of a ``predictions.jsonl`` record (DESIGN §4)."""
+        """The ``triage`` field of a ``predictions.jsonl`` record (docs/architecture.md#predictions)."""
         return asdict(self)
 
 

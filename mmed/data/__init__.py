@@ -1,4 +1,5 @@
-"""Data layer: the item schema, benchmark loaders, the synthetic set (DESIGN §3, §4)."""
+"""Data layer: the item schema, benchmark loaders, the synthetic set (docs/architecture.md#layers,
+docs/architecture.md#contracts)."""
 
 from .schema import (  # noqa: F401
     ANSWER_TYPES,
@@ -14,7 +15,8 @@ from .schema import (  # noqa: F401
     items_to_dataset,
     option_letter,
 )
-from .mcq import MultipleChoice, answer_pool, closed_to_mc, normalize_answer, question_type_key  # noqa: F401
+from .answers import canonical_text, exact_match, normalize_answer, token_recall  # noqa: F401
+from .mcq import MultipleChoice, answer_pool, closed_to_mc, question_type_key  # noqa: F401
 from .specialty import (  # noqa: F401
     SpecialtyRules,
     UnknownModalityError,

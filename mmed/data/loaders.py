@@ -1,4 +1,4 @@
-"""Benchmark loaders: each benchmark's real published layout -> items of one schema (DESIGN §3-4).
+"""Benchmark loaders: each benchmark's real published layout -> items of one schema (docs/architecture.md#item-schema).
 
 :func:`load_benchmark` reads the five benchmarks of MMedAgent-RL (paper §5: VQA-RAD, SLAKE,
 PathVQA in-domain; OmniMedVQA, MMMU Health & Medicine out-of-domain) from local copies in their
@@ -143,7 +143,7 @@ HUB_IDS: dict[str, str] = {
     "pathvqa": "flaviagiammarino/path-vqa",
     "mmmu_med": "MMMU/MMMU",
 }
-#: MMMU's Health & Medicine subjects (DESIGN §1).
+#: MMMU's Health & Medicine subjects (docs/architecture.md#benchmarks).
 MMMU_MED_SUBJECTS: tuple[str, ...] = (
     "Basic_Medical_Science",
     "Clinical_Medicine",
@@ -561,7 +561,7 @@ def detect_layout(name: str, source: Any, split: str = "test") -> str:
     """The layout of ``source`` for benchmark ``name`` (see the module docstring's table).
 
     VQA-RAD with both the official and the MEVF files present: ``mevf`` for ``train``/``test``
-    (the literature's split, DESIGN §4), ``official`` for ``all``.
+    (the literature's split, docs/architecture.md#splits), ``official`` for ``all``.
 
     Raises:
         ValueError: unknown ``name`` (listing the known ones), or no known layout's files

@@ -1,4 +1,5 @@
-"""Closed question -> multiple choice (DESIGN §4 "Multiple choice from closed questions").
+"""Closed question -> multiple choice
+(docs/architecture.md#multiple-choice-from-closed-questions).
 
 MMedAgent-RL scores closed questions as multiple choice, but VQA-RAD, SLAKE and PathVQA publish
 a closed question with its gold answer only. This module fixes the options by one documented
@@ -11,8 +12,8 @@ The rule, applied in this order to a closed question with gold answer ``g``:
 2. **alternatives named in the question** - the question names alternatives joined by its
    last "or", and ``g`` names one of them -> those alternatives, in question order, with the
    question's own wording (rule ``"alternatives"``). The grammar is below. A gold answer
-   names an alternative when it equals it after :func:`normalize_answer` (case, edge
-   punctuation and the articles a/an/the are ignored), or - alternatives that share their
+   names an alternative when it equals it after :func:`normalize_answer` (the matching key
+   of :mod:`mmed.data.answers`: case, edge punctuation and the articles a/an/the are ignored), or - alternatives that share their
    trailing words - when it equals the part that tells them apart ("T2" names "T2 weighted"
    among "T1 weighted", "T2 weighted"). A gold answer that names none ("one" for "multiple
    or just 1 ...?") falls through to rule 3.
@@ -86,13 +87,15 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-ARTICLES = frozenset({"a", "an", "the"})
+# the matching key of an answer (rules 1, 2, 3k, 4k of mmed/data/answers.py); re-exported here
+from .answers import ARTICLES, WORD_EDGE_PUNCT, answer_words, normalize_answer  # noqa: F401
+
 YES_NO: tuple[str, str] = ("yes", "no")
 #: pool key holding the answers of every question type (fallback of rule 3)
 ANY_TYPE = "*"
 #: question-type label typos and variants seen in VQA-RAD, mapped to the canonical label
 QUESTION_TYPE_FIXES = {"ATRIB": "ATTRIB", "PRSE": "PRES"}
-_EDGE_PUNCT = " \t\n\r.,;:!?\"'`()[]{}"
+_EDGE_PUNCT = WORD_EDGE_PUNCT
 
 
 def _nfkc(text: object) -> str:
@@ -103,26 +106,6 @@ def display_answer(text: object) -> str:
     """Canonical display form of an answer: NFKC, lower-case, whitespace collapsed, edge
     punctuation stripped (``" Left side. "`` -> ``"left side"``)."""
     return " ".join(_nfkc(text).lower().split()).strip(_EDGE_PUNCT)
-
-
-def _tokens(text: object) -> list[str]:
-    """Lower-case words with edge punctuation stripped; empty words dropped."""
-    out = []
-    for w in _nfkc(text).lower().split():
-        w = w.strip(_EDGE_PUNCT)
-        if w:
-            out.append(w)
-    return out
-
-
-def normalize_answer(text: object) -> str:
-    """Matching key of an answer: :func:`display_answer` words without the articles a/an/the
-    (unless the answer is nothing but articles: ``"A"`` stays ``"a"``).
-
-    ``"The surrounding tissue."`` -> ``"surrounding tissue"``; ``"Yes"`` -> ``"yes"``.
-    """
-    words = _tokens(text)
-    return " ".join([w for w in words if w not in ARTICLES] or words)
 
 
 def normalize_question(question: object) -> str:
@@ -147,7 +130,7 @@ def question_type_key(question_type: Optional[str], question: str) -> str:
     if question_type is not None and str(question_type).strip():
         first = str(question_type).split(",")[0].strip().upper()
         return QUESTION_TYPE_FIXES.get(first, first)
-    words = _tokens(question)
+    words = answer_words(question)
     if not words:
         return "q:"
     lead = words[0]
@@ -217,7 +200,7 @@ def _question_words(question: str) -> list[_Word]:
     det = False
     for m in _WORD.finditer(q):
         raw = m.group(0)
-        low = raw.lower().strip(_EDGE_PUNCT)
+        low = raw.casefold().strip(_EDGE_PUNCT)  # as the answer key (mmed/data/answers.py)
         if not low:
             continue
         if low in ARTICLES:

@@ -1,4 +1,4 @@
-"""Source rows -> items: the machinery the benchmark loaders share (DESIGN §4 "Bad input").
+"""Source rows -> items: the machinery the benchmark loaders share (docs/architecture.md#bad-rows).
 
 A benchmark reader (:mod:`mmed.data.loaders`, :mod:`mmed.data.triage_images`) turns each row
 of a source file into a :class:`SourceRow` (the fields as the source gives them), a

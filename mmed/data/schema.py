@@ -1,4 +1,4 @@
-"""The item schema every loader, agent and metric agrees on (DESIGN §4).
+"""The item schema every loader, agent and metric agrees on (docs/architecture.md#item-schema).
 
 One medical VQA item is one row of a :class:`datasets.Dataset` with exactly the columns of
 :data:`FEATURES`:
@@ -24,7 +24,7 @@ column                  meaning
 ``meta``                JSON-encoded dict of source-specific fields
 ======================  ==========================================================
 
-Deviation from DESIGN §4, on purpose: ``meta`` is stored as a JSON string, not an Arrow
+On purpose (docs/architecture.md#item-schema): ``meta`` is stored as a JSON string, not an Arrow
 struct, because the benchmarks carry different extra fields and Arrow structs must have
 the same keys in every row (concatenating two benchmarks would otherwise fail). Use
 :func:`item_meta` (or :meth:`Item.from_row`) to get the dict back.
@@ -93,7 +93,7 @@ def option_letter(idx: int) -> str:
 
 @dataclass
 class Item:
-    """One medical VQA item (DESIGN §4). See the module docstring for the fields.
+    """One medical VQA item (docs/architecture.md#item-schema). See the module docstring for the fields.
 
     ``images`` holds whatever :class:`datasets.Image` accepts: a file path, a PIL image,
     or a ``{"path": ..., "bytes": ...}`` dict. ``meta`` is a plain dict here and is

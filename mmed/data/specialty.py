@@ -1,4 +1,4 @@
-"""Modality -> specialty map: documented keyword rules in a data file (DESIGN §4 "Specialties").
+"""Modality -> specialty map: documented keyword rules in a data file (docs/architecture.md#specialties).
 
 The triage doctor of MMedAgent-RL (paper §3) is trained to pick the specialty whose panel should
 see a case; its ground truth is the image's modality label. Real modality strings ("CT(Computed
@@ -8,7 +8,7 @@ in ``specialty_rules.yaml`` next to this file (read its header for the matching 
 judgment calls). A user extends the map by writing another YAML file in the same format and
 passing it to :func:`load_specialty_rules` - no code change.
 
-Precedence, as DESIGN §4 asks: a ``specialty`` given with the data wins over the rules
+Precedence, as docs/architecture.md#specialties says: a ``specialty`` given with the data wins over the rules
 (:func:`resolve_specialty`); an unmatched modality raises :class:`UnknownModalityError` naming
 it; synthetic items carry their own labels and are never mapped here.
 
@@ -225,7 +225,7 @@ def default_rules() -> SpecialtyRules:
 
 
 def specialty_for_modality(modality: str, rules: SpecialtyRules | None = None) -> str:
-    """Specialty of a modality string by the keyword rules (DESIGN §4).
+    """Specialty of a modality string by the keyword rules (docs/architecture.md#specialties).
 
     Examples: ``"CT"`` / ``"MRI"`` / ``"X-Ray"`` / ``"ultrasound"`` / ``"PET"`` /
     ``"radiology"`` -> Radiologist; ``"histology (H&E)"`` / ``"IHC"`` / ``"microscopy"`` ->

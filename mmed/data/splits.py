@@ -1,4 +1,4 @@
-"""Image content hashes, image-disjoint splits and the leakage report (DESIGN §4 "Splits").
+"""Image content hashes, image-disjoint splits and the leakage report (docs/architecture.md#splits).
 
 VQA-RAD's standard (MEVF) split shares every test image with its training split, so a model
 trained on MEVF train has seen every evaluation image. Literature numbers use that split; any

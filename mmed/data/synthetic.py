@@ -2,9 +2,9 @@
 
 ``make_synthetic(n, seed)`` draws ``n`` items in the schema of :mod:`mmed.data.schema`
 (``dataset="synthetic"``), needing no download, for the ``smoke`` and ``demo`` profiles
-(DESIGN §2) and for tests. It implements issue 2, item 5.
+(docs/architecture.md#profiles) and for tests.
 
-Modalities (one per specialty; DESIGN §4 keyword rules are *not* applied to these names):
+Modalities (one per specialty; the keyword rules of docs/architecture.md#specialties are *not* applied to these names):
 
 ========================  ===============  =====================================================
 modality                  specialty        look (texture / shape cues a model can learn)
@@ -36,11 +36,12 @@ the type's values in a fixed order (:data:`QUESTION_VALUES`), so three quarters 
   ``(tiny, small, medium, large)``: radius 0.034–0.042, 0.050–0.058, 0.066–0.074 and
   0.084–0.094 of the image side (gaps, so an answer is never borderline).
 - ``count`` (2 of 8): "How many <findings> are visible ...?" options ``(1, 2, 3, 4)``.
-- ``presence`` (1 of 8): "Is there a <finding> ...?" options ``(yes, no)`` (DESIGN §4).
+- ``presence`` (1 of 8): "Is there a <finding> ...?" options ``(yes, no)``
+  (docs/architecture.md#multiple-choice-from-closed-questions).
 - ``side`` (1 of 8): "Is the <finding> on the left or the right side of the image?" (image
   left, not patient left) options ``(left, right)``.
 
-Why v2 (issue 11 item 3a). Version 1 asked mostly two-option questions (80% of its
+Why v2. Version 1 asked mostly two-option questions (80% of its
 held-out items), where contradicting a unanimous wrong panel is always right, so the Hard
 stratum could not tell reading the image from contrarianism; its findings (radius down to
 0.028 of the side) were smaller than one patch of the tiny model's vision tower; and the
@@ -105,7 +106,7 @@ from .schema import SPECIALTIES, Item, items_to_dataset
 SYNTHETIC_VERSION: int = 2
 #: The closed-question types, each fixed by one local feature of the finding.
 SYNTHETIC_QUESTION_TYPES: tuple[str, ...] = ("presence", "side", "count", "size")
-#: Accepted ``image_size`` range (pixels per side); tiny models see <= 112 px (DESIGN §4).
+#: Accepted ``image_size`` range (pixels per side); tiny models see <= 112 px (docs/architecture.md#profiles).
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 112
 #: Count answers range over 1..MAX_COUNT (every count question offers all of them).
 MAX_COUNT: int = 4
@@ -1049,7 +1050,7 @@ def make_synthetic(
         ValueError: naming the bad argument (negative ``n``, ``image_size`` outside
             64..112, ``difficulty`` outside [0, 1], an unknown or repeated specialty, ...).
 
-    Source: issue 2 item 5; the schema of DESIGN §4.
+    Source: the schema of docs/architecture.md#item-schema.
     """
     _check_args(n, seed, image_size, difficulty, split, index_offset)
     specs = tuple(specialties)

@@ -1,4 +1,4 @@
-"""The real training pool: ``data.train_benchmarks`` minus every evaluation image (DESIGN §4).
+"""The real training pool: ``data.train_benchmarks`` minus every evaluation image (docs/architecture.md#splits).
 
 :func:`training_pool` is the real GRPO data of both agents (the triage doctor's
 :func:`mmed.rl.triage.training_items`, the attending's :func:`mmed.rl.curriculum.stratified_split`):

@@ -1,4 +1,5 @@
-"""Real modality-labelled images for the triage doctor (DESIGN §2, §4; ``../shared/data/triage``).
+"""Real modality-labelled images for the triage doctor (docs/architecture.md#profiles,
+#specialties; ``../shared/data/triage``).
 
 Layout: any number of folders under ``root``, each with a ``labels.jsonl`` whose rows name an
 ``image`` path relative to that folder, a ``modality`` and usually a ``specialty``; other fields

@@ -45,7 +45,7 @@ Every available row also records the distribution of its final answers
 (:func:`answer_columns`: ``top_answer``, ``top_answer_share``, ``gold_top_share`` on the same
 items, ``n_distinct_completions``, ``answer_counts``) and the dataset's chance level
 (``chance`` = mean over items of 1 / number of options), so that an agent giving one answer
-on every item cannot hide behind its accuracy (issue 11).
+on every item cannot hide behind its accuracy (docs/architecture.md#degenerate-agent-guard).
 
 A row whose weights the run does not hold is reported as unavailable (with the reason),
 never silently dropped. Triage decisions are computed once per dataset and reused by every

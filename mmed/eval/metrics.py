@@ -1,5 +1,5 @@
 """Evaluation metrics: accuracy with bootstrap intervals, per dataset / stratum / domain,
-paired differences, and open-question scores (DESIGN §4, issue 3 item 7).
+paired differences, and open-question scores (docs/architecture.md#closed-first).
 
 - Closed questions (multiple choice) are scored by accuracy, as in MMedAgent-RL
   (arXiv 2506.00555, Table 1). An invalid final output counts as wrong and is reported
@@ -14,17 +14,16 @@ paired differences, and open-question scores (DESIGN §4, issue 3 item 7).
   averaged into either. A domain's accuracy is the mean of its datasets' accuracies
   (macro, as papers average benchmarks), with the pooled (micro) accuracy beside it.
 - Open questions are scored apart (exact match and token recall after SQuAD-style
-  normalisation) and never mixed into closed accuracy.
+  normalisation, :func:`mmed.data.answers.normalize_answer` with ``squad=True``) and never
+  mixed into closed accuracy.
 
-Records are dicts in the ``predictions.jsonl`` shape (DESIGN §4): ``id``, ``dataset``,
+Records are dicts in the ``predictions.jsonl`` shape (docs/architecture.md#predictions): ``id``, ``dataset``,
 ``answer_type``, ``correct``, ``attending: {raw, parsed, valid}``, after
 :func:`mmed.eval.stratify.stratify` also ``stratum``.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -33,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import STRATA
+# open-question scoring, re-exported: the answer rules are in one place (mmed/data/answers.py)
+from ..data.answers import exact_match, token_recall  # noqa: F401
 
 #: In-domain benchmarks (the paper trains on their training splits).
 IN_DOMAIN: tuple[str, ...] = ("vqa_rad", "slake", "pathvqa")
@@ -110,8 +111,8 @@ def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, 
     return {"mean": float(v.mean()), "lo": lo, "hi": hi, "n": int(len(v))}
 
 
-def _as_bool_array(correct: Sequence[Any] | np.ndarray, name: str = "correct") -> np.ndarray:
-    a = np.asarray(correct)
+def _as_bool_array(correct: Iterable[Any] | np.ndarray, name: str = "correct") -> np.ndarray:
+    a = np.asarray(correct if isinstance(correct, np.ndarray) else list(correct))
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
     if a.dtype == bool:
@@ -122,15 +123,25 @@ def _as_bool_array(correct: Sequence[Any] | np.ndarray, name: str = "correct") -
     return a.astype(bool)
 
 
-def accuracy_ci(correct: Sequence[Any] | np.ndarray, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Accuracy of a 1-D boolean (or 0/1) array with a percentile-bootstrap interval.
+def accuracy_ci(correct: Iterable[Any] | np.ndarray, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                *, none_if_empty: bool = False) -> dict[str, float] | None:
+    """Accuracy of a 1-D boolean (or 0/1) sequence with a percentile-bootstrap interval.
 
-    Returns ``{"acc", "lo", "hi", "n"}`` (fractions in [0, 1]); NaN with ``n = 0`` for
-    an empty array. Same seed → same interval.
+    The one accuracy-with-interval helper: the tables here, the triage summaries
+    (:func:`mmed.rl.triage.triage_summary`) and the curriculum reports
+    (:mod:`mmed.rl.curriculum`) all call it.
+
+    Returns ``{"acc", "lo", "hi", "n"}`` (fractions in [0, 1]); for an empty sequence NaN
+    with ``n = 0``, or ``None`` when ``none_if_empty`` (a group reported as "no items").
+    Same seed → same interval. ``correct`` may be any iterable (a generator is read once).
     Raises ``ValueError`` for values other than booleans/0/1, ``n_boot < 1`` or a
     confidence outside (0, 1).
     """
-    r = bootstrap_mean_ci(_as_bool_array(correct).astype(float), n_boot, confidence, seed)
+    a = _as_bool_array(correct)
+    if none_if_empty and a.size == 0:
+        _check_boot(n_boot, confidence)
+        return None
+    r = bootstrap_mean_ci(a.astype(float), n_boot, confidence, seed)
     return {"acc": r["mean"], "lo": r["lo"], "hi": r["hi"], "n": r["n"]}
 
 
@@ -330,39 +341,9 @@ def json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------
 # open questions
 # ----------------------------------------------------------------------------------------
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
-
-
-def normalize_answer(text: str | None) -> str:
-    """Lower-case, punctuation → space, drop articles (a/an/the), collapse whitespace
-    (the SQuAD normalisation, Rajpurkar et al. 2016). ``None`` → ``""``."""
-    if text is None:
-        return ""
-    t = str(text).lower().translate(_PUNCT)
-    return " ".join(_ARTICLES.sub(" ", t).split())
-
-
-def exact_match(pred: str | None, gold: str) -> bool:
-    """Normalised prediction == normalised gold. ``pred=None`` (invalid output) → False.
-
-    Raises ``ValueError`` when the gold answer normalises to the empty string."""
-    g = normalize_answer(gold)
-    if not g:
-        raise ValueError(f"gold answer {gold!r} is empty after normalisation")
-    return pred is not None and normalize_answer(pred) == g
-
-
-def token_recall(pred: str | None, gold: str) -> float:
-    """Fraction of the gold answer's normalised tokens found in the prediction (multiset
-    overlap / gold token count), in [0, 1]. ``pred=None`` → 0.0.
-
-    Raises ``ValueError`` when the gold answer normalises to the empty string."""
-    gold_tokens = normalize_answer(gold).split()
-    if not gold_tokens:
-        raise ValueError(f"gold answer {gold!r} is empty after normalisation")
-    common = Counter(normalize_answer(pred).split()) & Counter(gold_tokens)
-    return sum(common.values()) / len(gold_tokens)
+# The scoring key and the two scores (exact_match, token_recall) live with the other
+# answer rules in mmed/data/answers.py (normalize_answer(..., squad=True): the SQuAD
+# normalisation, Rajpurkar et al. 2016); imported at the head of this module.
 
 
 def open_table(
@@ -431,7 +412,7 @@ def open_table(
 
 
 # ----------------------------------------------------------------------------------------
-# answer distributions: guards against a degenerate (input-independent) agent (issue 11)
+# answer distributions: guards against a degenerate (input-independent) agent (docs/architecture.md#degenerate-agent-guard)
 # ----------------------------------------------------------------------------------------
 #: share above which one answer on (nearly) every item marks a degenerate agent, unless
 #: the gold answers on the same items are at least as skewed (profile ``eval.degenerate_share``)

@@ -1,4 +1,4 @@
-"""Stratification of cases by the specialist panel's correctness (C-MARL; DESIGN §4).
+"""Stratification of cases by the specialist panel's correctness (C-MARL; docs/architecture.md#stratification).
 
 MMedAgent-RL (arXiv 2506.00555, §4) stratifies every training case by
 ``s = (panel answers that are correct) / K``, K the panel size:
@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..config import STRATA  # ("easy", "medium", "hard"), curriculum order (DESIGN §1)
+from ..config import STRATA  # ("easy", "medium", "hard"), curriculum order (arXiv 2506.00555 §4)
 
 #: Values of :func:`agreement`.
 AGREEMENT_LEVELS: tuple[str, ...] = ("unanimous", "majority", "split", "none")
@@ -142,7 +142,7 @@ def majority_vote(answers: Iterable[int | None], tie_rule: str = "first") -> int
 
 def stratify(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Add ``s``, ``stratum``, ``agreement``, ``n_abstained``, ``n_invalid`` to prediction
-    records (the ``predictions.jsonl`` shape of DESIGN §4).
+    records (the ``predictions.jsonl`` shape of docs/architecture.md#predictions).
 
     Each record needs ``id``, ``answer_idx`` and ``panel`` (a list of panel entries). A
     record is returned as a new dict (input untouched) with:

@@ -1,5 +1,5 @@
 """Policy models: load any image-text-to-text model + processor (plus a run's LoRA
-adapters), build the tiny offline Qwen2.5-VL, and configure LoRA / QLoRA (DESIGN §3).
+adapters), build the tiny offline Qwen2.5-VL, and configure LoRA / QLoRA (docs/architecture.md#layers).
 
 Importing this package registers :class:`Qwen2_5_VLImageOnlyProcessor` with
 ``AutoProcessor``, so ``AutoProcessor.from_pretrained(<tiny model folder>)`` works in this

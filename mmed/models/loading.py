@@ -1,5 +1,5 @@
 """Load a policy model (any image-text-to-text model, Qwen2.5-VL first) with its processor,
-optionally in 4-bit and with LoRA adapters saved in a run (DESIGN §3).
+optionally in 4-bit and with LoRA adapters saved in a run (docs/architecture.md#layers).
 
 One function for every scale: the tiny offline model (a folder built by
 :func:`mmed.models.build_tiny_qwen2_5_vl`) and ``Qwen/Qwen2.5-VL-7B-Instruct`` go through

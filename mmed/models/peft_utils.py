@@ -3,8 +3,8 @@ transformers' ``BitsAndBytesConfig`` — built here, never re-implemented.
 
 QLoRA (Dettmers et al. 2023) = the frozen base model in 4-bit NF4 with double
 quantisation, LoRA adapters (Hu et al. 2021) trained in the compute dtype. The paper trains
-the triage doctor this way (DESIGN §1); on CPU the same objects run through bitsandbytes'
-CPU kernels (DESIGN §6).
+the triage doctor this way (arXiv 2506.00555 §3.1); on CPU the same objects run through
+bitsandbytes' CPU kernels (docs/architecture.md#environment-facts).
 """
 
 from __future__ import annotations

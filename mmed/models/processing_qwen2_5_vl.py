@@ -2,7 +2,7 @@
 
 transformers' ``Qwen2_5_VLProcessor`` always builds a video processor, and every video
 processor in transformers 5 needs torchvision, which does not import beside the CPU build
-of torch used here (DESIGN §6). This subclass keeps everything of the stock processor that
+of torch used here (docs/architecture.md#environment-facts). This subclass keeps everything of the stock processor that
 concerns text and images — the ``<|image_pad|>`` expansion (one placeholder per 2x2 merged
 patch group), ``mm_token_type_ids``, the chat template — and drops the video processor.
 Passing ``videos=`` raises a ``ValueError``.

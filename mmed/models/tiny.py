@@ -1,5 +1,6 @@
 """The tiny offline Qwen2.5-VL: a randomly initialised ``Qwen2_5_VLForConditionalGeneration``
-small enough for CPU tests and the demo, built without the Hub (DESIGN §2, §6).
+small enough for CPU tests and the demo, built without the Hub (docs/architecture.md#profiles,
+docs/architecture.md#environment-facts).
 
 Three pieces, each made with the library that owns it:
 
@@ -120,7 +121,7 @@ def validate_tiny_config(size: TinyModelConfig) -> None:
 
     Raises:
         ValueError: naming the field, when a hidden size is not a positive multiple of 64
-            (bitsandbytes CPU 4-bit generation needs it, DESIGN §6), heads do not divide the
+            (bitsandbytes CPU 4-bit generation needs it, docs/architecture.md#environment-facts), heads do not divide the
             hidden size, the text head dimension is not a multiple of 8 (multimodal RoPE
             splits half of it in three sections), or the vocabulary cannot hold the special
             tokens and the 256 byte symbols.

@@ -14,7 +14,7 @@ What this module does, and where each piece comes from:
   pool's ``train`` items (:func:`mmed.data.training.training_pool`: those benchmarks'
   train splits, closed questions, minus every item showing an evaluation image, at most
   ``attending_grpo.n_train_items``), each with the opinions of the panel of its
-  *gold* specialty (``curriculum.strata_panel = "gold"``, DESIGN §4; ``"triage"`` routes
+  *gold* specialty (``curriculum.strata_panel = "gold"``, docs/architecture.md#stratification; ``"triage"`` routes
   with the run's triage model instead); the attending's prompt contains those opinions
   (:func:`mmed.agents.prompts.attending_messages`). Held-out items (``validation``: the
   synthetic ones plus the pool's image-disjoint validation split; or synthetic ``test``)
@@ -24,14 +24,14 @@ What this module does, and where each piece comes from:
   train_grpo`), on that stage's strata, with that stage's ``max_steps`` and entropy
   coefficient γ (TRL's ``entropy_coef``: loss = L − γ·H, H the mean per-token entropy of
   completion tokens). A new trainer per stage means a fresh optimizer and a fresh
-  learning-rate schedule, and — the point of DESIGN §5 — TRL decides at construction
+  learning-rate schedule, and — the point of docs/architecture.md#libraries — TRL decides at construction
   whether the entropy term carries gradient, so γ must be known when the trainer is built.
   Stage 1 starts from the run's cold-started attending (fresh LoRA); stage k > 1 continues
   the LoRA adapters of stage k − 1 (``init_adapters``). β (KL) is the profile's
   ``attending_grpo.beta`` (0 in smoke/demo); when β > 0 the stage manifest records the
   reference policy — TRL's, i.e. the stage's starting policy (a frozen copy of the
   warm-start adapters, or the adapter-free model for a fresh LoRA).
-- **Files** (DESIGN §4)::
+- **Files** (docs/architecture.md#the-run-folder)::
 
       runs/<id>/attending/heldout_start_<split>.jsonl   held-out answers of the starting
                                                           (cold-started) policy, all variants
@@ -52,7 +52,7 @@ What this module does, and where each piece comes from:
   from its last checkpoint (same global step, adapters, optimizer and scheduler state —
   transformers' ``resume_from_checkpoint``), so a killed process loses at most
   ``save_steps`` steps and never retrains a finished stage.
-- **Variants** (profile ``variants``, issue 6 item 5) need no code of their own: a variant is
+- **Variants** (profile ``variants``, docs/architecture.md#profiles) need no code of their own: a variant is
   another list of stages (``no_curriculum``: one stage on all strata, shuffled, γ = 0;
   ``no_entropy``; ``constant_entropy``; ``reverse``). The Easy-only and Easy+Medium models of
   the paper's ablation are this curriculum's ``stage_1`` and ``stage_2`` adapters.
@@ -118,7 +118,7 @@ class StratifiedSet:
 
     Attributes:
         split: ``"train"``, ``"validation"`` or ``"test"``.
-        items: item dicts (DESIGN §4 schema; images decoded).
+        items: item dicts (docs/architecture.md#item-schema; images decoded).
         opinions: per item, the K panel records (``predictions.jsonl`` ``panel`` entries).
         strata: per item, ``"easy"`` | ``"medium"`` | ``"hard"``.
         s: per item, the fraction of the panel that was right (in [0, 1]).
@@ -225,7 +225,7 @@ def stratified_split(
         run: the run (needed for ``panel="triage"`` and non-simulated backends).
         n: number of synthetic items (default: the profile's ``n_train`` / ``n_eval``);
             ignored when the profile has no synthetic items for ``split``.
-        panel: ``"gold"`` (panel of the gold specialty; training strata, DESIGN §4) or
+        panel: ``"gold"`` (panel of the gold specialty; training strata, docs/architecture.md#stratification) or
             ``"triage"`` (panel chosen by the run's triage model); default
             ``profile.curriculum.strata_panel``.
         data_root: real-data folder (None → ``../shared/data`` when present,
@@ -883,7 +883,7 @@ def curriculum_report(
         FileNotFoundError: a variant was not trained (or not measured on ``split``);
         ValueError: systems measured on different items.
     """
-    from ..eval.metrics import paired_bootstrap_diff
+    from ..eval.metrics import accuracy_ci, paired_bootstrap_diff
 
     if not variants:
         raise ValueError("curriculum_report needs at least one variant")
@@ -927,7 +927,7 @@ def curriculum_report(
     def sub(xs: Sequence[bool], st: str) -> list[bool]:
         return [x for x, s in zip(xs, strata_of) if st == "all" or s == st]
 
-    acc = {name: {st: _ci(sub(c, st), n_boot, seed) for st in (*STRATA, "all")} for name, c in correct.items()}
+    acc = {name: {st: accuracy_ci(sub(c, st), n_boot, seed=seed) for st in (*STRATA, "all")} for name, c in correct.items()}
     main = _label(variants[0])
     paired = {}
     for other in correct:
@@ -976,12 +976,6 @@ def _contrarian(delta: dict[str, Any]) -> bool:
     fell significantly (interval below 0) by at least half the Hard gain."""
     h, e = delta.get("hard"), delta.get("easy")
     return bool(h is not None and e is not None and h["lo"] > 0 and e["hi"] < 0 and -e["diff"] >= 0.5 * h["diff"])
-
-
-def _ci(xs: Sequence[bool], n_boot: int, seed: int) -> dict[str, Any]:
-    from ..eval.metrics import accuracy_ci
-
-    return accuracy_ci(list(xs), n_boot, seed=seed)
 
 
 def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]], start_format: float, margin: float) -> tuple[dict[str, bool], dict[str, str]]:

@@ -6,7 +6,7 @@ profile section, a conversational dataset with images, the paper's reward functi
 previous stage's adapters, for a warm start), and calls ``GRPOTrainer.train``. What it adds:
 
 - one place that turns a profile into trainer arguments, with the CPU settings of
-  DESIGN §6 (``use_cpu``, ``bf16=False``, no gradient checkpointing) and QLoRA on GPU
+  docs/architecture.md#environment-facts (``use_cpu``, ``bf16=False``, no gradient checkpointing) and QLoRA on GPU
   (the model is loaded in 4-bit by :func:`mmed.models.load_policy`);
 - checkpoints every ``save_steps`` in ``out_dir/checkpoint-*`` and resume from the last
   one (same step, same adapter weights, same optimizer state);
@@ -91,7 +91,8 @@ def trl_grpo_config(
     """TRL ``GRPOConfig`` from a profile's GRPO section (``triage_grpo``/``attending_grpo``).
 
     ``entropy_coef`` is TRL's entropy bonus (loss = L − coef · H, H the mean per-token
-    entropy of completion tokens); it must be set here, at construction (DESIGN §5).
+    entropy of completion tokens); it must be set here, at construction (docs/architecture.md#libraries;
+    ``trl/trainer/grpo_trainer.py``).
     """
     from trl import GRPOConfig
 
@@ -234,7 +235,7 @@ def train_grpo(
             control of :func:`mmed.rl.curriculum.entropy_trl_args`).
     Returns:
         a :class:`GRPOResult`; when ``out_dir/final`` already exists, the saved result is
-        returned without training (a finished step is reused, DESIGN §4).
+        returned without training (a finished step is reused, docs/architecture.md#one-training-step).
     """
     from trl import GRPOTrainer
 

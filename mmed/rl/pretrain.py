@@ -2,7 +2,7 @@
 
 The paper's agents start from Qwen2.5-VL-Instruct, a vision-language model that already
 reads images. The tiny offline Qwen2.5-VL starts from random weights, and trained on the
-answers alone it does not learn to read the synthetic findings at all (issue 11; measured
+answers alone it does not learn to read the synthetic findings at all (measured
 in ``benchmarks/RESULTS.md``: supervised on the answer letter only, its accuracy stays at
 chance). This module gives the tiny base the skill the paper assumes, on a synthetic split
 that no later step uses (``"pretrain"``: its own random stream, so it shares no image

@@ -356,7 +356,7 @@ def seed_summary(table: Any, by: Sequence[str], value: str = "accuracy") -> Any:
     return df
 
 
-#: the comparisons of issue 11 item 6: (claim, system A, system B), each A − B on the same
+#: the claims compared over seeds: (claim, system A, system B), each A − B on the same
 #: held-out items; systems as in :func:`held_out_correctness`
 SEED_CLAIMS: tuple[tuple[str, str, str], ...] = (
     ("C-MARL vs cold start", "cmarl", "start"),
@@ -431,7 +431,7 @@ def curriculum_claims(
     variants: Sequence[str | None] = (None, "no_curriculum", "no_entropy"), split: str = "test",
 ) -> Any:
     """Every claim of :data:`SEED_CLAIMS` and :data:`HARD_STAGE_CLAIMS`, per seed and pooled
-    over seeds, with paired bootstrap intervals (issue 11 item 6), whatever the result.
+    over seeds, with paired bootstrap intervals, whatever the result.
 
     Reads the runs trained by :func:`curriculum_replicates` (call it first). Per seed, the
     difference is over that seed's held-out items; ``seed = "pooled"`` concatenates the

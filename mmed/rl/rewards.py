@@ -1,4 +1,4 @@
-"""Reward functions of MMedAgent-RL as TRL reward functions (paper §3; issue 5 item 1).
+"""Reward functions of MMedAgent-RL as TRL reward functions (paper §3).
 
 The paper's reward is R = R_format + R_accuracy with R_format ∈ {0, 0.5} and
 R_accuracy ∈ {0, 1}. TRL's ``GRPOTrainer`` takes the two terms as separate
@@ -20,7 +20,7 @@ Decisions (each tested in ``tests/test_rewards.py``):
 * Format needs ``<think>`` (reasoning with a letter or digit) followed by a non-empty
   ``<answer>``, each tag once, nothing but whitespace around
   (:func:`mmed.agents.parsing.has_valid_format`). An empty answer earns nothing: a tiny
-  model rewarded for ``<answer></answer>`` learned to emit empty answers (DESIGN §6).
+  model rewarded for ``<answer></answer>`` learned to emit empty answers (docs/architecture.md#environment-facts).
 * Accuracy reads only the single answer tag (:func:`~mmed.agents.parsing.parse_specialty`,
   :func:`~mmed.agents.parsing.parse_choice`): two answer tags, several specialties or
   options, a hedge, an empty or missing tag → 0; the right name only inside ``<think>`` →
@@ -91,7 +91,7 @@ def triage_accuracy_reward(
 ) -> list[float]:
     """R_accuracy of the triage doctor: 1.0 when the parsed specialty is the label.
 
-    Reads the ``specialty`` column (DESIGN §4 item schema) from ``kwargs``; an optional
+    Reads the ``specialty`` column (docs/architecture.md#item-schema) from ``kwargs``; an optional
     ``specialties`` keyword (a sequence of names, not a column) overrides the candidate
     set (default :data:`SPECIALTIES`). Parsing: :func:`mmed.agents.parsing.parse_specialty`.
 

@@ -5,7 +5,7 @@ The tiny offline Qwen2.5-VL starts from random weights and cannot produce
 steps of TRL's ``SFTTrainer`` on templated completions fix the format (``smoke``/``demo``
 only; the ``paper`` profile starts from Qwen2.5-VL-Instruct and disables the cold start).
 
-What the targets teach (issue 11 item 2). An earlier cold start trained on one fixed
+What the targets teach. An earlier cold start trained on one fixed
 reasoning string and, for half the items, a random valid answer; the tiny attending's best
 fit to that was a constant ("A" on every item), and GRPO never left it. The targets are now
 *grounded*: the reasoning states what the agent can read from its input — the modality
@@ -102,7 +102,7 @@ def cold_start_targets(
     """Grounded target completions ``<think>what the agent sees</think><answer>…</answer>``,
     and whether each answer is the gold one.
 
-    The reasoning states what the agent can read from its input (issue 11 item 2): for the
+    The reasoning states what the agent can read from its input: for the
     triage doctor the modality (:func:`modality_reasoning`), for the attending the panel's
     letters and counts (:func:`tally_reasoning`). The answer is, with probability
     ``label_fraction``, the one ``target`` names (``"gold"``: the gold answer;
@@ -111,7 +111,7 @@ def cold_start_targets(
 
     Args:
         agent: ``"triage"`` or ``"attending"``.
-        items: closed items (schema of DESIGN §4) with ``modality``/``specialty`` (triage)
+        items: closed items (schema of docs/architecture.md#item-schema) with ``modality``/``specialty`` (triage)
             or ``options``/``answer_idx`` (attending).
         label_fraction: in [0, 1].
         seed: seeds the draws.
@@ -203,7 +203,7 @@ def format_and_accuracy(
     msgs = [agent_messages(agent, it, opinions[i] if opinions else None, style) for i, it in enumerate(items)]
     raws = [r[0] for r in runner.generate(msgs, [list(it["images"]) for it in items], SamplingParams(max_new_tokens=max_new_tokens), progress=False)]
     fmt = ans = acc = 0
-    parsed = []  # issue 11 guard: what the agent answered, for answer_distribution below
+    parsed = []  # docs/architecture.md#degenerate-agent-guard: what the agent answered, for answer_distribution below
     for it, raw in zip(items, raws):
         fmt += has_valid_format(raw)
         if agent == "triage":
@@ -222,8 +222,9 @@ def format_and_accuracy(
 
 
 def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequence[str]) -> dict[str, Any]:
-    """:func:`mmed.eval.metrics.answer_distribution` of a cold-start evaluation (issue 11's
-    degenerate-agent guard): specialties for the triage doctor, option letters for the attending."""
+    """:func:`mmed.eval.metrics.answer_distribution` of a cold-start evaluation (the
+    degenerate-agent guard, docs/architecture.md#degenerate-agent-guard): specialties for the
+    triage doctor, option letters for the attending."""
     from ..eval.metrics import answer_distribution
 
     if agent == "triage":

@@ -1,4 +1,4 @@
-"""The triage doctor trained with GRPO (paper §3.1; issue 5), and its evaluation.
+"""The triage doctor trained with GRPO (paper §3.1), and its evaluation.
 
 Training (:func:`train_triage`) is TRL's ``GRPOTrainer`` through :func:`mmed.rl.grpo.train_grpo`
 with the paper's reward R = R_format (0 / 0.5) + R_accuracy (0 / 1, parsed specialty ==
@@ -617,7 +617,7 @@ def train_triage(
         real: an already loaded :func:`load_real_triage` result (saves reloading).
     Returns:
         a :class:`TriageTraining`. A finished training in the same folder with the same
-        settings is reused without training (DESIGN §4).
+        settings is reused without training (docs/architecture.md#one-training-step).
     Raises:
         ValueError: the folder holds a training made with other settings (the message
             names them: use another run folder or delete it); ``real_train=True`` without data.
@@ -715,12 +715,6 @@ def evaluate_triage(
     return out
 
 
-def _ci_or_none(values: Sequence[bool], n_boot: int, confidence: float, seed: int) -> dict[str, Any] | None:
-    from ..eval.metrics import accuracy_ci
-
-    return accuracy_ci(list(values), n_boot, confidence, seed) if len(values) else None
-
-
 def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Accuracy and format-valid rate of :func:`evaluate_triage` records, overall and per specialty.
 
@@ -736,20 +730,23 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
     """
     if not records:
         raise ValueError("triage_summary: no records")
+    from ..eval.metrics import accuracy_ci
+
     out: dict[str, Any] = {"n": len(records)}
     for key in ("correct", "format_valid", "answer_valid"):
-        out["accuracy" if key == "correct" else key] = _ci_or_none([r[key] for r in records], n_boot, confidence, seed)
+        out["accuracy" if key == "correct" else key] = accuracy_ci([r[key] for r in records], n_boot, confidence, seed,
+                                                                   none_if_empty=True)
     by = {}
     for s in SPECIALTIES:
         rs = [r for r in records if r["specialty"] == s]
         by[s] = {
             "n": len(rs),
-            "accuracy": _ci_or_none([r["correct"] for r in rs], n_boot, confidence, seed),
-            "format_valid": _ci_or_none([r["format_valid"] for r in rs], n_boot, confidence, seed),
+            "accuracy": accuracy_ci([r["correct"] for r in rs], n_boot, confidence, seed, none_if_empty=True),
+            "format_valid": accuracy_ci([r["format_valid"] for r in rs], n_boot, confidence, seed, none_if_empty=True),
         }
     out["by_specialty"] = by
     out["without_items"] = [s for s in SPECIALTIES if by[s]["n"] == 0]
-    # issue 11 guard: which specialties the policy answered, next to the gold ones
+    # docs/architecture.md#degenerate-agent-guard: which specialties the policy answered, next to the gold ones
     from ..eval.metrics import answer_distribution
 
     out["answers"] = answer_distribution([r["parsed"] if r["answer_valid"] else None for r in records],
@@ -803,9 +800,13 @@ def confusion_record(matrix: Any) -> dict[str, Any]:
             "matrix": [[int(v) for v in row] for row in matrix.values.tolist()]}
 
 
-def accuracy_table(summary: dict[str, dict[str, Any]]) -> Any:
+def triage_accuracy_table(summary: dict[str, dict[str, Any]]) -> Any:
     """``evaluate_stages(...)["summary"]`` as a ``pandas.DataFrame``: one row per (stage,
-    set) with ``n``, ``accuracy`` and its ``lo``/``hi``, ``format_valid``, ``answer_valid``."""
+    set) with ``n``, ``accuracy`` and its ``lo``/``hi``, ``format_valid``, ``answer_valid``.
+
+    A reshaping of summaries already computed (their intervals come from
+    :func:`mmed.eval.metrics.accuracy_ci`), not a second accuracy table: the accuracy of
+    prediction records grouped by fields is :func:`mmed.eval.metrics.accuracy_table`."""
     import pandas as pd
 
     rows = []

@@ -1,6 +1,6 @@
 """Figures: drawn from small CSV files, so that they can be redrawn without retraining.
 
-Each README figure lives in ``figures/`` beside the CSV it is drawn from (DESIGN §4):
+Each README figure lives in ``figures/`` beside the CSV it is drawn from (docs/architecture.md#figures):
 
 ==========================  ==================================================  =================
 figure                      data file (columns)                                 source in a run
@@ -33,7 +33,7 @@ run into ``runs/<id>/figures/``; nothing writes ``figures/`` unless told to.
 
 Every accuracy comes with the share of the agent's most frequent answer
 (``top_answer_share``) and of the most frequent gold answer on the same items
-(``gold_top_share``), so that a constant answer cannot pass for a result (issue 11). CSV
+(``gold_top_share``), so that a constant answer cannot pass for a result (docs/architecture.md#degenerate-agent-guard). CSV
 files written before these columns existed are redrawn as they are; the README block then
 says that they lack them.
 """

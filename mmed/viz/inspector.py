@@ -1,6 +1,6 @@
 """The disagreement inspector: an ipywidgets browser over a run's ``predictions.jsonl``.
 
-What it is for (issue 7, item 3). In MMedAgent-RL the attending physician reads the
+What it is for. In MMedAgent-RL the attending physician reads the
 opinions of a panel of K specialists and gives the final answer. C-MARL trains it to
 *exploit* a reliable panel (Easy: every specialist right), to *explore* when the panel
 disagrees (Medium) and to *resist* a wrong consensus (Hard: every specialist wrong). The
@@ -56,7 +56,7 @@ panel's vote. Checked in this order, the first that applies:
 
 :func:`overruled` is ``True`` / ``False`` for the last two and ``None`` otherwise.
 
-**Stratum** — the record's ``stratum`` (``easy``/``medium``/``hard``, DESIGN §4), or
+**Stratum** — the record's ``stratum`` (``easy``/``medium``/``hard``, docs/architecture.md#stratification), or
 ``unstratified`` when it has none (open questions, empty panels).
 
 **Images** (:data:`IMAGE_STATUSES`): ``synthetic`` (redrawn from the ref), ``file`` (a
@@ -66,7 +66,7 @@ open), ``bad_ref`` (a ``synthetic://`` ref that does not parse), ``none`` (no
 ``image_ref``) and, found only when the image is drawn, ``unreadable`` (the file or ref
 exists but could not be decoded). Every status but the first two shows a placeholder; all
 are counted in :meth:`DisagreementInspector.summary`. Relative paths resolve against
-``image_root`` when given, else the repository root (DESIGN §4).
+``image_root`` when given, else the repository root (docs/architecture.md#the-run-folder).
 """
 
 from __future__ import annotations
