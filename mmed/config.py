@@ -26,6 +26,8 @@ import dataclasses
 import difflib
 import functools
 import importlib
+import json
+import os
 import re
 import types
 import typing
@@ -595,23 +597,78 @@ def _build(tp: Any, value: Any, where: str, source: str) -> Any:
     raise ProfileError(f"{source}: unsupported type {tp} at '{where}'")  # pragma: no cover
 
 
+#: where :func:`library_fields` keeps the field lists it read (``$MMED_FIELDS_CACHE``, else
+#: ``$XDG_CACHE_HOME/mmed/fields``, ``~/.cache/mmed/fields``)
+FIELDS_CACHE_ENV = "MMED_FIELDS_CACHE"
+_LIBRARIES = ("trl", "transformers", "peft")
+
+
+def fields_cache_dir() -> Path:
+    """``$MMED_FIELDS_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/fields`` (``~/.cache/mmed/fields``).
+    Not created here."""
+    env = os.environ.get(FIELDS_CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / "fields"
+
+
 @functools.lru_cache(maxsize=None)
-def library_fields(target: str) -> dict[str, Any]:
-    """``{name: annotation}`` of the init fields of a library configuration dataclass:
-    the keys a profile section may pass through to it (:class:`PassThrough`).
+def library_fields(target: str) -> dict[str, tuple[str | None, bool]]:
+    """The init fields of a library configuration dataclass — the keys a profile section may
+    pass through to it (:class:`PassThrough`) — as ``{name: (type, nullable)}``: ``type`` is
+    ``"int"``, ``"float"``, ``"bool"`` or ``"str"`` for a field annotated with one of those
+    (or with ``X | None``; ``nullable`` then says whether None is allowed), None for any other
+    annotation (the library checks such values itself when the configuration is built).
 
     Args:
         target: ``"<module>.<class>"``: ``"trl.GRPOConfig"`` (``trl/trainer/grpo_config.py``),
             ``"trl.SFTConfig"`` (``trl/trainer/sft_config.py``), both extending
             ``transformers.TrainingArguments`` (``transformers/training_args.py``), or
-            ``"peft.LoraConfig"`` (``peft/tuners/lora/config.py``). The module is imported
-            here (TRL imports transformers and torch: the first call takes seconds).
+            ``"peft.LoraConfig"`` (``peft/tuners/lora/config.py``).
+
+    Reading them imports the class, which imports transformers' training arguments: about
+    11 s on a 2-core CPU, against 2 s for a whole profile load without it. So the list is kept
+    in :func:`fields_cache_dir` under the installed versions of trl, transformers and peft,
+    and read from there while those versions stay (an unreadable cache file is rebuilt).
+
     Raises:
         ImportError, AttributeError: no such module or class; TypeError: not a dataclass.
     """
+    from importlib import metadata
+
+    versions = []
+    for lib in _LIBRARIES:
+        try:
+            versions.append(f"{lib}-{metadata.version(lib)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{lib}-none")
+    path = fields_cache_dir() / f"{target}--{'--'.join(versions)}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return {k: (v[0], bool(v[1])) for k, v in cached.items()}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        pass
+    fields = _read_library_fields(target)
+    try:  # best effort: a read-only cache folder only costs the import next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(fields, indent=0, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return fields
+
+
+def _read_library_fields(target: str) -> dict[str, tuple[str | None, bool]]:
+    """:func:`library_fields` without the cache: imports ``target`` and reads its fields."""
     module, _, name = target.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    return {f.name: f.type for f in dataclasses.fields(cls) if f.init}
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.init:
+            simple = _simple_type(f.type)
+            out[f.name] = (simple[0].__name__, simple[1]) if simple else (None, True)
+    return out
 
 
 def _did_you_mean(unknown: list[str], known: Any) -> str:
@@ -655,10 +712,10 @@ def _library_keys(pt: PassThrough, keys: dict[str, Any], ours: set[str], where: 
     for k, v in keys.items():
         if k in reserved:
             raise ProfileError(f"{source}: key '{dotted(k)}' is set by the code, not by a profile: {reserved[k]}")
-        simple = _simple_type(fields[k])
-        if simple is None:
+        type_name, optional = fields[k]
+        if type_name is None:
             continue
-        tp, optional = simple
+        tp = {"int": int, "float": float, "bool": bool, "str": str}[type_name]
         if v is None:
             if not optional:
                 raise ProfileError(f"{source}: key '{dotted(k)}' must not be null ({pt.target}.{k})")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,7 @@ from mmed.config import (
     GRPOSection,
     LoraSection,
     ProfileError,
+    _read_library_fields,
     library_fields,
     load_profile,
     profile_from_dict,
@@ -171,6 +175,34 @@ def test_our_keys_and_defaults_fit_the_libraries():
 
     for name in ("GRPOConfig", "SFTConfig", "LoraConfig"):  # no shadow of their classes under their names
         assert not hasattr(config, name)
+
+
+def test_field_lists_are_cached_per_library_version(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("MMED_FIELDS_CACHE", str(tmp_path))
+    for _, target in SECTIONS:
+        fields = library_fields.__wrapped__(target)
+        assert fields == _read_library_fields(target)
+        (path,) = tmp_path.glob(f"{target}--trl-*--transformers-*--peft-*.json")
+        assert library_fields.__wrapped__(target) == fields  # read back from the file
+        path.write_text("{not json")  # a broken file is rebuilt
+        assert library_fields.__wrapped__(target) == fields
+    assert library_fields.__wrapped__("trl.GRPOConfig")["top_k"] == ("int", False)
+    assert library_fields.__wrapped__("trl.GRPOConfig")["max_completion_length"] == ("int", True)
+    assert library_fields.__wrapped__("peft.LoraConfig")["lora_dropout"] == ("float", False)
+    assert library_fields.__wrapped__("trl.GRPOConfig")["reward_weights"] == (None, True)  # a list: TRL checks it
+
+
+def test_with_the_cache_a_profile_loads_without_importing_trl(tmp_path: Path, monkeypatch):
+    # the import of TRL's configuration (transformers' training arguments) takes ~11 s on a
+    # 2-core CPU; commands that only read a profile must not pay it each time
+    monkeypatch.setenv("MMED_FIELDS_CACHE", str(tmp_path))
+    for _, target in SECTIONS:
+        library_fields.__wrapped__(target)
+    code = ("import sys, mmed.config as c; p = c.load_profile('demo', overrides={'attending_grpo': {'top_k': 3}}); "
+            "print(p.attending_grpo.top_k, 'transformers.training_args' in sys.modules, 'trl.trainer.grpo_config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MMED_FIELDS_CACHE": str(tmp_path)})
+    assert out.stdout.split() == ["3", "False", "False"], out.stderr[-2000:]
 
 
 def test_library_keys_read_as_attributes_and_are_set_in_the_mapping():
