@@ -6,6 +6,13 @@ an error that names the file and the dotted key. A profile may hold named ``vari
 each is an overlay (nested dict of keys) applied on top of the base profile by
 :func:`load_profile(name, variant=...)` — the curriculum's ablation variants live there.
 
+Training keys are the libraries' own: a key of ``triage_grpo`` / ``attending_grpo`` that is
+not ours is a field of ``trl.GRPOConfig``, one of ``cold_start`` a field of ``trl.SFTConfig``,
+one of ``models.lora`` a field of ``peft.LoraConfig``; each is checked against that class's
+dataclass fields (:func:`library_fields`) and handed to it unchanged (:class:`PassThrough`),
+so a new TRL or PEFT option needs no code. Our own keys (curriculum stages, γ schedule, data,
+specialists, ``n_train_items`` ...) are our dataclasses' fields, named apart from theirs.
+
 Every later part reads its settings from here (``profile.triage_grpo.num_generations``,
 ``profile.curriculum.stages`` ...), so the tiny CPU model and Qwen2.5-VL-7B go through
 the same code with different numbers.
@@ -16,12 +23,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import difflib
+import functools
+import importlib
+import json
+import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, ClassVar, Iterator, Optional, Union
 
 import yaml
 
@@ -122,21 +134,78 @@ class TinyModelConfig:
     seed: int = 0
 
 
-@dataclass
-class LoraConfig:
-    """PEFT LoRA settings (used for both LoRA and QLoRA)."""
+@dataclass(frozen=True)
+class PassThrough:
+    """How a profile section hands its library keys on, unchanged (:func:`library_fields`).
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
+    A section class that carries ``PASSTHROUGH`` takes two kinds of keys, written side by
+    side in the YAML: its own (its dataclass fields, ours) and any init field of the library
+    class ``target`` (e.g. ``"trl.GRPOConfig"``), which are collected in the field ``attr``
+    (``trl``/``peft``) on top of that field's defaults and handed to the class as they are.
+    ``reserved``: ``(key, where its value comes from)`` for the library keys the code sets
+    itself (the run folder, the seed ...); a profile that sets one is refused.
+    """
+
+    attr: str
+    target: str
+    reserved: tuple[tuple[str, str], ...] = ()
+
+
+class PassThroughSection:
+    """Mixin of the profile sections with a :class:`PassThrough` (``GRPOSection``,
+    ``ColdStartSection``, ``LoraSection``): a library key reads as an attribute
+    (``profile.triage_grpo.num_generations`` is ``profile.triage_grpo.trl["num_generations"]``),
+    and :meth:`to_dict` gives the section as the profile writes it (one flat mapping)."""
+
+    PASSTHROUGH: ClassVar[PassThrough]
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when normal lookup fails; "_"-names (copy, pickle) never look inside
+        if name.startswith("_"):
+            raise AttributeError(name)
+        mapping = self.__dict__.get(self.PASSTHROUGH.attr)
+        if mapping is not None and name in mapping:
+            return mapping[name]
+        raise AttributeError(f"{type(self).__name__} has no key {name!r} (a {self.PASSTHROUGH.target} key that the "
+                             f"profile does not set takes that class's default)")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # an attribute beside the mapping would shadow the value handed to the library
+        if name.startswith("_") or name in {f.name for f in dataclasses.fields(self)}:
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(f"{type(self).__name__}.{name}: not our key; a {self.PASSTHROUGH.target} key is set "
+                             f"in .{self.PASSTHROUGH.attr}[{name!r}]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as one flat mapping: the library keys (defaults + the profile's), then
+        our own keys, as a profile writes them (``load_profile`` reads it back)."""
+        return _plain(self)
+
+
+@dataclass
+class LoraSection(PassThroughSection):
+    """LoRA (and QLoRA) settings: ``models.lora``.
+
+    Every key other than ``scope`` and ``target_regex`` is a field of ``peft.LoraConfig``
+    (``peft/tuners/lora/config.py``: ``r``, ``lora_alpha``, ``lora_dropout``, ``bias``,
+    ``use_rslora`` ...), handed to it unchanged by :func:`mmed.models.lora_config` on top
+    of the defaults in ``peft`` below. ``target_modules`` is a list of module names that
+    ``scope`` turns into PEFT's full-match regex (:func:`mmed.models.lora_target_modules`).
+    """
+
+    PASSTHROUGH: ClassVar[PassThrough] = PassThrough("peft", "peft.LoraConfig")
+
     #: which part of the model gets adapters: "language_model" (target_modules inside the
     #: language model only, not the vision tower) or "all" (every module of those names)
     scope: str = "language_model"
     #: a PEFT full-match regex over module paths; when set it replaces target_modules/scope
     target_regex: Optional[str] = None
+    #: ``peft.LoraConfig`` keys: these defaults, then the profile's
+    peft: dict[str, Any] = field(default_factory=lambda: {
+        "r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    })
 
 
 @dataclass
@@ -174,7 +243,7 @@ class ModelsConfig:
     #: compute dtype for 4-bit layers and model weights: float32 | bfloat16 | float16 (a half dtype
     #: on device cpu is logged at load time: mmed.models.cpu_half_precision_note, README "Profiles")
     dtype: str = "float32"
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    lora: LoraSection = field(default_factory=LoraSection)
     attn_implementation: Optional[str] = None
 
 
@@ -268,15 +337,30 @@ class AgentColdStart:
     label_fraction: Optional[float] = None
 
 
+#: ``trl.SFTConfig`` keys the cold start sets itself (:func:`mmed.rl.sft.cold_start`)
+SFT_RESERVED: tuple[tuple[str, str], ...] = (
+    ("output_dir", "the run folder"),
+    ("seed", "the run's seed"),
+    ("use_cpu", "the profile's 'device'"),
+    ("max_length", "always None: truncation would cut image tokens"),
+)
+
+
 @dataclass
-class ColdStartConfig:
-    """Short SFT warm-up teaching the output format (smoke/demo only; docs/architecture.md#base-model-and-cold-start)."""
+class ColdStartSection(PassThroughSection):
+    """Short SFT warm-up teaching the output format (smoke/demo only; docs/architecture.md#base-model-and-cold-start): ``cold_start``.
+
+    Every key not defined below is a field of ``trl.SFTConfig`` (``trl/trainer/sft_config.py``
+    and the ``transformers.TrainingArguments`` it extends: ``max_steps``, ``learning_rate``,
+    ``per_device_train_batch_size``, ``lr_scheduler_type``, ``weight_decay`` ...), handed to
+    it unchanged on top of the defaults in ``trl`` below and of the cold start's own settings
+    (:func:`mmed.rl.sft.cold_start`); :data:`SFT_RESERVED` are refused.
+    """
+
+    PASSTHROUGH: ClassVar[PassThrough] = PassThrough("trl", "trl.SFTConfig", SFT_RESERVED)
 
     enabled: bool = True
     n_items: int = 64
-    max_steps: int = 20
-    learning_rate: float = 1e-3
-    batch_size: int = 8
     #: fraction of cold-start targets whose answer is ``target``'s (the rest are uniformly
     #: drawn valid answers)
     label_fraction: float = 1.0
@@ -292,23 +376,37 @@ class ColdStartConfig:
     #: 7-way modality task saturates in fewer steps than the attending's (GRPO then sees groups
     #: with equal rewards only)
     triage: AgentColdStart = field(default_factory=AgentColdStart)
+    #: ``trl.SFTConfig`` keys: these defaults, then the profile's
+    trl: dict[str, Any] = field(default_factory=lambda: {
+        "max_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 8,
+    })
+
+
+#: ``trl.GRPOConfig`` keys the GRPO training sets itself (:func:`mmed.rl.grpo.trl_grpo_kwargs`)
+GRPO_RESERVED: tuple[tuple[str, str], ...] = (
+    ("output_dir", "the run folder"),
+    ("seed", "the run's seed (--seed, eval.seeds)"),
+    ("data_seed", "the run's seed (--seed, eval.seeds)"),
+    ("use_cpu", "the profile's 'device'"),
+    ("bf16", "the profile's 'device' and 'models.dtype'"),
+    ("entropy_coef", "the curriculum stage's 'entropy_coef' (curriculum.stages[i].entropy_coef; 0 for the triage doctor)"),
+)
 
 
 @dataclass
-class GRPOConfig:
-    """Settings handed to TRL's ``GRPOConfig``."""
+class GRPOSection(PassThroughSection):
+    """One agent's GRPO training: ``triage_grpo`` / ``attending_grpo``.
 
-    max_steps: int = 20
-    learning_rate: float = 5e-4
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    num_generations: int = 4
-    max_completion_length: int = 48
-    temperature: float = 1.0
-    beta: float = 0.0
-    loss_type: str = "dapo"
-    logging_steps: int = 1
-    save_steps: int = 10
+    Every key not defined below is a field of ``trl.GRPOConfig`` (``trl/trainer/grpo_config.py``
+    and the ``transformers.TrainingArguments`` it extends: ``num_generations``,
+    ``temperature``, ``beta``, ``loss_type``, ``top_k``, ``mask_truncated_completions`` ...),
+    handed to it unchanged on top of the defaults in ``trl`` below and of the CPU/GPU settings
+    of :func:`mmed.rl.grpo.trl_grpo_kwargs`; :data:`GRPO_RESERVED` are refused.
+    """
+
+    PASSTHROUGH: ClassVar[PassThrough] = PassThrough("trl", "trl.GRPOConfig", GRPO_RESERVED)
+
+    #: training prompts drawn for this agent (synthetic items; the cap of the real pool too)
     n_train_items: int = 256
     #: this agent's LoRA scope, overriding ``models.lora.scope`` (None = use models.lora):
     #: "language_model" or "all" (vision tower too)
@@ -317,6 +415,12 @@ class GRPOConfig:
     #: replaced by the generic triage question (``mmed.data.TRIAGE_QUESTION``), so the policy
     #: must read the image and not only the question's wording
     image_only_fraction: float = 0.0
+    #: ``trl.GRPOConfig`` keys: these defaults, then the profile's
+    trl: dict[str, Any] = field(default_factory=lambda: {
+        "max_steps": 20, "learning_rate": 5e-4, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+        "num_generations": 4, "max_completion_length": 48, "temperature": 1.0, "beta": 0.0, "loss_type": "dapo",
+        "logging_steps": 1, "save_steps": 10,
+    })
 
 
 @dataclass
@@ -401,9 +505,9 @@ class Profile:
     specialists: SpecialistsConfig = field(default_factory=SpecialistsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     triage: TriageConfig = field(default_factory=TriageConfig)
-    cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
-    triage_grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    attending_grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    cold_start: ColdStartSection = field(default_factory=ColdStartSection)
+    triage_grpo: GRPOSection = field(default_factory=GRPOSection)
+    attending_grpo: GRPOSection = field(default_factory=GRPOSection)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -415,8 +519,10 @@ class Profile:
     variant: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (for manifests)."""
-        return dataclasses.asdict(self)
+        """Plain-dict form, as a profile file writes it (manifests; :func:`profile_from_dict`
+        reads it back): every section with library keys is one flat mapping
+        (:meth:`PassThroughSection.to_dict`)."""
+        return _plain(self)
 
 
 # ----------------------------------------------------------------------------------------
@@ -443,13 +549,21 @@ def _build(tp: Any, value: Any, where: str, source: str) -> Any:
             raise ProfileError(f"{source}: key '{where}' must be a mapping, got {type(value).__name__}")
         hints = typing.get_type_hints(tp)
         names = {f.name for f in dataclasses.fields(tp)}
+        passthrough: PassThrough | None = getattr(tp, "PASSTHROUGH", None)
+        if passthrough is not None:
+            names.discard(passthrough.attr)
+            library = {k: v for k, v in value.items() if k not in names}
+            value = {k: v for k, v in value.items() if k in names}
         unknown = sorted(set(value) - names)
         if unknown:
             raise ProfileError(
                 f"{source}: unknown key(s) {', '.join(repr(f'{where}.{u}'.lstrip('.')) for u in unknown)}; "
-                f"known keys here: {sorted(names)}"
+                f"known keys here: {sorted(names)}{_did_you_mean(unknown, names)}"
             )
         kwargs = {k: _build(hints[k], v, f"{where}.{k}".lstrip("."), source) for k, v in value.items()}
+        if passthrough is not None:
+            kwargs[passthrough.attr] = {**getattr(tp(), passthrough.attr),
+                                        **_library_keys(passthrough, library, names, where, source)}
         return tp(**kwargs)
     origin = typing.get_origin(tp)
     if origin is list:
@@ -481,6 +595,155 @@ def _build(tp: Any, value: Any, where: str, source: str) -> Any:
             raise ProfileError(f"{source}: key '{where}' must be a string, got {value!r}")
         return value
     raise ProfileError(f"{source}: unsupported type {tp} at '{where}'")  # pragma: no cover
+
+
+#: where :func:`library_fields` keeps the field lists it read (``$MMED_FIELDS_CACHE``, else
+#: ``$XDG_CACHE_HOME/mmed/fields``, ``~/.cache/mmed/fields``)
+FIELDS_CACHE_ENV = "MMED_FIELDS_CACHE"
+_LIBRARIES = ("trl", "transformers", "peft")
+
+
+def fields_cache_dir() -> Path:
+    """``$MMED_FIELDS_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/fields`` (``~/.cache/mmed/fields``).
+    Not created here."""
+    env = os.environ.get(FIELDS_CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / "fields"
+
+
+@functools.lru_cache(maxsize=None)
+def library_fields(target: str) -> dict[str, tuple[str | None, bool]]:
+    """The init fields of a library configuration dataclass — the keys a profile section may
+    pass through to it (:class:`PassThrough`) — as ``{name: (type, nullable)}``: ``type`` is
+    ``"int"``, ``"float"``, ``"bool"`` or ``"str"`` for a field annotated with one of those
+    (or with ``X | None``; ``nullable`` then says whether None is allowed), None for any other
+    annotation (the library checks such values itself when the configuration is built).
+
+    Args:
+        target: ``"<module>.<class>"``: ``"trl.GRPOConfig"`` (``trl/trainer/grpo_config.py``),
+            ``"trl.SFTConfig"`` (``trl/trainer/sft_config.py``), both extending
+            ``transformers.TrainingArguments`` (``transformers/training_args.py``), or
+            ``"peft.LoraConfig"`` (``peft/tuners/lora/config.py``).
+
+    Reading them imports the class, which imports transformers' training arguments: about
+    11 s on a 2-core CPU, against 2 s for a whole profile load without it. So the list is kept
+    in :func:`fields_cache_dir` under the installed versions of trl, transformers and peft,
+    and read from there while those versions stay (an unreadable cache file is rebuilt).
+
+    Raises:
+        ImportError, AttributeError: no such module or class; TypeError: not a dataclass.
+    """
+    from importlib import metadata
+
+    versions = []
+    for lib in _LIBRARIES:
+        try:
+            versions.append(f"{lib}-{metadata.version(lib)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{lib}-none")
+    path = fields_cache_dir() / f"{target}--{'--'.join(versions)}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return {k: (v[0], bool(v[1])) for k, v in cached.items()}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        pass
+    fields = _read_library_fields(target)
+    try:  # best effort: a read-only cache folder only costs the import next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(fields, indent=0, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return fields
+
+
+def _read_library_fields(target: str) -> dict[str, tuple[str | None, bool]]:
+    """:func:`library_fields` without the cache: imports ``target`` and reads its fields."""
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.init:
+            simple = _simple_type(f.type)
+            out[f.name] = (simple[0].__name__, simple[1]) if simple else (None, True)
+    return out
+
+
+def _did_you_mean(unknown: list[str], known: Any) -> str:
+    close = {u: difflib.get_close_matches(u, list(known), n=1) for u in unknown}
+    hints = [f"{u!r} -> {c[0]!r}" for u, c in close.items() if c]
+    return f"; did you mean {', '.join(hints)}?" if hints else ""
+
+
+def _simple_type(annotation: Any) -> tuple[Any, bool] | None:
+    """``(int|float|bool|str, optional)`` for a library field annotated with one of those
+    (or ``X | None``, ``Optional[X]``; also as a string under postponed annotations), else
+    None (the library checks such values itself when the configuration is built)."""
+    simple = {"int": int, "float": float, "bool": bool, "str": str}
+    if isinstance(annotation, str):
+        text = annotation.replace(" ", "")
+        if text.startswith("Optional[") and text.endswith("]"):
+            text = text[len("Optional["):-1] + "|None"
+        parts = text.split("|")
+        rest = [p for p in parts if p != "None"]
+        if len(rest) == 1 and rest[0] in simple:
+            return simple[rest[0]], len(rest) < len(parts)
+        return None
+    tp, optional = _strip_optional(annotation)
+    return (tp, optional) if tp in (int, float, bool, str) else None
+
+
+def _library_keys(pt: PassThrough, keys: dict[str, Any], ours: set[str], where: str, source: str) -> dict[str, Any]:
+    """The keys of a section that are not ours, checked against ``pt.target``'s fields:
+    returned unchanged (a number stays the int or float the YAML wrote)."""
+    if not keys:
+        return {}
+    fields = library_fields(pt.target)
+    reserved = dict(pt.reserved)
+    dotted = lambda k: f"{where}.{k}".lstrip(".")  # noqa: E731
+    unknown = sorted(k for k in keys if k not in fields)
+    if unknown:
+        raise ProfileError(
+            f"{source}: unknown key(s) {', '.join(repr(dotted(u)) for u in unknown)}: neither our key here "
+            f"({sorted(ours)}) nor a field of {pt.target}{_did_you_mean(unknown, [*ours, *fields])}"
+        )
+    for k, v in keys.items():
+        if k in reserved:
+            raise ProfileError(f"{source}: key '{dotted(k)}' is set by the code, not by a profile: {reserved[k]}")
+        type_name, optional = fields[k]
+        if type_name is None:
+            continue
+        tp = {"int": int, "float": float, "bool": bool, "str": str}[type_name]
+        if v is None:
+            if not optional:
+                raise ProfileError(f"{source}: key '{dotted(k)}' must not be null ({pt.target}.{k})")
+        elif tp is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ProfileError(f"{source}: key '{dotted(k)}' must be a number ({pt.target}.{k}), got {v!r}")
+        elif tp is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ProfileError(f"{source}: key '{dotted(k)}' must be an integer ({pt.target}.{k}), got {v!r}")
+        elif not isinstance(v, tp):
+            raise ProfileError(f"{source}: key '{dotted(k)}' must be a {tp.__name__} ({pt.target}.{k}), got {v!r}")
+    return dict(keys)
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses → plain dicts, a section with library keys flattened (its ``trl``/``peft``
+    mapping first, then our keys), as a profile file writes it."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        pt = getattr(obj, "PASSTHROUGH", None)
+        if pt is not None:
+            out = {**out.pop(pt.attr), **out}
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -543,13 +806,15 @@ def _check(profile: Profile, source: str) -> None:
     if profile.specialists.openai.timeout_s is None or profile.specialists.openai.timeout_s <= 0:
         raise ProfileError(f"{source}: key 'specialists.openai.timeout_s' must be a positive number")
     for name in ("triage_grpo", "attending_grpo"):
-        g: GRPOConfig = getattr(profile, name)
-        if g.num_generations < 2:
+        g: GRPOSection = getattr(profile, name)
+        n_gen = g.trl.get("num_generations")
+        if isinstance(n_gen, bool) or not isinstance(n_gen, int) or n_gen < 2:
             raise ProfileError(f"{source}: key '{name}.num_generations' must be >= 2 (GRPO needs a group)")
-        if (g.per_device_train_batch_size * g.gradient_accumulation_steps) % g.num_generations:
+        batch = g.trl.get("per_device_train_batch_size", 8) * g.trl.get("gradient_accumulation_steps", 1)
+        if batch % n_gen:
             raise ProfileError(
                 f"{source}: '{name}.per_device_train_batch_size' x gradient_accumulation_steps must be "
-                f"a multiple of num_generations ({g.num_generations})"
+                f"a multiple of num_generations ({n_gen})"
             )
         if g.lora_scope not in (None, "language_model", "all"):
             raise ProfileError(f"{source}: key '{name}.lora_scope' is {g.lora_scope!r}, expected None, 'language_model' or 'all'")

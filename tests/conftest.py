@@ -20,6 +20,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # pre-trained tiny bases are cached per test session, never in the user's cache
 os.environ["MMED_BASE_CACHE"] = tempfile.mkdtemp(prefix="mmed-base-cache-")
+# so are the TRL/PEFT field lists that profile keys are checked against (mmed.config.library_fields)
+os.environ["MMED_FIELDS_CACHE"] = tempfile.mkdtemp(prefix="mmed-fields-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmed.config import LoraConfig as ProfileLoraConfig
+from mmed.config import LoraSection
 from mmed.config import TinyModelConfig, load_profile
 from mmed.models import (
     QWEN_SPECIAL_TOKENS,
@@ -235,22 +235,22 @@ def test_lora_targets_language_model_only(tiny_dir: Path):
 
 
 def test_lora_scope_all_and_regex_reach_the_vision_tower():
-    all_scope = lora_target_modules(ProfileLoraConfig(scope="all", target_modules=["gate_proj"]))
+    all_scope = lora_target_modules(LoraSection(scope="all", peft={"target_modules": ["gate_proj"]}))
     import re
 
     assert re.fullmatch(all_scope, "model.visual.blocks.0.mlp.gate_proj")
-    lm = lora_target_modules(ProfileLoraConfig(target_modules=["gate_proj"]))
+    lm = lora_target_modules(LoraSection(peft={"target_modules": ["gate_proj"]}))
     assert not re.fullmatch(lm, "model.visual.blocks.0.mlp.gate_proj")
     assert re.fullmatch(lm, "model.language_model.layers.3.mlp.gate_proj")
-    assert lora_target_modules(ProfileLoraConfig(target_regex=r".*attn\.qkv")) == r".*attn\.qkv"
+    assert lora_target_modules(LoraSection(target_regex=r".*attn\.qkv")) == r".*attn\.qkv"
     with pytest.raises(ValueError, match="target_modules entries"):
-        lora_target_modules(ProfileLoraConfig(target_modules=["q_proj|k_proj"]))
+        lora_target_modules(LoraSection(peft={"target_modules": ["q_proj|k_proj"]}))
     with pytest.raises(ValueError, match="not a valid regex"):
-        lora_target_modules(ProfileLoraConfig(target_regex="(unclosed"))
-    cfg = lora_config({"r": 4, "alpha": 8, "dropout": 0.05})
+        lora_target_modules(LoraSection(target_regex="(unclosed"))
+    cfg = lora_config({"r": 4, "lora_alpha": 8, "lora_dropout": 0.05})
     assert (cfg.r, cfg.lora_alpha, cfg.lora_dropout, cfg.task_type) == (4, 8, 0.05, "CAUSAL_LM")
     with pytest.raises(ValueError, match="dropout"):
-        lora_config({"dropout": 1.5})
+        lora_config({"lora_dropout": 1.5})
 
 
 def test_quantization_config_values():
@@ -289,7 +289,7 @@ def test_load_policy_with_adapters_and_errors(tiny_dir: Path, tmp_path: Path):
     from transformers import AutoModelForImageTextToText
 
     base = AutoModelForImageTextToText.from_pretrained(tiny_dir)
-    peft_model = get_peft_model(base, lora_config({"r": 4, "alpha": 8}))
+    peft_model = get_peft_model(base, lora_config({"r": 4, "lora_alpha": 8}))
     with torch.no_grad():  # make the adapter non-zero so it changes the output
         for n, p in peft_model.named_parameters():
             if "lora_B" in n:

@@ -16,7 +16,7 @@ import torch
 from peft import LoraConfig as PeftLoraConfig
 from transformers import BitsAndBytesConfig
 
-from mmed.config import LoraConfig as ProfileLoraConfig
+from mmed.config import LoraSection
 
 #: dtype names accepted by profiles (``models.dtype``) and :func:`resolve_dtype`.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -70,7 +70,7 @@ def quantization_config(name: str | None, dtype: str | torch.dtype = "float32") 
     )
 
 
-def lora_target_modules(profile_lora: ProfileLoraConfig) -> str:
+def lora_target_modules(profile_lora: LoraSection) -> str:
     """PEFT ``target_modules`` for a profile's LoRA section, as a full-match regex.
 
     - ``target_regex`` set → returned unchanged (the user's choice, e.g. to include the
@@ -90,7 +90,7 @@ def lora_target_modules(profile_lora: ProfileLoraConfig) -> str:
         except re.error as e:
             raise ValueError(f"models.lora.target_regex {profile_lora.target_regex!r} is not a valid regex: {e}") from e
         return profile_lora.target_regex
-    names = list(profile_lora.target_modules)
+    names = list(profile_lora.peft.get("target_modules") or [])
     if not names:
         raise ValueError("models.lora.target_modules is empty and no models.lora.target_regex is set")
     bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)]
@@ -104,34 +104,38 @@ def lora_target_modules(profile_lora: ProfileLoraConfig) -> str:
     raise ValueError(f"models.lora.scope {profile_lora.scope!r} not supported; use 'language_model' or 'all'")
 
 
-def lora_config(profile_lora: ProfileLoraConfig | dict[str, Any] | None = None) -> PeftLoraConfig:
-    """PEFT ``LoraConfig`` for causal-LM training from a profile's ``models.lora`` section.
+def lora_config(profile_lora: LoraSection | dict[str, Any] | None = None) -> PeftLoraConfig:
+    """PEFT ``LoraConfig`` (``peft/tuners/lora/config.py``) for causal-LM training from a
+    profile's ``models.lora`` section.
 
     Args:
-        profile_lora: ``profile.models.lora``, a dict of its fields, or None (defaults).
+        profile_lora: ``profile.models.lora`` (:class:`mmed.config.LoraSection`), a dict of
+            its keys as a profile writes them (``{"r": 4, "lora_alpha": 8}``: PEFT's keys plus
+            ``scope``/``target_regex``), or None (defaults).
     Returns:
-        ``peft.LoraConfig(r, lora_alpha=alpha, lora_dropout=dropout, target_modules=<regex
-        from lora_target_modules>, bias="none", task_type="CAUSAL_LM")``; pass it as
-        ``peft_config`` to TRL's trainers or to ``peft.get_peft_model``.
+        ``peft.LoraConfig(bias="none", task_type="CAUSAL_LM", **<the section's PEFT keys>,
+        target_modules=<regex from lora_target_modules>)``: every PEFT key of the section is
+        handed over unchanged (``r``, ``lora_alpha``, ``lora_dropout``, ``use_rslora`` ...; it
+        may replace ``bias``/``task_type``); pass it as ``peft_config`` to TRL's trainers or
+        to ``peft.get_peft_model``.
     Raises:
-        ValueError: ``r`` or ``alpha`` < 1, dropout outside [0, 1), or bad targets (see
-            :func:`lora_target_modules`); TypeError for unknown dict keys.
+        ValueError: ``r`` or ``lora_alpha`` < 1, ``lora_dropout`` outside [0, 1), or bad
+            targets (see :func:`lora_target_modules`); :class:`mmed.config.ProfileError`
+            for a dict key that is neither ours nor a ``peft.LoraConfig`` field.
 
     Source: PEFT ``LoraConfig`` (Hu et al. 2021, LoRA).
     """
+    from mmed.config import profile_from_dict
+
     if profile_lora is None:
-        profile_lora = ProfileLoraConfig()
+        profile_lora = LoraSection()
     elif isinstance(profile_lora, dict):
-        profile_lora = ProfileLoraConfig(**profile_lora)
-    if profile_lora.r < 1 or profile_lora.alpha < 1:
-        raise ValueError(f"models.lora: r ({profile_lora.r}) and alpha ({profile_lora.alpha}) must be >= 1")
-    if not 0.0 <= profile_lora.dropout < 1.0:
-        raise ValueError(f"models.lora.dropout {profile_lora.dropout} must be in [0, 1)")
-    return PeftLoraConfig(
-        r=profile_lora.r,
-        lora_alpha=profile_lora.alpha,
-        lora_dropout=profile_lora.dropout,
-        target_modules=lora_target_modules(profile_lora),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+        profile_lora = profile_from_dict({"models": {"lora": profile_lora}}, source="lora_config()").models.lora
+    keys = profile_lora.peft
+    r, alpha, dropout = keys.get("r", 8), keys.get("lora_alpha", 8), keys.get("lora_dropout", 0.0)
+    if r < 1 or alpha < 1:
+        raise ValueError(f"models.lora: r ({r}) and lora_alpha ({alpha}) must be >= 1")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"models.lora.lora_dropout {dropout} must be in [0, 1)")
+    return PeftLoraConfig(**{"bias": "none", "task_type": "CAUSAL_LM", **keys,
+                             "target_modules": lora_target_modules(profile_lora)})

@@ -34,8 +34,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from ..agents.prompts import attending_messages, triage_messages
-from ..config import GRPOConfig as ProfileGRPO
-from ..config import Profile
+from ..config import GRPOSection, Profile
 from ..runs import write_json_atomic
 from .rewards import FORMAT_REWARD, reward_funcs_for
 
@@ -84,18 +83,25 @@ def grpo_dataset(
     return datasets.Dataset.from_dict(cols)
 
 
-def trl_grpo_config(
-    g: ProfileGRPO, profile: Profile, output_dir: str | Path, *, max_steps: int | None = None,
+def trl_grpo_kwargs(
+    g: GRPOSection, profile: Profile, output_dir: str | Path, *, max_steps: int | None = None,
     entropy_coef: float = 0.0, seed: int = 0, **overrides: Any,
-) -> Any:
-    """TRL ``GRPOConfig`` from a profile's GRPO section (``triage_grpo``/``attending_grpo``).
+) -> dict[str, Any]:
+    """The keyword arguments of TRL's ``GRPOConfig`` (``trl/trainer/grpo_config.py``) for a
+    profile's GRPO section (``triage_grpo``/``attending_grpo``), in increasing precedence:
 
-    ``entropy_coef`` is TRL's entropy bonus (loss = L − coef · H, H the mean per-token
-    entropy of completion tokens); it must be set here, at construction (docs/architecture.md#libraries;
-    ``trl/trainer/grpo_trainer.py``).
+    1. the run's settings: ``output_dir``, ``seed``/``data_seed`` = ``seed``, ``use_cpu`` and
+       ``bf16`` from ``profile.device``/``models.dtype``, and the defaults of this code
+       (on CPU no gradient checkpointing; ``report_to="none"``, step checkpoints,
+       ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace;
+    2. the section's ``trl`` keys: the :class:`mmed.config.GRPOSection` defaults, then every
+       TRL key the profile sets, unchanged (the profile loader checked them against
+       ``trl.GRPOConfig``'s fields and refused :data:`mmed.config.GRPO_RESERVED`);
+    3. ``max_steps`` (when not None), ``entropy_coef`` (TRL's entropy bonus: loss = L − coef · H,
+       H the mean per-token entropy of completion tokens; TRL reads it at construction only:
+       docs/architecture.md#libraries, ``trl/trainer/grpo_trainer.py``),
+       then ``overrides`` (e.g. :func:`mmed.rl.curriculum.entropy_trl_args`).
     """
-    from trl import GRPOConfig
-
     on_cpu = profile.device == "cpu"
     kw: dict[str, Any] = dict(
         output_dir=str(output_dir),
@@ -103,26 +109,34 @@ def trl_grpo_config(
         bf16=(not on_cpu) and profile.models.dtype == "bfloat16",
         gradient_checkpointing=False if on_cpu else True,
         report_to="none",
-        logging_steps=g.logging_steps,
         save_strategy="steps",
-        save_steps=g.save_steps,
-        max_steps=g.max_steps if max_steps is None else max_steps,
-        per_device_train_batch_size=g.per_device_train_batch_size,
-        gradient_accumulation_steps=g.gradient_accumulation_steps,
-        num_generations=g.num_generations,
-        max_completion_length=g.max_completion_length,
-        learning_rate=g.learning_rate,
-        temperature=g.temperature,
-        beta=g.beta,
-        loss_type=g.loss_type,
-        entropy_coef=float(entropy_coef),
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    kw.update(g.trl)
+    if max_steps is not None:
+        kw["max_steps"] = max_steps
+    kw["entropy_coef"] = float(entropy_coef)
     kw.update(overrides)
-    return GRPOConfig(**kw)
+    return kw
+
+
+def trl_grpo_config(
+    g: GRPOSection, profile: Profile, output_dir: str | Path, *, max_steps: int | None = None,
+    entropy_coef: float = 0.0, seed: int = 0, **overrides: Any,
+) -> Any:
+    """TRL ``GRPOConfig`` built from :func:`trl_grpo_kwargs` (same arguments).
+
+    Raises:
+        ValueError, TypeError: what ``trl.GRPOConfig`` raises for a value it refuses (e.g. a
+            batch that is not a multiple of ``num_generations``).
+    """
+    from trl import GRPOConfig
+
+    return GRPOConfig(**trl_grpo_kwargs(g, profile, output_dir, max_steps=max_steps, entropy_coef=entropy_coef,
+                                        seed=seed, **overrides))
 
 
 class StepLog(TrainerCallback):
@@ -145,7 +159,7 @@ class StepLog(TrainerCallback):
             f.write(json.dumps(rec) + "\n")
 
 
-def agent_lora(profile: Profile, section: ProfileGRPO) -> Any:
+def agent_lora(profile: Profile, section: GRPOSection) -> Any:
     """The LoRA settings of one agent: ``profile.models.lora`` with the GRPO section's
     ``lora_scope`` (when set) in place of ``models.lora.scope``."""
     import dataclasses

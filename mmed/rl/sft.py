@@ -157,15 +157,20 @@ def cold_start_targets(
 
 
 def agent_cold_start(profile: Profile, agent: str) -> Any:
-    """The ``cold_start`` settings for ``agent``: the profile's, with ``cold_start.triage``'s
-    non-None keys applied for the triage doctor."""
+    """The ``cold_start`` settings for ``agent`` (a :class:`mmed.config.ColdStartSection`):
+    the profile's, with ``cold_start.triage``'s non-None keys applied for the triage doctor
+    (``max_steps``/``learning_rate`` to the section's ``trl.SFTConfig`` keys,
+    ``label_fraction`` to ours)."""
     import dataclasses
 
     cfg = profile.cold_start
     if agent != "triage":
         return cfg
     over = {k: v for k, v in dataclasses.asdict(cfg.triage).items() if v is not None}
-    return dataclasses.replace(cfg, **over) if over else cfg
+    if not over:
+        return cfg
+    trl_keys = {k: over.pop(k) for k in ("max_steps", "learning_rate") if k in over}
+    return dataclasses.replace(cfg, trl={**cfg.trl, **trl_keys}, **over)
 
 
 def agent_messages(agent: str, item: Any, opinions: Sequence[Any] | None, style: str) -> list[dict]:
@@ -232,6 +237,25 @@ def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequ
     return answer_distribution(parsed, raws, [int(it["answer_idx"]) for it in items], [list(it["options"]) for it in items])
 
 
+
+def sft_kwargs(cfg: Any, profile: Profile, output_dir: str | Path, seed: int) -> dict[str, Any]:
+    """The keyword arguments of TRL's ``SFTConfig`` (``trl/trainer/sft_config.py``) for one
+    agent's cold start (``cfg`` from :func:`agent_cold_start`), in increasing precedence:
+    this code's settings (``bf16=False``, no gradient checkpointing, ``report_to="none"``, no
+    checkpoints, ``logging_steps=1``, a constant learning rate, ``dataloader_num_workers=0``,
+    ``disable_tqdm``), which a profile may replace; the section's ``trl`` keys (the
+    :class:`mmed.config.ColdStartSection` defaults, then the profile's, unchanged); and the
+    run's: ``output_dir``, ``seed``, ``use_cpu`` from ``profile.device`` and ``max_length=None``
+    (never truncate: it would cut image tokens) — :data:`mmed.config.SFT_RESERVED`, which a
+    profile cannot set.
+    """
+    return {
+        "bf16": False, "gradient_checkpointing": False, "report_to": "none", "save_strategy": "no", "logging_steps": 1,
+        "lr_scheduler_type": "constant", "dataloader_num_workers": 0, "disable_tqdm": True,
+        **cfg.trl,
+        "output_dir": str(output_dir), "use_cpu": profile.device == "cpu", "max_length": None, "seed": seed,
+    }
+
 def cold_start(
     agent: str,
     base_model: str,
@@ -293,23 +317,7 @@ def _cold_start(
     runner = PolicyRunner(model, processor, batch_size=profile.sampling.batch_size, name=f"{agent} cold start")
     max_new = profile.sampling.max_new_tokens
     before = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)
-    args = SFTConfig(
-        output_dir=str(out_dir / "trainer"),
-        use_cpu=profile.device == "cpu",
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant",
-        max_length=None,  # never truncate: it would cut image tokens
-        seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    args = SFTConfig(**sft_kwargs(cfg, profile, out_dir / "trainer", seed))
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor)
     trainer.remove_callback(PrinterCallback)  # logs go to trainer.state.log_history, not stdout
     trainer.train()
