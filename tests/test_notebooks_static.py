@@ -46,3 +46,23 @@ def test_notebook_is_valid_nbformat_with_cell_ids(nb_path: Path):
     nbformat.validate(nb)
     ids = [c.get("id") for c in nb.cells]
     assert all(ids) and len(set(ids)) == len(ids), nb_path.name
+
+
+def _code_trees(nb_path: Path) -> list[ast.Module]:
+    nb = json.loads(nb_path.read_text())
+    return [ast.parse("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_use_only_public_library_names(nb_path: Path):
+    """A notebook calls the library's public functions: no ``module._name`` attribute and no
+    ``from mmed... import _name`` (a private helper a notebook needs belongs in the API)."""
+    private = []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                private.append(node.attr)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mmed"):
+                private += [a.name for a in node.names if a.name.startswith("_")]
+    assert not private, f"{nb_path.name} uses private names {private}"
+
