@@ -66,3 +66,21 @@ def test_notebooks_use_only_public_library_names(nb_path: Path):
                 private += [a.name for a in node.names if a.name.startswith("_")]
     assert not private, f"{nb_path.name} uses private names {private}"
 
+
+def test_triage_notebook_is_one_library_call():
+    """Notebook 03 runs its step through :func:`mmed.rl.triage.triage_step` (the function
+    ``python -m mmed train-triage`` calls), records the metrics that call built, and defines
+    no function of its own."""
+    nb_path = next(p for p in NOTEBOOKS if p.stem == "03_triage_grpo")
+    calls, defs = [], []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                calls.append(node.func.attr)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                defs.append(getattr(node, "name", "lambda"))
+    assert calls.count("triage_step") == 1 and not defs, (calls, defs)
+    for name in ("train_triage", "evaluate_stages", "downstream_accuracy", "triage_replicates", "real_evaluation_items"):
+        assert name not in calls, f"notebook 03 calls {name} itself: the step does"
+    src = nb_path.read_text()
+    assert "record_notebook_metrics(ctx.run.root, T.STEP_NOTEBOOK, metrics)" in src and "metrics = step.metrics" in src
