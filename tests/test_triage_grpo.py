@@ -215,7 +215,7 @@ def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, c
     assert set(nb["downstream"]["systems"]) == {"sft", "grpo", "gold"} and nb["downstream"]["n_items"] == len(step.test_items)
     assert nb["seed_replicates"]["seeds"] == [0] and {r["set"] for r in nb["seed_replicates"]["table"]} == set(nb["eval"]["grpo"])
     assert T.confusion_record(step.confusion["synthetic"]) == nb["confusion"] and nb["confusion_real"] is None
-    problems = CHECKERS[T.STEP_NOTEBOOK](nb)
+    problems = CHECKERS[T.STEP_NOTEBOOK](step.metrics)
     assert [q for q in problems if "no learning signal" not in q] == []  # one GRPO step may have none
     for stage in ("sft", "grpo"):
         assert report["accuracy"][stage]["synthetic"]["acc"] == pytest.approx(nb["eval"][stage]["synthetic"]["accuracy"]["acc"], abs=1e-4)
