@@ -199,11 +199,17 @@ def _train_triage_args(p: argparse.ArgumentParser) -> None:
                         "image; never an evaluation image) and evaluate on the held-out part; default: the profile's "
                         "triage.real_train")
     p.add_argument("--max-steps", type=int, default=None, help="override the profile's triage_grpo.max_steps")
+    p.add_argument("--seeds", default=None,
+                   help="seeds of the replicate, e.g. '[0, 1, 2]': GRPO again with each other seed from the run's "
+                        "cold start (notebook 03's seeds parameter); default: the run's seed only (no further training)")
+    p.add_argument("--no-downstream", dest="downstream", action="store_false",
+                   help="skip the whole-pipeline comparison of the triage doctors (notebook 03 runs it)")
     _add_on_error(p, "every benchmark of data.train_benchmarks and data.eval_benchmarks; overrides the profile's "
                      "data.on_error and data.on_error_by_entry")
 
 
-@command("train-triage", "GRPO of the triage doctor from the run's cold start; evaluates cold start vs GRPO")
+@command("train-triage", "GRPO of the triage doctor from the run's cold start; evaluates cold start vs GRPO "
+                         "(mmed.rl.triage.triage_step, the call notebook 03 makes)")
 def _train_triage(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
     from .rl.triage import run_train_triage
@@ -213,7 +219,8 @@ def _train_triage(args: argparse.Namespace) -> int:
     prof = load_profile(args.profile, overrides=_on_error_overrides(args))
     apply_torch_threads(prof)
     report = run_train_triage(prof, args.run_dir, seed=args.seed, data_root=args.data_root,
-                              real_train=args.real_train, max_steps=args.max_steps)
+                              real_train=args.real_train, max_steps=args.max_steps, seeds=args.seeds,
+                              downstream=args.downstream)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -135,6 +135,23 @@ def test_tts_curve_shapes_and_adaptive_budget(smoke_cold_run):
     assert greedy["top_answer_share"] == (max(g.values()) / len(per) if g else 0.0)
 
 
+def test_tts_step_builds_the_metrics_notebook_06_records(smoke_cold_run):
+    """``tts_step`` (notebook 06's one call): the scaling curve, the per-stratum table and the
+    gains of the same samples, and the metrics dictionary the notebook's checker accepts."""
+    from mmed.checks import CHECKERS
+    from mmed.eval.metrics import json_records
+    from mmed.eval.tts import TTS_NOTEBOOK, tts_step
+
+    items = load_items(SMOKE, "synthetic", "test", limit=6)
+    step = tts_step(smoke_cold_run, SMOKE, {"synthetic": items}, seed=0)
+    assert step.per_stratum.equals(sample_stratum_table(step.samples, n_boot=SMOKE.eval.bootstrap_samples, seed=0))
+    assert step.gains.equals(budget_gains(step.curve))
+    assert step.metrics == {"real_data": False, "n_samples": SMOKE.tts.n_samples, "curve": json_records(step.curve),
+                            "gains": json_records(step.gains), "per_stratum": json_records(step.per_stratum)}
+    assert json.loads(json.dumps(step.metrics, allow_nan=False)) == step.metrics  # strict JSON
+    assert CHECKERS[TTS_NOTEBOOK](step.metrics) == []
+
+
 def _fake_figure_data(d):
     pd.DataFrame([
         {"dataset": "synthetic", "system": "full system", "available": True, "n": 10, "acc": 0.6, "lo": 0.3, "hi": 0.9},

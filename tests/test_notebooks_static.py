@@ -46,3 +46,41 @@ def test_notebook_is_valid_nbformat_with_cell_ids(nb_path: Path):
     nbformat.validate(nb)
     ids = [c.get("id") for c in nb.cells]
     assert all(ids) and len(set(ids)) == len(ids), nb_path.name
+
+
+def _code_trees(nb_path: Path) -> list[ast.Module]:
+    nb = json.loads(nb_path.read_text())
+    return [ast.parse("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_use_only_public_library_names(nb_path: Path):
+    """A notebook calls the library's public functions: no ``module._name`` attribute and no
+    ``from mmed... import _name`` (a private helper a notebook needs belongs in the API)."""
+    private = []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                private.append(node.attr)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mmed"):
+                private += [a.name for a in node.names if a.name.startswith("_")]
+    assert not private, f"{nb_path.name} uses private names {private}"
+
+
+def test_triage_notebook_is_one_library_call():
+    """Notebook 03 runs its step through :func:`mmed.rl.triage.triage_step` (the function
+    ``python -m mmed train-triage`` calls), records the metrics that call built, and defines
+    no function of its own."""
+    nb_path = next(p for p in NOTEBOOKS if p.stem == "03_triage_grpo")
+    calls, defs = [], []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                calls.append(node.func.attr)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                defs.append(getattr(node, "name", "lambda"))
+    assert calls.count("triage_step") == 1 and not defs, (calls, defs)
+    for name in ("train_triage", "evaluate_stages", "downstream_accuracy", "triage_replicates", "real_evaluation_items"):
+        assert name not in calls, f"notebook 03 calls {name} itself: the step does"
+    src = nb_path.read_text()
+    assert "record_notebook_metrics(ctx.run.root, T.STEP_NOTEBOOK, metrics)" in src and "metrics = step.metrics" in src

@@ -175,3 +175,18 @@ def test_default_heldout_split_follows_the_training_data():
 
     assert default_heldout_split(load_profile("demo")) == "test"  # synthetic test (validation tuned the demo)
     assert default_heldout_split(load_profile("paper")) == "validation"  # the real pool has only a validation part
+
+
+def test_curriculum_replicate_record_is_what_notebook_04_records():
+    """The seed replicate's record (built in the library, not in notebook 04): variants named
+    as the reports name them, tables as strict-JSON records."""
+    from mmed.rl import curriculum as C
+
+    table = pd.DataFrame([{"seed": 0, "system": "cmarl", "stratum": "all", "accuracy": 0.5, "lo": 0.2, "hi": 0.8,
+                           "diff_vs_first": float("nan")}])
+    claims = pd.DataFrame([{"claim": "cmarl_beats_no_curriculum", "seed": "pooled", "diff": 0.1, "lo": -0.1, "hi": 0.3}])
+    rec = R.curriculum_replicate_record([0, 1], [None, "no_curriculum"], table, claims)
+    assert rec == {"seeds": [0, 1], "variants": ["cmarl", "no_curriculum"], "table": R.table_records(table),
+                   "claims": R.table_records(claims)}
+    assert rec["table"][0]["diff_vs_first"] is None and json.loads(json.dumps(rec, allow_nan=False)) == rec
+    assert [C.variant_label(v) for v in (None, "no_entropy")] == ["cmarl", "no_entropy"]

@@ -181,6 +181,52 @@ def test_train_triage_command_writes_eval(run_copy, monkeypatch, capsys):
     assert g["diff"] == pytest.approx(ev["summary"]["grpo"]["synthetic"]["accuracy"]["acc"]
                                       - ev["summary"]["sft"]["synthetic"]["accuracy"]["acc"])
     assert Run(run.root).step_done("triage/grpo")
+    assert ev["metrics"]["seed_replicates"]["seeds"] == [0] == report["seeds"]  # the command: the run's seed only
+    assert not run.path("seeds").exists()
+
+
+def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, capsys):
+    """``train-triage`` and notebook 03's call (``T.triage_step`` with the notebook's parameters,
+    resolved by ``notebook_context``) on the same smoke run folder give the same metrics
+    (all but ``seconds``, the wall time of each call), the metrics the notebook's checker
+    reads; the command's report is read from them."""
+    from mmed.checks import CHECKERS
+    from mmed.cli import main
+    from mmed.notebooks import notebook_context
+
+    monkeypatch.setenv("MMED_DATA_ROOT", "")  # synthetic only
+    run = run_copy()
+    assert main(["train-triage", "--profile", "smoke", "--run-dir", str(run.root), "--max-steps", "1", "--seeds", "[0]"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cli = json.loads((run.path("triage", "grpo") / T.EVAL_FILE).read_text())["metrics"]
+
+    # notebook 03 with parameters profile="smoke", run_dir=<the run>, max_steps=1, seeds="[0]"
+    ctx = notebook_context("smoke", str(run.root), None, None)
+    step = T.triage_step(ctx.run, ctx.profile, seed=ctx.seed, data_root=ctx.data_root, real_train=None,
+                         max_steps=1, seeds="[0]")
+    nb = dict(step.metrics)
+    assert cli.pop("seconds") >= 0 and nb.pop("seconds") >= 0
+    assert json.dumps(cli, sort_keys=True) == json.dumps(nb, sort_keys=True)
+    assert json.loads((step.eval_file).read_text())["metrics"]["eval"] == cli["eval"]  # the call rewrote the same record
+
+    # what both recorded: the whole step, in the form the notebook's checker reads
+    assert nb["training"]["steps"] == 1 and nb["real_data"] is False and nb["real"] is None
+    assert set(nb["eval"]) == {"sft", "grpo"} and set(nb["eval"]["grpo"]) == {"synthetic", "synthetic_image_only"}
+    assert set(nb["downstream"]["systems"]) == {"sft", "grpo", "gold"} and nb["downstream"]["n_items"] == len(step.test_items)
+    assert nb["seed_replicates"]["seeds"] == [0] and {r["set"] for r in nb["seed_replicates"]["table"]} == set(nb["eval"]["grpo"])
+    assert T.confusion_record(step.confusion["synthetic"]) == nb["confusion"] and nb["confusion_real"] is None
+    problems = CHECKERS[T.STEP_NOTEBOOK](step.metrics)
+    assert [q for q in problems if "no learning signal" not in q] == []  # one GRPO step may have none
+    for stage in ("sft", "grpo"):
+        assert report["accuracy"][stage]["synthetic"]["acc"] == pytest.approx(nb["eval"][stage]["synthetic"]["accuracy"]["acc"], abs=1e-4)
+    assert report["seeds"] == [0] and report["downstream"]["gold"]["majority_vote"]["n"] == nb["downstream"]["n_items"]
+
+
+def test_triage_step_refuses_bad_seeds_before_training(run_copy):
+    run = run_copy()
+    with pytest.raises(ValueError, match="seeds"):
+        T.triage_step(run, SMOKE, seed=0, max_steps=1, seeds="[0, 0]")
+    assert not run.path("triage", "grpo").exists()
 
 
 # ----------------------------------------------------------------------------------------

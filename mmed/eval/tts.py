@@ -19,6 +19,7 @@ per item as the uniform budget it is compared with (:func:`adaptive_allocation`)
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -369,3 +370,62 @@ def run_test_time_scaling(
     (out_dir / "weights.json").write_text(json.dumps(weights, indent=2, default=str))
     (out_dir / "skipped.json").write_text(json.dumps(skipped, indent=2))
     return curve, all_samples
+
+
+# ----------------------------------------------------------------------------------------
+# the step notebook 06 shows
+# ----------------------------------------------------------------------------------------
+#: the notebook whose checker (:mod:`mmed.checkers.nb05_06`) reads :attr:`TTSStepResult.metrics`
+TTS_NOTEBOOK = "06_test_time_scaling"
+
+
+@dataclass
+class TTSStepResult:
+    """What :func:`tts_step` measured.
+
+    Attributes:
+        curve / samples: :func:`run_test_time_scaling`'s two results.
+        per_stratum: :func:`sample_stratum_table` of ``samples``.
+        gains: :func:`budget_gains` of ``curve``.
+        metrics: the dictionary notebook 06 records (:func:`mmed.checks.record_notebook_metrics`
+            with :data:`TTS_NOTEBOOK`): ``real_data``, ``n_samples`` (the profile's
+            ``tts.n_samples``), ``curve``, ``gains`` and ``per_stratum`` as JSON records.
+    """
+
+    curve: Any
+    samples: dict[str, dict[str, list[dict[str, Any]]]]
+    per_stratum: Any
+    gains: Any
+    metrics: dict[str, Any]
+
+
+def tts_step(
+    run: Any,
+    profile: Any,
+    datasets_items: dict[str, Any],
+    seed: int = 0,
+    real_data: bool = False,
+    attendings: dict[str, tuple[str | None, str]] | None = None,
+    progress: bool = False,
+) -> TTSStepResult:
+    """Test-time scaling as notebook 06 runs it: :func:`run_test_time_scaling` with the
+    profile's ``tts`` settings, the single-sample behaviour per stratum
+    (:func:`sample_stratum_table`, the profile's ``eval.bootstrap_samples``) and the budget
+    gains (:func:`budget_gains`), with the metrics the notebook records.
+
+    Args:
+        run / profile / seed / attendings / progress: as :func:`run_test_time_scaling`.
+        datasets_items: ``{dataset: items}``, e.g. :func:`mmed.consult.evaluation_sets`.
+        real_data: whether a real-data folder was present (recorded as ``real_data``).
+    Raises:
+        as :func:`run_test_time_scaling`.
+    """
+    from .metrics import json_records
+
+    curve, samples = run_test_time_scaling(run, profile, datasets_items, seed=seed, attendings=attendings,
+                                           progress=progress)
+    per_stratum = sample_stratum_table(samples, n_boot=profile.eval.bootstrap_samples, seed=seed)
+    gains = budget_gains(curve)
+    metrics = {"real_data": bool(real_data), "n_samples": profile.tts.n_samples, "curve": json_records(curve),
+               "gains": json_records(gains), "per_stratum": json_records(per_stratum)}
+    return TTSStepResult(curve, samples, per_stratum, gains, metrics)

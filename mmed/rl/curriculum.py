@@ -837,7 +837,10 @@ CLAIMS: tuple[str, ...] = (
 )
 
 
-def _label(variant: str | None) -> str:
+def variant_label(variant: str | None) -> str:
+    """The name a curriculum variant goes by in reports, tables and metrics: its folder name
+    under ``attending/`` (:func:`mmed.agents.build.variant_dir_name`; None → ``"cmarl"``,
+    C-MARL itself). Notebook 04's ``variants`` lists and the seed replicate use it."""
     from ..agents.build import variant_dir_name
 
     return variant_dir_name(variant)
@@ -896,15 +899,15 @@ def curriculum_report(
     for v in variants:
         mans = load_stage_manifests(run, v)
         if not mans or any(m.get("status") != "done" for m in mans):
-            raise FileNotFoundError(f"variant {_label(v)!r} has no finished curriculum in {run.root}")
+            raise FileNotFoundError(f"variant {variant_label(v)!r} has no finished curriculum in {run.root}")
         if mans[0]["heldout"]["split"] != split:
-            raise FileNotFoundError(f"variant {_label(v)!r} was measured on {mans[0]['heldout']['split']!r}, not {split!r}")
+            raise FileNotFoundError(f"variant {variant_label(v)!r} was measured on {mans[0]['heldout']['split']!r}, not {split!r}")
         rows = []
         prev = start
         for m in mans:
             recs = heldout_predictions(run, v, m["dir"], split)
             if [r["id"] for r in recs] != ids:
-                raise ValueError(f"{_label(v)}/{m['dir']}: held-out items differ from the starting policy's")
+                raise ValueError(f"{variant_label(v)}/{m['dir']}: held-out items differ from the starting policy's")
             log = read_log(run.path("attending", variant_dir_name(v), m["dir"], "log_history.jsonl"))
             delta = _paired_by_stratum(recs, prev, n_boot, seed)
             rows.append({k: m[k] for k in ("dir", "name", "strata", "entropy_coef", "steps", "n_items", "step_offset")}
@@ -914,8 +917,8 @@ def curriculum_report(
                            "delta": delta, "contrarian_shift": _contrarian(delta),
                            "train": _stage_training_summary(log)})
             prev = recs
-        stages[_label(v)] = rows
-        systems[_label(v)] = heldout_predictions(run, v, mans[-1]["dir"], split)
+        stages[variant_label(v)] = rows
+        systems[variant_label(v)] = heldout_predictions(run, v, mans[-1]["dir"], split)
     image_only = _read_jsonl(run.path("attending", f"heldout_image_only_{split}.jsonl"))
     if image_only is not None and [r["id"] for r in image_only] == ids:
         systems["image_only"] = image_only
@@ -928,7 +931,7 @@ def curriculum_report(
         return [x for x, s in zip(xs, strata_of) if st == "all" or s == st]
 
     acc = {name: {st: accuracy_ci(sub(c, st), n_boot, seed=seed) for st in (*STRATA, "all")} for name, c in correct.items()}
-    main = _label(variants[0])
+    main = variant_label(variants[0])
     paired = {}
     for other in correct:
         if other == main:
@@ -938,7 +941,7 @@ def curriculum_report(
                  if sub(correct[main], st) else None)
             for st in (*STRATA, "all")
         }
-    labels = [_label(v) for v in variants]
+    labels = [variant_label(v) for v in variants]
     for i, a in enumerate(labels):
         for b in labels[i + 1:] + ["start"]:
             key = f"{a}-{b}"
@@ -952,7 +955,7 @@ def curriculum_report(
     answers = {"start": heldout_answers(start), "follow_majority": heldout_answers(start, "majority")}
     if "image_only" in systems:
         answers["image_only"] = heldout_answers(systems["image_only"])
-    return {"split": split, "n_items": len(ids), "variants": [_label(v) for v in variants], "main": main,
+    return {"split": split, "n_items": len(ids), "variants": [variant_label(v) for v in variants], "main": main,
             "systems": acc, "stages": stages, "paired": paired, "answers": answers,
             "contradict_hard_yes_no": {"acc": (sum(yn_hard) / len(yn_hard)) if yn_hard else None, "n": len(yn_hard)},
             "claims": claims, "evidence": evidence}
@@ -1019,11 +1022,17 @@ def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]],
 
 
 def report_metrics(report: dict[str, Any], results: dict[str, CurriculumResult], profile: Profile, seed: int,
-                   train_seconds: float, seconds: float) -> dict[str, Any]:
+                   train_seconds: float, seconds: float, seed_replicates: dict[str, Any] | None = None) -> dict[str, Any]:
     """The metrics notebook 04 records (``mmed.checkers.nb04_cmarl_curriculum`` checks them):
     the :func:`curriculum_report` blocks plus the plans as trained, the training counts and
     timings. ``results`` maps variant folder names (``"cmarl"`` first) to the
-    :class:`CurriculumResult` of each; plain JSON types only."""
+    :class:`CurriculumResult` of each; ``seed_replicates`` (the seed replicate's record,
+    :func:`mmed.rl.replicates.curriculum_replicate_record`) is added under that key when
+    given; plain JSON types only.
+
+    Raises:
+        ValueError: ``results`` names other variants than the report.
+    """
     if list(results) != report["variants"]:
         raise ValueError(f"results {list(results)} do not match the report's variants {report['variants']}")
     first = results[report["main"]]
@@ -1034,4 +1043,5 @@ def report_metrics(report: dict[str, Any], results: dict[str, CurriculumResult],
                   for n, r in results.items()},
         **{k: report[k] for k in ("systems", "stages", "paired", "answers", "contradict_hard_yes_no", "claims", "evidence")},
         "train_seconds": round(float(train_seconds), 1), "seconds": round(float(seconds), 1),
+        **({"seed_replicates": seed_replicates} if seed_replicates is not None else {}),
     }))

@@ -236,7 +236,7 @@ def curriculum_replicates(
 
     if not variants:
         raise ValueError("variants is empty")
-    labels = [C._label(v) for v in variants]
+    labels = [C.variant_label(v) for v in variants]
     rows = []
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
         for v in variants:
@@ -308,21 +308,21 @@ def train_curricula(
     n = max(1, min(int(n), len(jobs)))
     out: dict[tuple[int, str], Any] = {}
     if log:
-        log(f"training {len(jobs)} curricula ({len(seeds)} seed(s) x {[C._label(v) for v in variants]}) "
+        log(f"training {len(jobs)} curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]}) "
             f"in {n} worker process(es)")
     if n == 1:
         for job in jobs:
-            out[(job[3], C._label(job[2]))] = _train_job(*job)
+            out[(job[3], C.variant_label(job[2]))] = _train_job(*job)
         return out
     with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(_train_job, *job): job for job in jobs}
         for fut, job in futures.items():
             try:
-                out[(job[3], C._label(job[2]))] = fut.result()
+                out[(job[3], C.variant_label(job[2]))] = fut.result()
             except Exception as e:  # name the job; the pool cancels what has not started
                 for f in futures:
                     f.cancel()
-                raise RuntimeError(f"curriculum training of variant {C._label(job[2])!r} with seed {job[3]} "
+                raise RuntimeError(f"curriculum training of variant {C.variant_label(job[2])!r} with seed {job[3]} "
                                    f"in {job[0]} failed: {type(e).__name__}: {e}") from e
     return out
 
@@ -399,11 +399,11 @@ def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequen
     for v in variants:
         mans = C.load_stage_manifests(run, v)
         if not mans:
-            raise FileNotFoundError(f"variant {C._label(v)!r} has no trained stages in {run.root}")
+            raise FileNotFoundError(f"variant {C.variant_label(v)!r} has no trained stages in {run.root}")
         recs = C.heldout_predictions(run, v, mans[-1]["dir"], split)
         if [r["id"] for r in recs] != ids:
-            raise ValueError(f"{C._label(v)}: held-out items differ from the cold start's in {run.root}")
-        systems[C._label(v)] = [bool(r["correct"]) for r in recs]
+            raise ValueError(f"{C.variant_label(v)}: held-out items differ from the cold start's in {run.root}")
+        systems[C.variant_label(v)] = [bool(r["correct"]) for r in recs]
         if v is None and len(mans) > 1:
             before = C.heldout_predictions(run, v, mans[-2]["dir"], split)
             systems["cmarl@before_hard"] = [bool(r["correct"]) for r in before]
@@ -489,3 +489,15 @@ def claim_sentences(claims: Any) -> list[str]:
         out.append(f"{claim} ({p.stratum}): {100 * p['diff']:+.1f} points [{100 * p.lo:+.1f}, {100 * p.hi:+.1f}] pooled over "
                    f"{len(per)} seeds ({int(p.n)} items) — {verdict}; above 0 on {up} seed(s), below 0 on {down}")
     return out
+
+
+def curriculum_replicate_record(seeds: Sequence[int], variants: Sequence[str | None], table: Any, claims: Any) -> dict[str, Any]:
+    """The seed replicate as notebook 04 records it (``metrics["seed_replicates"]``, checked by
+    :func:`mmed.checks.check_seed_replicates`): ``{"seeds", "variants", "table", "claims"}``
+    with ``variants`` as :func:`mmed.rl.curriculum.variant_label` names them (None →
+    ``"cmarl"``) and the tables of :func:`curriculum_replicates` and
+    :func:`curriculum_claims` as JSON records (:func:`table_records`)."""
+    from . import curriculum as C
+
+    return {"seeds": [int(s) for s in seeds], "variants": [C.variant_label(v) for v in variants],
+            "table": table_records(table), "claims": table_records(claims)}

@@ -38,6 +38,11 @@ accuracies carry percentile-bootstrap intervals (:func:`mmed.eval.metrics.accura
 Beside every evaluation set stands the majority-class baseline (:func:`majority_class`: the
 one answer that is right most often on those very items, e.g. "Radiologist" on the real
 held-out images) and the trained triage's paired margin over it.
+
+The step (:func:`triage_step`) is training + evaluation + the downstream comparison + the
+seed replicate in one call, returning a :class:`TriageStepResult` whose ``metrics`` are what
+notebook 03 records; ``python -m mmed train-triage`` (:func:`run_train_triage`) and notebook
+03 both call it, so the two paths evaluate the same items the same way.
 """
 
 from __future__ import annotations
@@ -1064,8 +1069,230 @@ def downstream_accuracy(
 
 
 # ----------------------------------------------------------------------------------------
-# the command: train, then measure
+# the step: train, then measure (one entry point for `python -m mmed train-triage` and notebook 03)
 # ----------------------------------------------------------------------------------------
+#: the notebook whose checker (:mod:`mmed.checkers.nb03_triage_grpo`) reads
+#: :attr:`TriageStepResult.metrics`
+STEP_NOTEBOOK = "03_triage_grpo"
+#: the file :func:`triage_step` writes into :func:`triage_out_dir`
+EVAL_FILE = "eval.json"
+
+
+def downstream_record(down: dict[str, Any], n_items: int, profile: Profile) -> dict[str, Any]:
+    """The downstream block of the step's metrics: :func:`downstream_accuracy`'s ``systems``
+    (without their ``weights``) and ``paired``, plus ``n_items`` (the synthetic test items
+    run through the pipeline), ``greedy_triage`` (the profile samples at temperature 0, so
+    the pipeline's triage accuracy is the evaluated one, up to fallbacks) and ``items``."""
+    systems = {k: {kk: vv for kk, vv in v.items() if kk != "weights"} for k, v in down["systems"].items()}
+    return {"systems": systems, "paired": down["paired"], "n_items": int(n_items),
+            "greedy_triage": profile.sampling.temperature == 0, "items": "synthetic test"}
+
+
+@dataclass
+class TriageStepResult:
+    """What :func:`triage_step` did and measured; the CLI prints :meth:`report`, notebook 03
+    shows the parts and records :attr:`metrics`.
+
+    Attributes:
+        run / profile / seed: the run folder, the profile and the run's seed.
+        training: the :class:`TriageTraining` (``training.result.log``: per-step GRPO log).
+        real: the real triage images (:func:`real_triage`), or None without real data.
+        real_eval: the real images evaluated (:func:`real_evaluation_items`: never an image
+            the training saw), or None without real data.
+        real_notes: what was read, held out or left out, in words.
+        test_items: the synthetic test items evaluated (empty when the profile has no
+            synthetic test split, ``data.synthetic.n_eval`` = 0).
+        evaluation: :func:`evaluate_stages` of the cold start (``sft``) and GRPO (``grpo``).
+        confusion: ``{set: confusion_matrix}`` of the GRPO triage on ``synthetic`` and (with
+            real data) ``real`` (``pandas.DataFrame``, 7 × 8).
+        downstream: :func:`downstream_accuracy` on ``test_items``, or None (not asked for,
+            or no synthetic test items).
+        seeds: the seeds of the replicate (the run's first), or None when skipped.
+        seed_table: :func:`mmed.rl.replicates.triage_replicates`' table, or None when skipped.
+        seed_note: why the replicate was skipped, or None.
+        metrics: the dictionary :func:`mmed.checks.record_notebook_metrics` records for
+            :data:`STEP_NOTEBOOK` (plain JSON types; keys as its checker documents).
+        eval_file: ``<triage_out_dir>/eval.json``, written by the step.
+    """
+
+    run: Run
+    profile: Profile
+    seed: int
+    training: TriageTraining
+    real: RealTriageSet | None
+    real_eval: list[dict[str, Any]] | None
+    real_notes: list[str]
+    test_items: list[dict[str, Any]]
+    evaluation: dict[str, Any]
+    confusion: dict[str, Any]
+    downstream: dict[str, Any] | None
+    seeds: list[int] | None
+    seed_table: Any
+    seed_note: str | None
+    metrics: dict[str, Any]
+    eval_file: Path
+
+    @property
+    def cold_start(self) -> dict[str, Any] | None:
+        """The cold-start report (:func:`mmed.consult.ensure_cold_start`), None without one."""
+        return self.training.cold_start
+
+    def report(self) -> dict[str, Any]:
+        """The compact report ``python -m mmed train-triage`` prints: steps, time, the mean
+        zero-spread fraction, accuracies with intervals (rounded to 4 places) per stage and
+        set, the gains, the majority-class baselines with GRPO's margin, GRPO's answer
+        counts and where the full record is (``eval_file``)."""
+        m = self.metrics
+        tr = self.training
+
+        def acc(d: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if d is None else {k: round(d[k], 4) for k in ("acc", "lo", "hi")} | {"n": d["n"]}
+
+        return {
+            "out_dir": str(tr.out_dir),
+            "steps": tr.result.steps,
+            "seconds": tr.result.seconds,
+            "frac_reward_zero_std_mean": round(m["training"]["frac_reward_zero_std_mean"], 4),
+            "accuracy": {stage: {name: acc(s["accuracy"]) for name, s in sets.items()} for stage, sets in m["eval"].items()},
+            "gain": {name: {k: round(g[k], 4) for k in ("diff", "lo", "hi")} for name, g in m["gain"].items()},
+            "majority_class": {name: {"answer": b["answer"], **acc(b["summary"]["accuracy"]),
+                                      "grpo_minus_majority": {k: round(b["vs_grpo"][k], 4) for k in ("diff", "lo", "hi")}}
+                               for name, b in m["majority"].items() if "vs_grpo" in b},
+            "answers_grpo": m["answers"].get("grpo"),
+            "downstream": None if self.downstream is None else {
+                stage: {d: acc(a) for d, a in s["accuracy"].items()} for stage, s in m["downstream"]["systems"].items()},
+            "seeds": self.seeds,
+            "real_train": tr.real_train,
+            "real_without_images": list(NO_REAL_IMAGES) if self.real is not None else None,
+            "eval_file": str(self.eval_file),
+        }
+
+
+def triage_step(
+    run: Run,
+    profile: Profile,
+    seed: int | None = None,
+    data_root: str | Path | None = None,
+    real_train: bool | None = None,
+    max_steps: int | None = None,
+    seeds: Any = None,
+    downstream: bool = True,
+    callbacks: Sequence[Any] = (),
+    log: Any = print,
+) -> TriageStepResult:
+    """The triage step, trained and measured: what ``python -m mmed train-triage`` and
+    notebook 03 both call.
+
+    1. :func:`train_triage` (the run's cold start is reused or made first; a finished
+       training with the same settings is reused);
+    2. the evaluation items: the synthetic ``test`` split (when ``data.synthetic.n_eval`` >
+       0) and, with real data, :func:`real_evaluation_items` — the held-out part after a
+       training on real images, else all of them, minus every image the training saw;
+    3. :func:`evaluate_stages` of the cold start and GRPO on them, the GRPO confusion
+       matrices, :func:`downstream_accuracy` on the synthetic test items (``downstream``);
+    4. the seed replicate (:func:`mmed.rl.replicates.triage_replicates`): GRPO again with
+       every other seed of ``seeds``, from this run's cold start (the run's own seed is the
+       training above, not evaluated again). Skipped, with ``seed_note`` saying why, when
+       ``real_train`` differs from the profile's ``triage.real_train`` (the replicates
+       follow the profile).
+    5. writes ``<triage_out_dir>/eval.json``: :attr:`TriageStepResult.metrics` under
+       ``"metrics"`` beside the summary keys the command always wrote (``profile``, ``seed``,
+       ``real_train``, ``real_data`` (the data root or None), ``real_notes``,
+       ``real_eval_part``, ``training`` (with the data description), ``summary``, ``gain``,
+       ``answers``, ``majority``).
+
+    Args:
+        run: the run folder (``Run.open``).
+        profile: the profile.
+        seed: None → the profile's seed.
+        data_root: real-data folder (None → ``../shared/data`` when present).
+        real_train: None → the profile's ``triage.real_train``; see :func:`train_triage`.
+        max_steps: None → ``triage_grpo.max_steps``; else an int >= 1.
+        seeds: the replicate's seeds as :func:`mmed.rl.replicates.parse_seeds` takes them
+            (None → the profile's ``eval.seeds``; a list of ints or its text form). ``[seed]``
+            alone trains nothing more.
+        downstream: run the whole pipeline with each triage (``metrics["downstream"]`` is
+            None otherwise, which notebook 03's checker rejects).
+        callbacks: extra ``transformers.TrainerCallback`` objects for the main training.
+        log: progress messages of the replicate (None: silent).
+    Returns:
+        a :class:`TriageStepResult`; ``metrics`` holds ``seconds`` (this call's wall time),
+        the one value that differs between two calls on a finished run.
+    Raises:
+        ValueError: the run's triage folder holds a training made with other settings;
+            ``real_train=True`` without real data; invalid ``seeds`` or ``max_steps``.
+        FileNotFoundError: an explicit ``data_root`` that does not exist.
+    """
+    import time
+
+    from ..agents.pipeline import as_item_list
+    from ..consult import synthetic_split
+    from . import replicates as R
+
+    t0 = time.perf_counter()
+    seed = profile.seed if seed is None else int(seed)
+    seed_list = R.parse_seeds(seeds, profile.eval.seeds, seed)  # bad seeds fail before any training
+    root = resolve_data_root(data_root)
+    real = real_triage(profile, root)
+    tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps,
+                      callbacks=callbacks, real=real)
+    real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
+    test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
+    ev = evaluate_stages(profile, triage_sources(run, profile), test_items, real_eval, seed=seed)
+    cms = {name: confusion_matrix(ev["records"]["grpo"][name]) for name in ev["sets"] if name != "synthetic_image_only"}
+    down = downstream_accuracy(run, profile, test_items, seed=seed) if downstream and test_items else None
+    seed_table, seed_note = None, None
+    if real_train is not None and bool(real_train) != profile.triage.real_train:
+        seed_note = (f"seed replicates follow the profile's triage.real_train ({profile.triage.real_train}): "
+                     f"skipped with real_train={real_train}")
+        seed_list = None
+    else:
+        seed_table = R.triage_replicates(run, profile, seed_list, seed, test_items, real_eval, max_steps=max_steps,
+                                         main_summary=ev["summary"]["grpo"], real=real, log=log)
+    res, cs = tr.result, tr.cold_start
+    train_sum = training_summary(res.log)
+    metrics = {
+        "profile": profile.name,
+        "seed": seed,
+        "real_data": real_eval is not None,
+        "real_train": tr.real_train,
+        "real": None if real is None else {
+            "counts": real.counts(), "eval_part": "heldout" if tr.real_train else "all",
+            "n_eval": len(real_eval), "split_seed": real.split_seed, "overlap": real.overlap(),
+            "trained_eval_overlap": sum(bool(set(it["image_hashes"]) & tr.trained_image_hashes) for it in real_eval),
+            "training": tr.data.get("real"), "without_images": list(NO_REAL_IMAGES), "notes": notes},
+        "cold_start": None if cs is None else {"steps": cs["steps"], "after": cs["after"],
+                                               "training_data": cs.get("training_data")},
+        "training": {**train_sum, "steps": res.steps, "seconds": res.seconds,
+                     "seconds_per_step": res.seconds / max(res.steps, 1), "n_train": tr.data["n"],
+                     "image_only": tr.data["image_only"], "max_completion_length": profile.triage_grpo.max_completion_length,
+                     "resumed_from": res.resumed_from},
+        "eval": ev["summary"],
+        "gain": ev["gain"],
+        "majority": {name: {k: b[k] for k in ("answer", "summary", "vs_grpo") if k in b} for name, b in ev["majority"].items()},
+        "answers": ev["answers"],
+        "confusion": confusion_record(cms["synthetic"]) if "synthetic" in cms else None,
+        "confusion_real": confusion_record(cms["real"]) if "real" in cms else None,
+        "downstream": None if down is None else downstream_record(down, len(test_items), profile),
+        "seed_replicates": None if seed_table is None else {"seeds": seed_list, "table": R.table_records(seed_table)},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    metrics = json.loads(json.dumps(metrics, default=str))  # plain JSON types, as the recorded file reads back
+    body = {
+        "profile": profile.name, "seed": seed, "real_train": tr.real_train,
+        "real_data": str(root) if root is not None else None,
+        "real_notes": notes,
+        "real_eval_part": ("heldout" if tr.real_train else "all") if real is not None else None,
+        "training": {**train_sum, "steps": res.steps, "seconds": res.seconds, "data": tr.data},
+        "summary": metrics["eval"], "gain": metrics["gain"], "answers": metrics["answers"],
+        "majority": metrics["majority"],
+        "metrics": metrics,
+    }
+    eval_file = write_json_atomic(tr.out_dir / EVAL_FILE, body)
+    return TriageStepResult(run, profile, seed, tr, real, real_eval, notes, test_items, ev, cms, down, seed_list,
+                            seed_table, seed_note, metrics, Path(eval_file))
+
+
 def run_train_triage(
     profile: Profile,
     run_dir: str | Path | None,
@@ -1073,54 +1300,25 @@ def run_train_triage(
     data_root: str | Path | None = None,
     real_train: bool | None = None,
     max_steps: int | None = None,
+    seeds: Any = None,
+    downstream: bool = True,
 ) -> dict[str, Any]:
-    """``python -m mmed train-triage``: :func:`train_triage`, then :func:`evaluate_stages` on
-    the synthetic test split (when the profile has one) and (with a data root) the real
-    images of :func:`real_evaluation_items` — the held-out part after a training on real
-    images (``real_train``, None → the profile's ``triage.real_train``), else all — minus any
-    image the training saw (counted in ``real_notes``). Writes ``<out_dir>/eval.json``
-    (summaries, gains, the majority-class baseline, training summary) and returns a compact
-    report (accuracies with intervals, the baseline and the answer distribution on real data).
+    """``python -m mmed train-triage``: opens the run folder and calls :func:`triage_step`
+    (the call notebook 03 makes, with the same arguments); returns its
+    :meth:`TriageStepResult.report`. The full record is ``<triage_out_dir>/eval.json``;
+    progress messages go to stderr (stdout carries the report).
+
+    One difference of default: ``seeds=None`` here means the run's seed only (the command
+    trains one policy; other seeds train when asked, e.g. ``--seeds "[0, 1, 2]"``), where
+    notebook 03's ``seeds=None`` means the profile's ``eval.seeds``.
+
+    Raises:
+        as :func:`triage_step`.
     """
-    from ..agents.pipeline import as_item_list
-    from ..consult import synthetic_split
+    import sys
 
     seed = profile.seed if seed is None else int(seed)
     run = Run.open(run_dir, profile=profile.name, seed=seed)
-    root = resolve_data_root(data_root)
-    real = real_triage(profile, root)
-    tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps, real=real)
-    real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
-    ev = evaluate_stages(profile, triage_sources(run, profile),
-                         as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else [],
-                         real_eval, seed=seed)
-    body = {
-        "profile": profile.name, "seed": seed, "real_train": tr.real_train,
-        "real_data": str(root) if root is not None else None,
-        "real_notes": notes,
-        "real_eval_part": ("heldout" if tr.real_train else "all") if real is not None else None,
-        "training": {**training_summary(tr.result.log), "steps": tr.result.steps, "seconds": tr.result.seconds,
-                     "data": tr.data},
-        "summary": ev["summary"], "gain": ev["gain"], "answers": ev["answers"],
-        "majority": {k: {kk: v[kk] for kk in ("answer", "summary", "vs_grpo") if kk in v} for k, v in ev["majority"].items()},
-    }
-    write_json_atomic(tr.out_dir / "eval.json", body)
-
-    def acc(d):
-        return None if d is None else {k: round(d[k], 4) for k in ("acc", "lo", "hi")} | {"n": d["n"]}
-
-    return {
-        "out_dir": str(tr.out_dir),
-        "steps": tr.result.steps,
-        "seconds": tr.result.seconds,
-        "frac_reward_zero_std_mean": round(body["training"]["frac_reward_zero_std_mean"], 4),
-        "accuracy": {stage: {name: acc(s["accuracy"]) for name, s in sets.items()} for stage, sets in ev["summary"].items()},
-        "gain": {name: {k: round(g[k], 4) for k in ("diff", "lo", "hi")} for name, g in ev["gain"].items()},
-        "majority_class": {name: {"answer": m["answer"], **acc(m["summary"]["accuracy"]),
-                                  "grpo_minus_majority": {k: round(m["vs_grpo"][k], 4) for k in ("diff", "lo", "hi")}}
-                           for name, m in ev["majority"].items() if "vs_grpo" in m},
-        "answers_grpo": ev["answers"].get("grpo"),
-        "real_train": tr.real_train,
-        "real_without_images": list(NO_REAL_IMAGES) if real is not None else None,
-        "eval_file": str(tr.out_dir / "eval.json"),
-    }
+    return triage_step(run, profile, seed=seed, data_root=data_root, real_train=real_train, max_steps=max_steps,
+                       seeds=[seed] if seeds is None else seeds, downstream=downstream,
+                       log=lambda msg: print(msg, file=sys.stderr)).report()
