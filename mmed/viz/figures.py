@@ -387,7 +387,7 @@ def results_markdown(fig_dir: str | Path) -> str:
     src = fig_dir / "SOURCE.json"
     if src.is_file():
         s = json.loads(src.read_text())
-        out.append(f"Source run: `{s.get('run_id')}` (profile `{s.get('profile')}`, seeds {s.get('seeds')}, "
+        out.append(f"Source run: `{s.get('run_id')}` (profile `{s.get('profile')}`, the run's own seed(s) {s.get('seeds')} — seed replicates in the seed table, "
                    f"commit `{str(s.get('git_commit'))[:12]}`, {(s.get('hardware') or {}).get('cpu_count')} CPU cores)"
                    + "".join(f"; `{n}` from run `{r.get('run_id')}` (commit `{str(r.get('git_commit'))[:12]}`)"
                              for n, r in (s.get("refreshed_from") or {}).items()) + ".\n")
