@@ -1,4 +1,4 @@
-"""mmed.eval.theory (the reconstructed Theorem 4.1) and the 08_curriculum_theory checker."""
+"""mmed.theory (the reconstructed Theorem 4.1) and the 08_curriculum_theory checker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmed.checks import CHECKERS
-from mmed.eval import theory as th
+from mmed import theory as th
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Checker for 08_curriculum_theory (see :mod:`mmed.checks` and :mod:`mmed.eval.theory`).
+"""Checker for 08_curriculum_theory (see :mod:`mmed.checks` and :mod:`mmed.theory`).
 
 Schema and invariants of what the notebook records. Besides counts and ranges, these
 invariants are mathematical facts under the reconstructed Theorem 4.1's assumptions, so a
@@ -23,7 +23,7 @@ from typing import Any
 
 from ..checks import need, register_checker
 
-#: statuses a descent can end with (:class:`mmed.eval.theory.Descent`)
+#: statuses a descent can end with (:class:`mmed.theory.Descent`)
 STATUSES = ("reached", "max_steps", "diverged", "stalled")
 #: recorded curriculum-vs-direct cases and whether each path must be monotone
 CASES = {"monotone": True, "monotone_constant_kappa": True, "detour": False}
