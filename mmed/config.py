@@ -603,13 +603,21 @@ FIELDS_CACHE_ENV = "MMED_FIELDS_CACHE"
 _LIBRARIES = ("trl", "transformers", "peft")
 
 
+def user_cache_dir(name: str, env: str) -> Path:
+    """A cache folder of this project: ``$<env>`` when set (``~`` expanded), else
+    ``$XDG_CACHE_HOME/mmed/<name>``, else ``~/.cache/mmed/<name>`` (the XDG base-directory
+    rule). Not created here. Used by the specialist cache, the pre-trained base and the
+    library field lists."""
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / name
+
+
 def fields_cache_dir() -> Path:
     """``$MMED_FIELDS_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/fields`` (``~/.cache/mmed/fields``).
     Not created here."""
-    env = os.environ.get(FIELDS_CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / "fields"
+    return user_cache_dir("fields", FIELDS_CACHE_ENV)
 
 
 @functools.lru_cache(maxsize=None)

@@ -63,6 +63,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..config import user_cache_dir
 from .specialists import Opinion, Specialist
 from ..data.schema import item_field as _get
 
@@ -93,11 +94,7 @@ ITEM_FIELDS_BY_BACKEND: dict[str, tuple[str, ...]] = {
 def default_cache_dir() -> Path:
     """``$MMED_SPECIALIST_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/specialists``, else
     ``~/.cache/mmed/specialists`` (the user's cache folder). Not created here."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "mmed" / "specialists"
+    return user_cache_dir("specialists", CACHE_DIR_ENV)
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..agents.prompts import attending_messages, templated_completion
-from ..config import Profile
+from ..config import Profile, user_cache_dir
 from ..data.schema import item_meta
 from ..runs import write_json_atomic
 
@@ -357,12 +357,7 @@ BASE_CACHE_ENV = "MMED_BASE_CACHE"
 def default_base_cache_dir() -> Path:
     """``$MMED_BASE_CACHE`` when set, else ``$XDG_CACHE_HOME/mmed/base`` (``~/.cache/mmed/base``).
     Not created here."""
-    import os
-
-    env = os.environ.get(BASE_CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / "base"
+    return user_cache_dir("base", BASE_CACHE_ENV)
 
 
 def base_cache_key(profile: Profile) -> str:
