@@ -79,7 +79,8 @@ def test_parse_seeds_accepts_lists_and_their_text_and_puts_the_run_seed_first():
     assert R.parse_seeds("[0, 3]", [0, 1], 0) == [0, 3]
     assert R.parse_seeds([3], [0, 1], 0) == [0, 3]  # the run's own seed is always there, first
     assert R.parse_seeds(2, [0], 5) == [5, 2]
-    for bad, msg in (("[0, 0]", "duplicates"), ("abc", "cannot read"), ([1.5], "ints"), (["1"], "ints"), ([-1], "ints")):
+    assert R.parse_seeds([2**32 - 1], [0], 0) == [0, 2**32 - 1]
+    for bad, msg in (("[0, 0]", "duplicates"), ("abc", "cannot read"), ([1.5], "ints"), (["1"], "ints"), ([-1], "ints"), ([0, 2**64], "ints in")):
         with pytest.raises(ValueError, match=msg):
             R.parse_seeds(bad, [0], 0)
 

@@ -47,6 +47,10 @@ def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
     return sub
 
 
+#: the largest seed numpy's RandomState (and hence the trainers) accept: 2**32 - 1
+SEED_MAX = 2**32 - 1
+
+
 def parse_seeds(seeds: Any, default: Sequence[int], main_seed: int) -> list[int]:
     """The seeds of a replicate, as notebooks take them: ``None`` → ``default`` (the profile's
     ``eval.seeds``); a list of ints; or its text form (papermill ``-p seeds "[0, 3]"`` passes
@@ -54,7 +58,8 @@ def parse_seeds(seeds: Any, default: Sequence[int], main_seed: int) -> list[int]
     table reports it next to the others.
 
     Raises:
-        ValueError: not a list of distinct ints >= 0 (the message names the value).
+        ValueError: not a list of distinct ints in [0, 2**32 - 1] (numpy's and torch's seed
+            range; the message names the value).
     """
     import ast
 
@@ -66,8 +71,8 @@ def parse_seeds(seeds: Any, default: Sequence[int], main_seed: int) -> list[int]
             raise ValueError(f"seeds: cannot read {seeds!r} as a list of ints ({e})") from None
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in raw):
-        raise ValueError(f"seeds must be a list of ints >= 0, got {seeds!r}")
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= SEED_MAX for x in raw):
+        raise ValueError(f"seeds must be a list of ints in [0, {SEED_MAX}], got {seeds!r}")
     if len(set(raw)) != len(raw):
         raise ValueError(f"seeds has duplicates: {list(raw)}")
     return [main_seed, *[x for x in raw if x != main_seed]]
