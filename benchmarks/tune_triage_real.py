@@ -15,7 +15,9 @@ accuracies weighted by each specialty's share of the real held-out part (its lab
 only, no prediction on it): what the "(all)" held-out accuracy would be at these
 per-specialty rates, since the validation part has far fewer radiographs (every MEVF test
 image is held out); the answer counts; accuracy on 64 synthetic *validation* items (never the
-test split); seconds. A configuration whose run folder already holds its training is reused.
+test split); the share of the validation radiographs routed to the Radiologist when asked
+up to three of their own VQA-RAD questions (what the pipeline asks on VQA-RAD, whatever
+``triage.real_questions`` trained with); seconds. A configuration whose run folder already holds its training is reused.
 
 Usage::
 
@@ -88,6 +90,17 @@ def evaluate_config(name: str, overlay: dict, args: argparse.Namespace) -> dict:
             "synthetic_val_acc": ev["summary"][stage]["synthetic"]["accuracy"]["acc"],
             "synthetic_val_image_only_acc": ev["summary"][stage]["synthetic_image_only"]["accuracy"]["acc"],
         }
+    # the question the pipeline asks: every validation radiograph with up to three of its own
+    # VQA-RAD questions (whatever triage.real_questions trained with): share routed to the Radiologist
+    from mmed.agents.build import load_runner
+
+    probe = [dict(it, question=q, id=f"{it['id']}?{k}") for it in tune.heldout if it["dataset"] == "vqa_rad"
+             for k, q in enumerate(it.get("own_questions", [])[:3])]
+    for stage, src in T.triage_sources(run, prof).items():
+        if probe and stage in out:
+            recs = T.evaluate_triage(load_runner(prof, src, f"triage ({stage})"), probe, prof, seed=args.seed)
+            out[stage]["val_radiograph_own_questions"] = sum(r["correct"] for r in recs) / len(recs)
+    out["n_radiograph_probe"] = len(probe)
     m = ev["majority"]["real"]
     out["majority_val"] = {"answer": m["answer"], "acc": m["summary"]["accuracy"]["acc"]}
     heldout_major = max(with_images, key=lambda s: held_counts[s])
@@ -123,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['majority_val']['answer']} {r['majority_val']['acc']:.3f}) | held-out-weighted cold "
               f"{c['val_heldout_weighted']:.3f} -> GRPO {g['val_heldout_weighted']:.3f} (majority "
               f"{r['majority_heldout_weighted']['acc']:.3f}) | macro {g['val_macro']:.3f} | synthetic val "
-              f"{c['synthetic_val_acc']:.3f} -> {g['synthetic_val_acc']:.3f} | s {r['seconds']}", flush=True)
+              f"{c['synthetic_val_acc']:.3f} -> {g['synthetic_val_acc']:.3f} | radiographs with own questions "
+              f"({r['n_radiograph_probe']}) cold {c.get('val_radiograph_own_questions', float('nan')):.3f} -> GRPO "
+              f"{g.get('val_radiograph_own_questions', float('nan')):.3f} | s {r['seconds']}", flush=True)
         print(f"{'':<16} per specialty (GRPO): {{{', '.join(f'{k}: {v:.2f}' for k, v in g['per_specialty'].items())}}}"
               f" | answers (GRPO): {{{', '.join(f'{k}: {v}' for k, v in g['answers'].items() if v)}}}", flush=True)
     if args.out:

@@ -82,6 +82,11 @@ class DataConfig:
     #: closed questions only, minus every item showing an image of an evaluation split
     #: (``eval_benchmarks`` on ``eval_split``). Empty = synthetic training data only.
     train_benchmarks: list[str] = field(default_factory=list)
+    #: real benchmark(s) (``name:layout``, split ``train``) whose training pool — built as for
+    #: ``train_benchmarks``, no evaluation image — the attending's *cold start* draws
+    #: ``cold_start.real_share`` of its items from; empty = ``train_benchmarks``. Lets a profile
+    #: cold-start on real items while its GRPO stays on the synthetic set (``demo``)
+    cold_start_benchmarks: list[str] = field(default_factory=list)
     #: fraction (0..1, exclusive) of the real training pool held out, image-disjointly, as
     #: its ``validation`` split (the curriculum's held-out items)
     train_validation_fraction: float = 0.1
@@ -326,6 +331,12 @@ class TriageConfig:
     #: seed of the real images' train / held-out split; fixed per profile, not the training
     #: seed, so that every seed replicate holds out the same images
     real_split_seed: int = 0
+    #: the question a real VQA-RAD image is asked in triage training and evaluation: "own"
+    #: (one of that image's own VQA-RAD questions, a seeded draw per item and per training
+    #: copy — what the pipeline asks the triage doctor on VQA-RAD) or "generic"
+    #: (:data:`mmed.data.TRIAGE_QUESTION`). The other real images have no question of their
+    #: own and always get the generic one.
+    real_questions: str = "own"
 
 
 @dataclass
@@ -370,6 +381,16 @@ class ColdStartSection(PassThroughSection):
     #: also train the attending's image-only reference (no opinions, gold targets;
     #: runs/<id>/attending/image_only): the "image only" row of the ablation table
     image_only: bool = False
+    #: the attending: this share of its cold-start items (a seeded choice) is shown without
+    #: opinions (prompt "(no specialist opinions)", reasoning ``Panel: none.``, gold answer), so
+    #: that the attending alone (the "w/o specialists" ablation) reads the image and the question
+    #: instead of meeting an empty panel it never saw in training; 0 = every item with its panel
+    no_panel_fraction: float = 0.0
+    #: the attending, when ``data.cold_start_benchmarks`` (else ``data.train_benchmarks``) is
+    #: set and real data is present: at most this share of its ``n_items`` cold-start items are
+    #: that training pool's ``train`` items (:func:`mmed.data.training.training_pool`: no
+    #: evaluation image; a seeded sample when there are more), the rest synthetic; 0 = synthetic only
+    real_share: float = 0.0
     #: torch CPU threads while cold-starting (None: the machine's cores; it runs alone)
     threads: Optional[int] = None
     #: the triage doctor's own steps / learning rate / label fraction where they differ: its
@@ -776,6 +797,7 @@ _VALID = {
     "cold_start.target": ("gold", "majority"),
     "eval.degenerate_action": ("fail", "warn"),
     "triage.real_balance": ("none", "specialty"),
+    "triage.real_questions": ("own", "generic"),
 }
 STRATA: tuple[str, ...] = ("easy", "medium", "hard")
 
@@ -806,6 +828,11 @@ def _check(profile: Profile, source: str) -> None:
                            f"expected 'random' or one of {SPECIALTIES}")
     if profile.triage.real_balance_target is not None and profile.triage.real_balance_target < 1:
         raise ProfileError(f"{source}: key 'triage.real_balance_target' must be >= 1 or null")
+    if not 0.0 <= profile.cold_start.no_panel_fraction <= 1.0:
+        raise ProfileError(f"{source}: key 'cold_start.no_panel_fraction' must be in [0, 1], "
+                           f"got {profile.cold_start.no_panel_fraction}")
+    if not 0.0 <= profile.cold_start.real_share <= 1.0:
+        raise ProfileError(f"{source}: key 'cold_start.real_share' must be in [0, 1], got {profile.cold_start.real_share}")
     if not 0.0 <= profile.triage.real_cold_start_share <= 1.0:
         raise ProfileError(f"{source}: key 'triage.real_cold_start_share' must be in [0, 1], "
                            f"got {profile.triage.real_cold_start_share}")
@@ -839,15 +866,15 @@ def _check(profile: Profile, source: str) -> None:
         raise ProfileError(f"{source}: key 'workers' must be >= 1 or null")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
-    for key in ("eval_benchmarks", "train_benchmarks"):
+    for key in ("eval_benchmarks", "train_benchmarks", "cold_start_benchmarks"):
         specs = getattr(profile.data, key)
         for i, spec in enumerate(specs):
             problem = benchmark_spec_problem(spec) if isinstance(spec, str) else "not a string"
             if not problem:
                 name, layout, split = parse_benchmark_spec(spec)
-                if key == "train_benchmarks" and split is not None:
+                if key != "eval_benchmarks" and split is not None:
                     problem = "training entries are read on their 'train' split; drop the '@<split>' suffix"
-                elif key == "train_benchmarks":
+                elif key != "eval_benchmarks":
                     problem = split_problem(name, layout, "train")
                 elif split is None and split_problem(name, layout, profile.data.eval_split):
                     problem = (f"it is read on data.eval_split, but {split_problem(name, layout, profile.data.eval_split)}; "
@@ -861,7 +888,7 @@ def _check(profile: Profile, source: str) -> None:
     if profile.data.on_error not in (None, *ON_ERROR_CHOICES):
         raise ProfileError(f"{source}: key 'data.on_error' is {profile.data.on_error!r}, expected one of "
                            f"{(None, *ON_ERROR_CHOICES)}")
-    entries = [*profile.data.eval_benchmarks, *profile.data.train_benchmarks]
+    entries = [*profile.data.eval_benchmarks, *profile.data.train_benchmarks, *profile.data.cold_start_benchmarks]
     for key, value in profile.data.on_error_by_entry.items():
         if value not in ON_ERROR_CHOICES:
             raise ProfileError(f"{source}: key 'data.on_error_by_entry.{key}' is {value!r}, expected one of {ON_ERROR_CHOICES}")

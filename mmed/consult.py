@@ -9,6 +9,7 @@ starts, trained adapters) and computed with the same library call otherwise.
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from dataclasses import asdict
@@ -280,6 +281,57 @@ def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run:
     return [r["panel"] for r in recs]
 
 
+def without_panel(opinions: Sequence[Sequence[Any]], fraction: float, seed: int) -> list[list[Any]]:
+    """``opinions`` with exactly ``round(fraction * n)`` of the ``n`` panels (a choice seeded
+    by ``seed``) replaced by empty lists: the attending's cold-start items shown without
+    opinions (``cold_start.no_panel_fraction``). The others are kept as given.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1].
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"no-panel fraction must be in [0, 1], got {fraction}")
+    n = len(opinions)
+    drop = set(random.Random(f"no_panel:{seed}").sample(range(n), round(fraction * n)))
+    return [[] if i in drop else list(ops) for i, ops in enumerate(opinions)]
+
+
+def attending_cold_start_items(
+    profile: Profile, synthetic: Sequence[dict], seed: int, data_root: str | Path | None = None,
+) -> tuple[list[dict], dict[str, Any] | None]:
+    """The attending's cold-start items: ``cold_start.n_items`` in all, of which at most
+    ``cold_start.real_share`` are the real training pool's ``train`` items
+    (:func:`mmed.rl.curriculum.attending_pool` of ``data.cold_start_benchmarks``, else
+    ``data.train_benchmarks``: minus every evaluation image; a seeded sample when there are
+    more) and the rest the first synthetic ones, in a seeded shuffled order. Without
+    ``real_share``, those benchmarks or a data root: the synthetic items as given and None.
+
+    Returns:
+        ``(items, info)``; info = ``{"n", "n_synthetic", "n_real", "n_real_available",
+        "benchmarks"}`` or None (synthetic only).
+    """
+    import dataclasses
+
+    share = profile.cold_start.real_share
+    benchmarks = list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)
+    if share <= 0 or not benchmarks:
+        return list(synthetic), None
+    from .rl.curriculum import attending_pool
+
+    pool = attending_pool(dataclasses.replace(profile, data=dataclasses.replace(profile.data, train_benchmarks=benchmarks)),
+                          data_root, seed, log=lambda m: print(m, file=sys.stderr, flush=True))  # stdout: a command's JSON
+    if pool is None:
+        return list(synthetic), None
+    n = profile.cold_start.n_items
+    real = as_item_list(pool.train)
+    k = min(len(real), int(share * n))
+    real = random.Random(f"attending_cold_start_real:{seed}").sample(real, k)
+    items = list(synthetic[: n - k]) + real
+    random.Random(f"attending_cold_start_items:{seed}").shuffle(items)
+    return items, {"n": len(items), "n_synthetic": len(items) - k, "n_real": k, "n_real_available": len(pool.train),
+                   "benchmarks": benchmarks}
+
+
 def ensure_cold_start(
     run: Run, profile: Profile, agent: str, seed: int, data_root: str | Path | None = None, real: Any = None,
 ) -> dict[str, Any] | None:
@@ -291,7 +343,10 @@ def ensure_cold_start(
     is present (:func:`mmed.rl.triage.cold_start_items`; ``real`` an already loaded
     :func:`mmed.rl.triage.load_real_triage` result, else read from ``data_root``, None →
     ``../shared/data`` when present); the report's ``training_data`` says what it trained
-    on. For the attending it also trains, when ``cold_start.image_only`` is set, the
+    on. The attending's items may mix in the real training pool
+    (:func:`attending_cold_start_items`, ``cold_start.real_share``) and a share of them are
+    shown without opinions (:func:`without_panel`, ``cold_start.no_panel_fraction``).
+    For the attending it also trains, when ``cold_start.image_only`` is set, the
     image-only reference ``attending/image_only`` (:func:`ensure_image_only_attending`).
     Returns the report of ``<agent>/sft``, or None when the profile disables the cold start.
     """
@@ -309,8 +364,12 @@ def ensure_cold_start(
             from .rl.triage import cold_start_items
 
             train, data_info = cold_start_items(profile, train, seed, data_root=data_root, real=real)
+        else:
+            train, data_info = attending_cold_start_items(profile, train, seed, data_root)
         held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
         tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
+        if tr_ops is not None:
+            tr_ops = without_panel(tr_ops, profile.cold_start.no_panel_fraction, seed)
         he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
         with run.step(f"cold_start/{agent}"):
             rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
@@ -319,15 +378,16 @@ def ensure_cold_start(
             write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
     if agent == "attending" and profile.cold_start.image_only:
-        ensure_image_only_attending(run, profile, seed)
+        ensure_image_only_attending(run, profile, seed, data_root)
     return rep
 
 
-def ensure_image_only_attending(run: Run, profile: Profile, seed: int) -> dict[str, Any]:
+def ensure_image_only_attending(run: Run, profile: Profile, seed: int, data_root: str | Path | None = None) -> dict[str, Any]:
     """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
     unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
-    profile's synthetic ``train`` items with *empty* panels (prompt "(no specialist
-    opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
+    attending's cold-start items (:func:`attending_cold_start_items`: synthetic ``train``
+    items, plus the real share when the profile has one) with *empty* panels (prompt "(no
+    specialist opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
     ablation table: what the attending can read from the image alone. Returns its report."""
     import dataclasses
 
@@ -339,7 +399,8 @@ def ensure_image_only_attending(run: Run, profile: Profile, seed: int) -> dict[s
         return rep
     prof = dataclasses.replace(profile, cold_start=dataclasses.replace(profile.cold_start, target="gold", label_fraction=1.0))
     base = base_model_for(run, profile, "attending")
-    train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+    train, _ = attending_cold_start_items(profile, as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items)),
+                                          seed, data_root)
     held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
     with run.step("cold_start/attending_image_only"):
         rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed)

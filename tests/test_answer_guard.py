@@ -270,3 +270,25 @@ def test_the_majority_class_baseline_is_not_a_degenerate_agent():
          "eval": {"grpo": {"real": {"answers": const}}}}
     found = degenerate_in_metrics(m, "03_triage_grpo", 0.9)
     assert [d.path for d in found] == ["eval.grpo.real.answers"]  # the trained agent, not the baseline
+
+
+def test_tally_faithfulness_reads_the_think_block_against_the_panel():
+    from mmed.eval.ablations import tally_faithfulness
+
+    def rec(panel, raw):
+        return {"options": ["x", "y", "z"], "panel": [{"parsed": p, "valid": p is not None, "abstained": False} for p in panel],
+                "attending": {"raw": raw}}
+
+    recs = [
+        rec([1, 1, 0], "<think>Panel: A 1, B 2.</think><answer>B</answer>"),   # states the panel it saw
+        rec([2, 2, 2], "<think>Panel: C 3.</think><answer>C</answer>"),
+        rec([0, 1, None], "<think>Panel: B 3.</think><answer>B</answer>"),     # a template, not this panel
+        rec([], "<think>Panel: none.</think><answer>A</answer>"),             # the attending alone
+        rec([1, 1, 1], "Panel: B 3. B"),                                       # not well formed
+    ]
+    assert tally_faithfulness(recs) == pytest.approx(3 / 5)
+    assert tally_faithfulness([rec([1], None)]) is None  # a vote writes no completion
+    for r, gold in zip(recs, [1, 2, 1, 0, 1]):  # as prediction records: parsed answer and gold
+        r["attending"].update(parsed=1, valid=True)
+        r["answer_idx"] = gold
+    assert answer_columns(recs)["tally_faithful"] == pytest.approx(3 / 5)

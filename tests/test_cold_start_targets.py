@@ -105,3 +105,39 @@ def test_triage_overrides_apply_to_the_triage_cold_start_only():
     assert (tri.max_steps, tri.learning_rate, tri.label_fraction) == (7, 1e-3, 0.5)
     assert (att.max_steps, att.learning_rate) == (50, 1e-3)
     assert att.label_fraction == prof.cold_start.label_fraction
+
+
+def test_without_panel_empties_a_seeded_share_of_the_panels():
+    from mmed.consult import without_panel
+
+    ops = [[_op(i % 3), _op(1)] for i in range(40)]
+    out = without_panel(ops, 0.25, seed=3)
+    empty = [i for i, o in enumerate(out) if o == []]
+    assert len(empty) == 10
+    assert all(out[i] == ops[i] for i in range(40) if i not in empty)  # the others untouched
+    assert [i for i, o in enumerate(without_panel(ops, 0.25, seed=3)) if o == []] == empty  # seeded
+    assert [i for i, o in enumerate(without_panel(ops, 0.25, seed=4)) if o == []] != empty
+    assert without_panel(ops, 0.0, 0) == ops and all(o == [] for o in without_panel(ops, 1.0, 0))
+    with pytest.raises(ValueError, match="no-panel fraction"):
+        without_panel(ops, 1.5, 0)
+
+
+def test_no_panel_items_get_the_empty_tally_and_gold_answers():
+    from mmed.consult import without_panel
+
+    items = [_item(i, i % 4) for i in range(8)]
+    ops = without_panel([[_op((i + 1) % 4)] * 3 for i in range(8)], 0.5, seed=0)
+    targets, gold = cold_start_targets("attending", items, 1.0, 0, opinions=ops, target="majority")
+    for it, o, t, g in zip(items, ops, targets, gold):
+        if o == []:  # the attending alone: nothing to follow, the gold answer from the image
+            assert "Panel: none." in t and g and parse_choice(t, it["options"]).index == it["answer_idx"]
+        else:
+            assert "Panel: none." not in t and not g  # majority target: follows the (wrong) panel
+
+
+def test_no_panel_fraction_is_validated():
+    from mmed.config import ProfileError, load_profile
+
+    assert load_profile("smoke").cold_start.no_panel_fraction >= 0.0
+    with pytest.raises(ProfileError, match="cold_start.no_panel_fraction"):
+        load_profile("smoke", overrides={"cold_start": {"no_panel_fraction": 1.2}})

@@ -164,3 +164,34 @@ def test_curriculum_trains_on_real_items_and_records_them(shared_data: Path, tmp
     with pytest.raises(ValueError, match=r"another plan.*train_data"):
         C.train_curriculum(real_smoke(**one, attending_grpo={"n_train_items": 8}), root, seed=0, n_heldout=4,
                            log=_quiet, data_root=shared_data)
+
+
+def test_attending_cold_start_mixes_a_share_of_the_pool(shared_data: Path):
+    from mmed.agents.pipeline import as_item_list
+    from mmed.consult import attending_cold_start_items, synthetic_split
+
+    prof = load_profile("smoke", overrides={"data": {"train_benchmarks": ["vqa_rad:mevf"]},
+                                            "cold_start": {"n_items": 16, "real_share": 0.25}})
+    syn = as_item_list(synthetic_split(prof, "train", n=16))
+    items, info = attending_cold_start_items(prof, syn, 0, data_root=shared_data)
+    real = [it for it in items if it["dataset"] == "vqa_rad"]
+    assert (len(items), len(real), info["n_real"], info["n_synthetic"]) == (16, 4, 4, 12)
+    assert [it["id"] for it in items if it["dataset"] == "synthetic"] != [it["id"] for it in syn[:12]]  # shuffled
+    assert {it["id"] for it in items if it["dataset"] == "synthetic"} == {it["id"] for it in syn[:12]}
+    test = load_benchmark("vqa_rad", shared_data / "vqa_rad", "test", layout="mevf", include_open=True)
+    from mmed.data import image_hash
+
+    assert not {image_hash(it["image_ref"]) for it in real} & _hashes(test)  # never an evaluation image
+    again, _ = attending_cold_start_items(prof, syn, 0, data_root=shared_data)
+    assert [it["id"] for it in again] == [it["id"] for it in items]  # seeded
+    # data.cold_start_benchmarks: the same pool for the cold start only (GRPO stays synthetic)
+    own = load_profile("smoke", overrides={"data": {"cold_start_benchmarks": ["vqa_rad:mevf"]},
+                                           "cold_start": {"n_items": 16, "real_share": 0.25}})
+    assert [it["id"] for it in attending_cold_start_items(own, syn, 0, data_root=shared_data)[0]] == [it["id"] for it in items]
+    with pytest.raises(ProfileError, match=r"data.cold_start_benchmarks\[0\]"):
+        load_profile("smoke", overrides={"data": {"cold_start_benchmarks": ["vqa_rad:mevf@test"]}})
+    # without the share or without a benchmark: synthetic as given
+    none = {"data": {"cold_start_benchmarks": []}}
+    for p in (load_profile("smoke", overrides={"cold_start": {"real_share": 0.0}}),  # no share
+              load_profile("smoke", overrides=none)):                             # no benchmark
+        assert attending_cold_start_items(p, syn, 0, data_root=shared_data) == (syn, None)

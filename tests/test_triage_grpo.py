@@ -8,6 +8,8 @@ cold start made once per module (copied into each test's run folder).
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 from pathlib import Path
@@ -118,7 +120,10 @@ def test_qlora_nf4_grpo_steps_on_cpu(run_copy):
     assert min(r["frac_reward_zero_std"] for r in log) < 1  # some group had rewards that differ
     settings = json.loads((tr.out_dir / "train_settings.json").read_text())
     assert settings["quantization"] == "nf4" and settings["max_steps"] == 2
-    n_real = (tr.data["real"] or {}).get("n_items", 0)  # real images ask the generic question
+    # the real images without questions of their own ask the generic question (VQA-RAD ones their own)
+    items = (tr.data["real"] or {}).get("items", {})
+    n_real = sum(n for spec, n in items.items() if spec != "Radiologist")
+    assert prof.triage.real_questions == "own"
     assert tr.data["image_only"] == round(prof.triage_grpo.image_only_fraction * prof.triage_grpo.n_train_items) + n_real
     assert set(tr.data["by_specialty"]) == set(SPECIALTIES) and all(tr.data["by_specialty"].values())
 
@@ -315,7 +320,21 @@ def test_real_triage_split_by_image(shared_data: Path):
     assert sum(counts["all"].values()) == 253 + 314 == len({it["id"] for it in real.all})
     assert counts["all"]["Radiologist"] == 314
     assert all(counts["all"][s] == 0 for s in T.NO_REAL_IMAGES)
-    assert all(it["question"] == TRIAGE_QUESTION and it["options"] == list(SPECIALTIES) for it in real.all)
+    assert all(it["options"] == list(SPECIALTIES) for it in real.all)
+    # real_questions "own": a VQA-RAD image asks one of its own VQA-RAD questions (a test image
+    # a test question: what the pipeline asks the triage doctor); the other images the generic one
+    assert SMOKE.triage.real_questions == "own"
+    assert all(it["question"] == TRIAGE_QUESTION and it["image_only"] for it in real.all if it["dataset"] != "vqa_rad")
+    rad = [it for it in real.all if it["dataset"] == "vqa_rad"]
+    assert all(it["question"] in it["own_questions"] and not it["image_only"] for it in rad)
+    test_q = {" ".join(q.split()) for q in load_benchmark("vqa_rad", shared_data / "vqa_rad", "test", layout="mevf",
+                                                           include_open=True)["question"]}
+    in_test = [it for it in rad if it["meta"]["mevf_test_image"]]
+    assert len(in_test) == 203 and all(set(it["own_questions"]) <= test_q for it in in_test)
+    assert len({it["question"] for it in rad}) > 150  # many different questions, not one template
+    generic = T.load_real_triage(shared_data, dataclasses.replace(SMOKE, triage=dataclasses.replace(
+        SMOKE.triage, real_questions="generic")), seed=0, limit_per_specialty=3)
+    assert all(it["question"] == TRIAGE_QUESTION and it["image_only"] for it in generic.all)
     train_h = {image_hash(it["image_ref"]) for it in real.train}
     held_h = {image_hash(it["image_ref"]) for it in real.heldout}
     assert not train_h & held_h
@@ -328,6 +347,9 @@ def test_real_triage_split_by_image(shared_data: Path):
     assert info["by_source"]["synthetic"] == SMOKE.triage_grpo.n_train_items
     assert info["by_source"].get("vqa_rad", 0) + info["by_source"].get("triage_images", 0) == info["real"]["n_items"]
     assert info["real"]["n_images"] == len(real.train)
+    # balancing copies of a VQA-RAD image each draw their own question (seeded by the copy's id)
+    copies = [it for it in items if it.get("source") == "vqa_rad"]
+    assert all(it["question"] in it["own_questions"] for it in copies)
     small = T.load_real_triage(shared_data, SMOKE, seed=0, limit_per_specialty=3)
     assert all(n <= 3 for n in small.counts()["heldout"].values())
     assert any("no real images for" in n for n in real.notes)

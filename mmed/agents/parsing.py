@@ -209,6 +209,20 @@ def has_valid_format(text: str) -> bool:
     return _has_alnum(m.group("think")) and _has_alnum(m.group("answer"))
 
 
+def think_text(text: str) -> Optional[str]:
+    """The reasoning of a well-formed completion (:func:`has_valid_format`): the content of
+    its ``<think>`` block, stripped; None when the completion is not well formed.
+
+    >>> think_text("<think>Panel: B 2, C 1.</think><answer>B</answer>")
+    'Panel: B 2, C 1.'
+    >>> think_text("<answer>B</answer>") is None
+    True
+    """
+    if not has_valid_format(text):
+        return None
+    return _FORMAT.fullmatch(text).group("think").strip()
+
+
 def _has_alnum(s: str) -> bool:
     return any(ch.isalnum() for ch in s)
 

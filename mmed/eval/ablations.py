@@ -43,7 +43,9 @@ panel member k alone                            each position's own accuracy on 
 
 Every available row also records the distribution of its final answers
 (:func:`answer_columns`: ``top_answer``, ``top_answer_share``, ``gold_top_share`` on the same
-items, ``n_distinct_completions``, ``answer_counts``) and the dataset's chance level
+items, ``n_distinct_completions``, ``answer_counts``, ``tally_faithful``: the share of
+completions whose reasoning states the panel actually shown, :func:`tally_faithfulness`) and
+the dataset's chance level
 (``chance`` = mean over items of 1 / number of options), so that an agent giving one answer
 on every item cannot hide behind its accuracy (docs/architecture.md#degenerate-agent-guard).
 
@@ -213,15 +215,39 @@ def answer_columns(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ``top_answer``, ``top_answer_share`` (share of all items, invalid ones included),
     ``gold_top_answer``, ``gold_top_share`` (the most frequent gold answer's share on the
     same items), ``n_distinct_completions`` (distinct raw completions; None for decisions
-    without text, such as a vote) and ``answer_counts`` (JSON ``{letter: count}``, with
-    ``"invalid"`` counted apart when any)."""
+    without text, such as a vote), ``answer_counts`` (JSON ``{letter: count}``, with
+    ``"invalid"`` counted apart when any) and ``tally_faithful`` (:func:`tally_faithfulness`)."""
     d = answer_distribution([r["attending"]["parsed"] if r["attending"]["valid"] else None for r in records],
                             [r["attending"].get("raw") for r in records], [int(r["answer_idx"]) for r in records],
                             [list(r["options"]) for r in records])
     counts = dict(d["counts"], **({"invalid": d["n_invalid"]} if d["n_invalid"] else {}))
     return {"top_answer": d["top_answer"], "top_answer_share": d["top_answer_share"],
             "gold_top_answer": d["gold_top_answer"], "gold_top_share": d["gold_top_share"],
-            "n_distinct_completions": d["n_distinct_completions"], "answer_counts": json.dumps(counts)}
+            "n_distinct_completions": d["n_distinct_completions"], "answer_counts": json.dumps(counts),
+            "tally_faithful": tally_faithfulness(records)}
+
+
+def tally_faithfulness(records: Sequence[dict[str, Any]]) -> float | None:
+    """Share (0..1) of the attending's completions whose ``<think>`` states the panel it was
+    shown exactly as the cold start taught (:func:`mmed.rl.sft.tally_reasoning` of
+    :func:`mmed.rl.sft.panel_tally`; ``"Panel: none."`` for an empty panel) — whether the
+    reasoning reads the opinions or is a template (e.g. ``"Panel: B 3."`` on every item).
+
+    ``records``: closed prediction records (``panel``, ``options``, ``attending.raw``).
+    Returns None when no record carries a completion (a majority vote writes none); a
+    completion without a well-formed ``<think>`` block counts as unfaithful.
+    """
+    from ..agents.parsing import think_text
+    from ..rl.sft import panel_tally, tally_reasoning
+
+    scored = [r for r in records if (r.get("attending") or {}).get("raw") is not None]
+    if not scored:
+        return None
+    ok = 0
+    for r in scored:
+        said = think_text(r["attending"]["raw"])
+        ok += said is not None and " ".join(said.split()) == tally_reasoning(panel_tally(r.get("panel") or [], len(r["options"])))
+    return ok / len(scored)
 
 
 def chance_level(items: Sequence[dict[str, Any]]) -> float | None:

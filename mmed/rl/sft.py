@@ -279,7 +279,10 @@ def cold_start(
         seed: seeds target drawing and the trainer.
     Returns:
         the report (also written to ``out_dir/cold_start.json``): steps, items, share of
-        gold targets, training loss first/last, ``before`` and ``after`` metrics, seconds.
+        gold targets, training loss first/last, ``before`` and ``after`` metrics (with the
+        held-out panels), for an attending trained partly without opinions
+        (``cold_start.no_panel_fraction`` > 0) also ``after_no_panel`` (the same items with
+        empty panels: the attending alone), seconds.
     Raises:
         ValueError: bad agent, too few items.
     """
@@ -326,6 +329,9 @@ def _cold_start(
     trained.eval()
     runner = PolicyRunner(trained, processor, batch_size=profile.sampling.batch_size, name=f"{agent} cold start")
     after = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)
+    after_no_panel = None
+    if agent == "attending" and cfg.no_panel_fraction > 0:  # what the attending alone answers
+        after_no_panel = format_and_accuracy(agent, runner, heldout_items, [[] for _ in heldout_items], style, max_new)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
@@ -340,6 +346,8 @@ def _cold_start(
         "loss_last": losses[-1] if losses else None,
         "before": before,
         "after": after,
+        **({"after_no_panel": after_no_panel} if after_no_panel is not None else {}),
+        "no_panel_fraction": cfg.no_panel_fraction if agent == "attending" else 0.0,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     write_json_atomic(out_dir / "cold_start.json", report)

@@ -19,7 +19,9 @@ Data:
   grayscale PET compete with real radiographs (``benchmarks/RESULTS.md``).
 - **Real** (:func:`load_real_triage`, when a data root is present): every image of
   ``<root>/triage`` (Dermatologist, Ophthalmologist, Pathologist) and every unique image of
-  VQA-RAD (MEVF train ∪ test; Radiologist), each as one item with the generic question.
+  VQA-RAD (MEVF train ∪ test; Radiologist), each as one item: with ``triage.real_questions:
+  own`` a VQA-RAD image asks one of its own VQA-RAD questions (as the pipeline does; a draw per
+  training copy), the other real images the generic question.
   Surgeon, Oncologist and Endocrinologist have no real images. Images are split by content
   hash into ``train`` / ``heldout`` with the profile's fixed ``triage.real_split_seed`` (the
   same split for every training seed); all VQA-RAD MEVF test images (the attending's
@@ -191,6 +193,18 @@ def _triage_item(id_: str, dataset: str, path: str, specialty: str, modality: st
     }
 
 
+def ask_own_question(item: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Set ``item["question"]`` to one of its ``own_questions`` (a draw seeded by ``seed``
+    and the item id, so every training copy ``<id>#k`` gets its own draw) and
+    ``image_only`` accordingly; an item without own questions keeps its question. Returns
+    the item (changed in place). ``triage.real_questions: own`` (:class:`mmed.config.TriageConfig`)."""
+    own = item.get("own_questions") or []
+    if own:
+        item["question"] = random.Random(f"{seed}:question:{item['id']}").choice(own)
+        item["image_only"] = False
+    return item
+
+
 def _sample_per_specialty(items: list[dict], k: int | None, seed: int) -> list[dict]:
     if k is None:
         return items
@@ -218,8 +232,11 @@ def load_real_triage(
     ``<root>/vqa_rad`` in the MEVF layout (train ∪ test, one item per unique image content,
     Radiologist). VQA-RAD images of the MEVF test split are always held out (the pipeline
     evaluates on them); the others are split with the same fraction, seeded, by content hash.
-    Items ask :data:`mmed.data.TRIAGE_QUESTION`; images are PIL images shrunk to
-    :func:`real_image_max_side`.
+    Items ask :data:`mmed.data.TRIAGE_QUESTION`, except VQA-RAD images under
+    ``triage.real_questions: own``: each asks one of its own VQA-RAD questions
+    (:func:`ask_own_question`; a test image its test questions, any other image its train
+    questions; all kept in ``own_questions``) — the question the pipeline will put to the
+    triage doctor. Images are PIL images shrunk to :func:`real_image_max_side`.
 
     Args:
         data_root: the real-data folder; None → no real data (returns None).
@@ -272,9 +289,10 @@ def load_real_triage(
                 path = row["image_ref"]
                 h = image_hash(path)
                 rec = by_hash.setdefault(h, {"path": path, "organ": row["organ"], "modality": row["modality"], "in_test": False,
-                                             "names": set()})
+                                             "names": set(), "questions": {"test": set(), "train": set()}})
                 rec["names"].add(Path(path).name)
                 rec["in_test"] |= split == "test"
+                rec["questions"][split].add(" ".join(str(row["question"]).split()))
         in_test = sorted(h for h, r in by_hash.items() if r["in_test"])
         others = sorted(h for h, r in by_hash.items() if not r["in_test"])
         random.Random(f"{seed}:vqa_rad").shuffle(others)
@@ -286,6 +304,10 @@ def load_real_triage(
             it = _triage_item(f"triage/vqa_rad/{Path(r['path']).stem}", "vqa_rad", r["path"], "Radiologist", r["modality"],
                               r["organ"], None,
                               {"mevf_test_image": r["in_test"], "file_names": sorted(r["names"]), "part": part})
+            # a test image is asked its test questions (what the pipeline asks), the others their train ones
+            it["own_questions"] = sorted(r["questions"]["test" if r["in_test"] else "train"] - {""})
+            if profile.triage.real_questions == "own":
+                ask_own_question(it, seed)
             hashes[it["id"]] = h
             it["image_hashes"] = [h]
             (heldout if part == "heldout" else train).append(it)
@@ -382,7 +404,11 @@ def real_training_items(profile: Profile, real: RealTriageSet, seed: int = 0) ->
         for it in copies:
             k = seen[it["id"]]
             seen[it["id"]] += 1
-            items.append(it if k == 0 else dict(it, id=f"{it['id']}#{k}"))
+            if k == 0:
+                items.append(it)
+            else:
+                copy = dict(it, id=f"{it['id']}#{k}")
+                items.append(ask_own_question(copy, seed) if profile.triage.real_questions == "own" else copy)
     n_img = {s: len(by.get(s, [])) for s in SPECIALTIES}
     n_items = {s: sum(it["specialty"] == s for it in items) for s in SPECIALTIES}
     info = {"balance": balance, "target": target if balance == "specialty" else None, "images": n_img,
