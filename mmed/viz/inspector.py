@@ -956,7 +956,9 @@ class DisagreementInspector:
         """The ipywidgets view (built on first use): filter dropdowns/toggle buttons
         (choices and counts: :meth:`options`; dropdowns sized to their longest label),
         previous/next buttons, an index slider, the position line, the case's HTML and
-        the summary."""
+        the summary. CSS classes name the parts for a browser (tests/test_browser_inspector.py):
+        ``mmed-inspector`` (the whole), ``mmed-filter-<key>``, ``mmed-prev``, ``mmed-next``,
+        ``mmed-position``, ``mmed-view``."""
         if self._widget is None:
             self._widget = self._build_widget()
         return self._widget
@@ -1002,12 +1004,16 @@ class DisagreementInspector:
         for key in FILTER_KEYS:
             opts = self.options(key)
             if key in TOGGLE_KEYS:
+                # ipywidgets lays ToggleButtons out as a block (description above the buttons);
+                # a flex row puts the description beside them, as for the dropdowns
                 c = w.ToggleButtons(options=opts, value=self._filter_value(key), description=key,
-                                    style={"button_width": "auto", "description_width": DESCRIPTION_WIDTH})
+                                    style={"button_width": "auto", "description_width": DESCRIPTION_WIDTH},
+                                    layout=w.Layout(display="flex", flex_flow="row", align_items="center"))
             else:
                 c = w.Dropdown(options=opts, value=self._filter_value(key), description=key,
                                style={"description_width": DESCRIPTION_WIDTH},
                                layout=w.Layout(width=self._dropdown_width(key, [lab for lab, _ in opts])))
+            c.add_class(f"mmed-filter-{key}")
             c.observe(self._on_control, names="value")
             self.controls[key] = c
         self.prev_button = w.Button(description="◀ previous", layout=w.Layout(width="110px"))
@@ -1016,8 +1022,10 @@ class DisagreementInspector:
         self.slider = w.IntSlider(min=1, max=max(1, self.n_matching), value=1, description="case", readout=False,
                                   continuous_update=False, style={"description_width": DESCRIPTION_WIDTH},
                                   layout=w.Layout(width="420px"))
-        self.position_html = w.HTML()
-        self.view = w.HTML()
+        self.position_html = w.HTML().add_class("mmed-position")
+        self.view = w.HTML().add_class("mmed-view")
+        self.prev_button.add_class("mmed-prev")
+        self.next_button.add_class("mmed-next")
         self.prev_button.on_click(lambda _: self.prev())
         self.next_button.on_click(lambda _: self.next())
         self.slider.observe(self._on_slider, names="value")
@@ -1032,6 +1040,7 @@ class DisagreementInspector:
             w.HBox([self.prev_button, self.slider, self.next_button, self.position_html]),
             self.view, summary,
         ])
+        box.add_class("mmed-inspector")
         self._widget = box
         self._refresh()
         return box
