@@ -1,7 +1,8 @@
 """The disagreement inspector (mmed/viz/inspector.py), driven programmatically.
 
-Records are built with the pipeline's own record makers (TriageDecision, Opinion,
-AttendingDecision ``.to_record()``, then :func:`mmed.eval.stratify.stratify`), written to a
+Records are built with the pipeline's own record makers (tests/fixtures_predictions.py:
+TriageDecision, Opinion, AttendingDecision ``.to_record()``, then
+:func:`mmed.eval.stratify.stratify`), written to a
 ``predictions.jsonl`` with :func:`mmed.agents.pipeline.write_predictions` and read back by
 the inspector. Images: synthetic refs from ``make_synthetic(7, 0)`` and one missing file.
 """
@@ -17,12 +18,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from mmed.agents.attending import AttendingDecision
+from fixtures_predictions import sample_records, synthetic_items
 from mmed.agents.pipeline import write_predictions
-from mmed.agents.specialists import Opinion
-from mmed.agents.triage import TriageDecision
-from mmed.data.synthetic import make_synthetic
-from mmed.eval.stratify import stratify
 from mmed.viz.inspector import (
     FILTER_KEYS,
     DisagreementInspector,
@@ -34,77 +31,15 @@ from mmed.viz.inspector import (
 )
 from mmed.viz.inspector import _TD
 
-SPEC_RAW = "<think>{why}; this points to option {L}.</think>\n<answer>{L}. {opt}</answer>"
-
 
 @pytest.fixture(scope="module")
 def items():
-    ds = make_synthetic(7, 0, image_size=64, split="test")
-    return [ds[i] for i in range(len(ds))]
-
-
-def _opinion(item, j, choice, abstain=False, error=None):
-    spec = item["specialty"]
-    if abstain:
-        return Opinion(item["id"], f"{spec}#{j + 1}", spec, "simulated", "simulated",
-                       "<think>outside what I can assess.</think>\n<answer></answer>", None, False, True, error)
-    L = "ABCD"[choice]
-    raw = SPEC_RAW.format(why=f"{spec} #{j + 1} sees sign {choice}", L=L, opt=item["options"][choice])
-    return Opinion(item["id"], f"{spec}#{j + 1}", spec, "simulated", "simulated", raw, choice, True)
-
-
-def _record(item, panel_choices, att_choice, *, image_ref=None, dataset=None, att_raw=None, triage_to=None):
-    """A record in the exact pipeline shape: panel_choices -> opinions ('abstain' abstains),
-    att_choice -> the attending's option (None -> invalid; 'none' -> no attending)."""
-    rec = {k: item[k] for k in ("id", "dataset", "split", "image_ref", "question", "options", "answer_idx", "answer",
-                                "answer_type", "specialty")}
-    if image_ref is not None:
-        rec["image_ref"] = image_ref
-    if dataset is not None:
-        rec["dataset"] = dataset
-    to = triage_to or item["specialty"]
-    rec["triage"] = TriageDecision(to, f"<think>modality</think><answer>{to}</answer>", to, True, False, "model").to_record()
-    rec["panel"] = [
-        _opinion(item, j, 0, abstain=True, error="TimeoutError" if c == "error" else None).to_record()
-        if c in ("abstain", "error") else _opinion(item, j, c).to_record()
-        for j, c in enumerate(panel_choices)
-    ]
-    rec.update(profile="smoke", variant=None, seed=0)
-    rec = stratify([rec])[0]
-    if att_choice == "none":
-        rec["attending"], rec["correct"] = None, None
-        return rec
-    if att_choice is None:
-        d = AttendingDecision(att_raw or "<think>unsure</think>", None, False, "no_answer_tag")
-    else:
-        d = AttendingDecision(att_raw or f"<think>I weigh the panel, case {item['id']}</think><answer>{'ABCD'[att_choice]}</answer>",
-                              att_choice, True, "ok")
-    rec["attending"] = {**d.to_record(), "method": "attending"}
-    rec["correct"] = bool(d.valid and d.parsed == rec["answer_idx"])
-    return rec
+    return synthetic_items()
 
 
 @pytest.fixture(scope="module")
 def records(items, tmp_path_factory):
-    missing = str(tmp_path_factory.mktemp("imgs") / "no_such_image.png")
-    g = [it["answer_idx"] for it in items]
-    w = [1 - a if len(it["options"]) == 2 else (a + 1) % len(it["options"]) for it, a in zip(items, g)]
-    return [
-        # 0: easy, attending follows the right panel -> correct, followed
-        _record(items[0], [g[0]] * 3, g[0]),
-        # 1: medium (1 of 3 right), attending overrules the wrong majority -> correct
-        _record(items[1], [w[1], g[1], w[1]], g[1]),
-        # 2: hard, unanimous wrong, attending follows -> incorrect, followed
-        _record(items[2], [w[2]] * 3, w[2], triage_to="Surgeon" if items[2]["specialty"] != "Surgeon" else "Oncologist"),
-        # 3: hard, unanimous wrong, attending overrules -> correct
-        _record(items[3], [w[3]] * 3, g[3]),
-        # 4: missing image file, another dataset; panel tie (one abstains, two disagree)
-        _record(items[4], [g[4], "abstain", w[4]], g[4], image_ref=missing, dataset="vqa_rad"),
-        # 5: attending invalid (medium panel)
-        _record(items[5], [g[5], w[5], g[5]], None),
-        # 6: no attending decision (decision="none"); every specialist abstained or failed
-        _record(items[6], ["abstain", "error", "abstain"], "none"),
-    ]
+    return sample_records(items, str(tmp_path_factory.mktemp("imgs") / "no_such_image.png"))
 
 
 @pytest.fixture()
