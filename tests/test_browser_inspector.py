@@ -9,11 +9,11 @@ is in the page), opens the executed ``notebooks/07_disagreement_inspector.ipynb`
 smoke run in headless Chromium (Debian's ``chromium`` package, driven by Playwright with
 that executable), clears the outputs, runs every cell (Run → Run All Cells), and checks
 what is on the screen against :class:`mmed.viz.inspector.DisagreementInspector` built here
-on the same run: the case list (position ``1 / n · id``), the case's image loaded (natural
-width > 0), each specialist's opinion and the attending's answer, that choosing a stratum
-and an attending-vs-panel value shows the expected case, and that every dropdown and toggle
-shows its current choice (none blank) with the labels and counts the kernel gives, every
-dropdown wide enough for its longest label. The inspector is saved as a screenshot to
+on the same run: the case list (position ``k / n · id``, next and previous), the case's
+image loaded (natural width > 0), each specialist's opinion and the attending's answer, that
+choosing a stratum and an attending-vs-panel value shows the expected case, and that every
+dropdown and toggle shows its current choice (none blank) with the labels and counts the
+kernel gives, every dropdown wide enough for its longest label. The inspector is saved as a screenshot to
 ``<run>/browser/07_inspector.png``.
 
 The run: ``$MMED_BROWSER_RUN_DIR`` when set (``.ci/run`` sets it to the CI smoke run of all
@@ -220,7 +220,8 @@ def _check_case(page, ins, exp: DisagreementInspector) -> None:
     from playwright.sync_api import expect
 
     rec = exp.current_record
-    expect(ins.locator(".mmed-position")).to_have_text(f"1 / {exp.n_matching} · {rec['id']}", timeout=WIDGET_S * 1000)
+    expect(ins.locator(".mmed-position")).to_have_text(f"{exp.position + 1} / {exp.n_matching} · {rec['id']}",
+                                                      timeout=WIDGET_S * 1000)
     view = ins.locator(".mmed-view")
     expect(view).to_contain_text(rec["id"], timeout=WIDGET_S * 1000)
     text = view.inner_text()
@@ -295,6 +296,13 @@ def test_notebook_07_in_jupyterlab_shows_the_inspector(chromium, run_dir, lab):
                                    timeout=WIDGET_S * 1000)
             assert img.evaluate("el => el.naturalWidth") > 0
             ins.screenshot(path=str(shots / "07_inspector.png"))
+            # the next case of the list, and back
+            ins.locator("button.mmed-next").click()
+            exp.next()
+            _check_case(page, ins, exp)
+            ins.locator("button.mmed-prev").click()
+            exp.prev()
+            _check_case(page, ins, exp)
 
             # a stratum chosen by a person: the case shown changes to the kernel's first match
             label, value = _pick(exp, "stratum")
