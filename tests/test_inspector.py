@@ -1,7 +1,8 @@
 """The disagreement inspector (mmed/viz/inspector.py), driven programmatically.
 
-Records are built with the pipeline's own record makers (TriageDecision, Opinion,
-AttendingDecision ``.to_record()``, then :func:`mmed.eval.stratify.stratify`), written to a
+Records are built with the pipeline's own record makers (tests/fixtures_predictions.py:
+TriageDecision, Opinion, AttendingDecision ``.to_record()``, then
+:func:`mmed.eval.stratify.stratify`), written to a
 ``predictions.jsonl`` with :func:`mmed.agents.pipeline.write_predictions` and read back by
 the inspector. Images: synthetic refs from ``make_synthetic(7, 0)`` and one missing file.
 """
@@ -17,12 +18,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from mmed.agents.attending import AttendingDecision
+from fixtures_predictions import sample_records, synthetic_items
 from mmed.agents.pipeline import write_predictions
-from mmed.agents.specialists import Opinion
-from mmed.agents.triage import TriageDecision
-from mmed.data.synthetic import make_synthetic
-from mmed.eval.stratify import stratify
 from mmed.viz.inspector import (
     FILTER_KEYS,
     DisagreementInspector,
@@ -34,77 +31,15 @@ from mmed.viz.inspector import (
 )
 from mmed.viz.inspector import _TD
 
-SPEC_RAW = "<think>{why}; this points to option {L}.</think>\n<answer>{L}. {opt}</answer>"
-
 
 @pytest.fixture(scope="module")
 def items():
-    ds = make_synthetic(7, 0, image_size=64, split="test")
-    return [ds[i] for i in range(len(ds))]
-
-
-def _opinion(item, j, choice, abstain=False, error=None):
-    spec = item["specialty"]
-    if abstain:
-        return Opinion(item["id"], f"{spec}#{j + 1}", spec, "simulated", "simulated",
-                       "<think>outside what I can assess.</think>\n<answer></answer>", None, False, True, error)
-    L = "ABCD"[choice]
-    raw = SPEC_RAW.format(why=f"{spec} #{j + 1} sees sign {choice}", L=L, opt=item["options"][choice])
-    return Opinion(item["id"], f"{spec}#{j + 1}", spec, "simulated", "simulated", raw, choice, True)
-
-
-def _record(item, panel_choices, att_choice, *, image_ref=None, dataset=None, att_raw=None, triage_to=None):
-    """A record in the exact pipeline shape: panel_choices -> opinions ('abstain' abstains),
-    att_choice -> the attending's option (None -> invalid; 'none' -> no attending)."""
-    rec = {k: item[k] for k in ("id", "dataset", "split", "image_ref", "question", "options", "answer_idx", "answer",
-                                "answer_type", "specialty")}
-    if image_ref is not None:
-        rec["image_ref"] = image_ref
-    if dataset is not None:
-        rec["dataset"] = dataset
-    to = triage_to or item["specialty"]
-    rec["triage"] = TriageDecision(to, f"<think>modality</think><answer>{to}</answer>", to, True, False, "model").to_record()
-    rec["panel"] = [
-        _opinion(item, j, 0, abstain=True, error="TimeoutError" if c == "error" else None).to_record()
-        if c in ("abstain", "error") else _opinion(item, j, c).to_record()
-        for j, c in enumerate(panel_choices)
-    ]
-    rec.update(profile="smoke", variant=None, seed=0)
-    rec = stratify([rec])[0]
-    if att_choice == "none":
-        rec["attending"], rec["correct"] = None, None
-        return rec
-    if att_choice is None:
-        d = AttendingDecision(att_raw or "<think>unsure</think>", None, False, "no_answer_tag")
-    else:
-        d = AttendingDecision(att_raw or f"<think>I weigh the panel, case {item['id']}</think><answer>{'ABCD'[att_choice]}</answer>",
-                              att_choice, True, "ok")
-    rec["attending"] = {**d.to_record(), "method": "attending"}
-    rec["correct"] = bool(d.valid and d.parsed == rec["answer_idx"])
-    return rec
+    return synthetic_items()
 
 
 @pytest.fixture(scope="module")
 def records(items, tmp_path_factory):
-    missing = str(tmp_path_factory.mktemp("imgs") / "no_such_image.png")
-    g = [it["answer_idx"] for it in items]
-    w = [1 - a if len(it["options"]) == 2 else (a + 1) % len(it["options"]) for it, a in zip(items, g)]
-    return [
-        # 0: easy, attending follows the right panel -> correct, followed
-        _record(items[0], [g[0]] * 3, g[0]),
-        # 1: medium (1 of 3 right), attending overrules the wrong majority -> correct
-        _record(items[1], [w[1], g[1], w[1]], g[1]),
-        # 2: hard, unanimous wrong, attending follows -> incorrect, followed
-        _record(items[2], [w[2]] * 3, w[2], triage_to="Surgeon" if items[2]["specialty"] != "Surgeon" else "Oncologist"),
-        # 3: hard, unanimous wrong, attending overrules -> correct
-        _record(items[3], [w[3]] * 3, g[3]),
-        # 4: missing image file, another dataset; panel tie (one abstains, two disagree)
-        _record(items[4], [g[4], "abstain", w[4]], g[4], image_ref=missing, dataset="vqa_rad"),
-        # 5: attending invalid (medium panel)
-        _record(items[5], [g[5], w[5], g[5]], None),
-        # 6: no attending decision (decision="none"); every specialist abstained or failed
-        _record(items[6], ["abstain", "error", "abstain"], "none"),
-    ]
+    return sample_records(items, str(tmp_path_factory.mktemp("imgs") / "no_such_image.png"))
 
 
 @pytest.fixture()
@@ -333,12 +268,13 @@ def test_widgets_follow_the_programmatic_api_and_back(pred_file, records):
     ins.slider.value = 3
     assert ins.current_record["id"] == records[6]["id"] and ins.next_button.disabled
     # a user choosing in the dropdown is the same as set_filter
-    ins.controls["stratum"].value = None
+    ins.controls["stratum"].value = "all"
+    assert ins.filters["stratum"] is None and ins.n_matching == 7
     ins.controls["overrule"].value = "overruled"
     assert ins.filters["overrule"] == ("overruled",) and ins.n_matching == 2
     assert ins.current_record["id"] == records[1]["id"] and "1 / 2" in ins.position_html.value
     labels = [lab for lab, _ in ins.controls["overrule"].options]
-    assert "overruled (2)" in labels and "panel tie (1)" in labels
+    assert "overruled (2)" in labels and "panel_tie (1)" in labels
     ins.set_filter(outcome=["correct", "incorrect"])   # several values: an extra option
     assert ins.controls["outcome"].value == ("correct", "incorrect")
     ins.set_filter(outcome="invalid")
@@ -420,3 +356,94 @@ def test_notebook_07_keeps_a_static_view_beside_the_widget():
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     browser = [c for c in code if re.search(r"display\(ins\)|\bins\.widget\b|\bins\.show\(\)", c)]
     assert browser and all("ins.show()" in c and "display(ins)" not in c for c in browser), browser
+
+
+# ----------------------------------------------------------------------------------------
+# what a person sees in the controls (issue 15): a choice always shown, counts for the
+# current filters, names as in the run, no dead choices, the position said once
+# ----------------------------------------------------------------------------------------
+def _choice(ctrl) -> str:
+    """The label a control shows for its value (ipywidgets: ``value`` None = nothing shown)."""
+    return dict(zip(ctrl._options_values, ctrl._options_labels))[ctrl.value] if ctrl.index is not None else ""
+
+
+def test_every_control_shows_its_choice_and_all_is_not_none(pred_file):
+    from mmed.viz.inspector import ALL
+
+    ins = DisagreementInspector(pred_file)
+    ins.widget
+    for key, c in ins.controls.items():
+        assert all(v is not None for v in c._options_values), key
+        assert c.value == ALL == "all" and c.index == 0 and _choice(c) == "all (7)", key
+    ins.set_filter(stratum="hard")
+    assert ins.controls["stratum"].value == "hard" and _choice(ins.controls["stratum"]) == "hard (2)"
+    assert ins.controls["outcome"].value == "all" and _choice(ins.controls["outcome"]) == "all (2)"
+    ins.set_filter(stratum=None)                     # clearing from code: the control shows "all"
+    assert ins.controls["stratum"].value == "all" and ins.controls["stratum"].index == 0
+    ins.set_filter(outcome="correct")
+    ins.controls["outcome"].value = "all"            # a user choosing "all" clears the filter
+    assert ins.filters["outcome"] is None and ins.n_matching == 7
+    assert ins.set_filter(dataset="all") == 7 and ins.filters["dataset"] is None
+
+
+def test_counts_on_the_choices_are_for_the_other_filters(pred_file):
+    ins = DisagreementInspector(pred_file)
+    assert ins.option_counts("stratum") == {"easy": 1, "medium": 3, "hard": 2, "unstratified": 1}
+    assert ins.set_filter(overrule="overruled") == 2                 # records 1 (medium) and 3 (hard)
+    assert ins.option_counts("stratum") == {"easy": 0, "medium": 1, "hard": 1, "unstratified": 0}
+    assert ins.option_counts("outcome") == {"correct": 2, "incorrect": 0, "invalid": 0, "unscored": 0}
+    # the overrule filter's own choices count under the other filters only (none here)
+    assert ins.option_counts("overrule")["followed"] == 2 and ins.option_counts("overrule")["overruled"] == 2
+    ins.widget
+    assert [lab for lab, _ in ins.controls["stratum"].options] == ["all (2)", "medium (1)", "hard (1)"]
+    assert [lab for lab, _ in ins.controls["outcome"].options] == ["all (2)", "correct (2)"]
+    # every choice offered shows at least one case (except the active one, which may not)
+    for key, c in ins.controls.items():
+        for label, value in c.options:
+            n = int(re.search(r"\((\d+)\)$", label).group(1))
+            assert ins.first(**{**{k: v for k, v in ins.filters.items() if k != key}, key: value}) is not None, label
+            assert n == len(filter_records(ins.records, **{**ins.filters, key: value})), (key, label)
+    with pytest.raises(ValueError, match="unknown filter 'colour'"):
+        ins.option_counts("colour")
+
+
+def test_no_choice_that_can_never_match_unless_selected(pred_file, records, tmp_path):
+    ins = DisagreementInspector(records[:6])                          # every record has an attending
+    assert ins.counts()["outcome"]["unscored"] == 0
+    ins.widget
+    assert "unscored" not in ins.controls["outcome"]._options_values
+    assert not any(lab.endswith("(0)") for c in ins.controls.values() for lab in c._options_labels)
+    assert ins.set_filter(outcome="unscored") == 0                   # chosen from code: shown as the selection
+    assert ins.controls["outcome"].value == "unscored" and _choice(ins.controls["outcome"]) == "unscored (0)"
+
+
+def test_labels_are_the_names_of_the_run(records, tmp_path):
+    write_predictions(records[:4], tmp_path / "consult" / "synthetic_test_majority_radiologist" / "predictions.jsonl")
+    write_predictions(records[4:], tmp_path / "eval" / "ablations" / "no_triage" / "predictions.jsonl")
+    ins = DisagreementInspector.from_run(tmp_path)
+    ins.widget
+    assert [lab for lab, _ in ins.controls["source"].options] == [
+        "all (7)", "consult/synthetic_test_majority_radiologist (4)", "eval/ablations/no_triage (3)"]
+    assert "vqa_rad (1)" in ins.controls["dataset"]._options_labels
+    assert "panel_tie (1)" in ins.controls["overrule"]._options_labels
+    ins.controls["source"].value = "eval/ablations/no_triage"
+    assert ins.n_matching == 3
+    # each dropdown is given room for its longest label (the browser test measures the rendering)
+    for key, c in ins.controls.items():
+        if key in ("stratum", "outcome"):
+            continue
+        assert c.style.description_width == "80px"
+        room = int(re.fullmatch(r"calc\(80px \+ (\d+)ch\)", c.layout.width).group(1))
+        assert room >= max(len(lab) for lab in c._options_labels) + 4, (key, c.layout.width)
+    assert int(re.search(r"(\d+)ch", ins.controls["source"].layout.width).group(1)) >= 52
+
+
+def test_the_position_is_said_once(pred_file, records):
+    ins = DisagreementInspector(pred_file)
+    ins.widget
+    ins.next()
+    assert not ins.slider.readout
+    shown = ins.position_html.value + ins.view.value
+    assert shown.count("2 / 7") == 1 and "case 2 of 7" not in shown and f"<code>{records[1]['id']}</code>" in shown
+    static = ins.static_html()
+    assert static.count("case 2 of 7") == 1 and "2 / 7" not in static

@@ -24,7 +24,10 @@ Pure logic (no widgets, testable without a browser):
 programmatic API (:meth:`~DisagreementInspector.set_filter`, ``n_matching``,
 ``current_record``, :meth:`~DisagreementInspector.next`, :meth:`~DisagreementInspector.prev`,
 :meth:`~DisagreementInspector.summary`, :meth:`~DisagreementInspector.summary_html`) and an
-ipywidgets 8 view (``.widget``; displaying the inspector displays it).
+ipywidgets 8 view (``.widget``; displaying the inspector displays it). Each filter control
+offers :data:`ALL` (``"all"``, never ``None``, which ipywidgets shows as no selection) and
+the values as the run names them, each with the number of cases it would show under the
+other filters (:meth:`~DisagreementInspector.options`).
 :meth:`~DisagreementInspector.show` displays the widget together with
 :meth:`~DisagreementInspector.static_html`, a static view of the selected case, so that an
 executed notebook (and its HTML export) shows the case without a live kernel.
@@ -75,6 +78,7 @@ import base64
 import html
 import io
 import json
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -103,6 +107,14 @@ AGREEMENT_VALUES: tuple[str, ...] = (*AGREEMENT_LEVELS, "unknown")
 ON_ERROR: tuple[str, ...] = ("raise", "skip")
 #: Source tag of records given directly (not read from a file).
 DIRECT_SOURCE = "records"
+#: The "any value" choice of every filter control (and accepted by :func:`normalize_filters`
+#: like ``None``). ipywidgets treats a ``None`` value as "nothing selected" (a blank
+#: dropdown, no toggle button highlighted), so the controls use this string instead; a
+#: record value equal to it cannot be filtered on.
+ALL = "all"
+#: Filters shown as toggle buttons (the others are dropdowns); width of every control's
+#: description (CSS length).
+TOGGLE_KEYS, DESCRIPTION_WIDTH = ("stratum", "outcome"), "80px"
 #: Longest side of an inlined image, pixels (larger images are shrunk; smaller ones are
 #: shown enlarged to :data:`DISPLAY_PX` with nearest-neighbour scaling).
 MAX_IMAGE_PX, DISPLAY_PX = 256, 224
@@ -310,8 +322,8 @@ def _fixed_values(key: str) -> tuple[str, ...]:
 def normalize_filters(filters: Mapping[str, Any], facets: Sequence[Mapping[str, str]]) -> dict[str, tuple[str, ...] | None]:
     """Check filters and bring each to ``None`` (any value) or a tuple of accepted values.
 
-    A filter value is ``None``, one value, or a list/tuple/set of values (any of them
-    matches). ``overrule`` also takes ``True`` (= ``"overruled"``) and ``False``
+    A filter value is ``None`` or :data:`ALL` (``"all"``: any value), one value, or a
+    list/tuple/set of values (any of them matches). ``overrule`` also takes ``True`` (= ``"overruled"``) and ``False``
     (= ``"followed"``). Accepted values of a key: its fixed vocabulary
     (:data:`STRATUM_VALUES`, :data:`OUTCOMES`, :data:`OVERRULE_STATUSES`,
     :data:`AGREEMENT_VALUES`, the seven specialties) plus every value present in the
@@ -325,7 +337,7 @@ def normalize_filters(filters: Mapping[str, Any], facets: Sequence[Mapping[str, 
     for key, val in filters.items():
         if key not in FILTER_KEYS:
             raise ValueError(f"unknown filter {key!r}; filters are {FILTER_KEYS}")
-        if val is None:
+        if val is None or (isinstance(val, str) and val == ALL):
             out[key] = None
             continue
         vals = list(val) if isinstance(val, (list, tuple, set, frozenset)) else [val]
@@ -628,10 +640,11 @@ class DisagreementInspector:
         records: the records (with ``_source``); ``facets``: their :func:`record_facets`;
         skipped: :class:`Skipped` lines; filters: the active filters (key → tuple or None);
         matches: indices of the matching records; position: index into ``matches``.
-        Once :attr:`widget` is built: ``controls`` (filter key → Dropdown/ToggleButtons),
-        ``slider`` (1-based case number), ``prev_button``, ``next_button``,
-        ``position_html`` and ``view`` (the case's HTML) — changing a control is the same
-        as :meth:`set_filter`.
+        Once :attr:`widget` is built: ``controls`` (filter key → Dropdown/ToggleButtons,
+        choices from :meth:`options`; the "any value" choice is :data:`ALL`),
+        ``slider`` (1-based case number, no readout), ``prev_button``, ``next_button``,
+        ``position_html`` (the one place the position is shown: ``k / n · id``) and
+        ``view`` (the case's HTML) — changing a control is the same as :meth:`set_filter`.
     """
 
     def __init__(
@@ -704,8 +717,8 @@ class DisagreementInspector:
 
     # -- filters and navigation ------------------------------------------------------
     def set_filter(self, **filters: Any) -> int:
-        """Change some filters (``key=None`` clears one; others stay); go to the first
-        match. Returns :attr:`n_matching`. Raises ValueError on an unknown key or value
+        """Change some filters (``key=None`` or ``key="all"`` clears one; others stay);
+        go to the first match. Returns :attr:`n_matching`. Raises ValueError on an unknown key or value
         (:func:`normalize_filters`)."""
         norm = normalize_filters(filters, self.facets)
         self.filters.update(norm)
@@ -762,12 +775,14 @@ class DisagreementInspector:
         return render_record_html(self.records[index], self.image_root, image=self.image(index), title=title)
 
     def current_html(self) -> str:
-        """The HTML of the case shown (a note when nothing matches)."""
+        """The HTML of the case shown (a note when nothing matches). It does not repeat
+        the case's position: the widget's position line (``k / n · id``) and the caption
+        of :meth:`static_html` say it, once each."""
         i = self.current_index
         if i is None:
             active = {k: v for k, v in self.filters.items() if v is not None}
             return f"<div><i>no record matches the filters {html.escape(str(active))}</i></div>"
-        return self.record_html(i, title=f"case {self.position + 1} of {self.n_matching}")
+        return self.record_html(i)
 
     def static_html(self) -> str:
         """A static HTML view of the case the widget shows, for readers without a live
@@ -821,6 +836,24 @@ class DisagreementInspector:
         if not matching_only:
             self._counts_all = {k: dict(v) for k, v in out.items()}
         return out
+
+    def option_counts(self, key: str) -> dict[str, int]:
+        """Per value of filter ``key``, the number of records that match every *other*
+        active filter and have that value — how many cases choosing the value shows (the
+        counts on the widget's choices; their sum is the count of its "all" choice).
+
+        Values: those of :meth:`counts` that at least one record has (a value no record
+        has can never match and is left out), in :meth:`counts`' order; a value may count
+        0 here when the other filters exclude it.
+
+        Raises:
+            ValueError: ``key`` not in :data:`FILTER_KEYS`.
+        """
+        if key not in FILTER_KEYS:
+            raise ValueError(f"unknown filter {key!r}; filters are {FILTER_KEYS}")
+        others = {k: v for k, v in self.filters.items() if k != key}
+        c = Counter(f[key] for f in self.facets if _match(f, others))
+        return {v: c.get(v, 0) for v, n in self.counts()[key].items() if n}
 
     def overrule_table(self):
         """A pandas DataFrame, one row per stratum (``unstratified`` only when present)
@@ -920,47 +953,79 @@ class DisagreementInspector:
     # -- widgets ---------------------------------------------------------------------
     @property
     def widget(self):
-        """The ipywidgets view (built on first use): filter dropdowns/toggle buttons,
-        previous/next buttons, an index slider, the case's HTML and the summary."""
+        """The ipywidgets view (built on first use): filter dropdowns/toggle buttons
+        (choices and counts: :meth:`options`; dropdowns sized to their longest label),
+        previous/next buttons, an index slider, the position line, the case's HTML and
+        the summary. CSS classes name the parts for a browser (tests/test_browser_inspector.py):
+        ``mmed-inspector`` (the whole), ``mmed-filter-<key>``, ``mmed-prev``, ``mmed-next``,
+        ``mmed-position``, ``mmed-view``."""
         if self._widget is None:
             self._widget = self._build_widget()
         return self._widget
 
-    def _options(self, key: str) -> list[tuple[str, Any]]:
-        counts = self.counts()[key]
-        opts: list[tuple[str, Any]] = [(f"all ({len(self.records)})", None)]
-        opts += [(f"{v.replace('_', ' ')} ({n})", v) for v, n in counts.items()]
+    def options(self, key: str) -> list[tuple[str, Any]]:
+        """The ``(label, value)`` choices of filter ``key``'s control: first
+        ``("all (<n>)", ALL)``, then each value of :meth:`option_counts` as
+        ``"<value> (<n>)"`` — the value exactly as :meth:`set_filter` takes it (source
+        names as the run's folders) and the count of cases choosing it shows under the
+        other filters; a value that would show no case is left out unless it is the
+        active filter — and, when the active filter is a value no record has or several
+        values, that selection too. No choice has the value ``None``.
+
+        Raises:
+            ValueError: ``key`` not in :data:`FILTER_KEYS`.
+        """
+        counts = self.option_counts(key)
         cur = self.filters[key]
-        have = {v for _, v in opts}
+        opts: list[tuple[str, Any]] = [(f"{ALL} ({sum(counts.values())})", ALL)]
+        opts += [(f"{v} ({n})", v) for v, n in counts.items() if n or cur == (v,)]
         if cur is not None and len(cur) > 1:
-            opts.append((" | ".join(cur), cur))
-        elif cur is not None and cur[0] not in have:  # a valid value no record has
-            opts.append((f"{cur[0].replace('_', ' ')} (0)", cur[0]))
+            opts.append((f"{' | '.join(cur)} ({sum(counts.get(v, 0) for v in cur)})", cur))
+        elif cur is not None and cur[0] not in counts:  # a valid value no record has: the current selection
+            opts.append((f"{cur[0]} (0)", cur[0]))
         return opts
 
     def _filter_value(self, key: str) -> Any:
         cur = self.filters[key]
-        return None if cur is None else cur[0] if len(cur) == 1 else cur
+        return ALL if cur is None else cur[0] if len(cur) == 1 else cur
+
+    def _dropdown_width(self, key: str, labels: Iterable[str] = ()) -> str:
+        """CSS width of a dropdown: the description plus room for its longest label (the
+        labels with counts over all records, which the filtered ones never exceed, and
+        ``labels``)."""
+        longest = max([len(f"{ALL} ({len(self.records)})")] + [len(f"{v} ({n})") for v, n in self.counts()[key].items()]
+                      + [len(x) for x in labels])
+        return f"calc({DESCRIPTION_WIDTH} + {math.ceil(longest * 1.15) + 4}ch)"
 
     def _build_widget(self):
         import ipywidgets as w
 
         self.controls: dict[str, Any] = {}
         for key in FILTER_KEYS:
-            if key in ("stratum", "outcome"):
-                c = w.ToggleButtons(options=self._options(key), value=self._filter_value(key), description=key,
-                                    style={"button_width": "auto"})
+            opts = self.options(key)
+            if key in TOGGLE_KEYS:
+                # ipywidgets lays ToggleButtons out as a block (description above the buttons);
+                # a flex row puts the description beside them, as for the dropdowns
+                c = w.ToggleButtons(options=opts, value=self._filter_value(key), description=key,
+                                    style={"button_width": "auto", "description_width": DESCRIPTION_WIDTH},
+                                    layout=w.Layout(display="flex", flex_flow="row", align_items="center"))
             else:
-                c = w.Dropdown(options=self._options(key), value=self._filter_value(key), description=key,
-                               layout=w.Layout(width="260px"))
+                c = w.Dropdown(options=opts, value=self._filter_value(key), description=key,
+                               style={"description_width": DESCRIPTION_WIDTH},
+                               layout=w.Layout(width=self._dropdown_width(key, [lab for lab, _ in opts])))
+            c.add_class(f"mmed-filter-{key}")
             c.observe(self._on_control, names="value")
             self.controls[key] = c
         self.prev_button = w.Button(description="◀ previous", layout=w.Layout(width="110px"))
         self.next_button = w.Button(description="next ▶", layout=w.Layout(width="110px"))
-        self.slider = w.IntSlider(min=1, max=max(1, self.n_matching), value=1, description="case",
-                                   continuous_update=False, layout=w.Layout(width="420px"))
-        self.position_html = w.HTML()
-        self.view = w.HTML()
+        # no readout: the position is said once, by position_html ("k / n · id")
+        self.slider = w.IntSlider(min=1, max=max(1, self.n_matching), value=1, description="case", readout=False,
+                                  continuous_update=False, style={"description_width": DESCRIPTION_WIDTH},
+                                  layout=w.Layout(width="420px"))
+        self.position_html = w.HTML().add_class("mmed-position")
+        self.view = w.HTML().add_class("mmed-view")
+        self.prev_button.add_class("mmed-prev")
+        self.next_button.add_class("mmed-next")
         self.prev_button.on_click(lambda _: self.prev())
         self.next_button.on_click(lambda _: self.next())
         self.slider.observe(self._on_slider, names="value")
@@ -968,12 +1033,14 @@ class DisagreementInspector:
         summary.selected_index = None
         c = self.controls
         box = w.VBox([
+            w.HBox([c["source"], c["dataset"]]),
             w.HBox([c["stratum"]]), w.HBox([c["outcome"]]),
-            w.HBox([c["overrule"], c["agreement"], c["dataset"]]),
-            w.HBox([c["specialty"], c["triage"], c["source"]]),
+            w.HBox([c["overrule"], c["agreement"]]),
+            w.HBox([c["specialty"], c["triage"]]),
             w.HBox([self.prev_button, self.slider, self.next_button, self.position_html]),
             self.view, summary,
         ])
+        box.add_class("mmed-inspector")
         self._widget = box
         self._refresh()
         return box
@@ -997,8 +1064,11 @@ class DisagreementInspector:
         try:
             if sync_filters:
                 for key, c in self.controls.items():
-                    c.options = self._options(key)
+                    opts = self.options(key)
+                    c.options = opts
                     c.value = self._filter_value(key)
+                    if key not in TOGGLE_KEYS:
+                        c.layout.width = self._dropdown_width(key, [lab for lab, _ in opts])
             n = self.n_matching
             self.slider.max = max(1, n)
             self.slider.value = self.position + 1
