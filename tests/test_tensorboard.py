@@ -1,4 +1,4 @@
-"""TensorBoard event files of every training (issue 15): transformers' own
+"""TensorBoard event files of every training: transformers' own
 ``report_to="tensorboard"`` writes into ``runs/<id>/tensorboard/<name>/``, read back here with
 TensorBoard's event reader (``EventAccumulator``, through :func:`read_scalars`) and compared
 with the values the trainings record themselves (``log_history.jsonl``, ``cold_start.json``,

@@ -268,7 +268,7 @@ def _former_grpo_kwargs(name: str, agent: str, out: str, max_steps=None, entropy
     """What the former field-by-field ``trl_grpo_config`` passed to ``trl.GRPOConfig``."""
     g = {**_GRPO_DEFAULTS, **_GRPO[(name, agent)]}
     on_cpu = name != "paper"
-    # report_to: "none" in the former mapping; "tensorboard" since issue 15 (every training writes event files)
+    # report_to: "none" in the former mapping; "tensorboard" now (every training writes TensorBoard event files)
     return dict(output_dir=out, use_cpu=on_cpu, bf16=not on_cpu, gradient_checkpointing=not on_cpu, report_to="tensorboard",
                 logging_steps=g["logging_steps"], save_strategy="steps", save_steps=g["save_steps"],
                 max_steps=g["max_steps"] if max_steps is None else max_steps,
@@ -325,7 +325,7 @@ def test_lora_config_equals_the_former_one(name):
 ])
 def test_sft_kwargs_are_those_of_the_former_call(name, agent, steps, lr, batch):
     prof = load_profile(name)
-    # report_to: "none" in the former call; "tensorboard" since issue 15
+    # report_to: "none" in the former call; "tensorboard" now
     former = dict(output_dir="o/trainer", use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="tensorboard",
                   save_strategy="no", logging_steps=1, max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
                   lr_scheduler_type="constant", max_length=None, seed=5, dataloader_num_workers=0, disable_tqdm=True)
