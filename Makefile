@@ -3,6 +3,7 @@
 #   make test   # virtual env + the test suite
 # GPU users: see README ("Install on a GPU machine").
 #   make lock   # regenerate constraints.txt (the pinned versions every install uses) with uv
+#   make test-lowest   # the lowest versions pyproject.toml allows, in .venv-lowest: the smoke trainings
 
 PYTHON     ?= python3.11
 VENV       ?= .venv
@@ -16,12 +17,14 @@ LOCK       ?= constraints.txt
 # x86_64 and Python 3.11 (the project's machines; the pins serve the GPU install too) with uv
 UV_SPEC    ?= uv==0.13.9
 LOCK_CMD   := uv pip compile pyproject.toml - --extra test --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)
+LOWEST_VENV ?= .venv-lowest
+LOWEST_TESTS ?= tests/test_trl_smoke.py tests/test_tensorboard.py
 PROFILE    ?= demo
 RUN        ?=
 RUN_DIR    ?= runs/$(PROFILE)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test notebooks figures clean-venv lock
+.PHONY: setup demo test notebooks figures clean-venv lock test-lowest
 
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -40,6 +43,19 @@ lock:
 	  "make lock  (= echo $(firstword $(TORCH_SPEC)) | $(LOCK_CMD))"
 	$(PY) tools/pin_environment.py $(LOCK) environment.yml
 
+# pyproject.toml's lower bounds, tested: uv resolves every direct requirement to its lowest
+# allowed version (their own dependencies to the newest; torch: TORCH_SPEC's) into its own venv
+lowest_lock := $(LOWEST_VENV)/lowest-direct.txt
+test-lowest:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(UV_SPEC)
+	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	echo "$(firstword $(TORCH_SPEC))" | $(VENV)/bin/$(subst -o $(LOCK),-o $(lowest_lock),$(LOCK_CMD)) --resolution lowest-direct -q
+	$(LOWEST_VENV)/bin/python -m pip install $(TORCH_SPEC)
+	$(LOWEST_VENV)/bin/python -m pip install -c $(lowest_lock) -e ".[test]"
+	$(LOWEST_VENV)/bin/python -m pytest $(LOWEST_TESTS) -q -p no:cacheprovider
+
 setup: $(VENV)/.installed
 
 demo: setup
@@ -57,4 +73,4 @@ figures: setup
 	$(PY) -m mmed figures $(if $(RUN),--run-dir $(RUN),)
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LOWEST_VENV)
