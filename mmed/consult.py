@@ -351,6 +351,7 @@ def ensure_cold_start(
     Returns the report of ``<agent>/sft``, or None when the profile disables the cold start.
     """
     from .rl.sft import cold_start, load_cold_start_report
+    from .rl.tensorboard_logs import training_name
 
     if not profile.cold_start.enabled:
         return None
@@ -372,7 +373,8 @@ def ensure_cold_start(
             tr_ops = without_panel(tr_ops, profile.cold_start.no_panel_fraction, seed)
         he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
         with run.step(f"cold_start/{agent}"):
-            rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed)
+            rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed,
+                             tensorboard_dir=run.tensorboard_dir(training_name(f"cold_start_{agent}", seed)))
         if data_info is not None:
             rep = {**rep, "training_data": data_info}
             write_json_atomic(out / "cold_start.json", rep)
@@ -392,6 +394,7 @@ def ensure_image_only_attending(run: Run, profile: Profile, seed: int, data_root
     import dataclasses
 
     from .rl.sft import cold_start, load_cold_start_report
+    from .rl.tensorboard_logs import training_name
 
     out = run.path("attending", "image_only")
     rep = load_cold_start_report(out)
@@ -403,7 +406,8 @@ def ensure_image_only_attending(run: Run, profile: Profile, seed: int, data_root
                                           seed, data_root)
     held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
     with run.step("cold_start/attending_image_only"):
-        rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed)
+        rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed,
+                         tensorboard_dir=run.tensorboard_dir(training_name("cold_start_attending_image_only", seed)))
     run.add_artifact("attending/image_only", out)
     return rep
 

@@ -10,6 +10,7 @@ A run is a folder ``runs/<run-id>/`` that every step of the pipeline writes into
       triage/sft/  triage/grpo/
       attending/sft/  attending/<variant>/stage_<k>_<stratum>/
       eval/  figures/  notebooks/
+      tensorboard/<training>/  # TensorBoard event files of every training (report_to="tensorboard")
 
 :class:`Run` is the one helper every step uses to find those paths and to record what it
 did in the manifest. Relative paths resolve from the repository root
@@ -49,6 +50,9 @@ TRACKED_PACKAGES: tuple[str, ...] = (
 
 #: Sub-folders of a run (docs/architecture.md#the-run-folder).
 RUN_SUBDIRS: tuple[str, ...] = ("models", "consult", "triage", "attending", "eval", "figures", "notebooks")
+
+#: the run's folder of TensorBoard event files, one sub-folder per training (:meth:`Run.tensorboard_dir`)
+TENSORBOARD_SUBDIR = "tensorboard"
 
 
 def repo_root() -> Path:
@@ -264,6 +268,36 @@ class Run:
         if mkdir:
             p.mkdir(parents=True, exist_ok=True)
         return p
+
+    @property
+    def main_root(self) -> Path:
+        """The run this one belongs to: for a seed replicate (``<main>/seeds/seed_<k>``, a run
+        of its own, :func:`mmed.rl.replicates.replicate_run`) the main run's root, else ``root``."""
+        parent = self.root.parent
+        if parent.name == "seeds" and (parent.parent / "manifest.json").is_file():
+            return parent.parent
+        return self.root
+
+    @property
+    def tensorboard_root(self) -> Path:
+        """``<main run>/tensorboard``: the folder ``tensorboard --logdir`` is given (:meth:`tensorboard_dir`)."""
+        return self.main_root / TENSORBOARD_SUBDIR
+
+    def tensorboard_dir(self, name: str) -> Path:
+        """Where the TensorBoard event files of the training ``name`` go:
+        ``<main run>/tensorboard/<name>`` (not created here).
+
+        A seed replicate writes into its main run's folder (:attr:`main_root`), so that
+        ``tensorboard --logdir runs/<id>/tensorboard`` shows every training of the run, each
+        seed beside the others; ``name`` therefore carries the seed (e.g.
+        ``triage_grpo_seed1``, :mod:`mmed.rl.tensorboard_logs`).
+
+        Raises:
+            ValueError: ``name`` is empty or not one folder name (holds a ``/``, or is ``.``/``..``).
+        """
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ValueError(f"tensorboard run name must be one folder name, got {name!r}")
+        return self.tensorboard_root / name
 
     # -- manifest updates --------------------------------------------------------------
     def _write(self, m: dict[str, Any]) -> None:

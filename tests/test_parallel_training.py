@@ -35,6 +35,13 @@ def test_parallel_training_equals_sequential(smoke_attending_cold, tmp_path):
     assert len(sa) == 2 * len(prof.curriculum.stages) and sa == sb  # identical held-out completions
     man = json.loads((b / "manifest.json").read_text())
     assert all(man["steps"][f"attending/cmarl/{m['dir']}"]["status"] == "done" for m in C.load_stage_manifests(Run.open(b), None))
+    # every stage of both seeds, trained in two worker processes, wrote its own TensorBoard folder in the main run
+    for root in (a, b):
+        tb = sorted(p.name for p in (root / "tensorboard").glob("attending_cmarl_*"))
+        assert tb == [f"attending_cmarl_seed{s}_stage{st.index}_{st.name}_gamma{st.entropy_coef:g}"
+                      for s in (0, 1) for st in C.plan_stages(prof)]
+        assert all(len(list((root / "tensorboard" / n).glob("events.out.tfevents.*"))) == 1 for n in tb)
+        assert not (root / "seeds" / "seed_1" / "tensorboard").exists()
 
 
 def test_a_failing_job_names_its_variant_and_seed(smoke_attending_cold, tmp_path):

@@ -105,6 +105,16 @@ def test_an_sft_option_passes_through_and_the_triage_overrides_apply():
     assert (kw["weight_decay"], kw["max_steps"], kw["seed"], kw["max_length"]) == (0.01, 5, 3, None)
 
 
+def test_report_to_defaults_to_tensorboard_and_a_profile_may_turn_it_off(tmp_path: Path):
+    prof = load_profile("smoke")
+    assert trl_grpo_config(prof.attending_grpo, prof, tmp_path / "g", max_steps=1).report_to == ["tensorboard"]
+    assert SFTConfig(**sft_kwargs(agent_cold_start(prof, "triage"), prof, tmp_path / "s", 0)).report_to == ["tensorboard"]
+    off = load_profile("smoke", overrides={"attending_grpo": {"report_to": "none"}, "cold_start": {"report_to": "none"}})
+    assert trl_grpo_config(off.attending_grpo, off, tmp_path / "g", max_steps=1).report_to == []
+    assert trl_grpo_config(off.triage_grpo, off, tmp_path / "g", max_steps=1).report_to == ["tensorboard"]
+    assert SFTConfig(**sft_kwargs(agent_cold_start(off, "attending"), off, tmp_path / "s", 0)).report_to == []
+
+
 # ----------------------------------------------------------------------------------------
 # refusals: one line naming file and key
 # ----------------------------------------------------------------------------------------
@@ -258,7 +268,8 @@ def _former_grpo_kwargs(name: str, agent: str, out: str, max_steps=None, entropy
     """What the former field-by-field ``trl_grpo_config`` passed to ``trl.GRPOConfig``."""
     g = {**_GRPO_DEFAULTS, **_GRPO[(name, agent)]}
     on_cpu = name != "paper"
-    return dict(output_dir=out, use_cpu=on_cpu, bf16=not on_cpu, gradient_checkpointing=not on_cpu, report_to="none",
+    # report_to: "none" in the former mapping; "tensorboard" now (every training writes TensorBoard event files)
+    return dict(output_dir=out, use_cpu=on_cpu, bf16=not on_cpu, gradient_checkpointing=not on_cpu, report_to="tensorboard",
                 logging_steps=g["logging_steps"], save_strategy="steps", save_steps=g["save_steps"],
                 max_steps=g["max_steps"] if max_steps is None else max_steps,
                 per_device_train_batch_size=g["per_device_train_batch_size"],
@@ -314,7 +325,8 @@ def test_lora_config_equals_the_former_one(name):
 ])
 def test_sft_kwargs_are_those_of_the_former_call(name, agent, steps, lr, batch):
     prof = load_profile(name)
-    former = dict(output_dir="o/trainer", use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
+    # report_to: "none" in the former call; "tensorboard" now
+    former = dict(output_dir="o/trainer", use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="tensorboard",
                   save_strategy="no", logging_steps=1, max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
                   lr_scheduler_type="constant", max_length=None, seed=5, dataloader_num_workers=0, disable_tqdm=True)
     assert sft_kwargs(agent_cold_start(prof, agent), prof, "o/trainer", 5) == former

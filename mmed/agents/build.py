@@ -73,7 +73,7 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
         build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
         run.add_artifact("models/init", init)
     with run.step("pretrain/base"):
-        cached_pretrain(init, base, profile)
+        cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
     run.add_artifact("models/base", base)
     return base
 

@@ -437,6 +437,7 @@ def train_stage(
     max_steps: int | None = None,
     callbacks: Sequence[Any] = (),
     variant: str | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> GRPOResult:
     """Train one stage with a new TRL ``GRPOTrainer`` (via :func:`mmed.rl.grpo.train_grpo`).
 
@@ -449,6 +450,8 @@ def train_stage(
         entropy_coef: overrides the stage's γ (tests and benchmarks only).
         max_steps: overrides the stage's ``max_steps`` (tests and benchmarks only).
         callbacks: extra ``TrainerCallback`` objects (e.g. a gradient probe).
+        tensorboard_dir: the stage's TensorBoard event folder (:func:`stage_tensorboard_name`
+            under ``runs/<id>/tensorboard``); None → ``out_dir/tensorboard``.
     Returns:
         the :class:`~mmed.rl.grpo.GRPOResult` (resumes from the last checkpoint in
         ``out_dir``; returns the saved result when the stage is already finished there).
@@ -464,8 +467,20 @@ def train_stage(
         "attending", base_model, stage_rows(train, stage, profile, seed), profile, out_dir,
         init_adapters=init_adapters, max_steps=stage.max_steps if max_steps is None else max_steps,
         entropy_coef=trl_args.pop("entropy_coef"), seed=seed, log_tags=tags, callbacks=callbacks,
-        trl_overrides=trl_args,
+        trl_overrides=trl_args, tensorboard_dir=tensorboard_dir,
     )
+
+
+def stage_tensorboard_name(variant: str | None, stage: StagePlan, seed: int) -> str:
+    """The TensorBoard run name of one curriculum stage: the attending, the variant's folder
+    name (``cmarl`` for C-MARL), the seed, the stage's position and name, its γ and, when
+    regulated, its entropy target — e.g. ``attending_cmarl_seed0_stage3_hard_gamma0.05``
+    (:func:`mmed.rl.tensorboard_logs.training_name`)."""
+    from ..agents.build import variant_dir_name
+    from .tensorboard_logs import training_name
+
+    return training_name(f"attending_{variant_dir_name(variant)}", seed, stage_index=stage.index, stage=stage.name,
+                         gamma=stage.entropy_coef, entropy_target=stage.entropy_target)
 
 
 # ----------------------------------------------------------------------------------------
@@ -760,7 +775,8 @@ def train_curriculum(
         if st.entropy_target is not None:
             step_info["entropy_target"] = st.entropy_target
         with run.step(f"attending/{vname}/{st.dir_name}", **step_info):
-            res = train_stage(prof, st, train, base, sdir, init, seed, variant=prof.variant)
+            res = train_stage(prof, st, train, base, sdir, init, seed, variant=prof.variant,
+                              tensorboard_dir=run.tensorboard_dir(stage_tensorboard_name(prof.variant, st, seed)))
             after_recs = _cached_heldout(sdir / f"heldout_{heldout_split}.jsonl", prof, base, res.final, held, seed)
         after = _heldout_summary(after_recs, prof, seed)
         log_lines = read_log(sdir / "log_history.jsonl")

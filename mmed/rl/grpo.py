@@ -14,7 +14,10 @@ previous stage's adapters, for a warm start), and calls ``GRPOTrainer.train``. W
   ``out_dir/log_history.jsonl`` (TRL's metrics: ``reward``, ``reward_std``,
   ``frac_reward_zero_std`` = fraction of groups whose rewards are all equal,
   ``rewards/<fn>/mean``, ``entropy``, ``kl`` when β > 0, ``completions/mean_length``) plus
-  ``format_valid`` (= ``rewards/format_reward/mean`` / 0.5).
+  ``format_valid`` (= ``rewards/format_reward/mean`` / 0.5);
+- the same metrics as TensorBoard scalars (``train/reward``, ``train/entropy`` ...) through
+  transformers' own ``report_to="tensorboard"``, in the folder the caller names
+  (``runs/<id>/tensorboard/<name>``, :mod:`mmed.rl.tensorboard_logs`).
 
 Prompts are never truncated (TRL 1.16 has no prompt truncation), so every image token
 survives; ``max_completion_length`` caps completions only.
@@ -37,6 +40,7 @@ from ..agents.prompts import attending_messages, triage_messages
 from ..config import GRPOSection, Profile
 from ..runs import write_json_atomic
 from .rewards import FORMAT_REWARD, reward_funcs_for
+from .tensorboard_logs import tensorboard_logging_dir
 
 GRPO_AGENTS: tuple[str, ...] = ("triage", "attending")
 
@@ -92,8 +96,9 @@ def trl_grpo_kwargs(
 
     1. the run's settings: ``output_dir``, ``seed``/``data_seed`` = ``seed``, ``use_cpu`` and
        ``bf16`` from ``profile.device``/``models.dtype``, and the defaults of this code
-       (on CPU no gradient checkpointing; ``report_to="none"``, step checkpoints,
-       ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace;
+       (on CPU no gradient checkpointing; ``report_to="tensorboard"``, step checkpoints,
+       ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace (e.g.
+       ``report_to: none``);
     2. the section's ``trl`` keys: the :class:`mmed.config.GRPOSection` defaults, then every
        TRL key the profile sets, unchanged (the profile loader checked them against
        ``trl.GRPOConfig``'s fields and refused :data:`mmed.config.GRPO_RESERVED`);
@@ -108,7 +113,7 @@ def trl_grpo_kwargs(
         use_cpu=on_cpu,
         bf16=(not on_cpu) and profile.models.dtype == "bfloat16",
         gradient_checkpointing=False if on_cpu else True,
-        report_to="none",
+        report_to="tensorboard",
         save_strategy="steps",
         seed=seed,
         data_seed=seed,
@@ -229,6 +234,7 @@ def train_grpo(
     callbacks: Sequence[TrainerCallback] = (),
     resume: bool = True,
     trl_overrides: dict[str, Any] | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> GRPOResult:
     """Train one agent with TRL's ``GRPOTrainer`` and save its LoRA adapters.
 
@@ -247,6 +253,10 @@ def train_grpo(
         resume: continue from the last checkpoint in ``out_dir`` when there is one.
         trl_overrides: further TRL ``GRPOConfig`` arguments (e.g. the adaptive entropy
             control of :func:`mmed.rl.curriculum.entropy_trl_args`).
+        tensorboard_dir: the folder of this training's TensorBoard event files (with the
+            profile's ``report_to`` holding ``tensorboard``, the default); None →
+            ``out_dir/tensorboard``. A fresh start (no checkpoint) removes old event files
+            there; a resume adds one.
     Returns:
         a :class:`GRPOResult`; when ``out_dir/final`` already exists, the saved result is
         returned without training (a finished step is reused, docs/architecture.md#one-training-step).
@@ -276,15 +286,17 @@ def train_grpo(
     resume_from = last_checkpoint(out_dir) if resume else None
     if resume_from is None and (out_dir / "log_history.jsonl").exists():
         (out_dir / "log_history.jsonl").unlink()  # a fresh start: drop a log with no checkpoint behind it
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=list(reward_funcs or reward_funcs_for(agent)),
-        args=args,
-        train_dataset=train_dataset,
-        processing_class=processor,
-        peft_config=None if init_adapters is not None else lora_config(agent_lora(profile, section)),
-        callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks],
-    )
+    tb_dir = out_dir / "tensorboard" if tensorboard_dir is None else Path(tensorboard_dir)
+    with tensorboard_logging_dir(tb_dir, fresh=resume_from is None):
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=list(reward_funcs or reward_funcs_for(agent)),
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=processor,
+            peft_config=None if init_adapters is not None else lora_config(agent_lora(profile, section)),
+            callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks],
+        )
     trainer.remove_callback(PrinterCallback)  # metrics go to log_history.jsonl, not stdout
     if resume_from is not None:
         # drop log lines past the checkpoint: those steps are trained again

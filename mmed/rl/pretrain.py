@@ -23,7 +23,10 @@ with ``train``/``validation``/``test``), in two phases, each one run of transfor
 The head is dropped afterwards: ``runs/<id>/models/base`` holds an ordinary checkpoint
 (same class, processor and files as an untrained tiny model) plus ``pretrain.json`` (steps,
 losses, seconds, and the letter accuracy per question type on synthetic ``validation``
-items before and after, with the answer distribution).
+items before and after, with the answer distribution). Each phase's losses also go to
+TensorBoard (``report_to="tensorboard"``), ``runs/<id>/tensorboard/pretrain_vision_seed<k>``
+and ``pretrain_answers_seed<k>`` (:mod:`mmed.rl.tensorboard_logs`; a base reused from the
+cache brings the event files of its pre-training along).
 
 Sources: transformers ``Trainer`` (a module whose ``forward`` returns ``{"loss": ...}``;
 ``remove_unused_columns=False`` for a custom collator), Qwen2.5-VL's vision tower
@@ -45,6 +48,7 @@ from ..agents.prompts import attending_messages, templated_completion
 from ..config import Profile, user_cache_dir
 from ..data.schema import item_meta
 from ..runs import write_json_atomic
+from .tensorboard_logs import training_name
 
 #: the grounded reasoning of an attending with no opinions (matches mmed.rl.sft.tally_reasoning)
 NO_PANEL_REASONING = "Panel: none."
@@ -234,7 +238,7 @@ def _trainer_args(out_dir: Path, profile: Profile, steps: int, lr: float, seed: 
         output_dir=str(out_dir),
         use_cpu=profile.device == "cpu",
         bf16=False,
-        report_to="none",
+        report_to="tensorboard",
         save_strategy="no",
         logging_steps=max(1, steps // 20),
         max_steps=steps,
@@ -250,25 +254,30 @@ def _trainer_args(out_dir: Path, profile: Profile, steps: int, lr: float, seed: 
     )
 
 
-def _train(model: Any, args: Any, items: Sequence[Any], collator: Any) -> list[float]:
+def _train(model: Any, args: Any, items: Sequence[Any], collator: Any, tensorboard_dir: Path) -> list[float]:
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback
 
-    trainer = Trainer(model=model, args=args, train_dataset=list(items), data_collator=collator)
+    from .tensorboard_logs import tensorboard_logging_dir
+
+    with tensorboard_logging_dir(tensorboard_dir, fresh=True):
+        trainer = Trainer(model=model, args=args, train_dataset=list(items), data_collator=collator)
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
 
-def pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Any]:
+def pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None,
+                  tensorboard_root: str | Path | None = None) -> dict[str, Any]:
     """:func:`_pretrain_base` with ``models.pretrain.threads`` torch threads (restored after)."""
     from ..config import torch_threads
 
     with torch_threads(profile.models.pretrain.threads):
-        return _pretrain_base(init_dir, out_dir, profile, seed)
+        return _pretrain_base(init_dir, out_dir, profile, seed, tensorboard_root)
 
 
-def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Any]:
+def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, seed: int | None = None,
+                   tensorboard_root: str | Path | None = None) -> dict[str, Any]:
     """Pre-train the tiny base in ``init_dir`` (an untrained tiny model) into ``out_dir``.
 
     Args:
@@ -278,6 +287,9 @@ def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, 
             freeze_vision), ``data.synthetic`` (image size, difficulty), ``image`` and
             ``sampling.prompt_style``.
         seed: seeds the item stream and the trainers; None = ``models.pretrain.seed``.
+        tensorboard_root: the folder that gets one TensorBoard event folder per phase,
+            ``pretrain_vision_seed<k>`` and ``pretrain_answers_seed<k>`` (a run's
+            ``tensorboard/``); None → ``out_dir/tensorboard``.
     Returns:
         the report written to ``out_dir/pretrain.json``: items, steps, first/last losses of
         each phase, seconds, and :func:`letter_accuracy` on ``n_validation`` synthetic
@@ -296,6 +308,7 @@ def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, 
     syn = profile.data.synthetic
     style = profile.sampling.prompt_style
     out_dir = Path(out_dir)
+    tb_root = out_dir / "tensorboard" if tensorboard_root is None else Path(tensorboard_root)
     t0 = time.perf_counter()
     items = list(make_synthetic(cfg.n_items, seed, image_size=syn.image_size, difficulty=syn.difficulty, split="pretrain"))
     held = list(make_synthetic(cfg.n_validation, syn.seed, image_size=syn.image_size, difficulty=syn.difficulty,
@@ -311,7 +324,7 @@ def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, 
         t1 = time.perf_counter()
         fm = FindingMapModel(visual, model.config.text_config.hidden_size)
         losses = _train(fm, _trainer_args(out_dir / "trainer_vision", profile, cfg.vision_steps, cfg.vision_lr, seed),
-                        items, FindingCollator(processor, merge))
+                        items, FindingCollator(processor, merge), tb_root / training_name("pretrain_vision", seed))
         report["vision"] = {"steps": cfg.vision_steps, "learning_rate": cfg.vision_lr, "loss_first": losses[0] if losses else None,
                             "loss_last": losses[-1] if losses else None, "seconds": round(time.perf_counter() - t1, 1)}
     if cfg.answer_steps:
@@ -323,7 +336,7 @@ def _pretrain_base(init_dir: str | Path, out_dir: str | Path, profile: Profile, 
                     p.requires_grad_(False)
                     frozen += p.numel()
         losses = _train(model, _trainer_args(out_dir / "trainer_answers", profile, cfg.answer_steps, cfg.answer_lr, seed + 1),
-                        items, AnswerCollator(processor, style))
+                        items, AnswerCollator(processor, style), tb_root / training_name("pretrain_answers", seed))
         for p in visual.parameters():
             p.requires_grad_(True)
         report["answers"] = {"steps": cfg.answer_steps, "learning_rate": cfg.answer_lr, "frozen_parameters": frozen,
@@ -380,31 +393,40 @@ def base_cache_key(profile: Profile) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile, cache_dir: str | Path | None = None) -> dict[str, Any]:
+def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile, cache_dir: str | Path | None = None,
+                    tensorboard_root: str | Path | None = None) -> dict[str, Any]:
     """:func:`pretrain_base` through a cache shared by runs (``models.pretrain.cache``).
 
     A base pre-trained once for a key (:func:`base_cache_key`) is copied into ``out_dir``
     by later runs — the way a pretrained VLM is downloaded once — and ``pretrain.json``
     gets ``"cached_from"``. Without ``models.pretrain.cache`` this is :func:`pretrain_base`.
+    The cache entry keeps the TensorBoard event folders of its pre-training
+    (``<entry>/tensorboard/``); they are copied into ``tensorboard_root`` (a run's
+    ``tensorboard/``; None → ``out_dir/tensorboard``), not into the model folder.
     Returns the report.
     """
     import shutil
 
     if not profile.models.pretrain.cache:
-        return pretrain_base(init_dir, out_dir, profile)
+        return pretrain_base(init_dir, out_dir, profile, tensorboard_root=tensorboard_root)
     root = Path(cache_dir) if cache_dir is not None else default_base_cache_dir()
     entry = root / base_cache_key(profile)
     out_dir = Path(out_dir)
     if load_pretrain_report(entry) is None or not (entry / "config.json").is_file():
         tmp = root / f".{entry.name}.tmp{id(out_dir)}"
         _rmtree(tmp)
-        pretrain_base(init_dir, tmp, profile)
+        pretrain_base(init_dir, tmp, profile)  # event files into tmp/tensorboard: kept by the entry
         root.mkdir(parents=True, exist_ok=True)
         if not entry.exists():
             tmp.rename(entry)
         _rmtree(tmp)
     _rmtree(out_dir)
-    shutil.copytree(entry, out_dir)
+    shutil.copytree(entry, out_dir, ignore=lambda d, names: ["tensorboard"] if Path(d) == entry else [])
+    tb_root = out_dir / "tensorboard" if tensorboard_root is None else Path(tensorboard_root)
+    for src in sorted((entry / "tensorboard").glob("*")):
+        if src.is_dir():
+            _rmtree(tb_root / src.name)
+            shutil.copytree(src, tb_root / src.name)
     report = load_pretrain_report(out_dir) or {}
     report["cached_from"] = str(entry)
     write_json_atomic(out_dir / "pretrain.json", report)

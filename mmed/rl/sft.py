@@ -18,6 +18,10 @@ and the fraction are chosen on validation items by ``benchmarks/calibrate_testbe
 on held-out items (never on an evaluation split), with the answer distribution
 (:func:`mmed.eval.metrics.answer_distribution`).
 
+The training loss (and TRL's other SFT metrics) also go to TensorBoard, ``train/loss`` in the
+folder the caller names (``runs/<id>/tensorboard/cold_start_<agent>_seed<k>``,
+:mod:`mmed.rl.tensorboard_logs`).
+
 Source: TRL ``SFTTrainer`` with conversational prompt-completion data + ``images``
 (completion-only loss), as exercised in ``tests/test_trl_smoke.py``.
 """
@@ -241,7 +245,7 @@ def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequ
 def sft_kwargs(cfg: Any, profile: Profile, output_dir: str | Path, seed: int) -> dict[str, Any]:
     """The keyword arguments of TRL's ``SFTConfig`` (``trl/trainer/sft_config.py``) for one
     agent's cold start (``cfg`` from :func:`agent_cold_start`), in increasing precedence:
-    this code's settings (``bf16=False``, no gradient checkpointing, ``report_to="none"``, no
+    this code's settings (``bf16=False``, no gradient checkpointing, ``report_to="tensorboard"``, no
     checkpoints, ``logging_steps=1``, a constant learning rate, ``dataloader_num_workers=0``,
     ``disable_tqdm``), which a profile may replace; the section's ``trl`` keys (the
     :class:`mmed.config.ColdStartSection` defaults, then the profile's, unchanged); and the
@@ -250,7 +254,7 @@ def sft_kwargs(cfg: Any, profile: Profile, output_dir: str | Path, seed: int) ->
     profile cannot set.
     """
     return {
-        "bf16": False, "gradient_checkpointing": False, "report_to": "none", "save_strategy": "no", "logging_steps": 1,
+        "bf16": False, "gradient_checkpointing": False, "report_to": "tensorboard", "save_strategy": "no", "logging_steps": 1,
         "lr_scheduler_type": "constant", "dataloader_num_workers": 0, "disable_tqdm": True,
         **cfg.trl,
         "output_dir": str(output_dir), "use_cpu": profile.device == "cpu", "max_length": None, "seed": seed,
@@ -266,6 +270,7 @@ def cold_start(
     train_opinions: Sequence[Sequence[Any]] | None = None,
     heldout_opinions: Sequence[Sequence[Any]] | None = None,
     seed: int = 0,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the cold-start SFT of one agent and save the full model + processor to ``out_dir``.
 
@@ -277,6 +282,9 @@ def cold_start(
             (never the evaluation split).
         train_opinions / heldout_opinions: the attending's panel opinions per item.
         seed: seeds target drawing and the trainer.
+        tensorboard_dir: the folder of the training's TensorBoard event files (with
+            ``report_to`` holding ``tensorboard``, the default); old event files there are
+            removed first. None → ``out_dir/tensorboard``.
     Returns:
         the report (also written to ``out_dir/cold_start.json``): steps, items, share of
         gold targets, training loss first/last, ``before`` and ``after`` metrics (with the
@@ -289,13 +297,14 @@ def cold_start(
     from ..config import torch_threads
 
     with torch_threads(profile.cold_start.threads):
-        return _cold_start(agent, base_model, train_items, heldout_items, profile, out_dir, train_opinions, heldout_opinions, seed)
+        return _cold_start(agent, base_model, train_items, heldout_items, profile, out_dir, train_opinions, heldout_opinions, seed,
+                           tensorboard_dir)
 
 
 def _cold_start(
     agent: str, base_model: str, train_items: Sequence[Any], heldout_items: Sequence[Any], profile: Profile,
     out_dir: str | Path, train_opinions: Sequence[Sequence[Any]] | None, heldout_opinions: Sequence[Sequence[Any]] | None,
-    seed: int,
+    seed: int, tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The body of :func:`cold_start` (run under its thread count)."""
     import time
@@ -304,6 +313,7 @@ def _cold_start(
     from trl import SFTConfig, SFTTrainer
 
     from ..models import load_policy
+    from .tensorboard_logs import tensorboard_logging_dir
 
     cfg = agent_cold_start(profile, agent)
     style = profile.sampling.prompt_style
@@ -321,7 +331,8 @@ def _cold_start(
     max_new = profile.sampling.max_new_tokens
     before = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)
     args = SFTConfig(**sft_kwargs(cfg, profile, out_dir / "trainer", seed))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor)
+    with tensorboard_logging_dir(out_dir / "tensorboard" if tensorboard_dir is None else tensorboard_dir, fresh=True):
+        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor)
     trainer.remove_callback(PrinterCallback)  # logs go to trainer.state.log_history, not stdout
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -656,6 +656,7 @@ def train_triage(
     from ..agents.build import policy_source
     from ..consult import ensure_cold_start
     from .grpo import grpo_dataset, train_grpo
+    from .tensorboard_logs import training_name
 
     seed = profile.seed if seed is None else int(seed)
     want = wants_real_train(profile, real_train)
@@ -687,7 +688,8 @@ def train_triage(
     step = "triage/grpo"
     with run.step(step, n_train=len(items), real_train=use_real):
         res = train_grpo("triage", src.base, ds, profile, out, max_steps=max_steps, seed=seed,
-                         log_tags={"agent": "triage"}, callbacks=callbacks, resume=resume)
+                         log_tags={"agent": "triage"}, callbacks=callbacks, resume=resume,
+                         tensorboard_dir=run.tensorboard_dir(training_name("triage_grpo", seed)))
     run.add_artifact(step, out)
     trained = frozenset(h for it in items for h in it.get("image_hashes", ()))
     return TriageTraining(out, Path(res.final), src.base, res, data, settings, cs, trained, use_real, real)
