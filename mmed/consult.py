@@ -357,6 +357,7 @@ def ensure_cold_start(
         return None
     out = run.path(agent, "sft")
     rep = load_cold_start_report(out)
+    built = None  # the attending's (train, held) items, reused by the image-only reference
     if rep is None:
         base = base_model_for(run, profile, agent)
         train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
@@ -368,6 +369,7 @@ def ensure_cold_start(
         else:
             train, data_info = attending_cold_start_items(profile, train, seed, data_root)
         held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+        built = (train, held)
         tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
         if tr_ops is not None:
             tr_ops = without_panel(tr_ops, profile.cold_start.no_panel_fraction, seed)
@@ -380,17 +382,22 @@ def ensure_cold_start(
             write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
     if agent == "attending" and profile.cold_start.image_only:
-        ensure_image_only_attending(run, profile, seed, data_root)
+        ensure_image_only_attending(run, profile, seed, data_root, items=built if agent == "attending" else None)
     return rep
 
 
-def ensure_image_only_attending(run: Run, profile: Profile, seed: int, data_root: str | Path | None = None) -> dict[str, Any]:
+def ensure_image_only_attending(
+    run: Run, profile: Profile, seed: int, data_root: str | Path | None = None,
+    items: tuple[list[dict], list[dict]] | None = None,
+) -> dict[str, Any]:
     """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
     unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
     attending's cold-start items (:func:`attending_cold_start_items`: synthetic ``train``
     items, plus the real share when the profile has one) with *empty* panels (prompt "(no
     specialist opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
-    ablation table: what the attending can read from the image alone. Returns its report."""
+    ablation table: what the attending can read from the image alone. ``items``: the
+    ``(train, held-out)`` items the attending's cold start just built for ``seed`` (saves
+    reading the real pool and drawing the synthetic set again); None builds them. Returns its report."""
     import dataclasses
 
     from .rl.sft import cold_start, load_cold_start_report
@@ -402,9 +409,12 @@ def ensure_image_only_attending(run: Run, profile: Profile, seed: int, data_root
         return rep
     prof = dataclasses.replace(profile, cold_start=dataclasses.replace(profile.cold_start, target="gold", label_fraction=1.0))
     base = base_model_for(run, profile, "attending")
-    train, _ = attending_cold_start_items(profile, as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items)),
-                                          seed, data_root)
-    held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+    if items is None:
+        train, _ = attending_cold_start_items(
+            profile, as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items)), seed, data_root)
+        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+    else:
+        train, held = items
     with run.step("cold_start/attending_image_only"):
         rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed,
                          tensorboard_dir=run.tensorboard_dir(training_name("cold_start_attending_image_only", seed)))
