@@ -421,23 +421,28 @@ def resolve_notebook_run_dir(run_dir: str | None, profile: str) -> Path:
 
 def quiet_libraries() -> None:
     """Keep notebook outputs readable: transformers/datasets progress bars and info logs
-    off, the library deprecation warnings that do not concern the reader silenced."""
+    off, the library deprecation warnings that do not concern the reader silenced. Also run
+    in the worker processes that train for a notebook (:mod:`mmed.rl.replicates`)."""
     import logging
     import warnings
 
     import datasets
     import transformers
 
-    # bitsandbytes warns on import that an optional CPU kernel package is missing; the
-    # fallback it uses instead is correct, and 4-bit is only used in the QLoRA test.
+    # bitsandbytes warns on import that an optional CPU kernel package is missing (and
+    # kernels/_internals/hf_hub.py that it cannot check its publisher offline); the fallback
+    # it uses instead is correct, and 4-bit is only used in the QLoRA test.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    # library-internal deprecations, e.g. TRL (trl/models/utils.py) and PEFT (peft_model.py)
+    # reading transformers' deprecated ``is_gradient_checkpointing``; our own trainer
+    # arguments use the current names (mmed.rl.grpo.checkpointing_key)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
 
 
 @dataclass

@@ -267,10 +267,14 @@ def curriculum_replicates(
 
 
 def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None) -> Any:
-    """One curriculum training in a worker process (:func:`train_curricula`)."""
+    """One curriculum training in a worker process (:func:`train_curricula`), with the
+    libraries as quiet as in a notebook's kernel (:func:`mmed.notebooks.quiet_libraries`:
+    their output reaches the notebook and the runner's terminal)."""
     from ..config import apply_torch_threads
+    from ..notebooks import quiet_libraries
     from . import curriculum as C
 
+    quiet_libraries()
     apply_torch_threads(profile)
     return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
                               log=lambda m: None)
