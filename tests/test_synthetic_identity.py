@@ -1,4 +1,4 @@
-"""``make_synthetic`` draws the same items as before its speed-up (issue 14 item 4).
+"""``make_synthetic`` draws the same items as before it was sped up (worker processes).
 
 The hashes below were computed with the generator as it was before the drawing was
 vectorised / moved to worker processes (commit 750cdcc, numpy 2.4, x86-64): for each item,
