@@ -267,14 +267,10 @@ def curriculum_replicates(
 
 
 def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None) -> Any:
-    """One curriculum training in a worker process (:func:`train_curricula`), with the
-    libraries as quiet as in a notebook's kernel (:func:`mmed.notebooks.quiet_libraries`:
-    their output reaches the notebook and the runner's terminal)."""
+    """One curriculum training in a worker process (:func:`train_curricula`)."""
     from ..config import apply_torch_threads
-    from ..notebooks import quiet_libraries
     from . import curriculum as C
 
-    quiet_libraries()
     apply_torch_threads(profile)
     return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
                               log=lambda m: None)
@@ -290,8 +286,9 @@ def train_curricula(
 
     The attending's cold start is made first in the run (the replicates copy it); then each
     job is one :func:`mmed.rl.curriculum.train_curriculum` call in a process of a
-    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker sets the
-    profile's torch threads). Jobs of one run folder share its manifest, which
+    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker quiets
+    its libraries as a notebook's kernel does, :func:`mmed.notebooks.quiet_libraries`, and
+    sets the profile's torch threads). Jobs of one run folder share its manifest, which
     :class:`mmed.runs.Run` updates under a file lock. A finished training is reused as
     always; results equal the sequential ones for the same seeds (a test compares them).
 
@@ -308,6 +305,7 @@ def train_curricula(
     from multiprocessing import get_context
 
     from ..consult import ensure_cold_start
+    from ..notebooks import quiet_libraries
     from . import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
@@ -323,7 +321,10 @@ def train_curricula(
         for job in jobs:
             out[(job[3], C.variant_label(job[2]))] = _train_job(*job)
         return out
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+    # each worker first quiets its libraries as a notebook's kernel does (its output reaches
+    # the notebook and the runner's terminal), before they are imported: bitsandbytes warns
+    # on import
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=quiet_libraries) as pool:
         futures = {pool.submit(_train_job, *job): job for job in jobs}
         for fut, job in futures.items():
             try:
