@@ -83,10 +83,6 @@ def test_items_are_identical_to_the_reference_generator(kwargs, expected):
     assert got == expected
 
 
-def _rows(items) -> list[dict]:
-    return [it.to_row() for it in items]
-
-
 def test_a_worker_process_draws_the_same_items(monkeypatch):
     """Items drawn in a ``spawn`` worker process (a fresh interpreter) hash as above, and
     :func:`make_synthetic`'s process split puts every chunk back in index order."""
@@ -98,8 +94,8 @@ def test_a_worker_process_draws_the_same_items(monkeypatch):
     kwargs, expected = CASES[0]
     refs = [S.parse_ref(r) for r in make_synthetic(**kwargs, workers=1)["image_ref"]]
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        drawn = pool.submit(S._draw_items, refs).result()
-    assert {i: item_hash(r) for i, r in enumerate(_rows(drawn))} == expected
+        drawn = pool.submit(S._draw_rows, refs).result()
+    assert {i: item_hash(r) for i, r in enumerate(drawn)} == expected
     monkeypatch.setattr(S, "_CHUNK_ITEMS", 3)  # five chunks, shared by this process and one worker
     rows = make_synthetic(**kwargs, workers=2).data.to_pylist()
     assert {i: item_hash(r) for i, r in enumerate(rows)} == expected
@@ -114,7 +110,7 @@ def test_number_of_drawing_processes(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # two usable cores
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert S._n_workers(None, 2000) == 2  # two cores, 1,000 items each
-    assert S._n_workers(None, 700) == 1  # 350 each would not pay for starting a worker
+    assert S._n_workers(None, 499) == 1  # under 250 each would not pay for starting a worker
     assert S._n_workers(3, 2) == 2 and S._n_workers(1, 2000) == 1
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
     assert S._n_workers(None, 2000) == 1  # inside a worker process: the cores are taken

@@ -101,7 +101,7 @@ import datasets
 import numpy as np
 import PIL.Image
 
-from .schema import SPECIALTIES, Item, items_to_dataset
+from .schema import COLUMNS, FEATURES, SPECIALTIES, Item
 
 #: Version of the generator; part of every random-stream key and of ``image_ref``.
 SYNTHETIC_VERSION: int = 2
@@ -1074,43 +1074,48 @@ def make_synthetic(
         spec, qt, value = _plan(seed, split, index, specs)
         refs.append(SyntheticRef(MODALITY_OF_SPECIALTY[spec], qt, value, int(seed), split, index, int(image_size),
                                  float(difficulty)))
-    if procs == 1:
-        return items_to_dataset(_draw_items(refs))
-    return items_to_dataset(_draw_in_processes(refs, procs))
+    rows = _draw_rows(refs) if procs == 1 else _draw_in_processes(refs, procs)
+    # as mmed.data.schema.items_to_dataset builds it (the rows are validated items; their ids,
+    # synthetic/<split>/<seed>/<index>, are distinct)
+    return datasets.Dataset.from_dict({k: [row[k] for row in rows] for k in COLUMNS}, features=FEATURES)
 
 
 #: with ``workers=None``, each drawing process must have at least this many items: starting
 #: a worker process (``spawn``: a fresh interpreter importing this package) costs about a
-#: second of one core, the drawing of ~300 items
-MIN_ITEMS_PER_WORKER: int = 500
+#: second of one core, the drawing of ~230 items (2 cores, idle: 500 items take 1.6 s with
+#: two processes, 2.0 s with one; benchmarks/RESULTS.md)
+MIN_ITEMS_PER_WORKER: int = 250
 #: items per chunk handed to a process (small enough to even out the processes' loads)
-_CHUNK_ITEMS = 40
+_CHUNK_ITEMS = 20
 
 
-def _draw_in_processes(refs: Sequence[SyntheticRef], procs: int) -> list[Item]:
-    """:func:`_draw_items` of ``refs`` by this process and ``procs - 1`` worker processes.
+def _draw_in_processes(refs: Sequence[SyntheticRef], procs: int) -> list[dict]:
+    """:func:`_draw_rows` of ``refs`` by this process and ``procs - 1`` worker processes.
 
     The refs are cut into contiguous chunks of :data:`_CHUNK_ITEMS`, all submitted to a
     ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method, as
     :func:`mmed.rl.replicates.train_curricula`); meanwhile this process draws, from the
     front, every chunk that no worker has taken yet (``Future.cancel`` succeeds only for
-    those), so it works while the workers start. Items come back in ``refs`` order. A
-    worker's error is raised here.
+    those), so it works while the workers start. Rows come back in ``refs`` order. A
+    worker's error is raised here. The idle workers are left to exit on their own.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     chunks = [refs[i:i + _CHUNK_ITEMS] for i in range(0, len(refs), _CHUNK_ITEMS)]
-    done: dict[int, list[Item]] = {}
-    with ProcessPoolExecutor(max_workers=procs - 1, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_draw_items, c) for c in chunks]
+    done: dict[int, list[dict]] = {}
+    pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=get_context("spawn"))
+    try:
+        futures = [pool.submit(_draw_rows, c) for c in chunks]
         for i, fut in enumerate(futures):
             if fut.cancel():  # still queued: draw it here
-                done[i] = _draw_items(chunks[i])
+                done[i] = _draw_rows(chunks[i])
         for i, fut in enumerate(futures):
             if i not in done:
                 done[i] = fut.result()
-    return [it for i in range(len(chunks)) for it in done[i]]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [row for i in range(len(chunks)) for row in done[i]]
 
 
 def _n_workers(workers: int | None, n: int) -> int:
@@ -1135,7 +1140,8 @@ def _n_workers(workers: int | None, n: int) -> int:
     return max(1, min(cores, n // MIN_ITEMS_PER_WORKER))
 
 
-def _draw_items(refs: Sequence[SyntheticRef]) -> list[Item]:
-    """:func:`synthetic_item` of each ref, in order (one chunk of a worker process)."""
-    return [synthetic_item(r) for r in refs]
+def _draw_rows(refs: Sequence[SyntheticRef]) -> list[dict]:
+    """The dataset rows (:meth:`~mmed.data.schema.Item.to_row`) of the validated
+    :func:`synthetic_item` of each ref, in order (one chunk of a drawing process)."""
+    return [synthetic_item(r).validate().to_row() for r in refs]
 
