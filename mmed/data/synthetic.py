@@ -1052,7 +1052,10 @@ def make_synthetic(
             here only; None (default) uses the usable cores when each gets at least
             :data:`MIN_ITEMS_PER_WORKER` items, and 1 when called from a worker process.
             Every item has its own random stream, so the items are identical whatever
-            the number of workers (tests/test_synthetic_identity.py).
+            the number of workers (tests/test_synthetic_identity.py). As with any
+            ``spawn`` process, a script that calls this with more than one process must
+            keep its own work under ``if __name__ == "__main__":`` (the worker imports
+            the script; ``python -m mmed`` and notebooks need nothing).
     Returns:
         Items in index order, all closed questions (see the module docstring).
     Raises:
