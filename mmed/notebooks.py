@@ -11,12 +11,21 @@ metadata names; a kernel that is not installed stops the run before any notebook
 :class:`NotebookFailed` naming the notebook and the cell. ``python -m mmed notebooks``
 (``make demo``) then runs ``check-run`` on the run folder (:func:`mmed.cli.report_check_run`:
 the recorded metrics and the degenerate-agent guard) and exits non-zero when it fails.
+
+What a kernel writes to its terminal (its stdout and stderr, which also carry the output of
+the worker processes it starts) reaches the runner's through :class:`NoiseFilter`: lines
+that say nothing to a user (:data:`NOISE_LINES`, :data:`NOISE_BARS`) are dropped, errors
+and tracebacks never. The executed copies of the notebooks keep every output.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +122,180 @@ def check_kernels(nbs: Sequence[Path], kernel_name: str | None) -> dict[str, str
     return out
 
 
+#: Terminal lines of a notebook kernel that say nothing to a user, dropped by the runner:
+#: ``(what, pattern)``, the pattern searched in the line (without its carriage returns).
+NOISE_LINES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # ipykernel (ipykernel/kernelapp.py, init_sockets) on every start: "[IPKernelApp] WARNING |
+    # Kernel is running over TCP without encryption. ..."; the kernel listens on localhost only
+    ("kernel transport warning", re.compile(r"\bwithout encryption\b")),
+    # bitsandbytes' optional CPU kernel from the Hub (bitsandbytes/backends/cpu/ops.py; the
+    # publisher check of kernels/_internals/hf_hub.py offline); it falls back to its own code
+    ("bitsandbytes CPU kernel lookup", re.compile(r"\bkernels-community\b")),
+    # the first line of a FutureWarning as ``warnings`` prints it ("<file>:<line>: FutureWarning:
+    # ..."); the source line printed under it goes too. A deprecation inside a library
+    # (e.g. TRL and PEFT reading transformers' ``is_gradient_checkpointing``) is nothing a user can act on.
+    ("FutureWarning", re.compile(r"^\S.*:\d+: FutureWarning: ")),
+)
+#: transformers' own progress bars of loading and writing a model (tqdm renders: one per
+#: carriage return): hundreds of them in a demo, each over in milliseconds
+_BAR_NAMES = ("Loading weights", "Writing model shards")
+NOISE_BARS: re.Pattern[str] = re.compile(
+    r"(?:" + "|".join(_BAR_NAMES) + r"):\s*\d+%\|[^|\r\n]*\|[^\[\r\n]*\[[^\]\r\n]*\]")
+#: lines never dropped, whatever they contain: tracebacks and exception lines
+_ERROR_LINE = re.compile(r"^(?:Traceback \(most recent call last\)|\s+File \"|[\w.]*(?:Error|Exception|Interrupt|Exit)\b)")
+#: a piece of the stream: carriage returns, text, an optional newline
+_PIECE = re.compile(r"\r*[^\r\n]*\n?")
+
+
+class NoiseFilter:
+    """Drops :data:`NOISE_LINES` and :data:`NOISE_BARS` from a stream of terminal text.
+
+    ``feed(text)`` returns what to show now, ``flush()`` what is left at the end. The text
+    is cut into lines and, before each carriage return, into progress-bar redraws; a redraw
+    is shown as soon as it arrives (so another bar stays live), a line once it ends. A
+    traceback is kept whole (from ``Traceback (most recent call last):`` to its exception
+    line), and so is any line that looks like an error (``  File "..."``, ``SomeError:
+    ...``); the indented source line ``warnings`` prints under a dropped warning goes with
+    it; a newline that only ends dropped text goes too.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._after_warning = False  # the last piece was a dropped warning's first line
+        self._line_dropped = False  # the current terminal line holds only dropped text
+        self._in_traceback = False  # inside a traceback: every line is kept up to the exception line
+
+    def feed(self, text: str) -> str:
+        """Take ``text``; return the part of the stream that is complete and kept."""
+        self._pending += text
+        pieces = [p for p in _PIECE.findall(self._pending) if p]
+        self._pending = ""
+        out = []
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            if last and not piece.endswith("\n") and self._unfinished(piece):
+                self._pending = piece  # a line, or the start of a noise bar, still being written
+                break
+            out.append(self._piece(piece))
+        return "".join(out)
+
+    @staticmethod
+    def _unfinished(piece: str) -> bool:
+        """Whether an unterminated last piece must wait for more text: a line (no carriage
+        return in front), or a redraw that is empty, may still become a :data:`NOISE_BARS`
+        render or is one with other text being written after it. Any other redraw is shown
+        at once (a live progress bar)."""
+        body = piece.lstrip("\r")
+        if body == piece or not body:
+            return True
+        return any(name.startswith(body) or (body.startswith(name) and not NOISE_BARS.fullmatch(body))
+                   for name in _BAR_NAMES)
+
+    def flush(self) -> str:
+        """The kept part of what is still pending (the stream ended)."""
+        rest, self._pending = self._pending, ""
+        return self._piece(rest) if rest else ""
+
+    def _piece(self, piece: str) -> str:
+        body = piece.lstrip("\r")
+        lead = piece[: len(piece) - len(body)]
+        nl = "\n" if body.endswith("\n") else ""
+        body = body[: len(body) - len(nl)]
+        stripped = NOISE_BARS.sub("", body)
+        if stripped != body:  # a bar redraw, maybe with other text written after it
+            body, lead = stripped, ""
+            if not body.strip():
+                return self._drop(nl)
+        if not body:
+            if self._line_dropped:  # the newline that ends a dropped bar or line
+                return self._drop(nl)
+            return self._keep(lead + nl, body)
+        if body.startswith("Traceback (most recent call last)"):
+            self._in_traceback = True
+        elif self._in_traceback and not body[:1].isspace():
+            self._in_traceback = False  # the exception line ends the traceback
+            return self._keep(lead + body + nl, body)
+        if self._in_traceback or _ERROR_LINE.search(body):
+            return self._keep(lead + body + nl, body)
+        if self._after_warning and body.startswith("  "):
+            self._after_warning = False
+            return self._drop(nl)
+        for what, pattern in NOISE_LINES:
+            if pattern.search(body):
+                out = self._drop(nl)
+                self._after_warning = what == "FutureWarning"
+                return out
+        return self._keep(lead + body + nl, body)
+
+    def _drop(self, nl: str) -> str:
+        self._after_warning = False
+        self._line_dropped = not nl
+        return ""
+
+    def _keep(self, text: str, body: str) -> str:
+        self._after_warning = False
+        self._line_dropped = False
+        return text
+
+
+def _pump(stream: Any, name: str) -> threading.Thread:
+    """A thread copying a kernel's ``stream`` (binary pipe) through :class:`NoiseFilter` to
+    this process's ``sys.<name>`` (``stdout`` or ``stderr``) until the kernel closes it."""
+
+    def write(text: str) -> None:
+        if text:
+            out = getattr(sys, name)
+            out.write(text)
+            out.flush()
+
+    def run() -> None:
+        filt = NoiseFilter()
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        try:
+            while data := stream.read1(65536):
+                write(filt.feed(decode(data)))
+            write(filt.feed(decode(b"", final=True)) + filt.flush())
+        finally:
+            stream.close()
+
+    t = threading.Thread(target=run, name=f"kernel-{name}-filter", daemon=True)
+    t.start()
+    return t
+
+
+def filtered_kernel_manager() -> type:
+    """jupyter_client's ``AsyncKernelManager`` (what nbclient uses) with the kernel's stdout
+    and stderr piped through :class:`NoiseFilter` to this process's; papermill passes it to
+    nbclient as ``kernel_manager_class``. Kernels a provisioner other than the local one
+    starts keep their own streams."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class FilteredKernelManager(AsyncKernelManager):
+        _pumps: list[threading.Thread] = []
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            import subprocess
+
+            local = isinstance(self.provisioner, LocalProvisioner)
+            if local:
+                kw.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            if local:
+                proc = self.provisioner.process
+                self._pumps = [_pump(proc.stdout, "stdout"), _pump(proc.stderr, "stderr")]
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            import asyncio
+
+            await super()._async_cleanup_resources(restart=restart)
+            loop = asyncio.get_running_loop()
+            for t in self._pumps:  # the kernel has exited: let its last lines through first
+                await loop.run_in_executor(None, t.join, 5.0)
+
+    return FilteredKernelManager
+
+
 @dataclass
 class NotebookResult:
     name: str
@@ -175,6 +358,7 @@ def run_notebooks(
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     results: list[NotebookResult] = []
+    km_class = filtered_kernel_manager()
     total0 = time.perf_counter()
     for i, nb in enumerate(nbs, 1):
         out = out_dir / nb.name
@@ -190,6 +374,7 @@ def run_notebooks(
                 kernel_name=kernels[nb.stem],
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=km_class,
             )
         except BaseException as e:  # noqa: BLE001 — recorded, then raised again (as NotebookFailed when an error)
             dt = time.perf_counter() - t0
@@ -236,23 +421,28 @@ def resolve_notebook_run_dir(run_dir: str | None, profile: str) -> Path:
 
 def quiet_libraries() -> None:
     """Keep notebook outputs readable: transformers/datasets progress bars and info logs
-    off, the library deprecation warnings that do not concern the reader silenced."""
+    off, the library deprecation warnings that do not concern the reader silenced. Also run
+    in the worker processes that train for a notebook (:mod:`mmed.rl.replicates`)."""
     import logging
     import warnings
 
     import datasets
     import transformers
 
-    # bitsandbytes warns on import that an optional CPU kernel package is missing; the
-    # fallback it uses instead is correct, and 4-bit is only used in the QLoRA test.
+    # bitsandbytes warns on import that an optional CPU kernel package is missing (and
+    # kernels/_internals/hf_hub.py that it cannot check its publisher offline); the fallback
+    # it uses instead is correct, and 4-bit is only used in the QLoRA test.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    # library-internal deprecations, e.g. TRL (trl/models/utils.py) and PEFT (peft_model.py)
+    # reading transformers' deprecated ``is_gradient_checkpointing``; our own trainer
+    # arguments use the current names (mmed.rl.grpo.checkpointing_key)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
 
 
 @dataclass

@@ -97,3 +97,33 @@ def test_timings_of_finished_notebooks_survive_a_dead_kernel(nb_dir, tmp_path, c
     t = _timings(run)
     assert t["01_fine"]["status"] == "done" and t["02_dies"]["status"] == "failed"
     assert "DeadKernelError" in t["02_dies"]["error"]
+
+
+
+def test_kernel_noise_is_filtered_from_the_runner_output_and_errors_are_not(nb_dir, tmp_path, capsys):
+    """What a kernel (or a worker process it starts) writes to its terminal reaches the
+    runner's through mmed.notebooks.NoiseFilter: the kernel's own "TCP without encryption"
+    warning and the noise lines below are dropped; other lines, and a traceback that
+    mentions the same words, are kept. (Outside pytest ipykernel also copies such fd-level
+    output into the executed notebook, unfiltered: ipykernel/iostream.py watches the fds
+    only when PYTEST_CURRENT_TEST is unset.)"""
+    noise = ("\rLoading weights:   0%|          | 0/57 [00:00<?, ?it/s]"
+             "\rLoading weights: 100%|##########| 57/57 [00:00<00:00, 25261.55it/s]\n"
+             "/x/site-packages/transformers/training_args.py:1541: FutureWarning: `gradient_checkpointing` is deprecated\n"
+             "  warnings.warn(\n"
+             "Failed to load CPU gemm_4bit_forward from kernels-community: offline\n")
+    error = ("Traceback (most recent call last):\n"
+             '  File "/x/ops.py", line 1, in <module>\n'
+             '    get_kernel("kernels-community/quantization-bitsandbytes")\n'
+             "RuntimeError: no kernels-community kernel without encryption\n")
+    code = (f"import os\nos.write(2, {noise!r}.encode())\nos.write(2, b'worker says 42\\n')\n"
+            f"os.write(2, {error!r}.encode())\nos.write(1, b'stdout says 43\\n')")
+    _write_nb(nb_dir, "01_noisy", "python3", code=code)
+    run = tmp_path / "run"
+    assert main(["notebooks", "--profile", "smoke", "--run-dir", str(run), "--no-check"]) == 0
+    out, err = capsys.readouterr()
+    assert "stdout says 43\n" in out
+    assert "worker says 42\n" + error in err
+    for gone in ("without encryption. All communication", "Loading weights", "FutureWarning", "warnings.warn(",
+                 "offline\n"):
+        assert gone not in out + err, gone

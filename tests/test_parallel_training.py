@@ -23,13 +23,18 @@ def _answers(root, seeds):
     return out
 
 
-def test_parallel_training_equals_sequential(smoke_attending_cold, tmp_path):
+def test_parallel_training_equals_sequential(smoke_attending_cold, tmp_path, capfd):
     prof = load_profile("smoke")
     a, b = tmp_path / "seq", tmp_path / "par"
     shutil.copytree(smoke_attending_cold, a)
     shutil.copytree(smoke_attending_cold, b)
     seq = R.train_curricula(Run.open(a), prof, [0, 1], 0, [None], "validation", workers=1, log=None)
+    capfd.readouterr()
     par = R.train_curricula(Run.open(b), prof, [0, 1], 0, [None], "validation", workers=2, log=None)
+    # the workers quiet their libraries as a notebook kernel does (their output reaches the
+    # notebook and the runner's terminal): no model-loading bars, no bitsandbytes import warning
+    workers_said = "".join(capfd.readouterr())
+    assert "Loading weights" not in workers_said and "kernels-community" not in workers_said, workers_said[-2000:]
     assert set(seq) == set(par) == {(0, "cmarl"), (1, "cmarl")}
     sa, sb = _answers(a, [0, 1]), _answers(b, [0, 1])
     assert len(sa) == 2 * len(prof.curriculum.stages) and sa == sb  # identical held-out completions

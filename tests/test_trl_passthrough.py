@@ -265,11 +265,13 @@ _OURS = {("smoke", "triage"): dict(n_train_items=16, lora_scope="all", image_onl
 
 
 def _former_grpo_kwargs(name: str, agent: str, out: str, max_steps=None, entropy_coef=0.0, seed=0) -> dict:
-    """What the former field-by-field ``trl_grpo_config`` passed to ``trl.GRPOConfig``."""
+    """What the former field-by-field ``trl_grpo_config`` passed to ``trl.GRPOConfig``, with
+    ``gradient_checkpointing`` under transformers' current name ``activation_checkpointing``
+    (the former name warns a FutureWarning: transformers/training_args.py)."""
     g = {**_GRPO_DEFAULTS, **_GRPO[(name, agent)]}
     on_cpu = name != "paper"
     # report_to: "none" in the former mapping; "tensorboard" now (every training writes TensorBoard event files)
-    return dict(output_dir=out, use_cpu=on_cpu, bf16=not on_cpu, gradient_checkpointing=not on_cpu, report_to="tensorboard",
+    return dict(output_dir=out, use_cpu=on_cpu, bf16=not on_cpu, activation_checkpointing=not on_cpu, report_to="tensorboard",
                 logging_steps=g["logging_steps"], save_strategy="steps", save_steps=g["save_steps"],
                 max_steps=g["max_steps"] if max_steps is None else max_steps,
                 per_device_train_batch_size=g["per_device_train_batch_size"],
@@ -326,7 +328,46 @@ def test_lora_config_equals_the_former_one(name):
 def test_sft_kwargs_are_those_of_the_former_call(name, agent, steps, lr, batch):
     prof = load_profile(name)
     # report_to: "none" in the former call; "tensorboard" now
-    former = dict(output_dir="o/trainer", use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="tensorboard",
+    former = dict(output_dir="o/trainer", use_cpu=True, bf16=False, activation_checkpointing=False, report_to="tensorboard",
                   save_strategy="no", logging_steps=1, max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
                   lr_scheduler_type="constant", max_length=None, seed=5, dataloader_num_workers=0, disable_tqdm=True)
     assert sft_kwargs(agent_cold_start(prof, agent), prof, "o/trainer", 5) == former
+
+
+# ----------------------------------------------------------------------------------------
+# no deprecated trainer arguments (they printed a FutureWarning in every training's output)
+# ----------------------------------------------------------------------------------------
+def _future_warnings(build) -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build()
+    return [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo"])
+def test_trainer_arguments_use_no_deprecated_name(name, tmp_path: Path):
+    """Our GRPOConfig / SFTConfig arguments warn nothing (the former ``gradient_checkpointing``
+    warned in every training: "`gradient_checkpointing` is deprecated and will be removed
+    in v6"); checkpointing is off on CPU, on with the paper profile's GPU."""
+    prof = load_profile(name)
+    grpo, sft = [], []
+    assert _future_warnings(lambda: grpo.append(trl_grpo_config(prof.attending_grpo, prof, tmp_path / "g"))) == []
+    assert _future_warnings(lambda: sft.append(SFTConfig(**sft_kwargs(agent_cold_start(prof, "triage"), prof,
+                                                                        tmp_path / "s", 0)))) == []
+    assert grpo[0].activation_checkpointing is False and sft[0].activation_checkpointing is False
+    paper = load_profile("paper")  # bf16 on a GPU: its GRPOConfig cannot be built on this CPU
+    kw = trl_grpo_kwargs(paper.triage_grpo, paper, tmp_path / "p")
+    assert kw["activation_checkpointing"] is True and "gradient_checkpointing" not in kw
+
+
+def test_a_profile_key_with_the_deprecated_name_reaches_trl_under_the_current_one(tmp_path: Path):
+    prof = load_profile("smoke", overrides={"triage_grpo": {"gradient_checkpointing": True,
+                                                            "gradient_checkpointing_kwargs": {"use_reentrant": False}},
+                                            "cold_start": {"gradient_checkpointing": True}})
+    kw = trl_grpo_kwargs(prof.triage_grpo, prof, tmp_path / "g")
+    assert kw["activation_checkpointing"] is True and kw["activation_checkpointing_kwargs"] == {"use_reentrant": False}
+    assert "gradient_checkpointing" not in kw and "gradient_checkpointing_kwargs" not in kw
+    skw = sft_kwargs(agent_cold_start(prof, "triage"), prof, tmp_path / "s", 0)
+    assert skw["activation_checkpointing"] is True and "gradient_checkpointing" not in skw

@@ -73,7 +73,8 @@ the assignment of specialty / question type / answer is balanced within consecut
 blocks of indices by seeded permutations of the same key. Hence:
 
 - same arguments → byte-identical PNGs and items; ``make_synthetic(n)`` is a prefix of
-  ``make_synthetic(n + m)``;
+  ``make_synthetic(n + m)``; items may be drawn in worker processes (``workers``), which
+  changes nothing in them;
 - ``split="train"`` and ``split="test"`` with the same seed are different streams, so a
   train and an eval set made as ``make_synthetic(n_train, seed, split="train")`` and
   ``make_synthetic(n_eval, seed, split="test")`` share no image (checked by content hash in
@@ -100,7 +101,7 @@ import datasets
 import numpy as np
 import PIL.Image
 
-from .schema import SPECIALTIES, Item, items_to_dataset
+from .schema import COLUMNS, FEATURES, SPECIALTIES, Item
 
 #: Version of the generator; part of every random-stream key and of ``image_ref``.
 SYNTHETIC_VERSION: int = 2
@@ -182,7 +183,8 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     k = _gauss_taps(sigma)
     r = len(k) // 2
     h, w = img.shape[-2:]
-    p = np.pad(img.astype(_F32, copy=False), [(0, 0)] * (img.ndim - 2) + [(r, r), (r, r)])
+    p = np.zeros(img.shape[:-2] + (h + 2 * r, w + 2 * r), _F32)  # zero padding (np.pad is slower)
+    p[..., r : r + h, r : r + w] = img
     tmp = k[0] * p[..., 0:w]
     for i in range(1, len(k)):
         tmp += k[i] * p[..., i : i + w]
@@ -1029,6 +1031,7 @@ def make_synthetic(
     split: str = "train",
     specialties: Sequence[str] = SPECIALTIES,
     index_offset: int = 0,
+    workers: int | None = None,
 ) -> datasets.Dataset:
     """``n`` procedural synthetic items as a :class:`datasets.Dataset` with the schema's columns.
 
@@ -1044,11 +1047,21 @@ def make_synthetic(
             round-robin; any non-empty subset of :data:`SPECIALTIES` without repeats.
         index_offset: items get indices ``index_offset .. index_offset + n - 1`` (another
             way to make disjoint sets within one split and seed).
+        workers: processes that draw the items, this one included (the others: a
+            ``concurrent.futures.ProcessPoolExecutor``, ``spawn`` start method); 1 draws
+            here only; None (default) uses the usable cores when each gets at least
+            :data:`MIN_ITEMS_PER_WORKER` items, and 1 when called from a worker process.
+            Every item has its own random stream, so the items are identical whatever
+            the number of workers (tests/test_synthetic_identity.py). As with any
+            ``spawn`` process, a script that calls this with more than one process must
+            keep its own work under ``if __name__ == "__main__":`` (the worker imports
+            the script; ``python -m mmed`` and notebooks need nothing).
     Returns:
         Items in index order, all closed questions (see the module docstring).
     Raises:
         ValueError: naming the bad argument (negative ``n``, ``image_size`` outside
-            64..112, ``difficulty`` outside [0, 1], an unknown or repeated specialty, ...).
+            64..112, ``difficulty`` outside [0, 1], an unknown or repeated specialty,
+            ``workers`` < 1, ...).
 
     Source: the schema of docs/architecture.md#item-schema.
     """
@@ -1058,11 +1071,80 @@ def make_synthetic(
     if not specs or unknown or len(set(specs)) != len(specs):
         raise ValueError(f"make_synthetic: specialties must be a non-empty subset of {SPECIALTIES} "
                          f"without repeats; got {list(specs)} (unknown: {unknown})")
-    items = []
+    procs = _n_workers(workers, n)
+    refs = []
     for index in range(index_offset, index_offset + n):
         spec, qt, value = _plan(seed, split, index, specs)
-        ref = SyntheticRef(MODALITY_OF_SPECIALTY[spec], qt, value, int(seed), split, index, int(image_size),
-                           float(difficulty))
-        items.append(synthetic_item(ref))
-    return items_to_dataset(items)
+        refs.append(SyntheticRef(MODALITY_OF_SPECIALTY[spec], qt, value, int(seed), split, index, int(image_size),
+                                 float(difficulty)))
+    rows = _draw_rows(refs) if procs == 1 else _draw_in_processes(refs, procs)
+    # as mmed.data.schema.items_to_dataset builds it (the rows are validated items; their ids,
+    # synthetic/<split>/<seed>/<index>, are distinct)
+    return datasets.Dataset.from_dict({k: [row[k] for row in rows] for k in COLUMNS}, features=FEATURES)
+
+
+#: with ``workers=None``, each drawing process must have at least this many items: starting
+#: a worker process (``spawn``: a fresh interpreter importing this package) costs about a
+#: second of one core, the drawing of ~230 items (2 cores, idle: 500 items take 1.6 s with
+#: two processes, 2.0 s with one; benchmarks/RESULTS.md)
+MIN_ITEMS_PER_WORKER: int = 250
+#: items per chunk handed to a process (small enough to even out the processes' loads)
+_CHUNK_ITEMS = 20
+
+
+def _draw_in_processes(refs: Sequence[SyntheticRef], procs: int) -> list[dict]:
+    """:func:`_draw_rows` of ``refs`` by this process and ``procs - 1`` worker processes.
+
+    The refs are cut into contiguous chunks of :data:`_CHUNK_ITEMS`, all submitted to a
+    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method, as
+    :func:`mmed.rl.replicates.train_curricula`); meanwhile this process draws, from the
+    front, every chunk that no worker has taken yet (``Future.cancel`` succeeds only for
+    those), so it works while the workers start. Rows come back in ``refs`` order. A
+    worker's error is raised here. The idle workers are left to exit on their own.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    chunks = [refs[i:i + _CHUNK_ITEMS] for i in range(0, len(refs), _CHUNK_ITEMS)]
+    done: dict[int, list[dict]] = {}
+    pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=get_context("spawn"))
+    try:
+        futures = [pool.submit(_draw_rows, c) for c in chunks]
+        for i, fut in enumerate(futures):
+            if fut.cancel():  # still queued: draw it here
+                done[i] = _draw_rows(chunks[i])
+        for i, fut in enumerate(futures):
+            if i not in done:
+                done[i] = fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [row for i in range(len(chunks)) for row in done[i]]
+
+
+def _n_workers(workers: int | None, n: int) -> int:
+    """Processes that draw for :func:`make_synthetic` (this one included): ``workers``
+    (capped at ``n``), or with None the usable cores, capped so that each draws >=
+    :data:`MIN_ITEMS_PER_WORKER` items; 1 inside a worker process (the parallel trainings
+    of :mod:`mmed.rl.replicates` already use the cores).
+
+    Raises:
+        ValueError: ``workers`` is not an int >= 1 (or None).
+    """
+    import multiprocessing
+    import os
+
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"make_synthetic: workers must be an int >= 1 or None, got {workers!r}")
+        return max(1, min(int(workers), n))
+    if multiprocessing.parent_process() is not None:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, n // MIN_ITEMS_PER_WORKER))
+
+
+def _draw_rows(refs: Sequence[SyntheticRef]) -> list[dict]:
+    """The dataset rows (:meth:`~mmed.data.schema.Item.to_row`) of the validated
+    :func:`synthetic_item` of each ref, in order (one chunk of a drawing process)."""
+    return [synthetic_item(r).validate().to_row() for r in refs]
 

@@ -6,7 +6,7 @@ profile section, a conversational dataset with images, the paper's reward functi
 previous stage's adapters, for a warm start), and calls ``GRPOTrainer.train``. What it adds:
 
 - one place that turns a profile into trainer arguments, with the CPU settings of
-  docs/architecture.md#environment-facts (``use_cpu``, ``bf16=False``, no gradient checkpointing) and QLoRA on GPU
+  docs/architecture.md#environment-facts (``use_cpu``, ``bf16=False``, no activation checkpointing) and QLoRA on GPU
   (the model is loaded in 4-bit by :func:`mmed.models.load_policy`);
 - checkpoints every ``save_steps`` in ``out_dir/checkpoint-*`` and resume from the last
   one (same step, same adapter weights, same optimizer state);
@@ -87,6 +87,37 @@ def grpo_dataset(
     return datasets.Dataset.from_dict(cols)
 
 
+#: transformers' deprecated names of the activation (gradient) checkpointing arguments of
+#: ``TrainingArguments`` → their names since the rename (transformers/training_args.py)
+_CHECKPOINTING_RENAMED: dict[str, str] = {
+    "gradient_checkpointing": "activation_checkpointing",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+}
+
+
+def checkpointing_key() -> str:
+    """The name under which ``transformers.TrainingArguments`` (and so TRL's ``GRPOConfig``
+    and ``SFTConfig``) takes activation checkpointing: ``activation_checkpointing`` in a
+    transformers that has that field — where ``gradient_checkpointing`` is a deprecated
+    alias that warns (FutureWarning, transformers/training_args.py) — else
+    ``gradient_checkpointing``."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def current_checkpointing_names(kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` with transformers' deprecated ``gradient_checkpointing[_kwargs]`` (a profile's
+    ``trl`` key, say) under their current names (:func:`checkpointing_key`), so that the
+    trainer arguments warn about nothing; unchanged where transformers has only the old names."""
+    if checkpointing_key() == "gradient_checkpointing":
+        return kw
+    return {_CHECKPOINTING_RENAMED.get(k, k): v for k, v in kw.items()}
+
+
 def trl_grpo_kwargs(
     g: GRPOSection, profile: Profile, output_dir: str | Path, *, max_steps: int | None = None,
     entropy_coef: float = 0.0, seed: int = 0, **overrides: Any,
@@ -96,12 +127,14 @@ def trl_grpo_kwargs(
 
     1. the run's settings: ``output_dir``, ``seed``/``data_seed`` = ``seed``, ``use_cpu`` and
        ``bf16`` from ``profile.device``/``models.dtype``, and the defaults of this code
-       (on CPU no gradient checkpointing; ``report_to="tensorboard"``, step checkpoints,
-       ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace (e.g.
-       ``report_to: none``);
+       (activation checkpointing on GPU only, under :func:`checkpointing_key`'s name;
+       ``report_to="tensorboard"``, step checkpoints,
+       ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace;
     2. the section's ``trl`` keys: the :class:`mmed.config.GRPOSection` defaults, then every
        TRL key the profile sets, unchanged (the profile loader checked them against
-       ``trl.GRPOConfig``'s fields and refused :data:`mmed.config.GRPO_RESERVED`);
+       ``trl.GRPOConfig``'s fields and refused :data:`mmed.config.GRPO_RESERVED`) but for
+       transformers' deprecated ``gradient_checkpointing[_kwargs]``, passed under their
+       current names (:func:`current_checkpointing_names`);
     3. ``max_steps`` (when not None), ``entropy_coef`` (TRL's entropy bonus: loss = L − coef · H,
        H the mean per-token entropy of completion tokens; TRL reads it at construction only:
        docs/architecture.md#libraries, ``trl/trainer/grpo_trainer.py``),
@@ -112,7 +145,6 @@ def trl_grpo_kwargs(
         output_dir=str(output_dir),
         use_cpu=on_cpu,
         bf16=(not on_cpu) and profile.models.dtype == "bfloat16",
-        gradient_checkpointing=False if on_cpu else True,
         report_to="tensorboard",
         save_strategy="steps",
         seed=seed,
@@ -120,7 +152,8 @@ def trl_grpo_kwargs(
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    kw.update(g.trl)
+    kw[checkpointing_key()] = not on_cpu
+    kw.update(current_checkpointing_names(g.trl))
     if max_steps is not None:
         kw["max_steps"] = max_steps
     kw["entropy_coef"] = float(entropy_coef)

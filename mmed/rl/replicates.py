@@ -286,8 +286,9 @@ def train_curricula(
 
     The attending's cold start is made first in the run (the replicates copy it); then each
     job is one :func:`mmed.rl.curriculum.train_curriculum` call in a process of a
-    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker sets the
-    profile's torch threads). Jobs of one run folder share its manifest, which
+    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker quiets
+    its libraries as a notebook's kernel does, :func:`mmed.notebooks.quiet_libraries`, and
+    sets the profile's torch threads). Jobs of one run folder share its manifest, which
     :class:`mmed.runs.Run` updates under a file lock. A finished training is reused as
     always; results equal the sequential ones for the same seeds (a test compares them).
 
@@ -304,6 +305,7 @@ def train_curricula(
     from multiprocessing import get_context
 
     from ..consult import ensure_cold_start
+    from ..notebooks import quiet_libraries
     from . import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
@@ -319,7 +321,10 @@ def train_curricula(
         for job in jobs:
             out[(job[3], C.variant_label(job[2]))] = _train_job(*job)
         return out
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+    # each worker first quiets its libraries as a notebook's kernel does (its output reaches
+    # the notebook and the runner's terminal), before they are imported: bitsandbytes warns
+    # on import
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=quiet_libraries) as pool:
         futures = {pool.submit(_train_job, *job): job for job in jobs}
         for fut, job in futures.items():
             try:

@@ -245,18 +245,22 @@ def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequ
 def sft_kwargs(cfg: Any, profile: Profile, output_dir: str | Path, seed: int) -> dict[str, Any]:
     """The keyword arguments of TRL's ``SFTConfig`` (``trl/trainer/sft_config.py``) for one
     agent's cold start (``cfg`` from :func:`agent_cold_start`), in increasing precedence:
-    this code's settings (``bf16=False``, no gradient checkpointing, ``report_to="tensorboard"``, no
-    checkpoints, ``logging_steps=1``, a constant learning rate, ``dataloader_num_workers=0``,
-    ``disable_tqdm``), which a profile may replace; the section's ``trl`` keys (the
-    :class:`mmed.config.ColdStartSection` defaults, then the profile's, unchanged); and the
+    this code's settings (``bf16=False``, no activation checkpointing — under
+    :func:`mmed.rl.grpo.checkpointing_key`'s name, so transformers warns about nothing —,
+    ``report_to="tensorboard"``, no checkpoints, ``logging_steps=1``, a constant learning rate,
+    ``dataloader_num_workers=0``, ``disable_tqdm``), which a profile may replace; the
+    section's ``trl`` keys (the :class:`mmed.config.ColdStartSection` defaults, then the
+    profile's, unchanged but for :func:`mmed.rl.grpo.current_checkpointing_names`); and the
     run's: ``output_dir``, ``seed``, ``use_cpu`` from ``profile.device`` and ``max_length=None``
     (never truncate: it would cut image tokens) — :data:`mmed.config.SFT_RESERVED`, which a
     profile cannot set.
     """
+    from .grpo import checkpointing_key, current_checkpointing_names
+
     return {
-        "bf16": False, "gradient_checkpointing": False, "report_to": "tensorboard", "save_strategy": "no", "logging_steps": 1,
+        "bf16": False, checkpointing_key(): False, "report_to": "tensorboard", "save_strategy": "no", "logging_steps": 1,
         "lr_scheduler_type": "constant", "dataloader_num_workers": 0, "disable_tqdm": True,
-        **cfg.trl,
+        **current_checkpointing_names(cfg.trl),
         "output_dir": str(output_dir), "use_cpu": profile.device == "cpu", "max_length": None, "seed": seed,
     }
 
