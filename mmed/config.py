@@ -517,8 +517,9 @@ class Profile:
     #: torch CPU threads (``torch.set_num_threads``, see :func:`apply_torch_threads`); None
     #: = torch's default. Tiny models run fastest on 1 (thread sync costs more than it saves)
     torch_threads: Optional[int] = None
-    #: worker processes for independent trainings (seed replicates, variants): None = the
-    #: machine's cores; 1 = one after another in the calling process
+    #: worker processes for independent trainings (:mod:`mmed.parallel`: the cold starts,
+    #: the triage seeds, the curricula, the test-time-scaling samples): None = the
+    #: machine's usable cores; 1 = one after another in the calling process
     workers: Optional[int] = None
     data: DataConfig = field(default_factory=DataConfig)
     image: ImageConfig = field(default_factory=ImageConfig)

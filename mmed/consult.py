@@ -334,6 +334,7 @@ def attending_cold_start_items(
 
 def ensure_cold_start(
     run: Run, profile: Profile, agent: str, seed: int, data_root: str | Path | None = None, real: Any = None,
+    with_image_only: bool = True,
 ) -> dict[str, Any] | None:
     """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
 
@@ -346,9 +347,11 @@ def ensure_cold_start(
     on. The attending's items may mix in the real training pool
     (:func:`attending_cold_start_items`, ``cold_start.real_share``) and a share of them are
     shown without opinions (:func:`without_panel`, ``cold_start.no_panel_fraction``).
-    For the attending it also trains, when ``cold_start.image_only`` is set, the
-    image-only reference ``attending/image_only`` (:func:`ensure_image_only_attending`).
-    Returns the report of ``<agent>/sft``, or None when the profile disables the cold start.
+    For the attending it also trains, when ``cold_start.image_only`` is set and
+    ``with_image_only``, the image-only reference ``attending/image_only``
+    (:func:`ensure_image_only_attending`; :func:`ensure_cold_starts` trains it in a worker of
+    its own). Returns the report of ``<agent>/sft``, or None when the profile disables the
+    cold start.
     """
     from .rl.sft import cold_start, load_cold_start_report
     from .rl.tensorboard_logs import training_name
@@ -381,9 +384,68 @@ def ensure_cold_start(
             rep = {**rep, "training_data": data_info}
             write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
-    if agent == "attending" and profile.cold_start.image_only:
+    if agent == "attending" and profile.cold_start.image_only and with_image_only:
         ensure_image_only_attending(run, profile, seed, data_root, items=built if agent == "attending" else None)
     return rep
+
+
+def _cold_start_job(root: str, profile: Profile, agent: str, seed: int, data_root: str | None) -> None:
+    """One cold start in a worker process (:func:`ensure_cold_starts`)."""
+    run = Run.open(root)
+    if agent == "attending_image_only":
+        ensure_image_only_attending(run, profile, seed, data_root)
+    else:
+        ensure_cold_start(run, profile, agent, seed, data_root, with_image_only=False)
+
+
+def ensure_cold_starts(
+    run: Run, profile: Profile, seed: int, agents: Sequence[str] = ("triage", "attending"),
+    data_root: str | Path | None = None, workers: int | None = None, log: Any = print,
+) -> dict[str, dict[str, Any] | None]:
+    """Every cold start of ``agents`` — and the attending's image-only reference when
+    ``cold_start.image_only`` is set — made at once, in parallel worker processes
+    (:func:`mmed.parallel.run_jobs`), unless the run already holds them: the trainings are
+    independent (each reads the same base model and draws its own seeded items), so the
+    results are those of :func:`ensure_cold_start` one after another. The base model is made
+    (or read from its cache) first, here. Longest training first: the attending's, its
+    image-only reference, then the triage's.
+
+    Args:
+        agents: a subset of ``("triage", "attending")``.
+        data_root: real-data folder (None → ``../shared/data`` when present).
+        workers: processes (None → the profile's ``workers``, else the usable cores); 1 trains
+            here, one after another.
+        log: the one line naming the jobs (None: silent).
+    Returns:
+        ``{agent: report}`` as :func:`ensure_cold_start` returns it.
+    Raises:
+        ValueError: an unknown agent.
+        RuntimeError: a worker's training failed (the message names it).
+    """
+    from .parallel import Job, run_jobs
+    from .rl.sft import load_cold_start_report
+
+    bad = [a for a in agents if a not in ("triage", "attending")]
+    if bad:
+        raise ValueError(f"unknown agent(s) {bad}: expected 'triage' and/or 'attending'")
+    if not profile.cold_start.enabled:
+        return {a: None for a in agents}
+    for agent in agents:
+        base_model_for(run, profile, agent)  # the pretrained base, made once, before the workers read it
+    root = resolve_data_root(data_root)
+    missing = []
+    if "attending" in agents:
+        missing.append(("attending", run.path("attending", "sft")))
+        if profile.cold_start.image_only:
+            missing.append(("attending_image_only", run.path("attending", "image_only")))
+    if "triage" in agents:
+        missing.append(("triage", run.path("triage", "sft")))
+    labels = {"triage": "triage cold start", "attending": "attending cold start",
+              "attending_image_only": "attending image-only reference"}
+    jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
+            for a, out in missing if load_cold_start_report(out) is None]
+    run_jobs(jobs, profile, workers, log=log, what="cold starts")
+    return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
 
 
 def ensure_image_only_attending(

@@ -59,3 +59,74 @@ def test_a_failing_job_names_its_variant_and_seed(smoke_attending_cold, tmp_path
     (bad / "plan.json").write_text(json.dumps({"not": "this plan"}))
     with pytest.raises(RuntimeError, match=r"variant 'cmarl' with seed 1 .*another plan"):
         R.train_curricula(Run.open(root), prof, [0, 1], 0, [None], "validation", workers=2, log=None)
+
+
+def test_run_jobs_returns_results_in_job_order_and_names_a_failing_job():
+    from mmed.parallel import Job, run_jobs, worker_count
+
+    prof = load_profile("smoke")
+    jobs = [Job("two to the fifth", pow, (2, 5)), Job("three squared", pow, (3, 2)), Job("seven", int, ("7",))]
+    assert run_jobs(jobs, prof, workers=2, log=None) == [32, 9, 7] == run_jobs(jobs, prof, workers=1, log=None)
+    with pytest.raises(RuntimeError, match=r"^reading 'x' failed: ValueError: invalid literal for int"):
+        run_jobs([Job("two", pow, (2, 1)), Job("reading 'x'", int, ("x",))], prof, workers=2, log=None)
+    with pytest.raises(ValueError, match="invalid literal"):  # in this process the job's own error propagates
+        run_jobs([Job("reading 'x'", int, ("x",))], prof, workers=1, log=None)
+    assert worker_count(prof, 3, 8) == 3 and worker_count(prof, 0, None) == 1 and worker_count(prof, 5, 2) == 2
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        worker_count(prof, 3, 0)
+
+
+def _cold_start_files(root):
+    """The trained weights (bytes) and the after-training measurement of every cold start."""
+    out = {}
+    for parts in (("triage", "sft"), ("attending", "sft"), ("attending", "image_only")):
+        d = root.joinpath(*parts)
+        rep = json.loads((d / "cold_start.json").read_text())
+        weights = sorted(p for p in d.rglob("*.safetensors") if "trainer" not in p.parts)
+        assert weights, f"no weights in {d}"
+        out[parts] = (rep["after"], [w.read_bytes() for w in weights])
+    return out
+
+
+def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd):
+    """notebook 02's three independent cold starts (triage, attending, image-only reference)
+    trained in two worker processes give the adapters trained one after another here."""
+    from mmed.consult import ensure_cold_starts
+
+    prof = load_profile("smoke")
+    seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
+    capfd.readouterr()
+    lines = []
+    par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
+    assert lines == ["3 cold starts in 2 worker process(es): attending cold start, attending image-only reference, "
+                     "triage cold start"]
+    assert "Loading weights" not in "".join(capfd.readouterr())
+    assert set(seq) == set(par) == {"triage", "attending"}
+    assert _cold_start_files(tmp_path / "seq") == _cold_start_files(tmp_path / "par")
+    # a finished run trains nothing again
+    lines.clear()
+    again = ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, workers=2, log=lines.append)
+    assert lines == [] and again["attending"]["after"] == par["attending"]["after"]
+    with pytest.raises(ValueError, match=r"unknown agent\(s\) \['specialist'\]"):
+        ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, ("specialist",))
+
+
+def test_test_time_scaling_samples_in_workers_equal_one_after_another(smoke_torch_threads, smoke_cold_run, tmp_path):
+    """Each attending's test-time-scaling samples are drawn in a worker process of its own:
+    the same samples and curve as in this process."""
+    import dataclasses
+
+    from mmed.consult import synthetic_split
+    from mmed.eval.tts import run_test_time_scaling
+
+    prof = load_profile("smoke")
+    items = list(synthetic_split(prof, "test"))[:12]
+    two = {"cold start": (None, "sft"), "cold start again": (None, "sft")}
+    c1, s1 = run_test_time_scaling(smoke_cold_run, dataclasses.replace(prof, workers=1), {"synthetic": items}, seed=0,
+                                   out_dir=tmp_path / "one", attendings=two)
+    c2, s2 = run_test_time_scaling(smoke_cold_run, dataclasses.replace(prof, workers=2), {"synthetic": items}, seed=0,
+                                   out_dir=tmp_path / "two", attendings=two)
+    assert s1 == s2 and s1["cold start"] == s1["cold start again"]
+    assert c1.equals(c2) and len(s1["cold start"]["synthetic"]) == min(12, prof.tts.n_eval_items or 12) > 0
+    assert (tmp_path / "two" / "cold_start__synthetic_samples.jsonl").read_text() == \
+        (tmp_path / "one" / "cold_start__synthetic_samples.jsonl").read_text()

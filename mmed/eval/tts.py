@@ -253,6 +253,35 @@ DEFAULT_TTS_ATTENDINGS: dict[str, tuple[str | None, str]] = {
 }
 
 
+def _sample_attending(
+    root: str, profile: Any, seed: int, variant: str | None, stage: str, its_by_ds: dict[str, list[dict[str, Any]]],
+    n_samples: int, temperature: float, progress: bool,
+) -> tuple[dict[str, Any], dict[str, tuple[list[dict[str, Any]], list[list[str]], list[Any]]]]:
+    """One attending's test-time-scaling samples (:func:`run_test_time_scaling`, in a worker
+    process): ``(info, {dataset: (per-item records, raw completions, greedy answers)})``;
+    no samples when ``variant`` is not trained in the run (``info`` says so)."""
+    from ..agents.pipeline import decision_answers, run_consultation
+    from ..consult import build_agents
+    from ..runs import Run
+
+    run = Run.open(root)
+    triage, panels, attending, info = build_agents(run, profile, seed, attending_stage=stage, variant=variant)
+    if variant is not None and info["attending"]["adapters"] is None:
+        return info, {}
+    out = {}
+    for ds_name, its in its_by_ds.items():
+        recs = run_consultation(its, triage, panels, attending, decision="attending", progress=progress)
+        drawn = attending.sample(its, [r["panel"] for r in recs], n_samples, temperature=temperature, seed=seed, progress=progress)
+        per = [
+            {"id": r["id"], "stratum": r["stratum"], "gold": int(it["answer_idx"]), "disagreement": panel_disagreement(r["panel"]),
+             "samples": [d.parsed if d.valid else None for d in ds], "greedy": r["attending"]["parsed"],
+             "greedy_correct": r["correct"]}
+            for r, it, ds in zip(recs, its, drawn)
+        ]
+        out[ds_name] = (per, [[d.raw for d in ds] for ds in drawn], decision_answers(recs))
+    return info, out
+
+
 def run_test_time_scaling(
     run: Any,
     profile: Any,
@@ -299,8 +328,8 @@ def run_test_time_scaling(
 
     import pandas as pd
 
-    from ..agents.pipeline import as_item_list, decision_answers, run_consultation
-    from ..consult import build_agents
+    from ..agents.pipeline import as_item_list
+    from ..parallel import Job, run_jobs
     from .metrics import accuracy_ci
 
     cfg = profile.tts
@@ -319,8 +348,16 @@ def run_test_time_scaling(
     all_samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
     skipped: dict[str, str] = {}
     weights: dict[str, Any] = {}
+    its_by_ds = {ds: as_item_list(items)[: cfg.n_eval_items] if cfg.n_eval_items is not None else as_item_list(items)
+                 for ds, items in datasets_items.items()}
+    # each attending is sampled in a worker process of its own (independent: the same seeded
+    # triage, panel and sampling in each; the same records as one after another)
+    jobs = [Job(f"test-time scaling samples of attending {label!r}", _sample_attending,
+                (str(run.root), profile, seed, variant, stage, its_by_ds, n_samples, temperature, progress))
+            for label, (variant, stage) in attendings.items()]
+    drawn_by = dict(zip(attendings, run_jobs(jobs, profile, log=None)))
     for k, (label, (variant, stage)) in enumerate(attendings.items()):
-        triage, panels, attending, info = build_agents(run, profile, seed, attending_stage=stage, variant=variant)
+        info, by_ds = drawn_by[label]
         if variant is not None and info["attending"]["adapters"] is None:
             if k == 0:
                 raise FileNotFoundError(f"attending {label!r}: variant {variant!r} is not trained in this run")
@@ -329,21 +366,11 @@ def run_test_time_scaling(
         weights[label] = info
         slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
         all_samples[label] = {}
-        for ds_name, items in datasets_items.items():
-            its = as_item_list(items)
-            if cfg.n_eval_items is not None:
-                its = its[: cfg.n_eval_items]
-            recs = run_consultation(its, triage, panels, attending, decision="attending", progress=progress)
-            drawn = attending.sample(its, [r["panel"] for r in recs], n_samples, temperature=temperature, seed=seed, progress=progress)
-            samples = [[d.parsed if d.valid else None for d in ds] for ds in drawn]
-            raws = [[d.raw for d in ds] for ds in drawn]
+        for ds_name, its in its_by_ds.items():
+            per, raws, greedy_answers = by_ds[ds_name]
+            samples = [p["samples"] for p in per]
             gold = [int(it["answer_idx"]) for it in its]
             opts = [list(it["options"]) for it in its]
-            per = [
-                {"id": r["id"], "stratum": r["stratum"], "gold": g, "disagreement": panel_disagreement(r["panel"]),
-                 "samples": s, "greedy": r["attending"]["parsed"], "greedy_correct": r["correct"]}
-                for r, s, g in zip(recs, samples, gold)
-            ]
             all_samples[label][ds_name] = per
             with open(out_dir / f"{slug}__{ds_name}_samples.jsonl", "w") as f:
                 for p in per:
@@ -364,7 +391,7 @@ def run_test_time_scaling(
                              **_answer_cols(ans)})
             g = accuracy_ci([bool(p["greedy_correct"]) for p in per], nb, seed=seed)
             rows.append({**base, "policy": "greedy", "N": 1, "mean_samples": 1.0, **{q: g[q] for q in ("acc", "lo", "hi", "n")},
-                         **_answer_cols(decision_answers(recs))})
+                         **_answer_cols(greedy_answers)})
     curve = pd.DataFrame(rows)
     curve.to_csv(out_dir / "curve.csv", index=False)
     (out_dir / "weights.json").write_text(json.dumps(weights, indent=2, default=str))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..config import STRATA, Profile
@@ -120,6 +121,13 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 # triage
 # ----------------------------------------------------------------------------------------
+def _train_triage_job(root: str, profile: Profile, seed: int, max_steps: int | None, data_root: str | None) -> int:
+    """One seed's triage GRPO in a worker process (:func:`triage_replicates`); its steps."""
+    from . import triage as T
+
+    return T.train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root).result.steps
+
+
 def triage_replicates(
     run: Run,
     profile: Profile,
@@ -131,6 +139,8 @@ def triage_replicates(
     main_summary: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
     real: Any = None,
+    data_root: str | Path | None = None,
+    workers: int | None = None,
 ) -> Any:
     """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
 
@@ -151,6 +161,11 @@ def triage_replicates(
             does): used as is instead of evaluating that policy again.
         real: the already loaded :func:`mmed.rl.triage.load_real_triage` result the main
             training used (saves reloading; None → read as the training does).
+        data_root: the real-data folder the trainings read (None → ``../shared/data`` when
+            present), as :func:`mmed.rl.triage.train_triage` takes it.
+        workers: the other seeds' GRPO trainings run first in parallel worker processes
+            (:func:`mmed.parallel.run_jobs`; None → the profile's ``workers``); each then
+            evaluates here. 1 trains them in this process.
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, top_answer, top_answer_share, gold_top_share, run`` (the shares of the
@@ -163,11 +178,16 @@ def triage_replicates(
     """
     import pandas as pd
 
+    from ..parallel import Job, run_jobs
     from . import triage as T
 
     rows = []
-    for s, r in _runs_by_seed(run, profile, main_seed, seeds):
-        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps, real=real)
+    runs = _runs_by_seed(run, profile, main_seed, seeds)
+    root = None if data_root is None else str(data_root)
+    run_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
+              for s, r in runs if s != main_seed], profile, workers, log=log, what="triage GRPO trainings")
+    for s, r in runs:
+        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
         if s == main_seed and main_summary is not None:
@@ -268,10 +288,8 @@ def curriculum_replicates(
 
 def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None) -> Any:
     """One curriculum training in a worker process (:func:`train_curricula`)."""
-    from ..config import apply_torch_threads
     from . import curriculum as C
 
-    apply_torch_threads(profile)
     return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
                               log=lambda m: None)
 
@@ -285,12 +303,12 @@ def train_curricula(
     :func:`replicate_run` folders — in parallel worker processes.
 
     The attending's cold start is made first in the run (the replicates copy it); then each
-    job is one :func:`mmed.rl.curriculum.train_curriculum` call in a process of a
-    ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method; each worker quiets
-    its libraries as a notebook's kernel does, :func:`mmed.notebooks.quiet_libraries`, and
-    sets the profile's torch threads). Jobs of one run folder share its manifest, which
-    :class:`mmed.runs.Run` updates under a file lock. A finished training is reused as
-    always; results equal the sequential ones for the same seeds (a test compares them).
+    job is one :func:`mmed.rl.curriculum.train_curriculum` call, run by
+    :func:`mmed.parallel.run_jobs` (``concurrent.futures.ProcessPoolExecutor``, ``spawn``;
+    each worker quiets its libraries as a notebook's kernel does and sets the profile's torch
+    threads). Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates
+    under a file lock. A finished training is reused as always; results equal the sequential
+    ones for the same seeds (a test compares them).
 
     Args:
         workers: processes; None → the profile's ``workers`` (None there → the machine's
@@ -300,41 +318,17 @@ def train_curricula(
     Raises:
         RuntimeError: a job failed — naming its seed and variant, with the worker's error.
     """
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     from ..consult import ensure_cold_start
-    from ..notebooks import quiet_libraries
+    from ..parallel import Job, run_jobs
     from . import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
-    jobs = [(str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout)
+    jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
+                (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout))
             for s, r in _runs_by_seed(run, profile, main_seed, seeds) for v in variants]
-    n = workers if workers is not None else (profile.workers or os.cpu_count() or 1)
-    n = max(1, min(int(n), len(jobs)))
-    out: dict[tuple[int, str], Any] = {}
-    if log:
-        log(f"training {len(jobs)} curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]}) "
-            f"in {n} worker process(es)")
-    if n == 1:
-        for job in jobs:
-            out[(job[3], C.variant_label(job[2]))] = _train_job(*job)
-        return out
-    # each worker first quiets its libraries as a notebook's kernel does (its output reaches
-    # the notebook and the runner's terminal), before they are imported: bitsandbytes warns
-    # on import
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=quiet_libraries) as pool:
-        futures = {pool.submit(_train_job, *job): job for job in jobs}
-        for fut, job in futures.items():
-            try:
-                out[(job[3], C.variant_label(job[2]))] = fut.result()
-            except Exception as e:  # name the job; the pool cancels what has not started
-                for f in futures:
-                    f.cancel()
-                raise RuntimeError(f"curriculum training of variant {C.variant_label(job[2])!r} with seed {job[3]} "
-                                   f"in {job[0]} failed: {type(e).__name__}: {e}") from e
-    return out
+    results = run_jobs(jobs, profile, workers, log=log,
+                       what=f"curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]})")
+    return {(job.args[3], C.variant_label(job.args[2])): res for job, res in zip(jobs, results)}
 
 
 def seed_summary(table: Any, by: Sequence[str], value: str = "accuracy") -> Any:

@@ -1276,7 +1276,7 @@ def triage_step(
         seed_list = None
     else:
         seed_table = R.triage_replicates(run, profile, seed_list, seed, test_items, real_eval, max_steps=max_steps,
-                                         main_summary=ev["summary"]["grpo"], real=real, log=log)
+                                         main_summary=ev["summary"]["grpo"], real=real, data_root=root, log=log)
     res, cs = tr.result, tr.cold_start
     train_sum = training_summary(res.log)
     metrics = {

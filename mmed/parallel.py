@@ -1,0 +1,126 @@
+"""Independent trainings in worker processes: one pool for every step that has several.
+
+A step with independent trainings — the triage's and the attending's cold starts and the
+attending's image-only reference (notebook 02), the triage GRPO of every seed (notebook 03),
+every (seed, variant) curriculum (notebook 04) — hands them to :func:`run_jobs`, which runs
+them in a ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method (a
+fresh interpreter per worker: no forked torch/OpenMP state). Each worker first quiets its
+libraries as a notebook's kernel does (:func:`mmed.notebooks.quiet_libraries`) and sets the
+profile's torch threads (:func:`mmed.config.apply_torch_threads`). The number of workers is
+the profile's ``workers`` key (None: the machine's usable cores), at most the number of jobs;
+one worker runs the jobs in this process, one after another.
+
+Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates under a file
+lock; a finished training is reused by the job function itself, so a resumed step trains only
+what is missing. A failing job stops the step: the jobs not yet started are cancelled and a
+``RuntimeError`` names the failed job with the worker's error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Job:
+    """One independent training: ``fn(*args, **kwargs)`` in a worker process.
+
+    Attributes:
+        label: what the error message and the progress log call it, e.g.
+            ``"triage GRPO seed 1"``.
+        fn: a module-level function (it is pickled by name for the ``spawn`` workers).
+        args, kwargs: its arguments, picklable.
+    """
+
+    label: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count``
+    where the platform lacks it), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
+    """How many worker processes :func:`run_jobs` starts for ``n_jobs`` jobs.
+
+    Args:
+        profile: a :class:`mmed.config.Profile`; its ``workers`` key is used when
+            ``workers`` is None (None there: :func:`usable_cores`).
+        n_jobs: the number of jobs (>= 0).
+        workers: an explicit count (>= 1) or None.
+    Returns:
+        ``min(workers, n_jobs)``, at least 1.
+    Raises:
+        ValueError: ``workers`` < 1.
+    """
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be >= 1 or None, got {workers}")
+    n = workers if workers is not None else (getattr(profile, "workers", None) or usable_cores())
+    return max(1, min(int(n), n_jobs))
+
+
+def _init_worker(torch_threads: int | None) -> None:
+    """A worker's start: quiet the libraries before they are imported (bitsandbytes warns on
+    import), then the profile's torch threads."""
+    from .notebooks import quiet_libraries
+
+    quiet_libraries()
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+
+
+def _call(job: Job) -> Any:
+    return job.fn(*job.args, **job.kwargs)
+
+
+def run_jobs(
+    jobs: Sequence[Job], profile: Any, workers: int | None = None, log: Callable[[str], None] | None = print,
+    what: str = "trainings",
+) -> list[Any]:
+    """Run independent ``jobs`` in worker processes and return their results in job order.
+
+    Args:
+        jobs: the :class:`Job` list (may be empty).
+        profile: the run's profile (``workers``, ``torch_threads``).
+        workers: None → :func:`worker_count` from the profile; 1 runs every job in this
+            process, one after another (same results: each job seeds its own training).
+        log: one line saying how many jobs in how many processes (None: silent).
+        what: the noun of that line, e.g. ``"cold starts"``.
+    Returns:
+        ``[job.fn(*job.args, **job.kwargs) for job in jobs]``.
+    Raises:
+        RuntimeError: with workers, a job failed — ``"<label> failed: <error type>:
+            <message>"``, chained to the worker's exception; the jobs not yet started are
+            cancelled. In this process (one worker) the job's own exception propagates.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    n = worker_count(profile, len(jobs), workers)
+    if log and jobs:
+        log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
+    if n == 1:
+        return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(getattr(profile, "torch_threads", None),)) as pool:
+        futures = [pool.submit(_call, job) for job in jobs]
+        out = []
+        for fut, job in zip(futures, jobs):
+            try:
+                out.append(fut.result())
+            except Exception as e:  # name the job; the pool cancels what has not started
+                for f in futures:
+                    f.cancel()
+                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+    return out
