@@ -5,6 +5,7 @@
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,18 @@ def test_triage_notebook_is_one_library_call():
         assert name not in calls, f"notebook 03 calls {name} itself: the step does"
     src = nb_path.read_text()
     assert "record_notebook_metrics(ctx.run.root, T.STEP_NOTEBOOK, metrics)" in src and "metrics = step.metrics" in src
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_with_its_requirement_line(nb_path: Path):
+    """Right after resolving its context, each notebook displays what it needs and how long
+    it takes, computed from the profile (:meth:`NotebookContext.requirements` with its own
+    name; mmed/notebook_guide.py), before anything else it prints."""
+    nb = json.loads(nb_path.read_text())
+    cells = nb["cells"]
+    params = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    context = next(c for c in cells[params + 1:] if c["cell_type"] == "code")
+    lines = "".join(context["source"]).splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("ctx = notebook_context("))
+    assert lines[i + 1].startswith(f'display(Markdown(ctx.requirements("{nb_path.stem}")))'), lines[i + 1]
+    assert re.search(r"^from IPython\.display import .*\bMarkdown\b", "\n".join(lines[:i]), re.M), nb_path.name
