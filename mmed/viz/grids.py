@@ -83,6 +83,7 @@ def count_bars(values: Sequence[Any], title: str = "", ax=None, order: Sequence[
     for i, k in enumerate(keys):
         ax.text(counts.get(k, 0), i, f" {counts.get(k, 0)}", va="center", fontsize=MIN_FONT_SIZE_PT)
     ax.set_title(title)
+    ax.margins(x=0.15)  # room for the counts at the bars' ends
     ax.invert_yaxis()
     return ax
 
