@@ -533,8 +533,12 @@ class Profile:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    #: wall-clock budget per notebook in minutes (documentation + CI checks)
+    #: wall-clock budget per notebook in minutes (documentation + CI checks), keyed by the
+    #: notebook's two-digit prefix; the runner reports a notebook over it, and each notebook's
+    #: requirement line states it (mmed.notebook_guide.notebook_requirements)
     budgets_min: dict[str, float] = field(default_factory=dict)
+    #: the machine ``budgets_min`` are set for (e.g. "2 CPU cores"), said beside the budget
+    budgets_hardware: Optional[str] = None
     #: named overlays (nested dicts of keys), applied by ``load_profile(..., variant=)``
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the variant applied to this object (None for the base profile)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+# the requirement line each notebook opens with (re-exported: NotebookContext.requirements)
+from .notebook_guide import NOTEBOOK_NEEDS, NotebookNeeds, notebook_needs, notebook_requirements  # noqa: F401
 from .runs import Run, repo_root, resolve_path, write_json_atomic
 
 #: Parameters every notebook declares (docs/architecture.md#notebooks-and-their-parameters).
@@ -461,6 +463,15 @@ class NotebookContext:
     def describe(self) -> str:
         data = f"real data from {self.data_root}" if self.data_root else "synthetic data only (no data_root found)"
         return f"profile={self.profile.name} seed={self.seed} run_dir={self.run.root} | {data}"
+
+    def requirements(self, notebook: str) -> str:
+        """The Markdown line a notebook opens with — what it needs and how long it takes —
+        for this context's profile and data root (:func:`notebook_requirements`).
+
+        Raises:
+            ValueError: an unknown notebook.
+        """
+        return notebook_requirements(self.profile, notebook, self.data_root)
 
 
 def notebook_context(

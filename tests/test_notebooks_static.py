@@ -5,6 +5,7 @@
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,48 @@ def test_triage_notebook_is_one_library_call():
         assert name not in calls, f"notebook 03 calls {name} itself: the step does"
     src = nb_path.read_text()
     assert "record_notebook_metrics(ctx.run.root, T.STEP_NOTEBOOK, metrics)" in src and "metrics = step.metrics" in src
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_with_its_requirement_line(nb_path: Path):
+    """Right after resolving its context, each notebook displays what it needs and how long
+    it takes, computed from the profile (:meth:`NotebookContext.requirements` with its own
+    name; mmed/notebook_guide.py), before anything else it prints."""
+    nb = json.loads(nb_path.read_text())
+    cells = nb["cells"]
+    params = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    context = next(c for c in cells[params + 1:] if c["cell_type"] == "code")
+    lines = "".join(context["source"]).splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith("ctx = notebook_context("))
+    assert lines[i + 1].startswith(f'display(Markdown(ctx.requirements("{nb_path.stem}")))'), lines[i + 1]
+    assert re.search(r"^from IPython\.display import .*\bMarkdown\b", "\n".join(lines[:i]), re.M), nb_path.name
+
+
+def _calls(nb_path: Path):
+    nb = json.loads(nb_path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.Call):
+                    yield node
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_figure_and_font_sizes(nb_path: Path):
+    """What a notebook sets itself: a ``figsize`` is a literal no wider than the limit (a
+    figure with a variable number of panels comes from ``panel_grid``), a literal
+    ``fontsize`` is at least the minimum, and figures are saved through
+    ``mmed.viz.grids.save`` (which checks them; mmed/viz/layout.py)."""
+    from mmed.viz.layout import MAX_FIGURE_WIDTH_IN, MIN_FONT_SIZE_PT
+
+    for call in _calls(nb_path):
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        for kw in call.keywords:
+            if kw.arg == "figsize":
+                assert isinstance(kw.value, ast.Tuple) and isinstance(kw.value.elts[0], ast.Constant), (
+                    f"{nb_path.name}: figsize={ast.unparse(kw.value)} is computed: use mmed.viz.layout.panel_grid")
+                assert kw.value.elts[0].value <= MAX_FIGURE_WIDTH_IN, f"{nb_path.name}: figsize={ast.unparse(kw.value)}"
+            if kw.arg in ("fontsize", "labelsize") and isinstance(kw.value, ast.Constant):
+                assert isinstance(kw.value.value, str) or kw.value.value >= MIN_FONT_SIZE_PT, (
+                    f"{nb_path.name}: {ast.unparse(call)[:80]}")
+        assert name != "savefig", f"{nb_path.name}: fig.savefig: use mmed.viz.grids.save (it checks readability)"

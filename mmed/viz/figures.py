@@ -48,6 +48,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .grids import save
+from .layout import MAX_FIGURE_WIDTH_IN, MIN_FONT_SIZE_PT, panel_grid, wrap_label
+
 PALETTE = {"easy": "#55a868", "medium": "#dd8452", "hard": "#c44e52", "all": "#4c72b0"}
 
 
@@ -55,45 +58,54 @@ PALETTE = {"easy": "#55a868", "medium": "#dd8452", "hard": "#c44e52", "all": "#4
 # drawing
 # ----------------------------------------------------------------------------------------
 def ablation_figure(df: pd.DataFrame):
-    """Accuracy with 95% intervals per ablation row, one panel per dataset."""
+    """Accuracy with 95% intervals per ablation row, one panel per dataset (two per row,
+    within :data:`~mmed.viz.layout.MAX_FIGURE_WIDTH_IN`).
+
+    Every panel has one row per system of any dataset, in the table's order (a system a
+    dataset lacks leaves its row empty there), so the shared row labels name the same system
+    in every panel; the labels are wrapped.
+    """
     df = df[df["available"].astype(bool)] if "available" in df else df
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 0.42 * df["system"].nunique() + 1.5),
-                             squeeze=False, sharey=True)
-    for ax, ds in zip(axes[0], datasets):
+    systems = list(dict.fromkeys(df["system"]))
+    fig, axes = panel_grid(len(datasets), MAX_FIGURE_WIDTH_IN / min(2, len(datasets)), 0.42 * len(systems) + 1.4,
+                           sharey=True)
+    for ax, ds in zip(axes, datasets):
         d = df[df["dataset"] == ds]
-        y = np.arange(len(d))
+        y = np.array([systems.index(s) for s in d["system"]])
         ax.errorbar(d["acc"], y, xerr=[d["acc"] - d["lo"], d["hi"] - d["acc"]], fmt="o", color="#4c72b0", capsize=3)
         full = d[d["system"] == "full system"]
         if len(full):
             ax.axvline(float(full["acc"].iloc[0]), color="#999", ls="--", lw=1)
         if "top_answer_share" in d:  # the share of the most frequent answer, at the right edge
             tops = d["top_answer"] if "top_answer" in d else pd.Series([None] * len(d), index=d.index)
-            for yi, (ta, sh) in enumerate(zip(tops, d["top_answer_share"])):
+            for yi, ta, sh in zip(y, tops, d["top_answer_share"]):
                 if pd.notna(sh):
-                    ax.text(1.01, yi, f"top {ta if pd.notna(ta) else '–'} {100 * sh:.0f}%", va="center", fontsize=7,
+                    ax.text(1.02, yi, f"{ta if pd.notna(ta) else '–'} {100 * sh:.0f}%", va="center", fontsize=MIN_FONT_SIZE_PT,
                             color="#c44e52" if sh > 0.9 else "#555", transform=ax.get_yaxis_transform())
-        if "chance" in d and d["chance"].notna().any():
+        chance = "chance" in d and d["chance"].notna().any()
+        if chance:
             ax.axvline(float(d["chance"].dropna().iloc[0]), color="#c44e52", ls=":", lw=1)
-        ax.set_yticks(y, d["system"])
         ax.set_xlim(0, 1)
-        ax.set_xlabel("closed-question accuracy (95% CI)" + ("; dotted: chance" if "chance" in d and d["chance"].notna().any() else ""))
+        ax.set_xlabel("accuracy (95% CI)" + ("\ndotted: chance" if chance else "") + "; right: top answer")
         ax.set_title(ds)
-        ax.invert_yaxis()
+    axes[0].set_yticks(range(len(systems)), [wrap_label(s, 40) for s in systems], fontsize=MIN_FONT_SIZE_PT)
+    axes[0].set_ylim(len(systems) - 0.5, -0.5)  # first system on top
     fig.tight_layout()
     return fig
 
 
 def tts_figure(df: pd.DataFrame):
     """Majority-vote accuracy vs samples per item (log2 axis) with intervals, one panel per
-    dataset, one colour per attending (solid: uniform budget; dashed squares: adaptive)."""
+    dataset (two per row), one colour per attending (solid: uniform budget; dashed squares:
+    adaptive)."""
     df = df[df["policy"] != "greedy"]
     if "attending" not in df:
         df = df.assign(attending="attending")
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    fig, axes = panel_grid(len(datasets), MAX_FIGURE_WIDTH_IN / 2, 3.8)
     colours = dict(zip(dict.fromkeys(df["attending"]), ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]))
-    for ax, ds in zip(axes[0], datasets):
+    for ax, ds in zip(axes, datasets):
         d = df[df["dataset"] == ds]
         for (att, pol), g in d.groupby(["attending", "policy"], sort=False):
             g = g.sort_values("mean_samples")
@@ -105,21 +117,17 @@ def tts_figure(df: pd.DataFrame):
         ax.set_xlabel("samples per item (mean)")
         ax.set_ylabel("majority-vote accuracy (95% CI)")
         ax.set_title(ds)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=MIN_FONT_SIZE_PT, loc="lower right")
     fig.tight_layout()
     return fig
 
 
 def entropy_figure(df: pd.DataFrame, variants: list[str] | None = None):
-    """Per-step policy entropy coloured by curriculum stage, one panel per variant, with
-    the format-valid rate on a twin axis when logged."""
+    """Per-step policy entropy coloured by curriculum stage, one panel per variant (two per
+    row), with the format-valid rate on a twin axis when logged."""
     variants = variants or list(dict.fromkeys(df["variant"]))
-    ncol = min(2, len(variants))
-    nrow = -(-len(variants) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 3.4 * nrow), squeeze=False, sharey=True)
-    for ax in axes.flat[len(variants):]:
-        ax.axis("off")
-    for ax, v in zip(axes.flat, variants):
+    fig, axes = panel_grid(len(variants), MAX_FIGURE_WIDTH_IN / 2, 3.4, sharey=True)
+    for ax, v in zip(axes, variants):
         d = df[df["variant"] == v]
         for stage, g in d.groupby("stage", sort=False):
             colour = PALETTE.get(str(stage).split("_")[-1], PALETTE["all"])
@@ -128,7 +136,7 @@ def entropy_figure(df: pd.DataFrame, variants: list[str] | None = None):
         ax.set_xlabel("global step")
         ax.set_ylabel("mean token entropy (nats)")
         ax.set_title(v)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=MIN_FONT_SIZE_PT)
         if "format_valid" in d and d["format_valid"].notna().any():
             ax2 = ax.twinx()
             ax2.plot(d["global_step"], d["format_valid"], color="#888", lw=0.8, alpha=0.7)
@@ -139,10 +147,11 @@ def entropy_figure(df: pd.DataFrame, variants: list[str] | None = None):
 
 
 def triage_figure(df: pd.DataFrame):
-    """Triage accuracy per specialty after the cold start and after GRPO (with intervals)."""
+    """Triage accuracy per specialty after the cold start and after GRPO (with intervals),
+    one panel per dataset (two per row)."""
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    fig, axes = panel_grid(len(datasets), MAX_FIGURE_WIDTH_IN / 2, 3.6)
+    for ax, ds in zip(axes, datasets):
         d = df[df["dataset"] == ds]
         specs = list(dict.fromkeys(d["specialty"]))
         whens = list(dict.fromkeys(d["when"]))
@@ -151,11 +160,12 @@ def triage_figure(df: pd.DataFrame):
             g = d[d["when"] == when].set_index("specialty").reindex(specs)
             x = np.arange(len(specs)) + k * w
             ax.bar(x, g["acc"], width=w, label=when, yerr=[g["acc"] - g["lo"], g["hi"] - g["acc"]], capsize=2)
-        ax.set_xticks(np.arange(len(specs)) + w * (len(whens) - 1) / 2, specs, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(np.arange(len(specs)) + w * (len(whens) - 1) / 2, specs, rotation=30, ha="right",
+                      fontsize=MIN_FONT_SIZE_PT)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("triage accuracy (95% CI)")
         ax.set_title(ds)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=MIN_FONT_SIZE_PT)
     fig.tight_layout()
     return fig
 
@@ -344,7 +354,7 @@ def redraw(fig_dir: str | Path) -> dict[str, str]:
             status[name] = "missing data file"
             continue
         fig = draw(pd.read_csv(csv))
-        fig.savefig(fig_dir / f"{stem}.png", dpi=110, bbox_inches="tight")
+        save(fig, fig_dir / f"{stem}.png")  # warns when the figure would be hard to read in a notebook
         plt.close(fig)
         status[name] = "ok"
     return status
