@@ -8,11 +8,15 @@ fresh interpreter per worker: no forked torch/OpenMP state). Each worker first q
 libraries as a notebook's kernel does (:func:`mmed.notebooks.quiet_libraries`) and sets the
 profile's torch threads (:func:`mmed.config.apply_torch_threads`). The number of workers is
 the profile's ``workers`` key (None: the machine's usable cores), at most the number of jobs;
-one worker runs the jobs in this process, one after another.
+one worker runs the jobs in this process, one after another. A worker may use its share of
+the cores (``usable_cores() // workers``): a block that takes every core in one process
+(the pre-training, a cold start: :func:`mmed.config.torch_threads`) takes that share in a
+worker, never more threads than cores.
 
 Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates under a file
 lock; a finished training is reused by the job function itself, so a resumed step trains only
-what is missing. A failing job stops the step: the jobs not yet started are cancelled and a
+what is missing. The workers' trainings report their steps through a queue; this process
+draws one live bar per training (:mod:`mmed.progress`). A failing job stops the step: the jobs not yet started are cancelled and a
 ``RuntimeError`` names the failed job with the worker's error.
 """
 
@@ -41,12 +45,11 @@ class Job:
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count``
-    where the platform lacks it), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPU cores this process may use, at least 1: :func:`mmed.config.cores_for_this_process`
+    (inside a worker process, its share)."""
+    from .config import cores_for_this_process
+
+    return cores_for_this_process()
 
 
 def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
@@ -68,12 +71,19 @@ def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
     return max(1, min(int(n), n_jobs))
 
 
-def _init_worker(torch_threads: int | None) -> None:
-    """A worker's start: quiet the libraries before they are imported (bitsandbytes warns on
-    import), then the profile's torch threads."""
+def _init_worker(torch_threads: int | None, progress_queue: Any = None, cores: int = 1) -> None:
+    """A worker's start: its share of the cores (``cores``, what a block that takes every
+    core gets here: :func:`mmed.config.torch_threads`), quiet the libraries before they are
+    imported (bitsandbytes warns on import), send its trainings' progress to the parent
+    (:mod:`mmed.progress`), then the profile's torch threads."""
+    from .config import CORES_PER_PROCESS_ENV
     from .notebooks import quiet_libraries
 
+    os.environ[CORES_PER_PROCESS_ENV] = str(max(1, cores))
     quiet_libraries()
+    from .progress import set_worker_queue  # after quieting: it imports transformers' trainer
+
+    set_worker_queue(progress_queue)
     if torch_threads is not None:
         import torch
 
@@ -112,15 +122,27 @@ def run_jobs(
         log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
     if n == 1:
         return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(getattr(profile, "torch_threads", None),)) as pool:
-        futures = [pool.submit(_call, job) for job in jobs]
-        out = []
-        for fut, job in zip(futures, jobs):
-            try:
-                out.append(fut.result())
-            except Exception as e:  # name the job; the pool cancels what has not started
-                for f in futures:
-                    f.cancel()
-                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+    from .progress import board, progress_enabled
+
+    ctx = get_context("spawn")
+    # the workers' trainings report their steps here; this process draws one bar per training
+    queue = ctx.Queue() if progress_enabled() else None
+    listener = board().listen(queue) if queue is not None else None
+    try:
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(getattr(profile, "torch_threads", None), queue,
+                                           usable_cores() // n)) as pool:
+            futures = [pool.submit(_call, job) for job in jobs]
+            out = []
+            for fut, job in zip(futures, jobs):
+                try:
+                    out.append(fut.result())
+                except Exception as e:  # name the job; the pool cancels what has not started
+                    for f in futures:
+                        f.cancel()
+                    raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+    finally:
+        if queue is not None:
+            queue.put(None)
+            listener.join(timeout=10)
     return out

@@ -88,18 +88,35 @@ def _cold_start_files(root):
     return out
 
 
-def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd):
+def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd, monkeypatch):
     """notebook 02's three independent cold starts (triage, attending, image-only reference)
-    trained in two worker processes give the adapters trained one after another here."""
+    trained in two worker processes give the weights trained one after another here with the
+    same thread count (each of 2 workers gets half the cores: MMED_CORES_PER_PROCESS; a
+    different count changes the float sums' order, hence the last bits of the weights)."""
+    from mmed.config import CORES_PER_PROCESS_ENV, cores_for_this_process
     from mmed.consult import ensure_cold_starts
+    from mmed.parallel import usable_cores
 
     prof = load_profile("smoke")
-    seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
+    share = max(1, usable_cores() // 2)
+    with monkeypatch.context() as m:
+        m.setenv(CORES_PER_PROCESS_ENV, str(share))
+        assert cores_for_this_process() == share
+        seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
     capfd.readouterr()
     lines = []
+    from mmed.progress import board
+
+    done_before = len(board().finished)
     par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
     assert lines == ["3 cold starts in 2 worker process(es): attending cold start, attending image-only reference, "
                      "triage cold start"]
+    # each worker's training reported its steps to this process, which drew one bar per training
+    ended = sorted(line.split(":")[0] for line in board().finished[done_before:])
+    assert ended == ["cold_start_attending_image_only_seed0", "cold_start_attending_seed0", "cold_start_triage_seed0"]
+    steps = {line.split(":")[0]: int(line.split(": ")[1].split(" steps")[0]) for line in board().finished[done_before:]}
+    assert steps["cold_start_triage_seed0"] == par["triage"]["steps"] > 0
+    assert steps["cold_start_attending_seed0"] == par["attending"]["steps"] == steps["cold_start_attending_image_only_seed0"]
     assert "Loading weights" not in "".join(capfd.readouterr())
     assert set(seq) == set(par) == {"triage", "attending"}
     assert _cold_start_files(tmp_path / "seq") == _cold_start_files(tmp_path / "par")
