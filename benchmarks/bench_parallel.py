@@ -5,8 +5,11 @@ the profile) of seeds 0 and 1 from the same cold-started attending, through
 :func:`mmed.rl.replicates.train_curricula` — ``workers=1`` (in this process, one after
 another, with the profile's torch threads) and ``workers=2`` (:func:`mmed.parallel.run_jobs`:
 two ``spawn`` worker processes, each with the profile's torch threads and its share of the
-cores). Each repeat trains into fresh copies of the cold-started run folder, so nothing is
-reused; the wall time includes the workers' start (interpreter, imports) and model loading.
+cores). Each repeat trains into fresh copies of the cold-started run folder, so no training
+is reused; the wall time includes model loading. The worker pool is kept between steps of a
+process (:func:`mmed.parallel.run_jobs`), so the first parallel repeat also pays the
+workers' start (a fresh interpreter importing torch, transformers and TRL), printed apart;
+the medians are over all repeats.
 
 Usage::
 
@@ -71,7 +74,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 train_curricula(Run.open(root), prof, seeds, a.seed, [None], "validation", workers=workers, log=None)
                 times[workers].append(time.perf_counter() - t0)
-                print(f"repeat {r}: workers={workers} {times[workers][-1]:.1f} s", flush=True)
+                note = " (includes starting the worker pool)" if (r, workers) == (0, 2) else ""
+                print(f"repeat {r}: workers={workers} {times[workers][-1]:.1f} s{note}", flush=True)
                 shutil.rmtree(root)
         print(f"load after: {os.getloadavg()}")
         seq, par = statistics.median(times[1]), statistics.median(times[2])

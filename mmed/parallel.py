@@ -16,12 +16,14 @@ worker, never more threads than cores.
 Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates under a file
 lock; a finished training is reused by the job function itself, so a resumed step trains only
 what is missing. The workers' trainings report their steps through a queue; this process
-draws one live bar per training (:mod:`mmed.progress`). A failing job stops the step: the jobs not yet started are cancelled and a
+draws one live bar per training (:mod:`mmed.progress`). The pool is kept for the next step
+of the same process (:func:`shutdown_pools` stops it; interpreter exit does). A failing job stops the step: the jobs not yet started are cancelled and a
 ``RuntimeError`` names the failed job with the worker's error.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -111,38 +113,74 @@ def run_jobs(
         ``[job.fn(*job.args, **job.kwargs) for job in jobs]``.
     Raises:
         RuntimeError: with workers, a job failed — ``"<label> failed: <error type>:
-            <message>"``, chained to the worker's exception; the jobs not yet started are
-            cancelled. In this process (one worker) the job's own exception propagates.
+            <message>"``, chained to the worker's exception; the pool is stopped (the jobs
+            not yet started cancelled, the running ones waited for). In this process (one
+            worker) the job's own exception propagates.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     n = worker_count(profile, len(jobs), workers)
     if log and jobs:
         log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
     if n == 1:
         return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
-    from .progress import board, progress_enabled
-
-    ctx = get_context("spawn")
-    # the workers' trainings report their steps here; this process draws one bar per training
-    queue = ctx.Queue() if progress_enabled() else None
-    listener = board().listen(queue) if queue is not None else None
-    try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(getattr(profile, "torch_threads", None), queue,
-                                           usable_cores() // n)) as pool:
-            futures = [pool.submit(_call, job) for job in jobs]
-            out = []
-            for fut, job in zip(futures, jobs):
-                try:
-                    out.append(fut.result())
-                except Exception as e:  # name the job; the pool cancels what has not started
-                    for f in futures:
-                        f.cancel()
-                    raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
-    finally:
-        if queue is not None:
-            queue.put(None)
-            listener.join(timeout=10)
+    key = _pool_key(n, getattr(profile, "torch_threads", None))
+    pool = _pool(key)
+    futures = [pool.submit(_call, job) for job in jobs]
+    out = []
+    for fut, job in zip(futures, jobs):
+        try:
+            out.append(fut.result())
+        except Exception as e:  # name the job; stop the pool: nothing of this step goes on behind
+            shutdown_pools(key)
+            raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
     return out
+
+
+#: the worker pools of this process, kept between steps (:func:`_pool`): ``{key: (executor, progress queue)}``
+_POOLS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _pool_key(n: int, torch_threads: int | None) -> tuple:
+    from .progress import progress_enabled
+
+    return (n, torch_threads, max(1, usable_cores() // n), progress_enabled())
+
+
+def _pool(key: tuple) -> Any:
+    """The ``ProcessPoolExecutor`` of ``key`` = (workers, torch threads, cores per worker,
+    progress on), started on first use and kept for the next step of this process (a
+    notebook kernel, a test session, a benchmark): a worker's start — a fresh interpreter
+    importing torch, transformers and TRL — costs several seconds, more than a smoke
+    training. Workers keep nothing of a job but imported modules: each job gets its profile
+    and run folder as arguments and seeds its own training."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .progress import board
+
+    entry = _POOLS.get(key)
+    if entry is None:
+        n, threads, cores, progress = key
+        ctx = get_context("spawn")
+        # the workers' trainings report their steps here; this process draws one bar per training
+        queue = ctx.Queue() if progress else None
+        if queue is not None:
+            board().listen(queue)
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(threads, queue, cores))
+        entry = _POOLS[key] = (pool, queue)
+    return entry[0]
+
+
+def shutdown_pools(key: tuple | None = None) -> int:
+    """Stop the kept worker pools (``key``: only that one), cancelling the jobs not started
+    and waiting for the running ones. Returns how many pools were stopped. Called when a
+    job fails and at interpreter exit."""
+    keys = [k for k in list(_POOLS) if key is None or k == key]
+    for k in keys:
+        pool, queue = _POOLS.pop(k)
+        pool.shutdown(wait=True, cancel_futures=True)
+        if queue is not None:
+            queue.put(None)  # ends the board's listener thread
+    return len(keys)
+
+
+atexit.register(shutdown_pools)
