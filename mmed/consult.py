@@ -411,7 +411,7 @@ def ensure_cold_starts(
     image-only reference, then the triage's.
 
     Args:
-        agents: a subset of ``("triage", "attending")``.
+        agents: a subset of ``("triage", "attending")``, or one of them as a string.
         data_root: real-data folder (None → ``../shared/data`` when present).
         workers: processes (None → the profile's ``workers``, else the usable cores); 1 trains
             here, one after another.
@@ -425,6 +425,7 @@ def ensure_cold_starts(
     from .parallel import Job, run_jobs
     from .rl.sft import load_cold_start_report
 
+    agents = (agents,) if isinstance(agents, str) else tuple(agents)
     bad = [a for a in agents if a not in ("triage", "attending")]
     if bad:
         raise ValueError(f"unknown agent(s) {bad}: expected 'triage' and/or 'attending'")

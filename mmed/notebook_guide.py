@@ -89,7 +89,8 @@ NOTEBOOK_NEEDS: dict[str, NotebookNeeds] = {
         without_data="trains and evaluates on synthetic images only"),
     "04": NotebookNeeds(
         "04_cmarl_curriculum", models=True,
-        reads=(Reads("02", "the attending cold start (`attending/sft/`)", cold_start=True),),
+        reads=(Reads("02", "the attending cold start (`attending/sft/`) and its image-only reference "
+                          "(`attending/image_only/`, the seed table's *C-MARL vs image only* row)", cold_start=True),),
         missing="trained here if missing",
         with_data="{curriculum_real}",
         without_data="{curriculum_without}"),
@@ -102,8 +103,9 @@ NOTEBOOK_NEEDS: dict[str, NotebookNeeds] = {
         without_data="{without_eval_benchmarks}"),
     "06": NotebookNeeds(
         "06_test_time_scaling", models=True,
-        reads=(Reads("03", "triage GRPO"), Reads("04", "C-MARL attending and `no_curriculum` variant")),
-        missing="without them it samples the latest attending the run holds",
+        reads=(Reads("02", "the cold starts", cold_start=True), Reads("03", "triage GRPO"),
+               Reads("04", "C-MARL attending and `no_curriculum` variant")),
+        missing="missing cold starts are trained here; without 04 it samples the latest attending the run holds",
         with_data="evaluates {eval_sets}",
         without_data="{without_eval_benchmarks}"),
     "07": NotebookNeeds(

@@ -124,15 +124,18 @@ def run_jobs(
         return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
     key = _pool_key(n, getattr(profile, "torch_threads", None))
     pool = _pool(key)
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
     futures = [pool.submit(_call, job) for job in jobs]
-    out = []
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
     for fut, job in zip(futures, jobs):
-        try:
-            out.append(fut.result())
-        except Exception as e:  # name the job; stop the pool: nothing of this step goes on behind
-            shutdown_pools(key)
+        if fut in done and fut.exception() is not None:
+            e = fut.exception()
+            # stop the pool at once: the jobs not started are cancelled, the running ones killed
+            # (a killed training leaves no final weights: a rerun trains it again)
+            shutdown_pools(key, kill=True)
             raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
-    return out
+    return [fut.result() for fut in futures]
 
 
 #: the worker pools of this process, kept between steps (:func:`_pool`): ``{key: (executor, progress queue)}``
@@ -170,13 +173,22 @@ def _pool(key: tuple) -> Any:
     return entry[0]
 
 
-def shutdown_pools(key: tuple | None = None) -> int:
+def shutdown_pools(key: tuple | None = None, kill: bool = False) -> int:
     """Stop the kept worker pools (``key``: only that one), cancelling the jobs not started
-    and waiting for the running ones. Returns how many pools were stopped. Called when a
-    job fails and at interpreter exit."""
+    and waiting for the running ones — or, with ``kill``, terminating their workers
+    (``ProcessPoolExecutor.terminate_workers`` where Python has it, 3.14+; else each worker
+    process's ``terminate``). Returns how many pools were stopped. Called when a job fails
+    (``kill``) and at interpreter exit."""
     keys = [k for k in list(_POOLS) if key is None or k == key]
     for k in keys:
         pool, queue = _POOLS.pop(k)
+        if kill:
+            pool.shutdown(wait=False, cancel_futures=True)
+            if hasattr(pool, "terminate_workers"):
+                pool.terminate_workers()
+            else:  # Python < 3.14: the executor's own table of its worker processes
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         if queue is not None:
             queue.put(None)  # ends the board's listener thread

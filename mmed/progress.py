@@ -235,7 +235,7 @@ class BarBoard:
                     b.update(ev.step - b.n)  # redraws at most every ``mininterval`` seconds
             if ev.kind == "end":
                 secs = time.perf_counter() - self._started[ev.name]
-                line = f"{ev.name}: {ev.step} steps in {secs:.0f} s" + (f" ({_fmt(ev.postfix)})" if ev.postfix else "")
+                line = f"{ev.name}: {ev.step} step{'' if ev.step == 1 else 's'} in {secs:.0f} s" + (f" ({_fmt(ev.postfix)})" if ev.postfix else "")
                 for b in bars:
                     b.close()
                 del self._bars[ev.name], self._slots[ev.name]

@@ -16,7 +16,8 @@ def test_demo_04_states_the_profiles_budget_and_the_cold_start_of_notebook_02():
     assert DEMO.budgets_min["04"] == 10 and DEMO.budgets_hardware == "2 CPU cores"
     assert line.startswith("**Needs:** CPU, the tiny model built offline")
     assert "**Takes:** a budget of 10 min on 2 CPU cores (profile `demo`, `budgets_min`)." in line
-    assert "reads the attending cold start (`attending/sft/`) of notebook 02 (trained here if missing)" in line
+    assert ("reads the attending cold start (`attending/sft/`) and its image-only reference (`attending/image_only/`, "
+            "the seed table's *C-MARL vs image only* row) of notebook 02 (trained here if missing)") in line
     assert "simulated specialists (no endpoint, no API key)" in line
     assert "\n" not in line  # one line
 

@@ -160,3 +160,18 @@ def test_test_time_scaling_samples_in_workers_equal_one_after_another(smoke_torc
     assert c1.equals(c2) and len(s1["cold start"]["synthetic"]) == min(12, prof.tts.n_eval_items or 12) > 0
     assert (tmp_path / "two" / "cold_start__synthetic_samples.jsonl").read_text() == \
         (tmp_path / "one" / "cold_start__synthetic_samples.jsonl").read_text()
+
+
+def test_a_failing_job_is_reported_without_waiting_for_the_others():
+    """A job's failure stops the step at once: a long job running beside it is killed, not
+    waited for."""
+    import time
+
+    from mmed.parallel import Job, run_jobs
+
+    prof = load_profile("smoke")
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"^bad sqrt failed: ValueError: math domain error"):
+        run_jobs([Job("sleep a minute", time.sleep, (60,)), Job("bad sqrt", __import__("math").sqrt, (-1,))],
+                 prof, workers=2, log=None)
+    assert time.perf_counter() - t0 < 45  # the start of two workers under load, never the minute's sleep

@@ -351,7 +351,12 @@ def run_test_time_scaling(
     its_by_ds = {ds: as_item_list(items)[: cfg.n_eval_items] if cfg.n_eval_items is not None else as_item_list(items)
                  for ds, items in datasets_items.items()}
     # each attending is sampled in a worker process of its own (independent: the same seeded
-    # triage, panel and sampling in each; the same records as one after another)
+    # triage, panel and sampling in each; the same records as one after another). The cold
+    # starts they all build on are made here first, once: two workers would train them at
+    # the same time into the same folders
+    from ..consult import ensure_cold_starts
+
+    ensure_cold_starts(run, profile, seed, log=None)
     jobs = [Job(f"test-time scaling samples of attending {label!r}", _sample_attending,
                 (str(run.root), profile, seed, variant, stage, its_by_ds, n_samples, temperature, progress))
             for label, (variant, stage) in attendings.items()]
