@@ -148,10 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     an invalid YAML file — is printed as one ``error: ...`` line naming what is wrong, with
     exit code :data:`USER_ERROR`; ``MMED_DEBUG=1`` re-raises it with its traceback.
     """
+    import logging
     import os
 
     import yaml
 
+    # bitsandbytes warns on import that an optional CPU kernel package cannot be fetched
+    # (offline); its fallback is correct (mmed.notebooks.quiet_libraries, the same for kernels)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("kernels").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
