@@ -9,7 +9,7 @@ docs/architecture.md#predictions::
      triage: {specialty, raw, parsed, valid, fallback, mode},
      panel: [{specialist_id, specialty, backend, model, raw, parsed, valid, abstained,
               error, simulated, cached, usage}],
-     s, stratum, agreement, n_abstained, n_invalid,          # mmed.eval.stratify
+     s, stratum, agreement, n_abstained, n_invalid,          # mmed.agents.stratify
      attending: {raw, parsed, valid, reason, method},
      correct,                                 # closed items: attending.parsed == answer_idx
      open_exact, open_recall,                 # open items only (scored apart)
@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..data.answers import exact_match, token_recall
 from ..data.schema import COLUMNS
-from ..eval.stratify import majority_vote, stratify, stratum_counts
+from .stratify import majority_vote, stratify, stratum_counts
 from .attending import AttendingPhysician
 from .specialists import Opinion, Specialist, consult_routed, make_panel
 from .triage import TriageDoctor

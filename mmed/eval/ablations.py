@@ -24,7 +24,7 @@ C-MARL with an entropy target                   variant ``adaptive_entropy`` (be
 + Easy + Medium + Hard                          curriculum stage 3 adapters (= full system)
 static MDAgents-style baseline                  fixed Radiologist panel, majority vote, no
                                                 attending (ties: the lowest-indexed member's
-                                                answer, :func:`mmed.eval.stratify.majority_vote`)
+                                                answer, :func:`mmed.agents.stratify.majority_vote`)
 follow the panel's majority (trained triage)    the trained triage's routed panel, majority of
                                                 its valid opinions, no attending; ties broken
                                                 by :func:`seeded_majority` (uniform among the

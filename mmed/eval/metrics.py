@@ -19,7 +19,7 @@ paired differences, and open-question scores (docs/architecture.md#closed-first)
 
 Records are dicts in the ``predictions.jsonl`` shape (docs/architecture.md#predictions): ``id``, ``dataset``,
 ``answer_type``, ``correct``, ``attending: {raw, parsed, valid}``, after
-:func:`mmed.eval.stratify.stratify` also ``stratum``.
+:func:`mmed.agents.stratify.stratify` also ``stratum``.
 """
 
 from __future__ import annotations

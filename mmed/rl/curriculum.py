@@ -1,7 +1,7 @@
 """C-MARL: curriculum GRPO for the attending physician (MMedAgent-RL, arXiv 2506.00555 v3, §4).
 
 Every training case is stratified by ``s`` = fraction of the specialist panel that answered
-correctly (:mod:`mmed.eval.stratify`): **easy** (s = 1), **medium** (0 < s < 1), **hard**
+correctly (:mod:`mmed.agents.stratify`): **easy** (s = 1), **medium** (0 < s < 1), **hard**
 (s = 0). GRPO then runs stage by stage — by default Easy → Medium → Hard — with an entropy
 bonus whose coefficient γ grows with difficulty (γ_easy ≈ 0: exploit reliable opinions;
 γ_medium > 0: explore when they conflict; γ_hard ≫ γ_medium: resist a wrong consensus).
@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..agents.stratify import majority_vote, panel_answers, stratify
 from ..config import STRATA, Profile, StageConfig, load_profile
 from ..runs import Run, write_json_atomic
 from .grpo import GRPOResult, grpo_dataset, read_log, train_grpo
@@ -122,7 +123,7 @@ class StratifiedSet:
         opinions: per item, the K panel records (``predictions.jsonl`` ``panel`` entries).
         strata: per item, ``"easy"`` | ``"medium"`` | ``"hard"``.
         s: per item, the fraction of the panel that was right (in [0, 1]).
-        agreement: per item, :func:`mmed.eval.stratify.agreement` of the panel.
+        agreement: per item, :func:`mmed.agents.stratify.agreement` of the panel.
         panel: ``"gold"`` or ``"triage"`` — whose panel stratified the items.
     """
 
@@ -244,7 +245,6 @@ def stratified_split(
     """
     from ..agents.pipeline import as_item_list, run_consultation
     from ..consult import build_agents, panel_opinions_gold, synthetic_split
-    from ..eval.stratify import stratify
 
     if split not in ("train", *HELDOUT_SPLITS):
         raise ValueError(f"split {split!r} not in {('train', *HELDOUT_SPLITS)}")
@@ -501,7 +501,6 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
     from ..agents.build import PolicySource, load_runner
     from ..agents.generation import SamplingParams
     from ..agents.parsing import has_valid_format
-    from ..eval.stratify import majority_vote, panel_answers
 
     runner = load_runner(profile, PolicySource(base_model, adapters, "heldout"), "attending")
     att = AttendingPhysician(runner, SamplingParams(max_new_tokens=profile.sampling.max_new_tokens, temperature=0.0, seed=seed),
@@ -534,7 +533,7 @@ def shortcut_baselines(records: Sequence[dict[str, Any]], seed: int = 0) -> dict
     """Per-item correctness of the two shortcut policies, aligned with ``records``.
 
     - ``follow_majority``: answer the panel's plurality answer (``majority``; ties → the
-      lowest-indexed member's answer, as :func:`mmed.eval.stratify.majority_vote`); no valid
+      lowest-indexed member's answer, as :func:`mmed.agents.stratify.majority_vote`); no valid
       opinion → wrong.
     - ``contradict_majority``: answer an option other than the majority — the other option on
       yes/no items, a seeded uniform draw among the others when there are more; no valid

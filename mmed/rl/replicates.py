@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
 
@@ -418,7 +419,6 @@ def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequen
     if all("panel_answers" in r for r in start):
         other = "validation" if split == "test" else "train"
         sel = C.stratified_split(profile, other, seed, run, n=profile.data.synthetic.n_eval)
-        from ..eval.stratify import panel_answers
 
         k_max = max((len(o) for o in sel.opinions), default=0)
         acc = [sum(1 for it, o in zip(sel.items, sel.opinions) if k < len(o) and panel_answers(o)[k] == it["answer_idx"])
