@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 
 from mmed.data.answers import normalize_answer
+from mmed.agents.scoring import accuracy_ci, bootstrap_mean_ci, bootstrap_means, paired_bootstrap_diff
 from mmed.eval.metrics import (
-    accuracy_ci,
     accuracy_table,
-    bootstrap_mean_ci,
-    bootstrap_means,
     domain_of,
     domain_table,
     exact_match,
     json_records,
     open_table,
-    paired_bootstrap_diff,
     token_recall,
 )
 

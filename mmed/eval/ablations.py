@@ -68,10 +68,11 @@ import pandas as pd
 from ..agents.attending import AttendingPhysician
 from ..agents.build import load_runner, policy_source, sampling_params, specialist_factory, variant_dir_name
 from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_predictions
+from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
 from ..runs import Run, write_json_atomic
-from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, accuracy_ci, answer_distribution, domain_table, paired_bootstrap_diff
+from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ PANEL_DECISIONS: tuple[str, ...] = ("follow_majority", "best_member")
 
 def answer_columns(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Answer-distribution columns of one row's closed prediction records
-    (:func:`mmed.eval.metrics.answer_distribution` of the final answers, as option letters):
+    (:func:`mmed.agents.scoring.answer_distribution` of the final answers, as option letters):
     ``top_answer``, ``top_answer_share`` (share of all items, invalid ones included),
     ``gold_top_answer``, ``gold_top_share`` (the most frequent gold answer's share on the
     same items), ``n_distinct_completions`` (distinct raw completions; None for decisions
@@ -453,7 +454,7 @@ def _choose_on_validation(ds_name: str, validation_items: dict[str, Any], traine
 
 def stratum_accuracy(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Accuracy per evaluation stratum with its bootstrap 95% interval
-    (:func:`mmed.eval.metrics.accuracy_ci` over the stratum's items).
+    (:func:`mmed.agents.scoring.accuracy_ci` over the stratum's items).
 
     Returns:
         ``{"acc_<s>", "lo_<s>", "hi_<s>", "n_<s>"}`` for s in easy, medium, hard; the

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import bootstrap_mean_ci
+from ..agents.scoring import accuracy_ci, answer_distribution, bootstrap_mean_ci
 
 
 def vote(answers: Sequence[int | None]) -> int | None:
@@ -95,14 +95,13 @@ def vote_answers(
     over its first ``allocation[i]`` samples (the samples are i.i.d. draws, so the first N
     are a random subsample of N).
 
-    Returns :func:`mmed.eval.metrics.answer_distribution` of those votes (a vote with no
+    Returns :func:`mmed.agents.scoring.answer_distribution` of those votes (a vote with no
     valid sample is invalid), with ``n_distinct_completions`` / ``top_completion_share``
     counted over every raw sample that took part (``raws[i][:allocation[i]]``; None
     without ``raws``) — so a sampler that writes one string whatever the item shows 1.
     Raises:
         ValueError: mismatched lengths, an allocation outside 1..len(samples[i]).
     """
-    from .metrics import answer_distribution
 
     if not len(samples) == len(gold) == len(allocation) or (raws is not None and len(raws) != len(samples)):
         raise ValueError(f"vote_answers: {len(samples)} sample lists, {len(gold)} gold answers, "
@@ -330,7 +329,6 @@ def run_test_time_scaling(
 
     from ..agents.pipeline import as_item_list
     from ..parallel import Job, run_jobs
-    from .metrics import accuracy_ci
 
     cfg = profile.tts
     n_samples = n_samples or cfg.n_samples

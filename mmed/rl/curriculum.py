@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.stratify import majority_vote, panel_answers, stratify
 from ..config import STRATA, Profile, StageConfig, load_profile
 from ..runs import Run, write_json_atomic
@@ -520,9 +521,8 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
 
 def accuracy_by_stratum(records: Sequence[dict[str, Any]], key: str = "correct", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """``{stratum: {acc, lo, hi, n}}`` for every stratum plus ``"all"``, percentile-bootstrap
-    95% intervals (:func:`mmed.eval.metrics.accuracy_ci`); an empty stratum gets NaN, n = 0.
+    95% intervals (:func:`mmed.agents.scoring.accuracy_ci`); an empty stratum gets NaN, n = 0.
     ``key`` names the boolean field scored (``"correct"``, ``"format_valid"``, ...)."""
-    from ..eval.metrics import accuracy_ci
 
     out = {st: accuracy_ci([bool(r[key]) for r in records if r["stratum"] == st], n_boot, seed=seed) for st in STRATA}
     out["all"] = accuracy_ci([bool(r[key]) for r in records], n_boot, seed=seed)
@@ -565,11 +565,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
 
 
 def heldout_answers(records: Sequence[dict[str, Any]], key: str | None = None) -> dict[str, Any]:
-    """:func:`mmed.eval.metrics.answer_distribution` of :func:`heldout_records` (option
+    """:func:`mmed.agents.scoring.answer_distribution` of :func:`heldout_records` (option
     letters, invalid counted apart, distinct raw completions), or with ``key`` of another
     per-record answer field holding an option index or None (``"majority"``: the panel's
     plurality answer, no raw text)."""
-    from ..eval.metrics import answer_distribution
 
     if key is None:
         return answer_distribution([r["parsed"] if r["valid"] else None for r in records], [r["raw"] for r in records],
@@ -901,7 +900,6 @@ def curriculum_report(
         FileNotFoundError: a variant was not trained (or not measured on ``split``);
         ValueError: systems measured on different items.
     """
-    from ..eval.metrics import accuracy_ci, paired_bootstrap_diff
 
     if not variants:
         raise ValueError("curriculum_report needs at least one variant")
@@ -979,7 +977,6 @@ def curriculum_report(
 def _paired_by_stratum(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
     """Paired bootstrap ``acc(after) - acc(before)`` per stratum and overall (None for an
     empty stratum); records aligned by item."""
-    from ..eval.metrics import paired_bootstrap_diff
 
     out: dict[str, Any] = {}
     for st in (*STRATA, "all"):

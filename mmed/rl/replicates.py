@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..agents.scoring import paired_bootstrap_diff
 from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
@@ -205,7 +206,7 @@ def triage_replicates(
 
 def _shares(answers: dict[str, Any] | None) -> dict[str, Any]:
     """``top_answer``, ``top_answer_share`` and ``gold_top_share`` of an
-    :func:`mmed.eval.metrics.answer_distribution` (None each when not recorded)."""
+    :func:`mmed.agents.scoring.answer_distribution` (None each when not recorded)."""
     a = answers or {}
     return {"top_answer": a.get("top_answer"), "top_answer_share": a.get("top_answer_share"),
             "gold_top_share": a.get("gold_top_share")}
@@ -450,7 +451,6 @@ def curriculum_claims(
     """
     import pandas as pd
 
-    from ..eval.metrics import paired_bootstrap_diff
 
     rows, pooled = [], {}
     nb = profile.eval.bootstrap_samples
