@@ -1,11 +1,12 @@
 """mmed: a reference implementation of MMedAgent-RL (arXiv 2506.00555, v3).
 
-Subpackages, in the order the data flows (docs/architecture.md#layers):
-``mmed.data`` (schema, loaders, synthetic set) → ``mmed.models`` (policy models, tiny
-offline Qwen2.5-VL, LoRA/QLoRA) → ``mmed.agents`` (prompts, parsing, triage, specialists,
-attending, pipeline) → ``mmed.rl`` (rewards, GRPO, cold start, C-MARL curriculum) →
-``mmed.eval`` (metrics, stratification, ablations, test-time scaling) → ``mmed.viz``.
-Configuration: :mod:`mmed.config` (profiles); run folders: :mod:`mmed.runs`.
+Subpackages, in the order the data flows (docs/architecture.md#layers, :data:`LAYERS`):
+run folders (:mod:`mmed.runs`) → ``mmed.data`` (schema, loaders, data specs, synthetic set)
+→ profiles (:mod:`mmed.config`, validated against the data's benchmarks) → ``mmed.models``
+(policy models, tiny offline Qwen2.5-VL, LoRA/QLoRA) → ``mmed.agents`` (prompts, parsing,
+stratification, scoring, triage, specialists, attending, pipeline) → ``mmed.rl`` (rewards,
+GRPO, cold start, C-MARL curriculum) → ``mmed.eval`` (metrics tables, ablations,
+test-time scaling) → ``mmed.viz`` → the entry points (command line, notebooks).
 
 Research software: not for clinical decisions.
 """
@@ -19,8 +20,9 @@ __version__ = "0.1.0"
 #: table against this constant and every import of every module (function-level ones too)
 #: against the order.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("mmed/config.py", "mmed/runs.py", "mmed/parallel.py")),
+    ("foundation", ("mmed/runs.py", "mmed/parallel.py")),
     ("data", ("mmed/data/",)),
+    ("profiles", ("mmed/config.py",)),
     ("models", ("mmed/models/",)),
     ("agents", ("mmed/agents/",)),
     ("rl", ("mmed/rl/",)),

@@ -12,7 +12,7 @@ import pytest
 
 from mmed.checkers.nb05_06 import check_05
 from mmed.config import load_profile
-from mmed.consult import load_items
+from mmed.data.sets import load_items
 from mmed.eval.ablations import (ABLATION_ROWS, BEST_SPECIALIST_ROW, FOLLOW_MAJORITY_GOLD_ROW, FOLLOW_MAJORITY_ROW, ablation_rows,
                                  answer_columns, domain_averages, markdown_table, member_row_name, no_valid_answer_notes,
                                  run_ablations, single_member, slug, stratum_accuracy)

@@ -91,7 +91,7 @@ def _cold_start_files(root):
 def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd):
     """notebook 02's three independent cold starts (triage, attending, image-only reference)
     trained in two worker processes give the adapters trained one after another here."""
-    from mmed.consult import ensure_cold_starts
+    from mmed.rl.cold_start import ensure_cold_starts
 
     prof = load_profile("smoke")
     seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
@@ -116,7 +116,7 @@ def test_test_time_scaling_samples_in_workers_equal_one_after_another(smoke_torc
     the same samples and curve as in this process."""
     import dataclasses
 
-    from mmed.consult import synthetic_split
+    from mmed.data.sets import synthetic_split
     from mmed.eval.tts import run_test_time_scaling
 
     prof = load_profile("smoke")

@@ -71,6 +71,7 @@ from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_p
 from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
+from ..data.sets import load_items
 from ..runs import Run, write_json_atomic
 from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table
 
@@ -269,7 +270,6 @@ def validation_sets(profile: Profile) -> dict[str, Any]:
     test) when the profile has synthetic items; benchmarks get none (the evaluated splits
     here — VQA-RAD MEVF test, ... — come with no validation split of their own), so their
     "best single specialist" row is unavailable and each position is reported instead."""
-    from ..consult import load_items
 
     return {"synthetic": load_items(profile, "synthetic", "validation")} if profile.data.synthetic.n_eval > 0 else {}
 

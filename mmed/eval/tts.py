@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..agents.scoring import accuracy_ci, answer_distribution, bootstrap_mean_ci
+from ..rl.cold_start import build_agents
 
 
 def vote(answers: Sequence[int | None]) -> int | None:
@@ -260,7 +261,6 @@ def _sample_attending(
     process): ``(info, {dataset: (per-item records, raw completions, greedy answers)})``;
     no samples when ``variant`` is not trained in the run (``info`` says so)."""
     from ..agents.pipeline import decision_answers, run_consultation
-    from ..consult import build_agents
     from ..runs import Run
 
     run = Run.open(root)
@@ -440,7 +440,7 @@ def tts_step(
 
     Args:
         run / profile / seed / attendings / progress: as :func:`run_test_time_scaling`.
-        datasets_items: ``{dataset: items}``, e.g. :func:`mmed.consult.evaluation_sets`.
+        datasets_items: ``{dataset: items}``, e.g. :func:`mmed.data.sets.evaluation_sets`.
         real_data: whether a real-data folder was present (recorded as ``real_data``).
     Raises:
         as :func:`run_test_time_scaling`.

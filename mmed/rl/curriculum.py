@@ -76,7 +76,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.stratify import majority_vote, panel_answers, stratify
 from ..config import STRATA, Profile, StageConfig, load_profile
+from ..data.sets import synthetic_split
 from ..runs import Run, write_json_atomic
+from .cold_start import build_agents, ensure_cold_start, panel_opinions_gold
 from .grpo import GRPOResult, grpo_dataset, read_log, train_grpo
 
 if TYPE_CHECKING:
@@ -245,7 +247,6 @@ def stratified_split(
             folder missing under it.
     """
     from ..agents.pipeline import as_item_list, run_consultation
-    from ..consult import build_agents, panel_opinions_gold, synthetic_split
 
     if split not in ("train", *HELDOUT_SPLITS):
         raise ValueError(f"split {split!r} not in {('train', *HELDOUT_SPLITS)}")
@@ -683,7 +684,6 @@ def train_curriculum(
             evaluation benchmark folder missing under the data root.
     """
     from ..agents.build import base_model_for, describe_specialists, variant_dir_name
-    from ..consult import ensure_cold_start
 
     log = log or (lambda m: print(m, flush=True))
     if heldout_split not in HELDOUT_SPLITS:

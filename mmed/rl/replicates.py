@@ -27,6 +27,7 @@ from ..agents.scoring import paired_bootstrap_diff
 from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
+from .cold_start import ensure_cold_start
 
 #: cold-start folders copied from the main run into a replicate
 COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"), ("attending", "image_only"))
@@ -320,7 +321,6 @@ def train_curricula(
     Raises:
         RuntimeError: a job failed — naming its seed and variant, with the worker's error.
     """
-    from ..consult import ensure_cold_start
     from ..parallel import Job, run_jobs
     from . import curriculum as C
 

@@ -3,7 +3,7 @@
 Training (:func:`train_triage`) is TRL's ``GRPOTrainer`` through :func:`mmed.rl.grpo.train_grpo`
 with the paper's reward R = R_format (0 / 0.5) + R_accuracy (0 / 1, parsed specialty ==
 label; :mod:`mmed.rl.rewards`). It starts from the run's cold-started triage policy
-(``runs/<id>/triage/sft``, made by :func:`mmed.consult.ensure_cold_start` when the run lacks
+(``runs/<id>/triage/sft``, made by :func:`mmed.rl.cold_start.ensure_cold_start` when the run lacks
 it) and writes ``runs/<id>/triage/grpo/`` (``checkpoint-*``, ``final/`` LoRA adapters,
 ``log_history.jsonl`` with one record per GRPO step, ``result.json``, ``train_settings.json``).
 
@@ -62,7 +62,9 @@ from ..agents.parsing import has_valid_format
 from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..config import Profile
 from ..data.schema import SPECIALTIES
+from ..data.sets import synthetic_split
 from ..runs import Run, resolve_data_root, write_json_atomic
+from .cold_start import build_agents, ensure_cold_start
 
 #: column label of invalid answers in :func:`confusion_matrix`
 INVALID = "(invalid)"
@@ -515,7 +517,6 @@ def training_items(
             folder missing under it.
     """
     from ..agents.pipeline import as_item_list
-    from ..consult import synthetic_split
 
     g = profile.triage_grpo
     syn = (as_item_list(synthetic_split(profile, "train", n=g.n_train_items))
@@ -634,7 +635,7 @@ def train_triage(
     Args:
         profile: the profile (``triage_grpo`` section, ``models``, ``cold_start``, ``image``).
         run: the run folder; its cold start is reused or made
-            (:func:`mmed.consult.ensure_cold_start`).
+            (:func:`mmed.rl.cold_start.ensure_cold_start`).
         seed: seeds the image-only choice, the real items' balancing and the trainer (None →
             profile's); the real split is ``triage.real_split_seed``'s.
         data_root: real-data folder for the real images and ``data.train_benchmarks`` (None →
@@ -655,7 +656,6 @@ def train_triage(
             names them: use another run folder or delete it); ``real_train=True`` without data.
     """
     from ..agents.build import policy_source
-    from ..consult import ensure_cold_start
     from .grpo import grpo_dataset, train_grpo
     from .tensorboard_logs import training_name
 
@@ -1056,7 +1056,6 @@ def downstream_accuracy(
     from ..agents.build import load_runner, sampling_params
     from ..agents.pipeline import run_consultation, summarize
     from ..agents.triage import TriageDoctor
-    from ..consult import build_agents
 
     bad = [d for d in decisions if d not in DOWNSTREAM_DECISIONS]
     if bad:
@@ -1159,7 +1158,7 @@ class TriageStepResult:
 
     @property
     def cold_start(self) -> dict[str, Any] | None:
-        """The cold-start report (:func:`mmed.consult.ensure_cold_start`), None without one."""
+        """The cold-start report (:func:`mmed.rl.cold_start.ensure_cold_start`), None without one."""
         return self.training.cold_start
 
     def report(self) -> dict[str, Any]:
@@ -1251,7 +1250,6 @@ def triage_step(
     import time
 
     from ..agents.pipeline import as_item_list
-    from ..consult import synthetic_split
     from . import replicates as R
 
     t0 = time.perf_counter()
