@@ -1,8 +1,9 @@
 """mmed: a reference implementation of MMedAgent-RL (arXiv 2506.00555, v3).
 
 Subpackages, in the order the data flows (docs/architecture.md#layers, :data:`LAYERS`):
-run folders (:mod:`mmed.runs`) → ``mmed.data`` (schema, loaders, data specs, synthetic set)
-→ profiles (:mod:`mmed.config`, validated against the data's benchmarks) → ``mmed.models``
+run folders and training progress (:mod:`mmed.runs`, :mod:`mmed.progress`) → ``mmed.data``
+(schema, loaders, data specs, synthetic set) → profiles (:mod:`mmed.config`, validated
+against the data's benchmarks) and the worker pool (:mod:`mmed.parallel`) → ``mmed.models``
 (policy models, tiny offline Qwen2.5-VL, LoRA/QLoRA) → ``mmed.agents`` (prompts, parsing,
 stratification, scoring, triage, specialists, attending, pipeline) → ``mmed.rl`` (rewards,
 GRPO, cold start, C-MARL curriculum) → ``mmed.eval`` (metrics tables, ablations,
@@ -20,9 +21,9 @@ __version__ = "0.1.0"
 #: table against this constant and every import of every module (function-level ones too)
 #: against the order.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("mmed/runs.py", "mmed/parallel.py")),
+    ("foundation", ("mmed/runs.py", "mmed/progress.py")),
     ("data", ("mmed/data/",)),
-    ("profiles", ("mmed/config.py",)),
+    ("profiles", ("mmed/config.py", "mmed/parallel.py")),
     ("models", ("mmed/models/",)),
     ("agents", ("mmed/agents/",)),
     ("rl", ("mmed/rl/",)),

@@ -983,25 +983,44 @@ def apply_torch_threads(profile: Profile) -> int:
 
 
 
+#: set by :mod:`mmed.parallel` in each worker process: the cores that worker may use (the
+#: usable cores divided among the workers), what :func:`torch_threads` (None) gives a block
+CORES_PER_PROCESS_ENV = "MMED_CORES_PER_PROCESS"
+
+
+def cores_for_this_process() -> int:
+    """The CPU cores a thread-hungry block of this process may use: ``$MMED_CORES_PER_PROCESS``
+    in a worker process of :mod:`mmed.parallel` (its share of the cores), else the cores this
+    process may run on (``os.sched_getaffinity``; ``os.cpu_count`` elsewhere)."""
+    import os
+
+    share = os.environ.get(CORES_PER_PROCESS_ENV)
+    if share:
+        return max(1, int(share))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def torch_threads(n: Optional[int]) -> Iterator[int]:
-    """Run a block with ``n`` torch CPU threads (None: the machine's cores), then restore the
-    previous count. For steps that run alone and scale with threads — the tiny base's
-    pre-training and the cold starts (measured 1.5x faster on 2 cores than on 1,
-    ``benchmarks/RESULTS.md``) — while GRPO trainings keep the profile's ``torch_threads``
-    (one per worker process).
+    """Run a block with ``n`` torch CPU threads (None: :func:`cores_for_this_process` — the
+    machine's cores, or a worker process's share of them), then restore the previous count.
+    For steps that scale with threads — the tiny base's pre-training and the cold starts
+    (measured 1.5x faster on 2 cores than on 1, ``benchmarks/RESULTS.md``) — while GRPO
+    trainings keep the profile's ``torch_threads``. Two workers that each took every core
+    would run 4 threads on 2 cores, several times slower than one after another.
 
     Raises:
         ValueError: ``n`` < 1.
     """
-    import os
-
     import torch
 
     if n is not None and n < 1:
         raise ValueError(f"torch_threads: need n >= 1 or None, got {n}")
     before = torch.get_num_threads()
-    torch.set_num_threads(n or os.cpu_count() or 1)
+    torch.set_num_threads(n or cores_for_this_process())
     try:
         yield torch.get_num_threads()
     finally:

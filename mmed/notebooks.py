@@ -269,7 +269,10 @@ def filtered_kernel_manager() -> type:
     """jupyter_client's ``AsyncKernelManager`` (what nbclient uses) with the kernel's stdout
     and stderr piped through :class:`NoiseFilter` to this process's; papermill passes it to
     nbclient as ``kernel_manager_class``. Kernels a provisioner other than the local one
-    starts keep their own streams."""
+    starts keep their own streams. The kernel's training bars (:mod:`mmed.progress`) start
+    on the terminal's second line (``$MMED_PROGRESS_POSITION`` = 1 in its environment),
+    under papermill's cell bar, and are live when this process's stderr is a terminal
+    (``$MMED_PROGRESS`` = ``bars``)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.provisioning import LocalProvisioner
 
@@ -279,9 +282,15 @@ def filtered_kernel_manager() -> type:
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             import subprocess
 
+            from .progress import POSITION_ENV, PROGRESS_ENV, live_bars
+
             local = isinstance(self.provisioner, LocalProvisioner)
             if local:
                 kw.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                env = {**(kw.get("env") or os.environ), POSITION_ENV: "1"}
+                if live_bars(sys.stderr):  # the kernel's terminal is our pipe: draw if ours is a terminal
+                    env[PROGRESS_ENV] = "bars"
+                kw["env"] = env
             await super()._async_launch_kernel(kernel_cmd, **kw)
             if local:
                 proc = self.provisioner.process
@@ -362,6 +371,9 @@ def run_notebooks(
     results: list[NotebookResult] = []
     km_class = filtered_kernel_manager()
     total0 = time.perf_counter()
+    from .progress import live_bars
+
+    show = live_bars(sys.stderr)  # papermill's cell bar, on an interactive terminal only
     for i, nb in enumerate(nbs, 1):
         out = out_dir / nb.name
         budget = prof.budgets_min.get(nb.stem[:2])
@@ -374,7 +386,9 @@ def run_notebooks(
                 parameters=params,
                 cwd=str(nb.parent),
                 kernel_name=kernels[nb.stem],
-                progress_bar=False,
+                # papermill's own bar: which cell of which notebook is running
+                progress_bar={"desc": f"{nb.stem}", "position": 0, "leave": False, "file": sys.stderr,
+                              "mininterval": 1.0} if show else False,
                 log_output=False,
                 kernel_manager_class=km_class,
             )

@@ -8,16 +8,22 @@ fresh interpreter per worker: no forked torch/OpenMP state). Each worker first q
 libraries as a notebook's kernel does (:func:`mmed.notebooks.quiet_libraries`) and sets the
 profile's torch threads (:func:`mmed.config.apply_torch_threads`). The number of workers is
 the profile's ``workers`` key (None: the machine's usable cores), at most the number of jobs;
-one worker runs the jobs in this process, one after another.
+one worker runs the jobs in this process, one after another. A worker may use its share of
+the cores (``usable_cores() // workers``): a block that takes every core in one process
+(the pre-training, a cold start: :func:`mmed.config.torch_threads`) takes that share in a
+worker, never more threads than cores.
 
 Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates under a file
 lock; a finished training is reused by the job function itself, so a resumed step trains only
-what is missing. A failing job stops the step: the jobs not yet started are cancelled and a
+what is missing. The workers' trainings report their steps through a queue; this process
+draws one live bar per training (:mod:`mmed.progress`). The pool is kept for the next step
+of the same process (:func:`shutdown_pools` stops it; interpreter exit does). A failing job stops the step: the jobs not yet started are cancelled and a
 ``RuntimeError`` names the failed job with the worker's error.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -41,12 +47,11 @@ class Job:
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count``
-    where the platform lacks it), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPU cores this process may use, at least 1: :func:`mmed.config.cores_for_this_process`
+    (inside a worker process, its share)."""
+    from .config import cores_for_this_process
+
+    return cores_for_this_process()
 
 
 def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
@@ -68,12 +73,19 @@ def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
     return max(1, min(int(n), n_jobs))
 
 
-def _init_worker(torch_threads: int | None) -> None:
-    """A worker's start: quiet the libraries before they are imported (bitsandbytes warns on
-    import), then the profile's torch threads."""
+def _init_worker(torch_threads: int | None, progress_queue: Any = None, cores: int = 1) -> None:
+    """A worker's start: its share of the cores (``cores``, what a block that takes every
+    core gets here: :func:`mmed.config.torch_threads`), quiet the libraries before they are
+    imported (bitsandbytes warns on import), send its trainings' progress to the parent
+    (:mod:`mmed.progress`), then the profile's torch threads."""
+    from .config import CORES_PER_PROCESS_ENV
     from .notebooks import quiet_libraries
 
+    os.environ[CORES_PER_PROCESS_ENV] = str(max(1, cores))
     quiet_libraries()
+    from .progress import set_worker_queue  # after quieting: it imports transformers' trainer
+
+    set_worker_queue(progress_queue)
     if torch_threads is not None:
         import torch
 
@@ -101,26 +113,74 @@ def run_jobs(
         ``[job.fn(*job.args, **job.kwargs) for job in jobs]``.
     Raises:
         RuntimeError: with workers, a job failed — ``"<label> failed: <error type>:
-            <message>"``, chained to the worker's exception; the jobs not yet started are
-            cancelled. In this process (one worker) the job's own exception propagates.
+            <message>"``, chained to the worker's exception; the pool is stopped (the jobs
+            not yet started cancelled, the running ones waited for). In this process (one
+            worker) the job's own exception propagates.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     n = worker_count(profile, len(jobs), workers)
     if log and jobs:
         log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
     if n == 1:
         return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(getattr(profile, "torch_threads", None),)) as pool:
-        futures = [pool.submit(_call, job) for job in jobs]
-        out = []
-        for fut, job in zip(futures, jobs):
-            try:
-                out.append(fut.result())
-            except Exception as e:  # name the job; the pool cancels what has not started
-                for f in futures:
-                    f.cancel()
-                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+    key = _pool_key(n, getattr(profile, "torch_threads", None))
+    pool = _pool(key)
+    futures = [pool.submit(_call, job) for job in jobs]
+    out = []
+    for fut, job in zip(futures, jobs):
+        try:
+            out.append(fut.result())
+        except Exception as e:  # name the job; stop the pool: nothing of this step goes on behind
+            shutdown_pools(key)
+            raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
     return out
+
+
+#: the worker pools of this process, kept between steps (:func:`_pool`): ``{key: (executor, progress queue)}``
+_POOLS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _pool_key(n: int, torch_threads: int | None) -> tuple:
+    from .progress import progress_enabled
+
+    return (n, torch_threads, max(1, usable_cores() // n), progress_enabled())
+
+
+def _pool(key: tuple) -> Any:
+    """The ``ProcessPoolExecutor`` of ``key`` = (workers, torch threads, cores per worker,
+    progress on), started on first use and kept for the next step of this process (a
+    notebook kernel, a test session, a benchmark): a worker's start — a fresh interpreter
+    importing torch, transformers and TRL — costs several seconds, more than a smoke
+    training. Workers keep nothing of a job but imported modules: each job gets its profile
+    and run folder as arguments and seeds its own training."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .progress import board
+
+    entry = _POOLS.get(key)
+    if entry is None:
+        n, threads, cores, progress = key
+        ctx = get_context("spawn")
+        # the workers' trainings report their steps here; this process draws one bar per training
+        queue = ctx.Queue() if progress else None
+        if queue is not None:
+            board().listen(queue)
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(threads, queue, cores))
+        entry = _POOLS[key] = (pool, queue)
+    return entry[0]
+
+
+def shutdown_pools(key: tuple | None = None) -> int:
+    """Stop the kept worker pools (``key``: only that one), cancelling the jobs not started
+    and waiting for the running ones. Returns how many pools were stopped. Called when a
+    job fails and at interpreter exit."""
+    keys = [k for k in list(_POOLS) if key is None or k == key]
+    for k in keys:
+        pool, queue = _POOLS.pop(k)
+        pool.shutdown(wait=True, cancel_futures=True)
+        if queue is not None:
+            queue.put(None)  # ends the board's listener thread
+    return len(keys)
+
+
+atexit.register(shutdown_pools)

@@ -11,6 +11,7 @@ import pytest
 from mmed.config import load_profile
 from mmed.rl import curriculum as C
 from mmed.rl import replicates as R
+from mmed.parallel import shutdown_pools
 from mmed.runs import Run
 
 
@@ -29,6 +30,7 @@ def test_parallel_training_equals_sequential(smoke_attending_cold, tmp_path, cap
     shutil.copytree(smoke_attending_cold, a)
     shutil.copytree(smoke_attending_cold, b)
     seq = R.train_curricula(Run.open(a), prof, [0, 1], 0, [None], "validation", workers=1, log=None)
+    shutdown_pools()  # fresh workers: their output goes to this test's captured streams
     capfd.readouterr()
     par = R.train_curricula(Run.open(b), prof, [0, 1], 0, [None], "validation", workers=2, log=None)
     # the workers quiet their libraries as a notebook kernel does (their output reaches the
@@ -69,6 +71,16 @@ def test_run_jobs_returns_results_in_job_order_and_names_a_failing_job():
     assert run_jobs(jobs, prof, workers=2, log=None) == [32, 9, 7] == run_jobs(jobs, prof, workers=1, log=None)
     with pytest.raises(RuntimeError, match=r"^reading 'x' failed: ValueError: invalid literal for int"):
         run_jobs([Job("two", pow, (2, 1)), Job("reading 'x'", int, ("x",))], prof, workers=2, log=None)
+    # the pool is kept between steps (a worker's start costs seconds) and stopped after a failure
+    import os
+
+    first = set(run_jobs([Job(f"pid {i}", os.getpid) for i in range(4)], prof, workers=2, log=None))
+    again = set(run_jobs([Job(f"pid {i}", os.getpid) for i in range(4)], prof, workers=2, log=None))
+    assert os.getpid() not in first and again <= first and 1 <= len(first) <= 2
+    with pytest.raises(RuntimeError, match="failed"):
+        run_jobs([Job("two", pow, (2, 1)), Job("bad", int, ("x",))], prof, workers=2, log=None)
+    assert not set(run_jobs([Job("pid", os.getpid)] * 2, prof, workers=2, log=None)) & first
+    assert shutdown_pools() >= 1 and shutdown_pools() == 0
     with pytest.raises(ValueError, match="invalid literal"):  # in this process the job's own error propagates
         run_jobs([Job("reading 'x'", int, ("x",))], prof, workers=1, log=None)
     assert worker_count(prof, 3, 8) == 3 and worker_count(prof, 0, None) == 1 and worker_count(prof, 5, 2) == 2
@@ -88,18 +100,36 @@ def _cold_start_files(root):
     return out
 
 
-def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd):
+def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd, monkeypatch):
     """notebook 02's three independent cold starts (triage, attending, image-only reference)
-    trained in two worker processes give the adapters trained one after another here."""
+    trained in two worker processes give the weights trained one after another here with the
+    same thread count (each of 2 workers gets half the cores: MMED_CORES_PER_PROCESS; a
+    different count changes the float sums' order, hence the last bits of the weights)."""
+    from mmed.config import CORES_PER_PROCESS_ENV, cores_for_this_process
     from mmed.rl.cold_start import ensure_cold_starts
+    from mmed.parallel import usable_cores
 
     prof = load_profile("smoke")
-    seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
+    share = max(1, usable_cores() // 2)
+    with monkeypatch.context() as m:
+        m.setenv(CORES_PER_PROCESS_ENV, str(share))
+        assert cores_for_this_process() == share
+        seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
     capfd.readouterr()
     lines = []
+    from mmed.progress import board
+
+    done_before = len(board().finished)
+    shutdown_pools()  # fresh workers: their output goes to this test's captured streams
     par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
     assert lines == ["3 cold starts in 2 worker process(es): attending cold start, attending image-only reference, "
                      "triage cold start"]
+    # each worker's training reported its steps to this process, which drew one bar per training
+    ended = sorted(line.split(":")[0] for line in board().finished[done_before:])
+    assert ended == ["cold_start_attending_image_only_seed0", "cold_start_attending_seed0", "cold_start_triage_seed0"]
+    steps = {line.split(":")[0]: int(line.split(": ")[1].split(" steps")[0]) for line in board().finished[done_before:]}
+    assert steps["cold_start_triage_seed0"] == par["triage"]["steps"] > 0
+    assert steps["cold_start_attending_seed0"] == par["attending"]["steps"] == steps["cold_start_attending_image_only_seed0"]
     assert "Loading weights" not in "".join(capfd.readouterr())
     assert set(seq) == set(par) == {"triage", "attending"}
     assert _cold_start_files(tmp_path / "seq") == _cold_start_files(tmp_path / "par")

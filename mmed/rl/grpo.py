@@ -320,6 +320,8 @@ def train_grpo(
     if resume_from is None and (out_dir / "log_history.jsonl").exists():
         (out_dir / "log_history.jsonl").unlink()  # a fresh start: drop a log with no checkpoint behind it
     tb_dir = out_dir / "tensorboard" if tensorboard_dir is None else Path(tensorboard_dir)
+    from ..progress import progress_callbacks
+
     with tensorboard_logging_dir(tb_dir, fresh=resume_from is None):
         trainer = GRPOTrainer(
             model=model,
@@ -328,7 +330,8 @@ def train_grpo(
             train_dataset=train_dataset,
             processing_class=processor,
             peft_config=None if init_adapters is not None else lora_config(agent_lora(profile, section)),
-            callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks],
+            callbacks=[StepLog(out_dir / "log_history.jsonl", log_tags), *callbacks,
+                       *progress_callbacks(tb_dir.name if tensorboard_dir is not None else f"{agent} GRPO")],
         )
     trainer.remove_callback(PrinterCallback)  # metrics go to log_history.jsonl, not stdout
     if resume_from is not None:

@@ -258,10 +258,12 @@ def _train(model: Any, args: Any, items: Sequence[Any], collator: Any, tensorboa
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback
 
+    from ..progress import progress_callbacks
     from .tensorboard_logs import tensorboard_logging_dir
 
     with tensorboard_logging_dir(tensorboard_dir, fresh=True):
-        trainer = Trainer(model=model, args=args, train_dataset=list(items), data_collator=collator)
+        trainer = Trainer(model=model, args=args, train_dataset=list(items), data_collator=collator,
+                          callbacks=progress_callbacks(Path(tensorboard_dir).name))
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -335,8 +335,12 @@ def _cold_start(
     max_new = profile.sampling.max_new_tokens
     before = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)
     args = SFTConfig(**sft_kwargs(cfg, profile, out_dir / "trainer", seed))
+    from ..progress import progress_callbacks
+
+    name = Path(tensorboard_dir).name if tensorboard_dir is not None else f"{agent} cold start"
     with tensorboard_logging_dir(out_dir / "tensorboard" if tensorboard_dir is None else tensorboard_dir, fresh=True):
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=processor,
+                             callbacks=progress_callbacks(name))
     trainer.remove_callback(PrinterCallback)  # logs go to trainer.state.log_history, not stdout
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
