@@ -251,7 +251,10 @@ class BarBoard:
 
         def loop() -> None:
             while True:
-                ev = queue.get()
+                try:
+                    ev = queue.get()
+                except (EOFError, OSError, ValueError):  # the queue was closed (interpreter exit)
+                    return
                 if ev is None:
                     return
                 self.handle(ev)
