@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("need --steps >= 2, --repeats >= 1 and --gamma > 0")
 
     from mmed.config import apply_torch_threads, load_profile
-    from mmed.consult import ensure_cold_start
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.rl.curriculum import plan_stages, stage_rows, stratified_split
     from mmed.runs import Run
 

@@ -76,7 +76,7 @@ def child(profile_name: str, cold_run: str, work: str, steps: int, threads: int 
 def make_cold_run(profile_name: str, root: Path, seed: int) -> Path:
     """A run folder holding the base model and the triage cold start of ``profile_name``."""
     from mmed.config import apply_torch_threads, load_profile
-    from mmed.consult import ensure_cold_start
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.runs import Run
 
     prof = load_profile(profile_name)

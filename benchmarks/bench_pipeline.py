@@ -23,7 +23,7 @@ from mmed.agents.build import load_runner, PolicySource, sampling_params, specia
 from mmed.agents.pipeline import PanelBank, as_item_list, run_consultation
 from mmed.agents.triage import TriageDoctor
 from mmed.config import load_profile
-from mmed.consult import synthetic_split
+from mmed.data.sets import synthetic_split
 from mmed.models import build_tiny_qwen2_5_vl
 
 

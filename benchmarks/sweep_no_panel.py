@@ -9,7 +9,7 @@ the sweep measures what that costs the panel-reading attending.
 
 For each fraction, in its own run folder under ``--work`` (the profile's tiny base, cached
 as for every run): the attending's cold start exactly as ``make demo`` makes it
-(:func:`mmed.consult.ensure_cold_start`), then greedy answers on
+(:func:`mmed.rl.cold_start.ensure_cold_start`), then greedy answers on
 
 - the synthetic **validation** split (``--n`` items): with the gold specialty's panel (accuracy
   per stratum and overall) and without opinions (accuracy, share of the most frequent answer,
@@ -44,8 +44,8 @@ from mmed.config import STRATA, apply_torch_threads, load_profile  # noqa: E402
 def answer_sets(prof, run, items, seed: int) -> dict:
     """Greedy answers of the run's cold-started attending with and without opinions."""
     from mmed.agents.build import load_runner, policy_source
-    from mmed.consult import panel_opinions_gold
-    from mmed.eval.stratify import agreement_score, majority_vote, panel_answers, stratum
+    from mmed.rl.cold_start import panel_opinions_gold
+    from mmed.agents.stratify import agreement_score, majority_vote, panel_answers, stratum
     from mmed.rl.sft import format_and_accuracy
 
     ops = panel_opinions_gold(prof, items, seed, run)
@@ -72,7 +72,8 @@ def answer_sets(prof, run, items, seed: int) -> dict:
 
 def run_fraction(fraction: float, args: argparse.Namespace) -> dict:
     from mmed.agents.pipeline import as_item_list
-    from mmed.consult import ensure_cold_start, synthetic_split
+    from mmed.data.sets import synthetic_split
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.runs import Run, resolve_data_root
 
     overlay = json.loads(args.overlay) if args.overlay else {}

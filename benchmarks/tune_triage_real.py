@@ -3,7 +3,7 @@
 
 For each named configuration (a profile overlay), in its own run folder under ``--work``:
 the tiny base model, the triage cold start and triage GRPO exactly as notebook 03 makes them
-(:func:`mmed.consult.ensure_cold_start`, :func:`mmed.rl.triage.train_triage`), but with the real
+(:func:`mmed.rl.cold_start.ensure_cold_start`, :func:`mmed.rl.triage.train_triage`), but with the real
 images' ``train`` part split again (:meth:`mmed.rl.triage.RealTriageSet.validation_split`,
 by image, per specialty) into a *fit* part (trained on) and a *validation* part (evaluated).
 The real held-out part is neither trained on nor evaluated here.
@@ -49,7 +49,8 @@ def evaluate_config(name: str, overlay: dict, args: argparse.Namespace) -> dict:
     """Cold start + GRPO of one configuration on the fit part; measures on the validation part."""
     from mmed.agents.pipeline import as_item_list
     from mmed.config import apply_torch_threads, load_profile
-    from mmed.consult import ensure_cold_start, synthetic_split
+    from mmed.data.sets import synthetic_split
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.data.schema import SPECIALTIES
     from mmed.rl import triage as T
     from mmed.runs import Run

@@ -235,7 +235,7 @@ def _path_text(parts: list[Any]) -> str:
 def answer_records(m: Any, path: list[Any] | None = None) -> list[tuple[list[Any], dict[str, Any]]]:
     """Every ``(path, record)`` in a metrics object that holds an answer distribution: a
     dict with numeric ``top_answer_share`` and ``gold_top_share`` (an
-    :func:`mmed.eval.metrics.answer_distribution`, or a table row carrying those columns)."""
+    :func:`mmed.agents.scoring.answer_distribution`, or a table row carrying those columns)."""
     path = path or []
     out: list[tuple[list[Any], dict[str, Any]]] = []
     if isinstance(m, dict):
@@ -254,13 +254,13 @@ def answer_records(m: Any, path: list[Any] | None = None) -> list[tuple[list[Any
 
 def degenerate_in_metrics(m: dict[str, Any], notebook: str, share: float = 0.9) -> list[Degenerate]:
     """The degenerate agents among the answer distributions recorded in one notebook's
-    metrics (:func:`answer_records`; :func:`mmed.eval.metrics.degenerate_answers` decides).
+    metrics (:func:`answer_records`; :func:`mmed.agents.scoring.degenerate_answers` decides).
 
     Seed-replicate rows of the run's own seed (``seed_replicates.table`` rows whose ``seed``
     is the metrics' ``seed``) are skipped: the same evaluation is recorded elsewhere in the
     file; so is notebook 03's ``majority`` block (the majority-class baseline answers one
     specialty by definition). Raises ``ValueError`` for ``share`` outside (0, 1)."""
-    from .eval.metrics import degenerate_answers
+    from .agents.scoring import degenerate_answers
 
     out = []
     for path, rec in answer_records(m):

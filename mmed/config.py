@@ -28,7 +28,6 @@ import functools
 import importlib
 import json
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +35,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Optional, Union
 
 import yaml
+
+from .data.schema import SPECIALTIES
+from .data.specs import (
+    ON_ERROR_CHOICES,
+    benchmark_spec_problem,
+    first_split,
+    parse_benchmark_spec,
+    split_problem,
+)
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -63,7 +71,7 @@ class DataConfig:
     """Which data a profile uses. Real data is added when ``data_root`` is present.
 
     Benchmark entries (``eval_benchmarks``, ``train_benchmarks``) are
-    ``"<name>[:<layout>][@<split>]"`` (:func:`parse_benchmark_spec`): ``name`` one of
+    ``"<name>[:<layout>][@<split>]"`` (:func:`mmed.data.specs.parse_benchmark_spec`): ``name`` one of
     :data:`mmed.data.KNOWN_BENCHMARKS` read from ``<data_root>/<name>``, ``layout`` one of
     that benchmark's layouts (:data:`mmed.data.loaders.LAYOUTS`; omitted = detected from
     the files), ``split`` (evaluation entries only) the split to evaluate instead of
@@ -98,10 +106,10 @@ class DataConfig:
     #: fraction of real triage images held out for evaluation
     triage_heldout_fraction: float = 0.5
     #: row-error policy for the entries of ``eval_benchmarks`` and ``train_benchmarks`` (the
-    #: training pool, evaluations, ``consult``; :func:`row_error_policy`):
+    #: training pool, evaluations, ``consult``; :func:`mmed.data.specs.row_error_policy`):
     #: ``skip`` (leave a bad row out - a missing field, an empty answer, a missing image, text
     #: that is not UTF-8 - count it and report it) or ``raise`` (stop with one line naming
-    #: file, row and field); null = the default of each use (:data:`ON_ERROR_DEFAULTS`: the
+    #: file, row and field); null = the default of each use (:data:`mmed.data.specs.ON_ERROR_DEFAULTS`: the
     #: training pool and evaluations skip; an evaluation that drops rows says so in its
     #: metrics and summary). The command line's ``--on-error`` overrides it.
     on_error: Optional[str] = None
@@ -826,8 +834,6 @@ def _check(profile: Profile, source: str) -> None:
         if st.entropy_target is not None and not (st.entropy_target > 0 and st.entropy_coef > 0):
             raise ProfileError(f"{source}: key 'curriculum.stages[{i}].entropy_target' needs a target > 0 "
                                f"and entropy_coef > 0 (got target {st.entropy_target}, γ {st.entropy_coef})")
-    from .data.schema import SPECIALTIES
-
     if profile.triage.fallback != "random" and profile.triage.fallback not in SPECIALTIES:
         raise ProfileError(f"{source}: key 'triage.fallback' is {profile.triage.fallback!r}, "
                            f"expected 'random' or one of {SPECIALTIES}")
@@ -883,7 +889,7 @@ def _check(profile: Profile, source: str) -> None:
                     problem = split_problem(name, layout, "train")
                 elif split is None and split_problem(name, layout, profile.data.eval_split):
                     problem = (f"it is read on data.eval_split, but {split_problem(name, layout, profile.data.eval_split)}; "
-                               f"name the split in the entry, e.g. {spec + '@' + _first_split(name, layout)!r}")
+                               f"name the split in the entry, e.g. {spec + '@' + first_split(name, layout)!r}")
             if problem:
                 raise ProfileError(f"{source}: key 'data.{key}[{i}]' is {spec!r}: {problem}")
         names = [parse_benchmark_spec(spec)[0] for spec in specs]
@@ -903,136 +909,6 @@ def _check(profile: Profile, source: str) -> None:
     if not 0.0 < profile.data.train_validation_fraction < 1.0:
         raise ProfileError(f"{source}: key 'data.train_validation_fraction' must be in (0, 1), "
                            f"got {profile.data.train_validation_fraction}")
-
-
-_SPLIT_WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-#: row-error policies (``data.on_error``, ``--on-error``, ``load_benchmark(on_error=...)``)
-ON_ERROR_CHOICES: tuple[str, ...] = ("skip", "raise")
-#: the policy of each use when neither the command line, the entry nor ``data.on_error``
-#: names one: ``train`` - the real training pool (:func:`mmed.data.training.training_pool`)
-#: skips, counts and reports a bad row (one broken row of SLAKE's train.json must not stop
-#: a training run); ``eval`` - an evaluation split (``consult``, ``evaluation_sets``, the
-#: training pool's evaluation-image check) skips too, and says so loudly: the count and the
-#: rows go into ``metrics.json`` (``dropped_bad_rows``, ``load_report.skipped``) and into a
-#: ``WARNING`` line printed with the summary. The library call
-#: :func:`mmed.data.load_benchmark` itself raises unless told to skip.
-ON_ERROR_DEFAULTS: dict[str, str] = {"train": "skip", "eval": "skip"}
-
-
-def row_error_policy(data: "DataConfig", entry: str | None, use: str, override: str | None = None) -> tuple[str, str]:
-    """``(policy, where it comes from)`` for reading benchmark ``entry`` (a benchmark entry
-    or ``--data`` spec; None for none) in ``use`` (``"train"`` or ``"eval"``).
-
-    Precedence: ``override`` (the command line's ``--on-error``, a function argument) >
-    ``data.on_error_by_entry[entry]`` (the entry as written) > ``data.on_error_by_entry[name]``
-    (its benchmark name) > ``data.on_error`` > :data:`ON_ERROR_DEFAULTS` ``[use]``. The
-    second value says which (``"--on-error"``, ``"data.on_error_by_entry['slake']"``,
-    ``"data.on_error"``, ``"default for eval"``).
-
-    Raises:
-        ValueError: ``use`` not ``train``/``eval``, or an ``override`` not in
-            :data:`ON_ERROR_CHOICES`.
-    """
-    if use not in ON_ERROR_DEFAULTS:
-        raise ValueError(f"use must be one of {sorted(ON_ERROR_DEFAULTS)}, got {use!r}")
-    if override is not None:
-        if override not in ON_ERROR_CHOICES:
-            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {override!r}")
-        return override, "--on-error"
-    by_entry = data.on_error_by_entry or {}
-    if entry is not None:
-        base = split_benchmark_spec(entry)[0] if isinstance(entry, str) and entry.strip() else str(entry)
-        for key in (entry, base, base.partition(":")[0]):
-            if key in by_entry:
-                return by_entry[key], f"data.on_error_by_entry[{key!r}]"
-    if data.on_error is not None:
-        return data.on_error, "data.on_error"
-    return ON_ERROR_DEFAULTS[use], f"default for {use}"
-
-
-def split_benchmark_spec(spec: str) -> tuple[str, str | None]:
-    """``"<spec>@<split>"`` → ``("<spec>", "<split>")``; a spec without a split suffix →
-    ``(spec, None)``. The one place the ``@<split>`` suffix of a benchmark or ``--data`` spec
-    is read: the text after the last ``@`` is a split when it is a bare word (letters, digits,
-    ``_``), so a path such as ``vqa_rad:/data/a@b/vqa`` keeps its ``@``.
-
-    Raises:
-        ValueError: a spec that is not a non-empty string, or that ends in ``@``.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"empty benchmark spec {spec!r}")
-    head, at, tail = spec.rpartition("@")
-    if not at:
-        return spec, None
-    if not tail:
-        raise ValueError(f"benchmark spec {spec!r} ends in '@'; expected <name>[:<layout>][@<split>]")
-    if head and _SPLIT_WORD.match(tail):
-        return head, tail
-    return spec, None
-
-
-def _first_split(name: str, layout: str | None) -> str:
-    from .data.loaders import SPLITS
-
-    by_layout = SPLITS[name]
-    splits = by_layout[layout] if layout else next(iter(by_layout.values()))
-    return next((s for s in ("test", "validation") if s in splits), splits[0])
-
-
-def split_problem(name: str, layout: str | None, split: str) -> str | None:
-    """What is wrong with reading ``split`` of benchmark ``name`` (in ``layout``, or in any
-    of its layouts when None; :data:`mmed.data.loaders.SPLITS`), or None when it is read."""
-    from .data.loaders import SPLITS
-
-    by_layout = SPLITS[name]
-    known = by_layout[layout] if layout else tuple(dict.fromkeys(s for ss in by_layout.values() for s in ss))
-    if split in known:
-        return None
-    why = " (MMMU's test split has no public answers)" if name == "mmmu_med" and split == "test" else ""
-    where = f"{name}:{layout}" if layout else name
-    return f"no split {split!r} for {where}{why}; known: {', '.join(known)}"
-
-
-def parse_benchmark_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """A ``data.eval_benchmarks`` / ``data.train_benchmarks`` entry
-    ``"<name>[:<layout>][@<split>]"`` → ``(name, layout or None, split or None)``.
-
-    ``name`` is one of :data:`mmed.data.KNOWN_BENCHMARKS` (read from ``<data_root>/<name>``),
-    ``layout`` one of its :data:`mmed.data.loaders.LAYOUTS` (omitted = detected from the
-    files), ``split`` one that layout's loader reads (:data:`mmed.data.loaders.SPLITS`;
-    omitted = ``data.eval_split`` for evaluation entries, ``train`` for training entries),
-    e.g. ``"vqa_rad:mevf"``, ``"mmmu_med:hub@validation"``.
-
-    Raises:
-        ValueError: an unknown benchmark, layout or split (the message quotes the entry).
-    """
-    base, split = split_benchmark_spec(spec)
-    name, sep, layout = base.partition(":")
-    problem = benchmark_spec_problem(spec)
-    if problem:
-        raise ValueError(f"benchmark spec {spec!r}: {problem}")
-    return name, (layout if sep else None), split
-
-
-def benchmark_spec_problem(spec: str) -> str | None:
-    """What is wrong with a ``data.eval_benchmarks`` / ``data.train_benchmarks`` entry
-    (``"<name>[:<layout>][@<split>]"``, see :func:`parse_benchmark_spec`), or None when it
-    is valid."""
-    from .data.loaders import LAYOUTS
-
-    try:
-        base, split = split_benchmark_spec(spec)
-    except ValueError as e:
-        return str(e)
-    name, sep, layout = base.partition(":")
-    if name not in LAYOUTS:
-        return f"unknown benchmark {name!r}; known: {', '.join(LAYOUTS)}"
-    if sep and layout not in LAYOUTS[name]:
-        return f"unknown layout {layout!r} for {name}; known: {', '.join(LAYOUTS[name])}"
-    if split is not None:
-        return split_problem(name, layout if sep else None, split)
-    return None
 
 
 def profile_from_dict(raw: dict[str, Any], source: str = "<dict>", variant: str | None = None) -> Profile:

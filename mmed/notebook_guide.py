@@ -64,7 +64,7 @@ class NotebookNeeds:
 
 #: What each notebook needs, keyed by its two-digit prefix (the key of ``budgets_min``),
 #: from what the notebooks and the library calls they make do: notebooks 03 and 04 reuse
-#: the cold starts notebook 02 trains (``mmed.consult.ensure_cold_start`` trains one the
+#: the cold starts notebook 02 trains (``mmed.rl.cold_start.ensure_cold_start`` trains one the
 #: run lacks); notebook 05 evaluates the weights the run holds
 #: (``mmed.eval.ablations.run_ablations``: a row whose weights are missing is listed as
 #: unavailable); notebook 06 samples the run's latest attending and skips a variant the

@@ -48,7 +48,7 @@ def triage_root(shared_data: Path) -> Path:
 def smoke_cold_run(tmp_path_factory):
     """A smoke run folder whose triage and attending are cold-started (built once per session)."""
     from mmed.config import load_profile
-    from mmed.consult import ensure_cold_start
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.runs import Run
 
     prof = load_profile("smoke")
@@ -63,7 +63,7 @@ def smoke_attending_cold(tmp_path_factory) -> Path:
     """A smoke run folder (seed 0) whose attending only is cold-started, built once per
     session; tests copy it before changing it."""
     from mmed.config import load_profile
-    from mmed.consult import ensure_cold_start
+    from mmed.rl.cold_start import ensure_cold_start
     from mmed.runs import Run
 
     root = tmp_path_factory.mktemp("cmarl") / "cold"

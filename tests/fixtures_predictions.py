@@ -1,7 +1,7 @@
 """Prediction records in the exact pipeline shape, for tests of the disagreement inspector.
 
 Records are built with the pipeline's own record makers (TriageDecision, Opinion,
-AttendingDecision ``.to_record()``, then :func:`mmed.eval.stratify.stratify`) from items of
+AttendingDecision ``.to_record()``, then :func:`mmed.agents.stratify.stratify`) from items of
 ``make_synthetic(7, 0)``; :func:`sample_records` gives the seven cases tests/test_inspector.py
 and tests/test_browser_inspector.py use (one per overrule situation).
 """
@@ -12,7 +12,7 @@ from mmed.agents.attending import AttendingDecision
 from mmed.agents.specialists import Opinion
 from mmed.agents.triage import TriageDecision
 from mmed.data.synthetic import make_synthetic
-from mmed.eval.stratify import stratify
+from mmed.agents.stratify import stratify
 
 SPEC_RAW = "<think>{why}; this points to option {L}.</think>\n<answer>{L}. {opt}</answer>"
 

@@ -12,11 +12,11 @@ import pytest
 
 from mmed.checkers.nb05_06 import check_05
 from mmed.config import load_profile
-from mmed.consult import load_items
+from mmed.data.sets import load_items
 from mmed.eval.ablations import (ABLATION_ROWS, BEST_SPECIALIST_ROW, FOLLOW_MAJORITY_GOLD_ROW, FOLLOW_MAJORITY_ROW, ablation_rows,
                                  answer_columns, domain_averages, markdown_table, member_row_name, no_valid_answer_notes,
                                  run_ablations, single_member, slug, stratum_accuracy)
-from mmed.eval.metrics import accuracy_ci
+from mmed.agents.scoring import accuracy_ci
 from mmed.eval.tts import budget_gains, run_test_time_scaling, sample_stratum_table
 from mmed.viz.figures import (RESULTS_END, RESULTS_START, ablation_claims, redraw, refresh_from_run, results_markdown,
                               triage_gain_claims, update_readme)

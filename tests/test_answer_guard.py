@@ -15,7 +15,8 @@ from mmed.cli import main
 from mmed.config import ProfileError, load_profile
 from mmed.eval.ablations import (answer_columns, chance_level, choose_member, follow_majority, member_accuracies,
                                  seeded_majority, single_member)
-from mmed.eval.metrics import answer_distribution, answer_table, degenerate_answers
+from mmed.agents.scoring import answer_distribution, degenerate_answers
+from mmed.eval.metrics import answer_table
 from mmed.eval.tts import vote_answers
 from mmed.agents.pipeline import decision_answers, summarize
 

@@ -108,7 +108,7 @@ def test_triage_overrides_apply_to_the_triage_cold_start_only():
 
 
 def test_without_panel_empties_a_seeded_share_of_the_panels():
-    from mmed.consult import without_panel
+    from mmed.rl.cold_start import without_panel
 
     ops = [[_op(i % 3), _op(1)] for i in range(40)]
     out = without_panel(ops, 0.25, seed=3)
@@ -123,7 +123,7 @@ def test_without_panel_empties_a_seeded_share_of_the_panels():
 
 
 def test_no_panel_items_get_the_empty_tally_and_gold_answers():
-    from mmed.consult import without_panel
+    from mmed.rl.cold_start import without_panel
 
     items = [_item(i, i % 4) for i in range(8)]
     ops = without_panel([[_op((i + 1) % 4)] * 3 for i in range(8)], 0.5, seed=0)

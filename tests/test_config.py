@@ -82,7 +82,7 @@ def test_triage_fallback_key():
 
 
 def test_benchmark_entries_may_name_their_split():
-    from mmed.config import parse_benchmark_spec
+    from mmed.data.specs import parse_benchmark_spec
 
     assert parse_benchmark_spec("vqa_rad:mevf") == ("vqa_rad", "mevf", None)
     assert parse_benchmark_spec("vqa_rad") == ("vqa_rad", None, None)

@@ -6,7 +6,8 @@ import json
 
 from mmed.agents.build import policy_source
 from mmed.config import load_profile
-from mmed.consult import consult, parse_data_spec
+from mmed.consult import consult
+from mmed.data.specs import parse_data_spec
 from mmed.runs import Run
 
 
@@ -58,7 +59,8 @@ def test_parse_data_spec(tmp_path):
 def test_split_of_a_data_spec(tmp_path):
     import pytest
 
-    from mmed.consult import load_items, resolve_split
+    from mmed.data.sets import load_items
+    from mmed.data.specs import resolve_split
 
     assert resolve_split("synthetic", None) == "test" and resolve_split("synthetic", "train") == "train"
     assert resolve_split("mmmu_med:hub@validation", None) == "validation" == resolve_split("mmmu_med@validation", "validation")
@@ -76,7 +78,7 @@ def test_split_of_a_data_spec(tmp_path):
 def test_evaluation_sets_read_each_entry_on_its_own_split(tmp_path):
     from fixtures_data import MMMU, write_mmmu, write_vqa_rad
 
-    from mmed.consult import evaluation_sets
+    from mmed.data.sets import evaluation_sets
     from mmed.data.splits import item_image_hashes
     from mmed.data.training import evaluation_image_hashes
 
@@ -111,7 +113,7 @@ def test_consult_rejects_an_untrained_variant_instead_of_using_the_cold_start(tm
 def test_load_items_rejects_empty_limits_and_unknown_synthetic_splits():
     import pytest
 
-    from mmed.consult import load_items, synthetic_split
+    from mmed.data.sets import load_items, synthetic_split
 
     prof = load_profile("smoke")
     for bad in (0, -3):
@@ -151,7 +153,7 @@ def test_load_items_reports_what_the_loader_dropped_and_rejects_an_empty_split(t
     import pytest
     from fixtures_data import VQA_RAD_TEST, _rad, write_vqa_rad
 
-    from mmed.consult import load_items, load_items_with_report, load_warning
+    from mmed.data.sets import load_items, load_items_with_report, load_warning
 
     prof = load_profile("smoke")
     # no training rows: no distractor pool, so the closed "What is abnormal?" is kept open

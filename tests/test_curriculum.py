@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from mmed.agents.build import policy_source
 from mmed.config import STRATA, load_profile, profile_from_dict
-from mmed.eval.stratify import agreement_score
+from mmed.agents.stratify import agreement_score
 from mmed.rl import curriculum as C
 from mmed.runs import Run
 

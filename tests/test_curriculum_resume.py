@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mmed.config import PROFILES_DIR, load_profile
-from mmed.consult import ensure_cold_start
+from mmed.rl.cold_start import ensure_cold_start
 from mmed.rl import curriculum as C
 from mmed.rl.grpo import last_checkpoint, read_log
 from mmed.runs import Run, repo_root

@@ -2,7 +2,7 @@
 
 Records are built with the pipeline's own record makers (tests/fixtures_predictions.py:
 TriageDecision, Opinion, AttendingDecision ``.to_record()``, then
-:func:`mmed.eval.stratify.stratify`), written to a
+:func:`mmed.agents.stratify.stratify`), written to a
 ``predictions.jsonl`` with :func:`mmed.agents.pipeline.write_predictions` and read back by
 the inspector. Images: synthetic refs from ``make_synthetic(7, 0)`` and one missing file.
 """

@@ -187,7 +187,8 @@ def _profile(**data):
 
 
 def test_row_error_policy_precedence_and_profile_validation():
-    from mmed.config import ON_ERROR_DEFAULTS, ProfileError, row_error_policy
+    from mmed.config import ProfileError
+    from mmed.data.specs import ON_ERROR_DEFAULTS, row_error_policy
 
     assert ON_ERROR_DEFAULTS == {"train": "skip", "eval": "skip"}
     d = _profile().data
@@ -250,7 +251,8 @@ def test_a_clean_pool_records_the_plan_it_always_did(tmp_path):
 
 
 def test_an_evaluation_that_drops_a_row_says_so_in_metrics_and_summary(tmp_path, capsys):
-    from mmed.consult import consult, load_items_with_report
+    from mmed.consult import consult
+    from mmed.data.sets import load_items_with_report
 
     root = _slake_with_an_empty_answer(tmp_path / "slake")
     prof = _profile()
@@ -299,7 +301,7 @@ def test_cli_on_error(tmp_path, capsys, monkeypatch):
 
 
 def test_evaluation_sets_warn_about_dropped_rows_and_return_the_reports(tmp_path, capsys):
-    from mmed.consult import evaluation_sets
+    from mmed.data.sets import evaluation_sets
 
     root = _slake_with_an_empty_answer(tmp_path / "slake")
     (root / "test.json").write_bytes((root / "train.json").read_bytes())  # evaluate on the split with the bad row

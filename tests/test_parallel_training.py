@@ -106,7 +106,7 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     same thread count (each of 2 workers gets half the cores: MMED_CORES_PER_PROCESS; a
     different count changes the float sums' order, hence the last bits of the weights)."""
     from mmed.config import CORES_PER_PROCESS_ENV, cores_for_this_process
-    from mmed.consult import ensure_cold_starts
+    from mmed.rl.cold_start import ensure_cold_starts
     from mmed.parallel import usable_cores
 
     prof = load_profile("smoke")
@@ -146,7 +146,7 @@ def test_test_time_scaling_samples_in_workers_equal_one_after_another(smoke_torc
     the same samples and curve as in this process."""
     import dataclasses
 
-    from mmed.consult import synthetic_split
+    from mmed.data.sets import synthetic_split
     from mmed.eval.tts import run_test_time_scaling
 
     prof = load_profile("smoke")

@@ -13,7 +13,7 @@ import pytest
 
 from mmed.agents.pipeline import as_item_list
 from mmed.config import STRATA, load_profile
-from mmed.consult import synthetic_split
+from mmed.data.sets import synthetic_split
 from mmed.rl import replicates as R
 from mmed.runs import Run
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmed.agents.specialists import Opinion
-from mmed.eval.stratify import (
+from mmed.agents.stratify import (
     agreement,
     agreement_score,
     majority_vote,

@@ -168,7 +168,8 @@ def test_curriculum_trains_on_real_items_and_records_them(shared_data: Path, tmp
 
 def test_attending_cold_start_mixes_a_share_of_the_pool(shared_data: Path):
     from mmed.agents.pipeline import as_item_list
-    from mmed.consult import attending_cold_start_items, synthetic_split
+    from mmed.data.sets import synthetic_split
+    from mmed.rl.cold_start import attending_cold_start_items
 
     prof = load_profile("smoke", overrides={"data": {"train_benchmarks": ["vqa_rad:mevf"]},
                                             "cold_start": {"n_items": 16, "real_share": 0.25}})

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from mmed.config import load_profile
-from mmed.consult import ensure_cold_start
+from mmed.rl.cold_start import ensure_cold_start
 from mmed.data import SPECIALTIES, TRIAGE_QUESTION
 from mmed.rl import triage as T
 from mmed.rl.grpo import read_log
@@ -293,7 +293,7 @@ def test_evaluate_triage_records_match_the_raw_completions(cold_run):
     from mmed.agents.build import load_runner, policy_source
     from mmed.agents.parsing import has_valid_format, parse_specialty
     from mmed.agents.pipeline import as_item_list
-    from mmed.consult import synthetic_split
+    from mmed.data.sets import synthetic_split
 
     run = Run(cold_run)
     runner = load_runner(SMOKE, policy_source(run, SMOKE, "triage", "sft"), "triage")

@@ -342,7 +342,7 @@ def test_train_triage_command_trains_on_real_and_evaluates_the_heldout_part(shar
 
 def test_triage_accuracy_table_reshapes_the_summaries():
     """rl.triage.triage_accuracy_table: one row per (set, stage) of summaries whose rates
-    come from mmed.eval.metrics.accuracy_ci; a specialty without items has rate None."""
+    come from mmed.agents.scoring.accuracy_ci; a specialty without items has rate None."""
     items = [{"id": str(i), "specialty": s} for i, s in enumerate(["Dermatologist"] * 2 + ["Radiologist"] * 3)]
     summary = {st: {"heldout": T.triage_summary(T.constant_records(items, ans), n_boot=50)}
                for st, ans in (("sft", "Dermatologist"), ("grpo", "Radiologist"))}

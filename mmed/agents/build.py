@@ -143,7 +143,7 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
     if stage == IMAGE_ONLY_STAGE:  # the image-reading reference: cold-started without opinions
         d = run.path("attending", IMAGE_ONLY_STAGE)
         if not _is_model(d):
-            raise FileNotFoundError(f"{d} holds no image-only attending (mmed.consult.ensure_cold_start trains it)")
+            raise FileNotFoundError(f"{d} holds no image-only attending (mmed.rl.cold_start.ensure_cold_start trains it)")
         return PolicySource(str(d), None, IMAGE_ONLY_STAGE)
     if stage == "latest":
         last = latest_stage_dir(run, variant)

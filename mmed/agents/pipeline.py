@@ -9,7 +9,7 @@ docs/architecture.md#predictions::
      triage: {specialty, raw, parsed, valid, fallback, mode},
      panel: [{specialist_id, specialty, backend, model, raw, parsed, valid, abstained,
               error, simulated, cached, usage}],
-     s, stratum, agreement, n_abstained, n_invalid,          # mmed.eval.stratify
+     s, stratum, agreement, n_abstained, n_invalid,          # mmed.agents.stratify
      attending: {raw, parsed, valid, reason, method},
      correct,                                 # closed items: attending.parsed == answer_idx
      open_exact, open_recall,                 # open items only (scored apart)
@@ -37,7 +37,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..data.answers import exact_match, token_recall
 from ..data.schema import COLUMNS
-from ..eval.stratify import majority_vote, stratify, stratum_counts
+from .scoring import accuracy_ci, answer_distribution
+from .stratify import majority_vote, stratify, stratum_counts
 from .attending import AttendingPhysician
 from .specialists import Opinion, Specialist, consult_routed, make_panel
 from .triage import TriageDoctor
@@ -190,7 +191,6 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
     final answers on closed items (:func:`decision_answers`); ``open_scores`` (exact match,
     token recall) when open items were run; ``triage_accuracy`` against the specialty label.
     """
-    from ..eval.metrics import accuracy_ci
 
     closed = [r for r in records if r["answer_type"] == "closed"]
     opened = [r for r in records if r["answer_type"] == "open"]
@@ -234,14 +234,13 @@ def summarize(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int =
 
 
 def decision_answers(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """:func:`mmed.eval.metrics.answer_distribution` of the final answers (``attending``) of
+    """:func:`mmed.agents.scoring.answer_distribution` of the final answers (``attending``) of
     closed prediction records: parsed option (letter) when valid, the raw completion (None
     for a majority vote, which writes no text), gold ``answer_idx``, the item's options.
 
     Raises:
         ValueError: an open record or one without a decision (``attending`` None), naming it.
     """
-    from ..eval.metrics import answer_distribution
 
     for i, r in enumerate(records):
         if r.get("answer_type", "closed") != "closed" or r.get("attending") is None:

@@ -21,7 +21,7 @@
 Every item read is accounted for in :attr:`TrainingPool.info` (per benchmark: read, open
 dropped, removed for an evaluation image, kept) and in one log line per benchmark — nothing
 is lost silently. Bad rows (a missing field, an empty answer, a missing image, text that is
-not UTF-8) follow the profile's row-error policy (:func:`mmed.config.row_error_policy`;
+not UTF-8) follow the profile's row-error policy (:func:`mmed.data.specs.row_error_policy`;
 default for the training pool: skip): a skipped row is counted per benchmark
 (``skipped_bad_rows``), its reason listed in ``info["skipped"]`` and named in the log line;
 under ``raise`` the first bad row stops the pool with its file, row and field. Images are compared by content only: a re-encoded copy of an evaluation
@@ -36,6 +36,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import datasets
+
+from .loaders import load_benchmark
+from .schema import closed_only
+from .specs import benchmark_spec_problem, parse_benchmark_spec, row_error_policy
+from .splits import image_disjoint_split, item_image_hashes
+
 
 @dataclass
 class TrainingPool:
@@ -87,8 +93,7 @@ def _relabel(ds: datasets.Dataset, split: str) -> datasets.Dataset:
 
 def _benchmark_dir(root: Path, spec: str, key: str) -> tuple[str, str | None, str | None, Path]:
     """``(name, layout, split, folder)`` of a ``data.<key>`` entry
-    (:func:`mmed.config.parse_benchmark_spec`); errors name the entry."""
-    from ..config import benchmark_spec_problem, parse_benchmark_spec
+    (:func:`mmed.data.specs.parse_benchmark_spec`); errors name the entry."""
 
     problem = benchmark_spec_problem(spec)
     if problem:
@@ -105,9 +110,9 @@ def evaluation_image_hashes(
 ) -> set[str]:
     """Content hashes of every image in the evaluation split of every
     ``data.eval_benchmarks`` entry — its own ``@<split>``, else ``data.eval_split`` (the
-    split :func:`mmed.consult.evaluation_sets` evaluates) — open questions included, read
+    split :func:`mmed.data.sets.evaluation_sets` evaluates) — open questions included, read
     from ``data_root``. An entry's own split is said in ``notes``, and so are bad rows
-    skipped under the entry's row-error policy (:func:`mmed.config.row_error_policy`, use
+    skipped under the entry's row-error policy (:func:`mmed.data.specs.row_error_policy`, use
     ``eval``; ``on_error`` overrides it): a skipped row is not evaluated, its image not checked.
 
     Raises:
@@ -116,9 +121,6 @@ def evaluation_image_hashes(
         ValueError / DataError: a bad entry or bad files (from :func:`mmed.data.load_benchmark`),
             a bad row under the policy ``raise``.
     """
-    from ..config import row_error_policy
-    from .loaders import load_benchmark
-    from .splits import item_image_hashes
 
     root = Path(data_root)
     out: set[str] = set()
@@ -159,7 +161,7 @@ def training_pool(
         log: one line per benchmark and one summary line (default ``print``).
         on_error: ``"skip"`` / ``"raise"`` for every benchmark read (train entries and the
             evaluation-image check); None = the profile's policy per entry
-            (:func:`mmed.config.row_error_policy`: ``data.on_error_by_entry``,
+            (:func:`mmed.data.specs.row_error_policy`: ``data.on_error_by_entry``,
             ``data.on_error``, else skip).
     Returns:
         a :class:`TrainingPool`.
@@ -171,10 +173,6 @@ def training_pool(
             cannot be read or a split with no rows, under either policy.
         FileNotFoundError: a train or evaluation benchmark folder missing under ``data_root``.
     """
-    from ..config import row_error_policy
-    from .loaders import load_benchmark
-    from .schema import closed_only
-    from .splits import image_disjoint_split, item_image_hashes
 
     log = log or (lambda m: print(m, flush=True))
     specs = list(profile.data.train_benchmarks)

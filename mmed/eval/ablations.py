@@ -24,7 +24,7 @@ C-MARL with an entropy target                   variant ``adaptive_entropy`` (be
 + Easy + Medium + Hard                          curriculum stage 3 adapters (= full system)
 static MDAgents-style baseline                  fixed Radiologist panel, majority vote, no
                                                 attending (ties: the lowest-indexed member's
-                                                answer, :func:`mmed.eval.stratify.majority_vote`)
+                                                answer, :func:`mmed.agents.stratify.majority_vote`)
 follow the panel's majority (trained triage)    the trained triage's routed panel, majority of
                                                 its valid opinions, no attending; ties broken
                                                 by :func:`seeded_majority` (uniform among the
@@ -68,10 +68,12 @@ import pandas as pd
 from ..agents.attending import AttendingPhysician
 from ..agents.build import load_runner, policy_source, sampling_params, specialist_factory, variant_dir_name
 from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_predictions
+from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
+from ..data.sets import load_items
 from ..runs import Run, write_json_atomic
-from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, accuracy_ci, answer_distribution, domain_table, paired_bootstrap_diff
+from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ PANEL_DECISIONS: tuple[str, ...] = ("follow_majority", "best_member")
 
 def answer_columns(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Answer-distribution columns of one row's closed prediction records
-    (:func:`mmed.eval.metrics.answer_distribution` of the final answers, as option letters):
+    (:func:`mmed.agents.scoring.answer_distribution` of the final answers, as option letters):
     ``top_answer``, ``top_answer_share`` (share of all items, invalid ones included),
     ``gold_top_answer``, ``gold_top_share`` (the most frequent gold answer's share on the
     same items), ``n_distinct_completions`` (distinct raw completions; None for decisions
@@ -268,7 +270,6 @@ def validation_sets(profile: Profile) -> dict[str, Any]:
     test) when the profile has synthetic items; benchmarks get none (the evaluated splits
     here — VQA-RAD MEVF test, ... — come with no validation split of their own), so their
     "best single specialist" row is unavailable and each position is reported instead."""
-    from ..consult import load_items
 
     return {"synthetic": load_items(profile, "synthetic", "validation")} if profile.data.synthetic.n_eval > 0 else {}
 
@@ -453,7 +454,7 @@ def _choose_on_validation(ds_name: str, validation_items: dict[str, Any], traine
 
 def stratum_accuracy(records: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Accuracy per evaluation stratum with its bootstrap 95% interval
-    (:func:`mmed.eval.metrics.accuracy_ci` over the stratum's items).
+    (:func:`mmed.agents.scoring.accuracy_ci` over the stratum's items).
 
     Returns:
         ``{"acc_<s>", "lo_<s>", "hi_<s>", "n_<s>"}`` for s in easy, medium, hard; the

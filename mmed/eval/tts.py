@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import bootstrap_mean_ci
+from ..agents.scoring import accuracy_ci, answer_distribution, bootstrap_mean_ci
+from ..rl.cold_start import build_agents
 
 
 def vote(answers: Sequence[int | None]) -> int | None:
@@ -95,14 +96,13 @@ def vote_answers(
     over its first ``allocation[i]`` samples (the samples are i.i.d. draws, so the first N
     are a random subsample of N).
 
-    Returns :func:`mmed.eval.metrics.answer_distribution` of those votes (a vote with no
+    Returns :func:`mmed.agents.scoring.answer_distribution` of those votes (a vote with no
     valid sample is invalid), with ``n_distinct_completions`` / ``top_completion_share``
     counted over every raw sample that took part (``raws[i][:allocation[i]]``; None
     without ``raws``) — so a sampler that writes one string whatever the item shows 1.
     Raises:
         ValueError: mismatched lengths, an allocation outside 1..len(samples[i]).
     """
-    from .metrics import answer_distribution
 
     if not len(samples) == len(gold) == len(allocation) or (raws is not None and len(raws) != len(samples)):
         raise ValueError(f"vote_answers: {len(samples)} sample lists, {len(gold)} gold answers, "
@@ -261,7 +261,6 @@ def _sample_attending(
     process): ``(info, {dataset: (per-item records, raw completions, greedy answers)})``;
     no samples when ``variant`` is not trained in the run (``info`` says so)."""
     from ..agents.pipeline import decision_answers, run_consultation
-    from ..consult import build_agents
     from ..runs import Run
 
     run = Run.open(root)
@@ -330,7 +329,6 @@ def run_test_time_scaling(
 
     from ..agents.pipeline import as_item_list
     from ..parallel import Job, run_jobs
-    from .metrics import accuracy_ci
 
     cfg = profile.tts
     n_samples = n_samples or cfg.n_samples
@@ -354,7 +352,7 @@ def run_test_time_scaling(
     # triage, panel and sampling in each; the same records as one after another). The cold
     # starts they all build on are made here first, once: two workers would train them at
     # the same time into the same folders
-    from ..consult import ensure_cold_starts
+    from ..rl.cold_start import ensure_cold_starts
 
     ensure_cold_starts(run, profile, seed, log=None)
     jobs = [Job(f"test-time scaling samples of attending {label!r}", _sample_attending,
@@ -447,7 +445,7 @@ def tts_step(
 
     Args:
         run / profile / seed / attendings / progress: as :func:`run_test_time_scaling`.
-        datasets_items: ``{dataset: items}``, e.g. :func:`mmed.consult.evaluation_sets`.
+        datasets_items: ``{dataset: items}``, e.g. :func:`mmed.data.sets.evaluation_sets`.
         real_data: whether a real-data folder was present (recorded as ``real_data``).
     Raises:
         as :func:`run_test_time_scaling`.

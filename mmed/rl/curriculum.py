@@ -1,7 +1,7 @@
 """C-MARL: curriculum GRPO for the attending physician (MMedAgent-RL, arXiv 2506.00555 v3, §4).
 
 Every training case is stratified by ``s`` = fraction of the specialist panel that answered
-correctly (:mod:`mmed.eval.stratify`): **easy** (s = 1), **medium** (0 < s < 1), **hard**
+correctly (:mod:`mmed.agents.stratify`): **easy** (s = 1), **medium** (0 < s < 1), **hard**
 (s = 0). GRPO then runs stage by stage — by default Easy → Medium → Hard — with an entropy
 bonus whose coefficient γ grows with difficulty (γ_easy ≈ 0: exploit reliable opinions;
 γ_medium > 0: explore when they conflict; γ_hard ≫ γ_medium: resist a wrong consensus).
@@ -73,8 +73,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
+from ..agents.stratify import majority_vote, panel_answers, stratify
 from ..config import STRATA, Profile, StageConfig, load_profile
+from ..data.sets import synthetic_split
 from ..runs import Run, write_json_atomic
+from .cold_start import build_agents, ensure_cold_start, panel_opinions_gold
 from .grpo import GRPOResult, grpo_dataset, read_log, train_grpo
 
 if TYPE_CHECKING:
@@ -122,7 +126,7 @@ class StratifiedSet:
         opinions: per item, the K panel records (``predictions.jsonl`` ``panel`` entries).
         strata: per item, ``"easy"`` | ``"medium"`` | ``"hard"``.
         s: per item, the fraction of the panel that was right (in [0, 1]).
-        agreement: per item, :func:`mmed.eval.stratify.agreement` of the panel.
+        agreement: per item, :func:`mmed.agents.stratify.agreement` of the panel.
         panel: ``"gold"`` or ``"triage"`` — whose panel stratified the items.
     """
 
@@ -243,8 +247,6 @@ def stratified_split(
             folder missing under it.
     """
     from ..agents.pipeline import as_item_list, run_consultation
-    from ..consult import build_agents, panel_opinions_gold, synthetic_split
-    from ..eval.stratify import stratify
 
     if split not in ("train", *HELDOUT_SPLITS):
         raise ValueError(f"split {split!r} not in {('train', *HELDOUT_SPLITS)}")
@@ -501,7 +503,6 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
     from ..agents.build import PolicySource, load_runner
     from ..agents.generation import SamplingParams
     from ..agents.parsing import has_valid_format
-    from ..eval.stratify import majority_vote, panel_answers
 
     runner = load_runner(profile, PolicySource(base_model, adapters, "heldout"), "attending")
     att = AttendingPhysician(runner, SamplingParams(max_new_tokens=profile.sampling.max_new_tokens, temperature=0.0, seed=seed),
@@ -521,9 +522,8 @@ def heldout_records(profile: Profile, base_model: str, adapters: str | None, hel
 
 def accuracy_by_stratum(records: Sequence[dict[str, Any]], key: str = "correct", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """``{stratum: {acc, lo, hi, n}}`` for every stratum plus ``"all"``, percentile-bootstrap
-    95% intervals (:func:`mmed.eval.metrics.accuracy_ci`); an empty stratum gets NaN, n = 0.
+    95% intervals (:func:`mmed.agents.scoring.accuracy_ci`); an empty stratum gets NaN, n = 0.
     ``key`` names the boolean field scored (``"correct"``, ``"format_valid"``, ...)."""
-    from ..eval.metrics import accuracy_ci
 
     out = {st: accuracy_ci([bool(r[key]) for r in records if r["stratum"] == st], n_boot, seed=seed) for st in STRATA}
     out["all"] = accuracy_ci([bool(r[key]) for r in records], n_boot, seed=seed)
@@ -534,7 +534,7 @@ def shortcut_baselines(records: Sequence[dict[str, Any]], seed: int = 0) -> dict
     """Per-item correctness of the two shortcut policies, aligned with ``records``.
 
     - ``follow_majority``: answer the panel's plurality answer (``majority``; ties → the
-      lowest-indexed member's answer, as :func:`mmed.eval.stratify.majority_vote`); no valid
+      lowest-indexed member's answer, as :func:`mmed.agents.stratify.majority_vote`); no valid
       opinion → wrong.
     - ``contradict_majority``: answer an option other than the majority — the other option on
       yes/no items, a seeded uniform draw among the others when there are more; no valid
@@ -566,11 +566,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
 
 
 def heldout_answers(records: Sequence[dict[str, Any]], key: str | None = None) -> dict[str, Any]:
-    """:func:`mmed.eval.metrics.answer_distribution` of :func:`heldout_records` (option
+    """:func:`mmed.agents.scoring.answer_distribution` of :func:`heldout_records` (option
     letters, invalid counted apart, distinct raw completions), or with ``key`` of another
     per-record answer field holding an option index or None (``"majority"``: the panel's
     plurality answer, no raw text)."""
-    from ..eval.metrics import answer_distribution
 
     if key is None:
         return answer_distribution([r["parsed"] if r["valid"] else None for r in records], [r["raw"] for r in records],
@@ -685,7 +684,6 @@ def train_curriculum(
             evaluation benchmark folder missing under the data root.
     """
     from ..agents.build import base_model_for, describe_specialists, variant_dir_name
-    from ..consult import ensure_cold_start
 
     log = log or (lambda m: print(m, flush=True))
     if heldout_split not in HELDOUT_SPLITS:
@@ -902,7 +900,6 @@ def curriculum_report(
         FileNotFoundError: a variant was not trained (or not measured on ``split``);
         ValueError: systems measured on different items.
     """
-    from ..eval.metrics import accuracy_ci, paired_bootstrap_diff
 
     if not variants:
         raise ValueError("curriculum_report needs at least one variant")
@@ -980,7 +977,6 @@ def curriculum_report(
 def _paired_by_stratum(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
     """Paired bootstrap ``acc(after) - acc(before)`` per stratum and overall (None for an
     empty stratum); records aligned by item."""
-    from ..eval.metrics import paired_bootstrap_diff
 
     out: dict[str, Any] = {}
     for st in (*STRATA, "all"):

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..agents.prompts import attending_messages, templated_completion
+from ..agents.scoring import answer_distribution
 from ..config import Profile, user_cache_dir
 from ..data.schema import item_meta
 from ..runs import write_json_atomic
@@ -188,9 +189,8 @@ def letter_accuracy(model: Any, processor: Any, items: Sequence[Any], style: str
 
     Returns:
         ``{"n", "accuracy", "chance", "by_type": {type: {"n", "accuracy", "chance"}},
-        "answers": mmed.eval.metrics.answer_distribution(...)}``; empty items → n 0, NaNs.
+        "answers": mmed.agents.scoring.answer_distribution(...)}``; empty items → n 0, NaNs.
     """
-    from ..eval.metrics import answer_distribution
 
     if not items:
         return {"n": 0, "accuracy": float("nan"), "chance": float("nan"), "by_type": {}, "answers": {}}

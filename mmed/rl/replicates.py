@@ -23,8 +23,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..agents.scoring import paired_bootstrap_diff
+from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
+from .cold_start import ensure_cold_start
 
 #: cold-start folders copied from the main run into a replicate
 COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"), ("attending", "image_only"))
@@ -204,7 +207,7 @@ def triage_replicates(
 
 def _shares(answers: dict[str, Any] | None) -> dict[str, Any]:
     """``top_answer``, ``top_answer_share`` and ``gold_top_share`` of an
-    :func:`mmed.eval.metrics.answer_distribution` (None each when not recorded)."""
+    :func:`mmed.agents.scoring.answer_distribution` (None each when not recorded)."""
     a = answers or {}
     return {"top_answer": a.get("top_answer"), "top_answer_share": a.get("top_answer_share"),
             "gold_top_share": a.get("gold_top_share")}
@@ -318,7 +321,6 @@ def train_curricula(
     Raises:
         RuntimeError: a job failed — naming its seed and variant, with the worker's error.
     """
-    from ..consult import ensure_cold_start
     from ..parallel import Job, run_jobs
     from . import curriculum as C
 
@@ -418,7 +420,6 @@ def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequen
     if all("panel_answers" in r for r in start):
         other = "validation" if split == "test" else "train"
         sel = C.stratified_split(profile, other, seed, run, n=profile.data.synthetic.n_eval)
-        from ..eval.stratify import panel_answers
 
         k_max = max((len(o) for o in sel.opinions), default=0)
         acc = [sum(1 for it, o in zip(sel.items, sel.opinions) if k < len(o) and panel_answers(o)[k] == it["answer_idx"])
@@ -450,7 +451,6 @@ def curriculum_claims(
     """
     import pandas as pd
 
-    from ..eval.metrics import paired_bootstrap_diff
 
     rows, pooled = [], {}
     nb = profile.eval.bootstrap_samples

@@ -16,7 +16,7 @@ the targets carry that answer, the rest a uniformly drawn valid one; the steps, 
 and the fraction are chosen on validation items by ``benchmarks/calibrate_testbed.py``
 (``benchmarks/RESULTS.md``). Format-valid rate and accuracy are measured before and after
 on held-out items (never on an evaluation split), with the answer distribution
-(:func:`mmed.eval.metrics.answer_distribution`).
+(:func:`mmed.agents.scoring.answer_distribution`).
 
 The training loss (and TRL's other SFT metrics) also go to TensorBoard, ``train/loss`` in the
 folder the caller names (``runs/<id>/tensorboard/cold_start_<agent>_seed<k>``,
@@ -38,6 +38,7 @@ import datasets
 from ..agents.generation import PolicyRunner, SamplingParams
 from ..agents.parsing import has_valid_format, parse_choice, parse_specialty
 from ..agents.prompts import attending_messages, choice_answer_text, templated_completion, triage_messages
+from ..agents.scoring import answer_distribution
 from ..config import Profile
 from ..data.schema import SPECIALTIES, option_letter
 from ..runs import write_json_atomic
@@ -206,7 +207,7 @@ def format_and_accuracy(
     """Greedy completions on ``items``: ``format_valid`` (has_valid_format), ``answer_valid``
     (parser accepted the answer) and ``accuracy`` (invalid = wrong); rates in [0, 1]; and
     ``answers``, the distribution of the parsed answers and distinct completions
-    (:func:`mmed.eval.metrics.answer_distribution`)."""
+    (:func:`mmed.agents.scoring.answer_distribution`)."""
     if not items:
         return {"n": 0, "format_valid": float("nan"), "answer_valid": float("nan"), "accuracy": float("nan")}
     msgs = [agent_messages(agent, it, opinions[i] if opinions else None, style) for i, it in enumerate(items)]
@@ -231,10 +232,9 @@ def format_and_accuracy(
 
 
 def _answers(agent: str, items: Sequence[Any], parsed: Sequence[Any], raws: Sequence[str]) -> dict[str, Any]:
-    """:func:`mmed.eval.metrics.answer_distribution` of a cold-start evaluation (the
+    """:func:`mmed.agents.scoring.answer_distribution` of a cold-start evaluation (the
     degenerate-agent guard, docs/architecture.md#degenerate-agent-guard): specialties for the
     triage doctor, option letters for the attending."""
-    from ..eval.metrics import answer_distribution
 
     if agent == "triage":
         return answer_distribution(parsed, raws, [it["specialty"] for it in items])

@@ -3,7 +3,7 @@
 Training (:func:`train_triage`) is TRL's ``GRPOTrainer`` through :func:`mmed.rl.grpo.train_grpo`
 with the paper's reward R = R_format (0 / 0.5) + R_accuracy (0 / 1, parsed specialty ==
 label; :mod:`mmed.rl.rewards`). It starts from the run's cold-started triage policy
-(``runs/<id>/triage/sft``, made by :func:`mmed.consult.ensure_cold_start` when the run lacks
+(``runs/<id>/triage/sft``, made by :func:`mmed.rl.cold_start.ensure_cold_start` when the run lacks
 it) and writes ``runs/<id>/triage/grpo/`` (``checkpoint-*``, ``final/`` LoRA adapters,
 ``log_history.jsonl`` with one record per GRPO step, ``result.json``, ``train_settings.json``).
 
@@ -36,7 +36,7 @@ Data:
 Evaluation (:func:`evaluate_triage`, :func:`triage_summary`, :func:`confusion_matrix`,
 :func:`paired_gain`, :func:`downstream_accuracy`) is greedy decoding with the triage doctor
 of :mod:`mmed.agents.triage`; an invalid answer counts as wrong (never as its fallback), and
-accuracies carry percentile-bootstrap intervals (:func:`mmed.eval.metrics.accuracy_ci`).
+accuracies carry percentile-bootstrap intervals (:func:`mmed.agents.scoring.accuracy_ci`).
 Beside every evaluation set stands the majority-class baseline (:func:`majority_class`: the
 one answer that is right most often on those very items, e.g. "Radiologist" on the real
 held-out images) and the trained triage's paired margin over it.
@@ -59,9 +59,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..agents.parsing import has_valid_format
+from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..config import Profile
 from ..data.schema import SPECIALTIES
+from ..data.sets import synthetic_split
 from ..runs import Run, resolve_data_root, write_json_atomic
+from .cold_start import build_agents, ensure_cold_start
 
 #: column label of invalid answers in :func:`confusion_matrix`
 INVALID = "(invalid)"
@@ -514,7 +517,6 @@ def training_items(
             folder missing under it.
     """
     from ..agents.pipeline import as_item_list
-    from ..consult import synthetic_split
 
     g = profile.triage_grpo
     syn = (as_item_list(synthetic_split(profile, "train", n=g.n_train_items))
@@ -633,7 +635,7 @@ def train_triage(
     Args:
         profile: the profile (``triage_grpo`` section, ``models``, ``cold_start``, ``image``).
         run: the run folder; its cold start is reused or made
-            (:func:`mmed.consult.ensure_cold_start`).
+            (:func:`mmed.rl.cold_start.ensure_cold_start`).
         seed: seeds the image-only choice, the real items' balancing and the trainer (None →
             profile's); the real split is ``triage.real_split_seed``'s.
         data_root: real-data folder for the real images and ``data.train_benchmarks`` (None →
@@ -654,7 +656,6 @@ def train_triage(
             names them: use another run folder or delete it); ``real_train=True`` without data.
     """
     from ..agents.build import policy_source
-    from ..consult import ensure_cold_start
     from .grpo import grpo_dataset, train_grpo
     from .tensorboard_logs import training_name
 
@@ -753,7 +754,7 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
 
     Returns:
         ``{"n", "accuracy", "format_valid", "answer_valid", "by_specialty", "without_items",
-        "answers"}`` (``answers``: :func:`mmed.eval.metrics.answer_distribution` of the parsed
+        "answers"}`` (``answers``: :func:`mmed.agents.scoring.answer_distribution` of the parsed
         specialties, invalid answers counted apart);
         each rate is ``{acc, lo, hi, n}`` (bootstrap interval at ``confidence``);
         ``by_specialty`` lists all seven specialties, those without items with ``n = 0``
@@ -763,7 +764,6 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
     """
     if not records:
         raise ValueError("triage_summary: no records")
-    from ..eval.metrics import accuracy_ci
 
     out: dict[str, Any] = {"n": len(records)}
     for key in ("correct", "format_valid", "answer_valid"):
@@ -780,7 +780,6 @@ def triage_summary(records: Sequence[dict[str, Any]], n_boot: int = 1000, confid
     out["by_specialty"] = by
     out["without_items"] = [s for s in SPECIALTIES if by[s]["n"] == 0]
     # docs/architecture.md#degenerate-agent-guard: which specialties the policy answered, next to the gold ones
-    from ..eval.metrics import answer_distribution
 
     out["answers"] = answer_distribution([r["parsed"] if r["answer_valid"] else None for r in records],
                                          [r["raw"] for r in records], [r["specialty"] for r in records])
@@ -814,12 +813,11 @@ def confusion_matrix(records: Sequence[dict[str, Any]], specialties: Sequence[st
 def paired_gain(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], n_boot: int = 1000,
                 confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
     """Accuracy gain ``after − before`` on the same items with a paired bootstrap interval
-    (:func:`mmed.eval.metrics.paired_bootstrap_diff`).
+    (:func:`mmed.agents.scoring.paired_bootstrap_diff`).
 
     Raises:
         ValueError: the two record lists are not over the same item ids in the same order.
     """
-    from ..eval.metrics import paired_bootstrap_diff
 
     ids_a, ids_b = [r["id"] for r in after], [r["id"] for r in before]
     if ids_a != ids_b:
@@ -838,7 +836,7 @@ def triage_accuracy_table(summary: dict[str, dict[str, Any]]) -> Any:
     set) with ``n``, ``accuracy`` and its ``lo``/``hi``, ``format_valid``, ``answer_valid``.
 
     A reshaping of summaries already computed (their intervals come from
-    :func:`mmed.eval.metrics.accuracy_ci`), not a second accuracy table: the accuracy of
+    :func:`mmed.agents.scoring.accuracy_ci`), not a second accuracy table: the accuracy of
     prediction records grouped by fields is :func:`mmed.eval.metrics.accuracy_table`."""
     import pandas as pd
 
@@ -1058,8 +1056,6 @@ def downstream_accuracy(
     from ..agents.build import load_runner, sampling_params
     from ..agents.pipeline import run_consultation, summarize
     from ..agents.triage import TriageDoctor
-    from ..consult import build_agents
-    from ..eval.metrics import paired_bootstrap_diff
 
     bad = [d for d in decisions if d not in DOWNSTREAM_DECISIONS]
     if bad:
@@ -1162,7 +1158,7 @@ class TriageStepResult:
 
     @property
     def cold_start(self) -> dict[str, Any] | None:
-        """The cold-start report (:func:`mmed.consult.ensure_cold_start`), None without one."""
+        """The cold-start report (:func:`mmed.rl.cold_start.ensure_cold_start`), None without one."""
         return self.training.cold_start
 
     def report(self) -> dict[str, Any]:
@@ -1254,7 +1250,6 @@ def triage_step(
     import time
 
     from ..agents.pipeline import as_item_list
-    from ..consult import synthetic_split
     from . import replicates as R
 
     t0 = time.perf_counter()

@@ -42,7 +42,7 @@ that is not the gold one; ``unscored`` — no attending (``decision="none"``) or
 question (``correct is None``).
 
 **Overruling** (:data:`OVERRULE_STATUSES`). The panel's vote is
-:func:`mmed.eval.stratify.majority_vote` over the members' valid answers (abstentions and
+:func:`mmed.agents.stratify.majority_vote` over the members' valid answers (abstentions and
 invalid answers are ignored) with ``tie_rule="abstain"``: a tie between the most frequent
 answers is *no* panel vote, since following or overruling a tie is not defined. The vote
 is a plurality of the *valid* answers — a lone valid answer among abstentions is the
@@ -85,7 +85,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..eval.stratify import AGREEMENT_LEVELS, majority_vote
+from ..agents.stratify import AGREEMENT_LEVELS, majority_vote
 
 #: Filters, in the order the widget shows them. ``specialty`` is the item's label,
 #: ``triage`` the specialty the triage doctor sent the case to (after any fallback).

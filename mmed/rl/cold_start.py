@@ -1,0 +1,276 @@
+"""Cold starts and the agents of a run built on them (docs/architecture.md#base-model-and-cold-start).
+
+:func:`ensure_cold_start` cold-starts one agent into ``runs/<id>/<agent>/sft`` (a short TRL
+``SFTTrainer`` run, :func:`mmed.rl.sft.cold_start`) unless the run holds it;
+:func:`ensure_cold_starts` runs the independent ones in worker processes;
+:func:`ensure_image_only_attending` trains the attending's image-only reference.
+:func:`build_agents` assembles the triage doctor, the panel and the attending of a run from
+the weights it holds, cold-starting them first when it lacks them: the consultation
+(``mmed.consult``), the triage's downstream check, the curriculum's strata and test-time
+scaling all build their agents here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..agents.attending import AttendingPhysician
+from ..agents.build import (
+    base_model_for,
+    describe_specialists,
+    load_runner,
+    policy_source,
+    sampling_params,
+    specialist_factory,
+)
+from ..agents.pipeline import PanelBank, as_item_list, run_consultation
+from ..agents.triage import TriageDoctor
+from ..config import Profile
+from ..data.sets import synthetic_split
+from ..parallel import Job, run_jobs
+from ..runs import Run, resolve_data_root, write_json_atomic
+from .sft import cold_start, load_cold_start_report
+from .tensorboard_logs import training_name
+
+
+def panel_opinions_gold(profile: Profile, items: Sequence[dict], seed: int, run: Run | None = None) -> list[list[Any]]:
+    """Opinions of the panel of each item's gold specialty (training strata, cold start)."""
+    bank = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
+    recs = run_consultation(items, TriageDoctor(mode="gold"), bank, decision="none", progress=False)
+    return [r["panel"] for r in recs]
+
+
+def without_panel(opinions: Sequence[Sequence[Any]], fraction: float, seed: int) -> list[list[Any]]:
+    """``opinions`` with exactly ``round(fraction * n)`` of the ``n`` panels (a choice seeded
+    by ``seed``) replaced by empty lists: the attending's cold-start items shown without
+    opinions (``cold_start.no_panel_fraction``). The others are kept as given.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1].
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"no-panel fraction must be in [0, 1], got {fraction}")
+    n = len(opinions)
+    drop = set(random.Random(f"no_panel:{seed}").sample(range(n), round(fraction * n)))
+    return [[] if i in drop else list(ops) for i, ops in enumerate(opinions)]
+
+
+def attending_cold_start_items(
+    profile: Profile, synthetic: Sequence[dict], seed: int, data_root: str | Path | None = None,
+) -> tuple[list[dict], dict[str, Any] | None]:
+    """The attending's cold-start items: ``cold_start.n_items`` in all, of which at most
+    ``cold_start.real_share`` are the real training pool's ``train`` items
+    (:func:`mmed.rl.curriculum.attending_pool` of ``data.cold_start_benchmarks``, else
+    ``data.train_benchmarks``: minus every evaluation image; a seeded sample when there are
+    more) and the rest the first synthetic ones, in a seeded shuffled order. Without
+    ``real_share``, those benchmarks or a data root: the synthetic items as given and None.
+
+    Returns:
+        ``(items, info)``; info = ``{"n", "n_synthetic", "n_real", "n_real_available",
+        "benchmarks"}`` or None (synthetic only).
+    """
+    share = profile.cold_start.real_share
+    benchmarks = list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)
+    if share <= 0 or not benchmarks:
+        return list(synthetic), None
+    from .curriculum import attending_pool  # here: mmed.rl.curriculum imports this module
+
+    pool = attending_pool(dataclasses.replace(profile, data=dataclasses.replace(profile.data, train_benchmarks=benchmarks)),
+                          data_root, seed, log=lambda m: print(m, file=sys.stderr, flush=True))  # stdout: a command's JSON
+    if pool is None:
+        return list(synthetic), None
+    n = profile.cold_start.n_items
+    real = as_item_list(pool.train)
+    k = min(len(real), int(share * n))
+    real = random.Random(f"attending_cold_start_real:{seed}").sample(real, k)
+    items = list(synthetic[: n - k]) + real
+    random.Random(f"attending_cold_start_items:{seed}").shuffle(items)
+    return items, {"n": len(items), "n_synthetic": len(items) - k, "n_real": k, "n_real_available": len(pool.train),
+                   "benchmarks": benchmarks}
+
+
+def ensure_cold_start(
+    run: Run, profile: Profile, agent: str, seed: int, data_root: str | Path | None = None, real: Any = None,
+    with_image_only: bool = True,
+) -> dict[str, Any] | None:
+    """Cold-start ``agent`` into ``runs/<id>/<agent>/sft`` unless the run already holds it.
+
+    Uses the profile's synthetic ``train`` split (first ``cold_start.n_items``) and 64
+    ``validation`` items to measure before/after. The triage doctor with
+    ``triage.real_train`` also trains on the real triage images' train part when real data
+    is present (:func:`mmed.rl.triage.cold_start_items`; ``real`` an already loaded
+    :func:`mmed.rl.triage.load_real_triage` result, else read from ``data_root``, None →
+    ``../shared/data`` when present); the report's ``training_data`` says what it trained
+    on. The attending's items may mix in the real training pool
+    (:func:`attending_cold_start_items`, ``cold_start.real_share``) and a share of them are
+    shown without opinions (:func:`without_panel`, ``cold_start.no_panel_fraction``).
+    For the attending it also trains, when ``cold_start.image_only`` is set and
+    ``with_image_only``, the image-only reference ``attending/image_only``
+    (:func:`ensure_image_only_attending`; :func:`ensure_cold_starts` trains it in a worker of
+    its own). Returns the report of ``<agent>/sft``, or None when the profile disables the
+    cold start.
+    """
+    if not profile.cold_start.enabled:
+        return None
+    out = run.path(agent, "sft")
+    rep = load_cold_start_report(out)
+    built = None  # the attending's (train, held) items, reused by the image-only reference
+    if rep is None:
+        base = base_model_for(run, profile, agent)
+        train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+        data_info = None
+        if agent == "triage":
+            from .triage import cold_start_items  # here: mmed.rl.triage imports this module
+
+            train, data_info = cold_start_items(profile, train, seed, data_root=data_root, real=real)
+        else:
+            train, data_info = attending_cold_start_items(profile, train, seed, data_root)
+        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+        built = (train, held)
+        tr_ops = panel_opinions_gold(profile, train, seed, run) if agent == "attending" else None
+        if tr_ops is not None:
+            tr_ops = without_panel(tr_ops, profile.cold_start.no_panel_fraction, seed)
+        he_ops = panel_opinions_gold(profile, held, seed, run) if agent == "attending" else None
+        with run.step(f"cold_start/{agent}"):
+            rep = cold_start(agent, base, train, held, profile, out, tr_ops, he_ops, seed=seed,
+                             tensorboard_dir=run.tensorboard_dir(training_name(f"cold_start_{agent}", seed)))
+        if data_info is not None:
+            rep = {**rep, "training_data": data_info}
+            write_json_atomic(out / "cold_start.json", rep)
+        run.add_artifact(f"{agent}/sft", out)
+    if agent == "attending" and profile.cold_start.image_only and with_image_only:
+        ensure_image_only_attending(run, profile, seed, data_root, items=built if agent == "attending" else None)
+    return rep
+
+
+def _cold_start_job(root: str, profile: Profile, agent: str, seed: int, data_root: str | None) -> None:
+    """One cold start in a worker process (:func:`ensure_cold_starts`)."""
+    run = Run.open(root)
+    if agent == "attending_image_only":
+        ensure_image_only_attending(run, profile, seed, data_root)
+    else:
+        ensure_cold_start(run, profile, agent, seed, data_root, with_image_only=False)
+
+
+def ensure_cold_starts(
+    run: Run, profile: Profile, seed: int, agents: Sequence[str] = ("triage", "attending"),
+    data_root: str | Path | None = None, workers: int | None = None, log: Any = print,
+) -> dict[str, dict[str, Any] | None]:
+    """Every cold start of ``agents`` — and the attending's image-only reference when
+    ``cold_start.image_only`` is set — made at once, in parallel worker processes
+    (:func:`mmed.parallel.run_jobs`), unless the run already holds them: the trainings are
+    independent (each reads the same base model and draws its own seeded items), so the
+    results are those of :func:`ensure_cold_start` one after another. The base model is made
+    (or read from its cache) first, here. Longest training first: the attending's, its
+    image-only reference, then the triage's.
+
+    Args:
+        agents: a subset of ``("triage", "attending")``, or one of them as a string.
+        data_root: real-data folder (None → ``../shared/data`` when present).
+        workers: processes (None → the profile's ``workers``, else the usable cores); 1 trains
+            here, one after another.
+        log: the one line naming the jobs (None: silent).
+    Returns:
+        ``{agent: report}`` as :func:`ensure_cold_start` returns it.
+    Raises:
+        ValueError: an unknown agent.
+        RuntimeError: a worker's training failed (the message names it).
+    """
+    agents = (agents,) if isinstance(agents, str) else tuple(agents)
+    bad = [a for a in agents if a not in ("triage", "attending")]
+    if bad:
+        raise ValueError(f"unknown agent(s) {bad}: expected 'triage' and/or 'attending'")
+    if not profile.cold_start.enabled:
+        return {a: None for a in agents}
+    for agent in agents:
+        base_model_for(run, profile, agent)  # the pretrained base, made once, before the workers read it
+    root = resolve_data_root(data_root)
+    missing = []
+    if "attending" in agents:
+        missing.append(("attending", run.path("attending", "sft")))
+        if profile.cold_start.image_only:
+            missing.append(("attending_image_only", run.path("attending", "image_only")))
+    if "triage" in agents:
+        missing.append(("triage", run.path("triage", "sft")))
+    labels = {"triage": "triage cold start", "attending": "attending cold start",
+              "attending_image_only": "attending image-only reference"}
+    jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
+            for a, out in missing if load_cold_start_report(out) is None]
+    run_jobs(jobs, profile, workers, log=log, what="cold starts")
+    return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
+
+
+def ensure_image_only_attending(
+    run: Run, profile: Profile, seed: int, data_root: str | Path | None = None,
+    items: tuple[list[dict], list[dict]] | None = None,
+) -> dict[str, Any]:
+    """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
+    unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
+    attending's cold-start items (:func:`attending_cold_start_items`: synthetic ``train``
+    items, plus the real share when the profile has one) with *empty* panels (prompt "(no
+    specialist opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
+    ablation table: what the attending can read from the image alone. ``items``: the
+    ``(train, held-out)`` items the attending's cold start just built for ``seed`` (saves
+    reading the real pool and drawing the synthetic set again); None builds them. Returns its report."""
+    out = run.path("attending", "image_only")
+    rep = load_cold_start_report(out)
+    if rep is not None:
+        return rep
+    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(profile.cold_start, target="gold", label_fraction=1.0))
+    base = base_model_for(run, profile, "attending")
+    if items is None:
+        train, _ = attending_cold_start_items(
+            profile, as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items)), seed, data_root)
+        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+    else:
+        train, held = items
+    with run.step("cold_start/attending_image_only"):
+        rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed,
+                         tensorboard_dir=run.tensorboard_dir(training_name("cold_start_attending_image_only", seed)))
+    run.add_artifact("attending/image_only", out)
+    return rep
+
+
+def build_agents(
+    run: Run,
+    profile: Profile,
+    seed: int,
+    triage_mode: str = "model",
+    fixed_specialty: str | None = None,
+    triage_stage: str = "latest",
+    attending_stage: str = "latest",
+    variant: str | None = None,
+    need_attending: bool = True,
+) -> tuple[TriageDoctor, PanelBank, AttendingPhysician | None, dict[str, Any]]:
+    """Triage doctor, panel bank and attending for a run, with what they are made of.
+
+    Cold starts are run first when the profile has them and the run lacks them. In
+    ``"model"`` mode an invalid triage answer goes to ``profile.triage.fallback``.
+    Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used
+    (and, in ``"model"`` mode, the triage fallback).
+    """
+    info: dict[str, Any] = {"specialists": describe_specialists(profile)}
+    style = profile.sampling.prompt_style
+    sp = sampling_params(profile, seed)
+    if triage_mode == "model":
+        ensure_cold_start(run, profile, "triage", seed)
+        src = policy_source(run, profile, "triage", triage_stage)
+        info["triage"] = asdict(src) | {"fallback": profile.triage.fallback}
+        triage = TriageDoctor(load_runner(profile, src, "triage"), "model", fallback=profile.triage.fallback, seed=seed,
+                              sampling=sp, style=style)
+    else:
+        info["triage"] = {"mode": triage_mode, "fixed_specialty": fixed_specialty}
+        triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
+    attending = None
+    if need_attending:
+        ensure_cold_start(run, profile, "attending", seed)
+        src = policy_source(run, profile, "attending", attending_stage, variant=variant)
+        info["attending"] = asdict(src)
+        attending = AttendingPhysician(load_runner(profile, src, "attending"), sp, style=style)
+    panels = PanelBank(specialist_factory(profile, seed, run=run), profile.specialists.panel_size)
+    return triage, panels, attending, info
