@@ -49,7 +49,7 @@ def main() -> None:
     os.environ.setdefault("MMED_PROGRESS", "0")  # no bars in the timed output
     from mmed.config import apply_torch_threads, load_profile
     from mmed.rl.cold_start import ensure_cold_start
-    from mmed.notebooks import quiet_libraries
+    from mmed.quiet import quiet_libraries
     from mmed.parallel import usable_cores
     from mmed.rl.replicates import train_curricula
     from mmed.runs import Run

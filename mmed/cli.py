@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     # bitsandbytes warns on import that an optional CPU kernel package cannot be fetched
-    # (offline); its fallback is correct (mmed.notebooks.quiet_libraries, the same for kernels)
+    # (offline); its fallback is correct (mmed.quiet.quiet_libraries, the same for kernels)
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     logging.getLogger("kernels").setLevel(logging.ERROR)
     parser = build_parser()

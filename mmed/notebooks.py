@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 # the requirement line each notebook opens with (re-exported: NotebookContext.requirements)
 from .notebook_guide import NOTEBOOK_NEEDS, NotebookNeeds, notebook_needs, notebook_requirements  # noqa: F401
+from .quiet import quiet_libraries  # noqa: F401  (notebooks and tests call it from here too)
 from .runs import Run, repo_root, resolve_path, write_json_atomic
 
 #: Parameters every notebook declares (docs/architecture.md#notebooks-and-their-parameters).
@@ -433,32 +434,6 @@ def notebook_parameters_cell(path: str | os.PathLike[str]) -> tuple[int, str] | 
 def resolve_notebook_run_dir(run_dir: str | None, profile: str) -> Path:
     """Notebook helper: ``run_dir`` parameter → absolute path (None → ``runs/<profile>``)."""
     return resolve_path(run_dir if run_dir is not None else Path("runs") / profile)
-
-
-def quiet_libraries() -> None:
-    """Keep notebook outputs readable: transformers/datasets progress bars and info logs
-    off, the library deprecation warnings that do not concern the reader silenced. Also run
-    in the worker processes that train for a notebook (:mod:`mmed.rl.replicates`)."""
-    import logging
-    import warnings
-
-    import datasets
-    import transformers
-
-    # bitsandbytes warns on import that an optional CPU kernel package is missing (and
-    # kernels/_internals/hf_hub.py that it cannot check its publisher offline); the fallback
-    # it uses instead is correct, and 4-bit is only used in the QLoRA test.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    logging.getLogger("kernels").setLevel(logging.ERROR)
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    # library-internal deprecations, e.g. TRL (trl/models/utils.py) and PEFT (peft_model.py)
-    # reading transformers' deprecated ``is_gradient_checkpointing``; our own trainer
-    # arguments use the current names (mmed.rl.grpo.checkpointing_key)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @dataclass

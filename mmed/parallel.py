@@ -5,7 +5,7 @@ attending's image-only reference (notebook 02), the triage GRPO of every seed (n
 every (seed, variant) curriculum (notebook 04) — hands them to :func:`run_jobs`, which runs
 them in a ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method (a
 fresh interpreter per worker: no forked torch/OpenMP state). Each worker first quiets its
-libraries as a notebook's kernel does (:func:`mmed.notebooks.quiet_libraries`) and sets the
+libraries as a notebook's kernel does (:func:`mmed.quiet.quiet_libraries`) and sets the
 profile's torch threads (:func:`mmed.config.apply_torch_threads`). The number of workers is
 the profile's ``workers`` key (None: the machine's usable cores), at most the number of jobs;
 one worker runs the jobs in this process, one after another. A worker may use its share of
@@ -79,7 +79,7 @@ def _init_worker(torch_threads: int | None, progress_queue: Any = None, cores: i
     imported (bitsandbytes warns on import), send its trainings' progress to the parent
     (:mod:`mmed.progress`), then the profile's torch threads."""
     from .config import CORES_PER_PROCESS_ENV
-    from .notebooks import quiet_libraries
+    from .quiet import quiet_libraries
 
     os.environ[CORES_PER_PROCESS_ENV] = str(max(1, cores))
     quiet_libraries()

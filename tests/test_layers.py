@@ -24,7 +24,6 @@ PAGE = ROOT / "docs" / "architecture.md"
 #: they go: the test fails on a new one and on one that is gone but still listed.
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
     ("mmed.agents.build", "mmed.rl.pretrain"),
-    ("mmed.parallel", "mmed.notebooks"),
 }
 
 
