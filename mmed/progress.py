@@ -41,12 +41,8 @@ PROGRESS_ENV = "MMED_PROGRESS"
 #: the environment variable with the terminal line of the first bar (0: the cursor's line);
 #: the notebook runner sets 1 for its kernels, whose bars then sit under its own cell bar
 POSITION_ENV = "MMED_PROGRESS_POSITION"
-#: the logged metrics shown beside a bar, in order: (short name, keys tried in turn)
-POSTFIX_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("reward", ("reward",)),
-    ("entropy", ("entropy",)),
-    ("loss", ("loss",)),
-)
+#: the logged metrics shown beside a bar, in order (the trainer's log keys)
+POSTFIX_KEYS: tuple[str, ...] = ("reward", "entropy", "loss")
 
 _QUEUE: Any = None  # a worker's queue to its parent's BarBoard (set by the pool's initializer)
 _BOARD: "BarBoard | None" = None  # this process's board, made on first use
@@ -111,12 +107,10 @@ class TrainingProgress(TrainerCallback):
         self._send("begin", state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        for short, keys in POSTFIX_KEYS:
-            for k in keys:
-                v = (logs or {}).get(k)
-                if isinstance(v, (int, float)):
-                    self.postfix[short] = float(v)
-                    break
+        for k in POSTFIX_KEYS:
+            v = (logs or {}).get(k)
+            if isinstance(v, (int, float)):
+                self.postfix[k] = float(v)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
         self._send("step", state)
