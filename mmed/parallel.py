@@ -74,13 +74,19 @@ def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
 
 
 def _init_worker(torch_threads: int | None, progress_queue: Any = None, cores: int = 1) -> None:
-    """A worker's start: its share of the cores (``cores``, what a block that takes every
+    """A worker's start: Ctrl-C ignored (the parent stops the pool), its share of the cores (``cores``, what a block that takes every
     core gets here: :func:`mmed.config.torch_threads`), quiet the libraries before they are
     imported (bitsandbytes warns on import), send its trainings' progress to the parent
     (:mod:`mmed.progress`), then the profile's torch threads."""
     from .config import CORES_PER_PROCESS_ENV
     from .quiet import quiet_libraries
 
+    import signal
+
+    # Ctrl-C (and a notebook kernel's interrupt or shutdown, sent to its process group) is
+    # the parent's to handle: it stops the pool (run_jobs); an idle kept worker would
+    # otherwise print a KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ[CORES_PER_PROCESS_ENV] = str(max(1, cores))
     quiet_libraries()
     from .progress import set_worker_queue  # after quieting: it imports transformers' trainer
@@ -127,7 +133,11 @@ def run_jobs(
     from concurrent.futures import FIRST_EXCEPTION, wait
 
     futures = [pool.submit(_call, job) for job in jobs]
-    done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
+    except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
+        shutdown_pools(key, kill=True)
+        raise
     for fut, job in zip(futures, jobs):
         if fut in done and fut.exception() is not None:
             e = fut.exception()
