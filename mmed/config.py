@@ -356,6 +356,19 @@ class AgentColdStart:
     label_fraction: Optional[float] = None
 
 
+@dataclass
+class ImageOnlyReal:
+    """The image-only reference of the real datasets (``cold_start.image_only_real``;
+    :func:`mmed.rl.cold_start.ensure_image_only_attending`): gold answers, no opinions."""
+
+    #: at most this share of its ``cold_start.n_items`` items are the real cold-start pool's
+    #: ``train`` items, the rest synthetic (as ``cold_start.real_share`` does for the attending); in (0, 1]
+    real_share: float = 1.0
+    #: its steps / learning rate where they differ from the cold start's (None keeps them)
+    max_steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+
+
 #: ``trl.SFTConfig`` keys the cold start sets itself (:func:`mmed.rl.sft.cold_start`)
 SFT_RESERVED: tuple[tuple[str, str], ...] = (
     ("output_dir", "the run folder"),
@@ -386,8 +399,10 @@ class ColdStartSection(PassThroughSection):
     #: the attending's target answer: "gold" or "majority" (follow the panel's tally; ties and
     #: empty panels -> gold); see mmed.rl.sft.cold_start_targets
     target: str = "gold"
-    #: also train the attending's image-only reference (no opinions, gold targets;
-    #: runs/<id>/attending/image_only): the "image only" row of the ablation table
+    #: also train the attending's image-only references (no opinions, gold targets): on the
+    #: synthetic ``train`` items (runs/<id>/attending/image_only) and, with real data, on the real
+    #: cold-start pool (runs/<id>/attending/image_only_real): the "image only" row of the
+    #: ablation table for the synthetic and the real datasets
     image_only: bool = False
     #: the attending: this share of its cold-start items (a seeded choice) is shown without
     #: opinions (prompt "(no specialist opinions)", reasoning ``Panel: none.``, gold answer), so
@@ -405,6 +420,10 @@ class ColdStartSection(PassThroughSection):
     #: 7-way modality task saturates in fewer steps than the attending's (GRPO then sees groups
     #: with equal rewards only)
     triage: AgentColdStart = field(default_factory=AgentColdStart)
+    #: the image-only reference of the real datasets (``attending/image_only_real``, trained when
+    #: ``image_only`` is set and real data is present): its share of real items, its own steps /
+    #: learning rate where they differ
+    image_only_real: ImageOnlyReal = field(default_factory=ImageOnlyReal)
     #: ``trl.SFTConfig`` keys: these defaults, then the profile's
     trl: dict[str, Any] = field(default_factory=lambda: {
         "max_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 8,
@@ -842,6 +861,9 @@ def _check(profile: Profile, source: str) -> None:
     if not 0.0 <= profile.cold_start.no_panel_fraction <= 1.0:
         raise ProfileError(f"{source}: key 'cold_start.no_panel_fraction' must be in [0, 1], "
                            f"got {profile.cold_start.no_panel_fraction}")
+    if not 0.0 < profile.cold_start.image_only_real.real_share <= 1.0:
+        raise ProfileError(f"{source}: key 'cold_start.image_only_real.real_share' must be in (0, 1], "
+                           f"got {profile.cold_start.image_only_real.real_share}")
     if not 0.0 <= profile.cold_start.real_share <= 1.0:
         raise ProfileError(f"{source}: key 'cold_start.real_share' must be in [0, 1], got {profile.cold_start.real_share}")
     if not 0.0 <= profile.triage.real_cold_start_share <= 1.0:

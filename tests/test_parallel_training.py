@@ -12,7 +12,7 @@ from mmed.config import load_profile
 from mmed.rl import curriculum as C
 from mmed.rl import replicates as R
 from mmed.parallel import shutdown_pools
-from mmed.runs import Run
+from mmed.runs import Run, resolve_data_root
 
 
 def _answers(root, seeds):
@@ -91,8 +91,10 @@ def test_run_jobs_returns_results_in_job_order_and_names_a_failing_job():
 def _cold_start_files(root):
     """The trained weights (bytes) and the after-training measurement of every cold start."""
     out = {}
-    for parts in (("triage", "sft"), ("attending", "sft"), ("attending", "image_only")):
+    for parts in (("triage", "sft"), ("attending", "sft"), ("attending", "image_only"), ("attending", "image_only_real")):
         d = root.joinpath(*parts)
+        if parts[-1] == "image_only_real" and resolve_data_root(None) is None:
+            continue  # trained with real data only
         rep = json.loads((d / "cold_start.json").read_text())
         weights = sorted(p for p in d.rglob("*.safetensors") if "trainer" not in p.parts)
         assert weights, f"no weights in {d}"
@@ -122,11 +124,13 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     done_before = len(board().finished)
     shutdown_pools()  # fresh workers: their output goes to this test's captured streams
     par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
-    assert lines == ["3 cold starts in 2 worker process(es): attending cold start, attending image-only reference, "
-                     "triage cold start"]
+    real = resolve_data_root(None) is not None  # smoke names a real cold-start pool: its own image-only reference
+    assert lines == [f"{4 if real else 3} cold starts in 2 worker process(es): attending cold start, attending image-only "
+                     "reference, " + ("attending image-only reference (real), " if real else "") + "triage cold start"]
     # each worker's training reported its steps to this process, which drew one bar per training
     ended = sorted(line.split(":")[0] for line in board().finished[done_before:])
-    assert ended == ["cold_start_attending_image_only_seed0", "cold_start_attending_seed0", "cold_start_triage_seed0"]
+    assert ended == [*(["cold_start_attending_image_only_real_seed0"] * real), "cold_start_attending_image_only_seed0",
+                     "cold_start_attending_seed0", "cold_start_triage_seed0"]
     steps = {line.split(":")[0]: int(line.split(": ")[1].split(" steps")[0]) for line in board().finished[done_before:]}
     assert steps["cold_start_triage_seed0"] == par["triage"]["steps"] > 0
     assert steps["cold_start_attending_seed0"] == par["attending"]["steps"] == steps["cold_start_attending_image_only_seed0"]

@@ -196,3 +196,49 @@ def test_attending_cold_start_mixes_a_share_of_the_pool(shared_data: Path):
     for p in (load_profile("smoke", overrides={"cold_start": {"real_share": 0.0}}),  # no share
               load_profile("smoke", overrides=none)):                             # no benchmark
         assert attending_cold_start_items(p, syn, 0, data_root=shared_data) == (syn, None)
+
+
+def test_image_only_references_train_on_one_source_each(shared_data: Path, tmp_path: Path):
+    """The synthetic reference reads the synthetic train items only, the real one the real
+    cold-start pool only (never an evaluation image; its held-out items are the pool's
+    validation part, image-disjoint from its train part); the ablation table picks the
+    reference by the evaluated items' source."""
+    from mmed.agents.build import IMAGE_ONLY_REAL_STAGE, IMAGE_ONLY_STAGE
+    from mmed.data import image_hash
+    from mmed.eval.ablations import IMAGE_ONLY_NOTES, image_only_stage
+    from mmed.rl.cold_start import ensure_image_only_attending, image_only_items
+    from mmed.runs import Run
+
+    prof = load_profile("smoke", overrides={"data": {"cold_start_benchmarks": ["vqa_rad:mevf"]},
+                                            "cold_start": {"n_items": 12, "real_share": 0.25}})
+    train, held, info = image_only_items(prof, 0, shared_data, "synthetic")
+    assert len(train) == 12 and {it["dataset"] for it in train + held} == {"synthetic"} and info["source"] == "synthetic"
+    train, held, info = image_only_items(prof, 0, shared_data, "real")  # cold_start.image_only_real.real_share 1
+    assert (len(train), info["n_real"], info["benchmarks"]) == (12, 12, ["vqa_rad:mevf"])
+    assert {it["dataset"] for it in train + held} == {"vqa_rad"} and 0 < len(held) <= 64
+    assert all(it["id"].startswith("vqa_rad/train/") for it in train + held)
+    test = load_benchmark("vqa_rad", shared_data / "vqa_rad", "test", layout="mevf", include_open=True)
+    train_h = {image_hash(it["image_ref"]) for it in train}
+    assert not train_h & _hashes(test) and not train_h & {image_hash(it["image_ref"]) for it in held}
+    assert [it["id"] for it in image_only_items(prof, 0, shared_data, "real")[0]] == [it["id"] for it in train]  # seeded
+    half = load_profile("smoke", overrides={"data": {"cold_start_benchmarks": ["vqa_rad:mevf"]},
+                                            "cold_start": {"n_items": 12, "image_only_real": {"real_share": 0.5}}})
+    mixed, held_h, info = image_only_items(half, 0, shared_data, "real")
+    assert (info["n_real"], info["n_synthetic"]) == (6, 6) and [it["dataset"] for it in mixed].count("vqa_rad") == 6
+    assert {it["dataset"] for it in held_h} == {"vqa_rad"}  # measured on real validation items
+    with pytest.raises(ValueError, match="unknown image-only source 'both'"):
+        image_only_items(prof, 0, shared_data, "both")
+    # no real pool: no real reference (and nothing trained)
+    none = load_profile("smoke", overrides={"data": {"cold_start_benchmarks": []}})
+    run = Run.open(tmp_path / "run", profile="smoke", seed=0)
+    assert image_only_items(none, 0, shared_data, "real") is None
+    assert ensure_image_only_attending(run, none, 0, shared_data, source="real") is None
+    assert not run.path("attending", IMAGE_ONLY_REAL_STAGE).exists()
+    # the ablation row's weights follow the items
+    assert image_only_stage([{"dataset": "synthetic"}] * 3) == IMAGE_ONLY_STAGE
+    assert image_only_stage([{"dataset": "synthetic"}, {"dataset": "vqa_rad"}]) == IMAGE_ONLY_REAL_STAGE
+    assert "real cold-start pool" in IMAGE_ONLY_NOTES[IMAGE_ONLY_REAL_STAGE]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ProfileError, match=r"image_only_real.real_share' must be in \(0, 1\]"):
+            load_profile("smoke", overrides={"cold_start": {"image_only_real": {"real_share": bad}}})
+    assert load_profile("demo").cold_start.image_only_real.real_share == 0.58

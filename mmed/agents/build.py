@@ -6,7 +6,8 @@ Where a run keeps its models (docs/architecture.md#the-run-folder)::
     runs/<id>/triage/sft/                          cold-started triage policy (full model)
     runs/<id>/triage/grpo/final/                   triage LoRA adapters after GRPO
     runs/<id>/attending/sft/                       cold-started attending policy
-    runs/<id>/attending/image_only/                image-only reference (cold start without opinions)
+    runs/<id>/attending/image_only/                image-only reference (cold start without opinions, synthetic items)
+    runs/<id>/attending/image_only_real/           image-only reference of the real datasets (real pool items)
     runs/<id>/attending/<variant>/stage_<k>_<name>/final/   C-MARL stage adapters
 
 :func:`policy_source` resolves which base model and which adapters an agent uses: the
@@ -30,6 +31,9 @@ AGENTS: tuple[str, ...] = ("triage", "attending", "specialist")
 #: the attending's image-reading reference (``runs/<id>/attending/image_only/``): the
 #: pre-trained base cold-started on gold answers with image and question only (no opinions)
 IMAGE_ONLY_STAGE = "image_only"
+#: the same reference trained on the real cold-start pool (``runs/<id>/attending/image_only_real/``):
+#: the "image only" row of the real datasets
+IMAGE_ONLY_REAL_STAGE = "image_only_real"
 #: run sub-folder of a variant's curriculum stages when the profile has no variant applied
 DEFAULT_VARIANT_DIR = "cmarl"
 
@@ -110,8 +114,9 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
     Args:
         agent: ``"triage"`` or ``"attending"`` (``"specialist"``: the base model).
         stage: ``"latest"`` (what the run holds: adapters > cold start > base), ``"base"``,
-            ``"sft"``, ``"grpo"`` (triage), ``"image_only"`` (attending: the image-only
-            reference, a full model), or a curriculum stage folder name such as
+            ``"sft"``, ``"grpo"`` (triage), ``"image_only"`` / ``"image_only_real"``
+            (attending: the image-only reference trained on synthetic / real items, a full
+            model), or a curriculum stage folder name such as
             ``"stage_1_easy"`` (attending, in ``variant``'s folder).
         variant: curriculum variant for the attending (None = the profile's own curriculum).
     Raises:
@@ -140,11 +145,11 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
         if stage not in ("latest",):
             raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft or grpo")
         return PolicySource(base, None, label)
-    if stage == IMAGE_ONLY_STAGE:  # the image-reading reference: cold-started without opinions
-        d = run.path("attending", IMAGE_ONLY_STAGE)
+    if stage in (IMAGE_ONLY_STAGE, IMAGE_ONLY_REAL_STAGE):  # the image-reading references: no opinions
+        d = run.path("attending", stage)
         if not _is_model(d):
             raise FileNotFoundError(f"{d} holds no image-only attending (mmed.rl.cold_start.ensure_cold_start trains it)")
-        return PolicySource(str(d), None, IMAGE_ONLY_STAGE)
+        return PolicySource(str(d), None, stage)
     if stage == "latest":
         last = latest_stage_dir(run, variant)
         if last is not None:

@@ -12,7 +12,9 @@ w/o triage: fixed Radiologist                   always Radiologist — on VQA-RA
                                                 radiology) this *equals* perfect triage
 w/o specialists (attending alone)               no opinions in the attending prompt
 image only                                      the image-reading reference: the base cold-
-                                                started on gold answers without opinions
+                                                started on gold answers without opinions, on
+                                                the synthetic items for the synthetic set and
+                                                on the real pool for a real one
 w/o C-MARL: cold-start attending                the attending before any GRPO
 w/o C-MARL: GRPO without curriculum             variant ``no_curriculum`` (all strata shuffled)
 C-MARL without entropy bonus                    variant ``no_entropy`` (beyond the paper)
@@ -66,7 +68,15 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..agents.attending import AttendingPhysician
-from ..agents.build import load_runner, policy_source, sampling_params, specialist_factory, variant_dir_name
+from ..agents.build import (
+    IMAGE_ONLY_REAL_STAGE,
+    IMAGE_ONLY_STAGE,
+    load_runner,
+    policy_source,
+    sampling_params,
+    specialist_factory,
+    variant_dir_name,
+)
 from ..agents.pipeline import PanelBank, as_item_list, run_consultation, write_predictions
 from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
 from ..agents.triage import TriageDecision, TriageDoctor
@@ -119,6 +129,18 @@ ABLATION_ROWS: tuple[AblationRow, ...] = (
     AblationRow(FOLLOW_MAJORITY_GOLD_ROW, "gold", "follow_majority", None),
     AblationRow(BEST_SPECIALIST_ROW, "trained", "best_member", None),
 )
+
+
+IMAGE_ONLY_NOTES = {IMAGE_ONLY_STAGE: "trained on the synthetic train items (attending/image_only)",
+                    IMAGE_ONLY_REAL_STAGE: "trained on the real cold-start pool's train items, no evaluation image "
+                                           "(attending/image_only_real)"}
+
+
+def image_only_stage(items: Sequence[dict[str, Any]]) -> str:
+    """Which image-only reference answers ``items``: ``"image_only"`` (trained on synthetic
+    items) when every item is synthetic, else ``"image_only_real"`` (trained on the real
+    cold-start pool; :func:`mmed.rl.cold_start.ensure_image_only_attending`)."""
+    return IMAGE_ONLY_STAGE if all(it.get("dataset") == "synthetic" for it in items) else IMAGE_ONLY_REAL_STAGE
 
 
 def member_row_name(k: int) -> str:
@@ -355,6 +377,9 @@ def run_ablations(
                         if name is None:
                             raise FileNotFoundError(f"no curriculum stage {stage[1:]} in attending/{variant_dir_name(variant)}")
                         stage = name
+                    if stage == IMAGE_ONLY_STAGE:
+                        stage = image_only_stage(rows_items)
+                        entry["note"] = IMAGE_ONLY_NOTES[stage]
                     src = policy_source(run, profile, "attending", stage, variant=variant)
                     if variant is not None and src.adapters is None:
                         raise FileNotFoundError(f"variant {variant!r} has no trained stages in this run")

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 from ..agents.attending import AttendingPhysician
 from ..agents.build import (
+    IMAGE_ONLY_REAL_STAGE,
+    IMAGE_ONLY_STAGE,
     base_model_for,
     describe_specialists,
     load_runner,
@@ -60,29 +62,39 @@ def without_panel(opinions: Sequence[Sequence[Any]], fraction: float, seed: int)
     return [[] if i in drop else list(ops) for i, ops in enumerate(opinions)]
 
 
+def real_cold_start_pool(profile: Profile, data_root: str | Path | None, seed: int) -> Any:
+    """The real training pool the attending's cold starts draw from
+    (:func:`mmed.rl.curriculum.attending_pool` of ``data.cold_start_benchmarks``, else
+    ``data.train_benchmarks``: their ``train`` splits minus every evaluation image, split
+    image-disjointly into ``train`` / ``validation``), or None without those benchmarks or a
+    data root. Its one line per benchmark goes to stderr (stdout: a command's JSON)."""
+    benchmarks = list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)
+    if not benchmarks:
+        return None
+    from .curriculum import attending_pool  # here: mmed.rl.curriculum imports this module
+
+    return attending_pool(dataclasses.replace(profile, data=dataclasses.replace(profile.data, train_benchmarks=benchmarks)),
+                          data_root, seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+
+
 def attending_cold_start_items(
-    profile: Profile, synthetic: Sequence[dict], seed: int, data_root: str | Path | None = None,
+    profile: Profile, synthetic: Sequence[dict], seed: int, data_root: str | Path | None = None, pool: Any = None,
 ) -> tuple[list[dict], dict[str, Any] | None]:
     """The attending's cold-start items: ``cold_start.n_items`` in all, of which at most
     ``cold_start.real_share`` are the real training pool's ``train`` items
-    (:func:`mmed.rl.curriculum.attending_pool` of ``data.cold_start_benchmarks``, else
-    ``data.train_benchmarks``: minus every evaluation image; a seeded sample when there are
-    more) and the rest the first synthetic ones, in a seeded shuffled order. Without
-    ``real_share``, those benchmarks or a data root: the synthetic items as given and None.
+    (:func:`real_cold_start_pool`; a seeded sample when there are more) and the rest the
+    first synthetic ones, in a seeded shuffled order. Without ``real_share``, those
+    benchmarks or a data root: the synthetic items as given and None. ``pool``: that pool when
+    the caller has read it.
 
     Returns:
         ``(items, info)``; info = ``{"n", "n_synthetic", "n_real", "n_real_available",
         "benchmarks"}`` or None (synthetic only).
     """
     share = profile.cold_start.real_share
-    benchmarks = list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)
-    if share <= 0 or not benchmarks:
-        return list(synthetic), None
-    from .curriculum import attending_pool  # here: mmed.rl.curriculum imports this module
-
-    pool = attending_pool(dataclasses.replace(profile, data=dataclasses.replace(profile.data, train_benchmarks=benchmarks)),
-                          data_root, seed, log=lambda m: print(m, file=sys.stderr, flush=True))  # stdout: a command's JSON
-    if pool is None:
+    if share > 0 and pool is None:
+        pool = real_cold_start_pool(profile, data_root, seed)
+    if share <= 0 or pool is None:
         return list(synthetic), None
     n = profile.cold_start.n_items
     real = as_item_list(pool.train)
@@ -91,7 +103,7 @@ def attending_cold_start_items(
     items = list(synthetic[: n - k]) + real
     random.Random(f"attending_cold_start_items:{seed}").shuffle(items)
     return items, {"n": len(items), "n_synthetic": len(items) - k, "n_real": k, "n_real_available": len(pool.train),
-                   "benchmarks": benchmarks}
+                   "benchmarks": list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)}
 
 
 def ensure_cold_start(
@@ -144,7 +156,9 @@ def ensure_cold_start(
             write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
     if agent == "attending" and profile.cold_start.image_only and with_image_only:
-        ensure_image_only_attending(run, profile, seed, data_root, items=built if agent == "attending" else None)
+        held = built[1] if built is not None else None
+        ensure_image_only_attending(run, profile, seed, data_root, heldout=held)
+        ensure_image_only_attending(run, profile, seed, data_root, source="real")
     return rep
 
 
@@ -153,6 +167,8 @@ def _cold_start_job(root: str, profile: Profile, agent: str, seed: int, data_roo
     run = Run.open(root)
     if agent == "attending_image_only":
         ensure_image_only_attending(run, profile, seed, data_root)
+    elif agent == "attending_image_only_real":
+        ensure_image_only_attending(run, profile, seed, data_root, source="real")
     else:
         ensure_cold_start(run, profile, agent, seed, data_root, with_image_only=False)
 
@@ -161,13 +177,13 @@ def ensure_cold_starts(
     run: Run, profile: Profile, seed: int, agents: Sequence[str] = ("triage", "attending"),
     data_root: str | Path | None = None, workers: int | None = None, log: Any = print,
 ) -> dict[str, dict[str, Any] | None]:
-    """Every cold start of ``agents`` — and the attending's image-only reference when
-    ``cold_start.image_only`` is set — made at once, in parallel worker processes
+    """Every cold start of ``agents`` — and the attending's image-only references when
+    ``cold_start.image_only`` is set (the real one with real data) — made at once, in parallel worker processes
     (:func:`mmed.parallel.run_jobs`), unless the run already holds them: the trainings are
     independent (each reads the same base model and draws its own seeded items), so the
     results are those of :func:`ensure_cold_start` one after another. The base model is made
     (or read from its cache) first, here. Longest training first: the attending's, its
-    image-only reference, then the triage's.
+    image-only references, then the triage's.
 
     Args:
         agents: a subset of ``("triage", "attending")``, or one of them as a string.
@@ -194,45 +210,107 @@ def ensure_cold_starts(
     if "attending" in agents:
         missing.append(("attending", run.path("attending", "sft")))
         if profile.cold_start.image_only:
-            missing.append(("attending_image_only", run.path("attending", "image_only")))
+            missing.append(("attending_image_only", run.path("attending", IMAGE_ONLY_STAGE)))
+            if root is not None and (profile.data.cold_start_benchmarks or profile.data.train_benchmarks):
+                missing.append(("attending_image_only_real", run.path("attending", IMAGE_ONLY_REAL_STAGE)))
     if "triage" in agents:
         missing.append(("triage", run.path("triage", "sft")))
     labels = {"triage": "triage cold start", "attending": "attending cold start",
-              "attending_image_only": "attending image-only reference"}
+              "attending_image_only": "attending image-only reference",
+              "attending_image_only_real": "attending image-only reference (real)"}
     jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
             for a, out in missing if load_cold_start_report(out) is None]
     run_jobs(jobs, profile, workers, log=log, what="cold starts")
     return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
 
 
+#: where a run keeps the image-only reference of each source (``runs/<id>/attending/<folder>``)
+IMAGE_ONLY_DIRS = {"synthetic": IMAGE_ONLY_STAGE, "real": IMAGE_ONLY_REAL_STAGE}
+
+
+def image_only_items(
+    profile: Profile, seed: int, data_root: str | Path | None = None, source: str = "synthetic",
+) -> tuple[list[dict], list[dict], dict[str, Any]] | None:
+    """The training and held-out items of an image-only reference.
+
+    ``"synthetic"``: the first ``cold_start.n_items`` synthetic ``train`` items and 64
+    synthetic ``validation`` items (the attending's own cold-start held-out set).
+    ``"real"``: :func:`attending_cold_start_items` with ``cold_start.image_only_real.real_share``
+    (the real cold-start pool's ``train`` items, :func:`real_cold_start_pool`, filled up with
+    synthetic ones to ``cold_start.n_items``) and the pool's image-disjoint ``validation``
+    items (at most 64); None without that pool.
+
+    Returns:
+        ``(train, held, info)``; info = ``{"source", "n", "n_real", "n_synthetic", "benchmarks"}``.
+    Raises:
+        ValueError: an unknown ``source``.
+    """
+    if source not in IMAGE_ONLY_DIRS:
+        raise ValueError(f"unknown image-only source {source!r}: expected one of {sorted(IMAGE_ONLY_DIRS)}")
+    if source == "synthetic":
+        train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
+        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
+        return train, held, {"source": source, "n": len(train), "n_real": 0, "n_synthetic": len(train), "benchmarks": []}
+    pool = real_cold_start_pool(profile, data_root, seed)
+    if pool is None:
+        return None
+    cs = profile.cold_start
+    mixed = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, real_share=cs.image_only_real.real_share))
+    syn = as_item_list(synthetic_split(profile, "train", n=cs.n_items))
+    train, info = attending_cold_start_items(mixed, syn, seed, data_root, pool=pool)
+    held = as_item_list(pool.validation)[:64]
+    return train, held, {"source": source, **{k: info[k] for k in ("n", "n_real", "n_synthetic", "benchmarks")}}
+
+
 def ensure_image_only_attending(
-    run: Run, profile: Profile, seed: int, data_root: str | Path | None = None,
-    items: tuple[list[dict], list[dict]] | None = None,
-) -> dict[str, Any]:
-    """The attending's image-only reference in ``runs/<id>/attending/image_only`` (trained
-    unless the run holds it): :func:`mmed.rl.sft.cold_start` of the base model on the
-    attending's cold-start items (:func:`attending_cold_start_items`: synthetic ``train``
-    items, plus the real share when the profile has one) with *empty* panels (prompt "(no
-    specialist opinions)", reasoning ``Panel: none.``) and gold targets — the "image only" row of the
-    ablation table: what the attending can read from the image alone. ``items``: the
-    ``(train, held-out)`` items the attending's cold start just built for ``seed`` (saves
-    reading the real pool and drawing the synthetic set again); None builds them. Returns its report."""
-    out = run.path("attending", "image_only")
+    run: Run, profile: Profile, seed: int, data_root: str | Path | None = None, heldout: list[dict] | None = None,
+    source: str = "synthetic",
+) -> dict[str, Any] | None:
+    """An image-only reference of the attending (trained unless the run holds it): what it
+    can read from the image and the question alone, the "image only" row of the ablation
+    table. :func:`mmed.rl.sft.cold_start` of the base model with *empty* panels (prompt
+    "(no specialist opinions)", reasoning ``Panel: none.``) and gold targets, on the items of
+    one source (:func:`image_only_items`): ``"synthetic"`` → ``attending/image_only`` (the
+    synthetic rows), ``"real"`` → ``attending/image_only_real`` (the real datasets' rows;
+    ``cold_start.image_only_real`` sets its share of real items and overrides its steps /
+    learning rate). Two references because one on the attending's items read neither well:
+    on the real pool's validation items it answered one letter on most seeds, and more real
+    items cost synthetic image reading (benchmarks/RESULTS.md, "image-only references").
+
+    Args:
+        heldout: the synthetic held-out items when the caller has drawn them (saves drawing
+            them again); ignored for ``"real"``.
+    Returns:
+        its cold-start report (with ``training_data``), or None for ``"real"`` without a real pool.
+    Raises:
+        ValueError: an unknown ``source``.
+    """
+    if source not in IMAGE_ONLY_DIRS:
+        raise ValueError(f"unknown image-only source {source!r}: expected one of {sorted(IMAGE_ONLY_DIRS)}")
+    out = run.path("attending", IMAGE_ONLY_DIRS[source])
     rep = load_cold_start_report(out)
     if rep is not None:
         return rep
-    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(profile.cold_start, target="gold", label_fraction=1.0))
+    built = image_only_items(profile, seed, data_root, source)
+    if built is None:
+        return None
+    train, held, info = built
+    if heldout is not None and source == "synthetic":
+        held = heldout
+    cs = profile.cold_start
+    trl = dict(cs.trl)
+    if source == "real":
+        trl.update({k: v for k, v in (("max_steps", cs.image_only_real.max_steps),
+                                       ("learning_rate", cs.image_only_real.learning_rate)) if v is not None})
+    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, target="gold", label_fraction=1.0, trl=trl))
     base = base_model_for(run, profile, "attending")
-    if items is None:
-        train, _ = attending_cold_start_items(
-            profile, as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items)), seed, data_root)
-        held = as_item_list(synthetic_split(profile, "validation", n=min(64, max(8, profile.data.synthetic.n_eval))))
-    else:
-        train, held = items
-    with run.step("cold_start/attending_image_only"):
+    name = "attending_image_only" + ("_real" if source == "real" else "")
+    with run.step(f"cold_start/{name}"):
         rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed,
-                         tensorboard_dir=run.tensorboard_dir(training_name("cold_start_attending_image_only", seed)))
-    run.add_artifact("attending/image_only", out)
+                         tensorboard_dir=run.tensorboard_dir(training_name(f"cold_start_{name}", seed)))
+    rep = {**rep, "training_data": info}
+    write_json_atomic(out / "cold_start.json", rep)
+    run.add_artifact(f"attending/{IMAGE_ONLY_DIRS[source]}", out)
     return rep
 
 

@@ -30,7 +30,8 @@ from ..runs import Run
 from .cold_start import ensure_cold_start
 
 #: cold-start folders copied from the main run into a replicate
-COLD_START_DIRS: tuple[tuple[str, ...], ...] = (("models",), ("triage", "sft"), ("attending", "sft"), ("attending", "image_only"))
+COLD_START_DIRS: tuple[tuple[str, ...], ...] = (
+    ("models",), ("triage", "sft"), ("attending", "sft"), ("attending", "image_only"), ("attending", "image_only_real"))
 
 
 def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
