@@ -51,43 +51,31 @@ def _is_model(p: Path) -> bool:
     return (p / "config.json").is_file()
 
 
-def ensure_base_model(run: Run, profile: Profile) -> Path:
-    """The tiny base model of the run, built into ``models/base`` on first use.
-
-    Only for profiles whose models are ``"tiny"``; built from ``profile.models.tiny`` and
-    ``profile.image`` so that another process (or ``transformers serve``) can load it. With
-    ``models.pretrain.enabled`` the untrained model goes to ``models/init`` and its
-    pre-training on the synthetic set's free labels (:func:`mmed.rl.pretrain.pretrain_base`,
-    the stand-in for the pretrained VLM the paper starts from) to ``models/base``.
-    """
-    from ..models import build_tiny_qwen2_5_vl
-
-    base = run.path("models", "base")
-    if _is_model(base):
-        return base
-    kw = dict(min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
-    if not profile.models.pretrain.enabled:
-        build_tiny_qwen2_5_vl(base, profile.models.tiny, **kw)
-        run.add_artifact("models/base", base)
-        return base
-    from ..rl.pretrain import cached_pretrain
-
-    init = run.path("models", "init")
-    if not _is_model(init):
-        build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
-        run.add_artifact("models/init", init)
-    with run.step("pretrain/base"):
-        cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
-    run.add_artifact("models/base", base)
-    return base
-
-
-def base_model_for(run: Run, profile: Profile, agent: str) -> str:
-    """The base model name/path of ``agent`` before any training in this run."""
+def model_name_for(profile: Profile, agent: str) -> str:
+    """The profile's model of ``agent`` (``"triage"``, ``"attending"`` or ``"specialist"``: the
+    local specialist model when set, else the attending's): a Hub id, a path, or ``"tiny"``."""
     name = profile.models.triage if agent == "triage" else profile.models.attending
     if agent == "specialist" and profile.specialists.local_model:
         name = profile.specialists.local_model
-    return str(ensure_base_model(run, profile)) if name == "tiny" else name
+    return name
+
+
+def base_model_for(run: Run, profile: Profile, agent: str) -> str:
+    """The base model name/path of ``agent`` before any training in this run: the profile's
+    model (Hub id or path), or for ``"tiny"`` the run's ``models/base``, which
+    :func:`mmed.rl.pretrain.ensure_base_model` builds (and pre-trains) — training is the rl
+    layer's; :func:`mmed.rl.pretrain.base_model` is this function after making sure of it.
+
+    Raises:
+        FileNotFoundError: a ``"tiny"`` agent and the run holds no ``models/base`` yet.
+    """
+    name = model_name_for(profile, agent)
+    if name != "tiny":
+        return name
+    base = run.path("models", "base")
+    if not _is_model(base):
+        raise FileNotFoundError(f"{base} holds no base model: mmed.rl.pretrain.ensure_base_model(run, profile) builds it")
+    return str(base)
 
 
 def latest_stage_dir(run: Run, variant: str | None) -> Path | None:

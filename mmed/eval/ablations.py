@@ -82,6 +82,7 @@ from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_
 from ..agents.triage import TriageDecision, TriageDoctor
 from ..config import Profile
 from ..data.sets import load_items
+from ..rl.pretrain import base_model
 from ..runs import Run, write_json_atomic
 from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table
 
@@ -339,6 +340,8 @@ def run_ablations(
         ``records[dataset][row name]`` are the prediction records.
     """
     out_dir = Path(out_dir) if out_dir else run.path("eval", "ablations")
+    for agent in ("triage", "attending", "specialist"):
+        base_model(run, profile, agent)  # the base models (the tiny one built on first use)
     rows = ablation_rows(profile.specialists.panel_size) if rows is None else rows
     validation_items = validation_items or {}
     sp = sampling_params(profile, seed)

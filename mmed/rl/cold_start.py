@@ -23,7 +23,6 @@ from ..agents.attending import AttendingPhysician
 from ..agents.build import (
     IMAGE_ONLY_REAL_STAGE,
     IMAGE_ONLY_STAGE,
-    base_model_for,
     describe_specialists,
     load_runner,
     policy_source,
@@ -36,6 +35,7 @@ from ..config import Profile
 from ..data.sets import synthetic_split
 from ..parallel import Job, run_jobs
 from ..runs import Run, resolve_data_root, write_json_atomic
+from .pretrain import base_model
 from .sft import cold_start, load_cold_start_report
 from .tensorboard_logs import training_name
 
@@ -133,7 +133,7 @@ def ensure_cold_start(
     rep = load_cold_start_report(out)
     built = None  # the attending's (train, held) items, reused by the image-only reference
     if rep is None:
-        base = base_model_for(run, profile, agent)
+        base = base_model(run, profile, agent)
         train = as_item_list(synthetic_split(profile, "train", n=profile.cold_start.n_items))
         data_info = None
         if agent == "triage":
@@ -204,7 +204,7 @@ def ensure_cold_starts(
     if not profile.cold_start.enabled:
         return {a: None for a in agents}
     for agent in agents:
-        base_model_for(run, profile, agent)  # the pretrained base, made once, before the workers read it
+        base_model(run, profile, agent)  # the pretrained base, made once, before the workers read it
     root = resolve_data_root(data_root)
     missing = []
     if "attending" in agents:
@@ -303,7 +303,7 @@ def ensure_image_only_attending(
         trl.update({k: v for k, v in (("max_steps", cs.image_only_real.max_steps),
                                        ("learning_rate", cs.image_only_real.learning_rate)) if v is not None})
     prof = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, target="gold", label_fraction=1.0, trl=trl))
-    base = base_model_for(run, profile, "attending")
+    base = base_model(run, profile, "attending")
     name = "attending_image_only" + ("_real" if source == "real" else "")
     with run.step(f"cold_start/{name}"):
         rep = cold_start("attending", base, train, held, prof, out, [[] for _ in train], [[] for _ in held], seed=seed,
@@ -332,6 +332,8 @@ def build_agents(
     Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used
     (and, in ``"model"`` mode, the triage fallback).
     """
+    for agent in ("triage", "attending", "specialist"):
+        base_model(run, profile, agent)  # the base models (the tiny one built on first use)
     info: dict[str, Any] = {"specialists": describe_specialists(profile)}
     style = profile.sampling.prompt_style
     sp = sampling_params(profile, seed)

@@ -683,7 +683,8 @@ def train_curriculum(
         FileNotFoundError: an explicit ``data_root`` that does not exist, or a train or
             evaluation benchmark folder missing under the data root.
     """
-    from ..agents.build import base_model_for, describe_specialists, variant_dir_name
+    from ..agents.build import describe_specialists, variant_dir_name
+    from .pretrain import base_model
 
     log = log or (lambda m: print(m, flush=True))
     if heldout_split not in HELDOUT_SPLITS:
@@ -709,7 +710,7 @@ def train_curriculum(
     # the policy every curriculum starts from: the run's cold-started attending
     ensure_cold_start(run, prof, "attending", seed)
     sft = run.path("attending", "sft")
-    base = str(sft) if (sft / "config.json").is_file() else base_model_for(run, prof, "attending")
+    base = str(sft) if (sft / "config.json").is_file() else base_model(run, prof, "attending")
 
     n_pool = min(prof.data.synthetic.n_train, prof.attending_grpo.n_train_items)
     n_held = prof.data.synthetic.n_eval if n_heldout is None else int(n_heldout)

@@ -46,9 +46,11 @@ import torch
 
 from ..agents.prompts import attending_messages, templated_completion
 from ..agents.scoring import answer_distribution
+from ..agents.build import base_model_for, model_name_for
 from ..config import Profile, user_cache_dir
 from ..data.schema import item_meta
-from ..runs import write_json_atomic
+from ..models import build_tiny_qwen2_5_vl
+from ..runs import Run, write_json_atomic
 from .tensorboard_logs import training_name
 
 #: the grounded reasoning of an attending with no opinions (matches mmed.rl.sft.tally_reasoning)
@@ -447,3 +449,40 @@ __all__ = [
     "AnswerCollator", "FindingCollator", "FindingMapModel", "answer_prompt", "finding_targets", "letter_accuracy",
     "letter_token_ids", "load_pretrain_report", "pretrain_base", "cached_pretrain", "base_cache_key",
 ]
+
+
+def ensure_base_model(run: Run, profile: Profile) -> Path:
+    """The tiny base model of the run, built into ``models/base`` on first use.
+
+    Only for profiles whose models are ``"tiny"``; built from ``profile.models.tiny`` and
+    ``profile.image`` (:func:`mmed.models.build_tiny_qwen2_5_vl`) so that another process (or
+    ``transformers serve``) can load it. With ``models.pretrain.enabled`` the untrained model
+    goes to ``models/init`` and its pre-training on the synthetic set's free labels
+    (:func:`pretrain_base` through :func:`cached_pretrain`, the stand-in for the pretrained
+    VLM the paper starts from) to ``models/base``.
+    """
+    base = run.path("models", "base")
+    if (base / "config.json").is_file():
+        return base
+    kw = dict(min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+    if not profile.models.pretrain.enabled:
+        build_tiny_qwen2_5_vl(base, profile.models.tiny, **kw)
+        run.add_artifact("models/base", base)
+        return base
+    init = run.path("models", "init")
+    if not (init / "config.json").is_file():
+        build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
+        run.add_artifact("models/init", init)
+    with run.step("pretrain/base"):
+        cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
+    run.add_artifact("models/base", base)
+    return base
+
+
+def base_model(run: Run, profile: Profile, agent: str) -> str:
+    """:func:`mmed.agents.build.base_model_for` after :func:`ensure_base_model` when
+    ``agent``'s model is ``"tiny"``: the base model name/path of ``agent``, built on first use.
+    ``agent``: ``"triage"``, ``"attending"`` or ``"specialist"``."""
+    if model_name_for(profile, agent) == "tiny":
+        ensure_base_model(run, profile)
+    return base_model_for(run, profile, agent)

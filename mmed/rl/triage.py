@@ -657,6 +657,7 @@ def train_triage(
     """
     from ..agents.build import policy_source
     from .grpo import grpo_dataset, train_grpo
+    from .pretrain import base_model
     from .tensorboard_logs import training_name
 
     seed = profile.seed if seed is None else int(seed)
@@ -667,6 +668,7 @@ def train_triage(
         raise ValueError("real_train=True needs real data: pass a data root holding triage/ and/or vqa_rad/")
     use_real = want and real is not None
     cs = ensure_cold_start(run, profile, "triage", seed, data_root=data_root, real=real)
+    base_model(run, profile, "triage")  # built here when the profile has no cold start
     src = policy_source(run, profile, "triage", "sft" if cs is not None else "base")
     items, data = training_items(profile, seed, real, use_real, data_root=data_root)
     if want and not use_real:
@@ -921,7 +923,9 @@ def triage_sources(run: Run, profile: Profile) -> dict[str, Any]:
         FileNotFoundError: the run holds no finished GRPO adapters there.
     """
     from ..agents.build import PolicySource, policy_source
+    from .pretrain import base_model
 
+    base_model(run, profile, "triage")
     before = policy_source(run, profile, "triage", "sft" if profile.cold_start.enabled else "base")
     final = triage_out_dir(run) / "final"
     if not (final / "adapter_config.json").is_file():
