@@ -12,7 +12,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
 
 from mmed import LAYERS, OUTSIDE_LAYERS
 
