@@ -12,7 +12,6 @@ import ast
 import re
 from pathlib import Path
 
-
 from mmed import LAYERS, OUTSIDE_LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
