@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 #: table against this constant and every import of every module (function-level ones too)
 #: against the order.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("mmed/runs.py", "mmed/progress.py", "mmed/quiet.py")),
+    ("foundation", ("mmed/runs.py", "mmed/progress.py", "mmed/quiet.py", "mmed/processes.py")),
     ("data", ("mmed/data/",)),
     ("profiles", ("mmed/config.py", "mmed/parallel.py")),
     ("models", ("mmed/models/",)),

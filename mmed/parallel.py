@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .processes import can_spawn_workers
+
 
 @dataclass(frozen=True)
 class Job:
@@ -63,12 +65,15 @@ def worker_count(profile: Any, n_jobs: int, workers: int | None = None) -> int:
         n_jobs: the number of jobs (>= 0).
         workers: an explicit count (>= 1) or None.
     Returns:
-        ``min(workers, n_jobs)``, at least 1.
+        ``min(workers, n_jobs)``, at least 1; 1 in a program read from standard input
+        (:func:`mmed.processes.can_spawn_workers`: its workers could not start).
     Raises:
         ValueError: ``workers`` < 1.
     """
     if workers is not None and int(workers) < 1:
         raise ValueError(f"workers must be >= 1 or None, got {workers}")
+    if not can_spawn_workers():
+        return 1
     n = workers if workers is not None else (getattr(profile, "workers", None) or usable_cores())
     return max(1, min(int(n), n_jobs))
 

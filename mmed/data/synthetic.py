@@ -101,6 +101,7 @@ import datasets
 import numpy as np
 import PIL.Image
 
+from ..processes import can_spawn_workers
 from .schema import COLUMNS, FEATURES, SPECIALTIES, Item
 
 #: Version of the generator; part of every random-stream key and of ``image_ref``.
@@ -1125,7 +1126,8 @@ def _n_workers(workers: int | None, n: int) -> int:
     """Processes that draw for :func:`make_synthetic` (this one included): ``workers``
     (capped at ``n``), or with None the usable cores, capped so that each draws >=
     :data:`MIN_ITEMS_PER_WORKER` items; 1 inside a worker process (the parallel trainings
-    of :mod:`mmed.rl.replicates` already use the cores).
+    of :mod:`mmed.rl.replicates` already use the cores) and in a program read from standard
+    input (:func:`mmed.processes.can_spawn_workers`).
 
     Raises:
         ValueError: ``workers`` is not an int >= 1 (or None).
@@ -1137,7 +1139,7 @@ def _n_workers(workers: int | None, n: int) -> int:
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ValueError(f"make_synthetic: workers must be an int >= 1 or None, got {workers!r}")
         return max(1, min(int(workers), n))
-    if multiprocessing.parent_process() is not None:
+    if multiprocessing.parent_process() is not None or not can_spawn_workers():
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, n // MIN_ITEMS_PER_WORKER))
