@@ -95,9 +95,19 @@ _consult.add_arguments = _consult_args
 
 def _train_attending_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
+    p.add_argument("--variants", nargs="*", default=[], metavar="VARIANT",
+                   help="profile variants trained next to C-MARL with the run's seed (notebook 04's variants "
+                        "parameter), e.g. no_curriculum no_entropy; default: none")
+    p.add_argument("--seeds", default=None,
+                   help="seeds of the replicate, e.g. '[0, 1, 2]': the --seed-variants again with each other seed "
+                        "from the run's cold start (notebook 04's seeds parameter); default: the run's seed only")
+    p.add_argument("--seed-variants", nargs="*", default=["cmarl"], metavar="VARIANT",
+                   help="variants retrained with every seed ('cmarl' is C-MARL itself; notebook 04's seed_variants); "
+                        "default: cmarl")
     p.add_argument("--variant", default=None,
-                   help="curriculum variant from the profile (no_curriculum | no_entropy | constant_entropy | reverse | adaptive_entropy); "
-                        "default: the C-MARL curriculum itself")
+                   help="train this one curriculum variant alone (no_curriculum | no_entropy | constant_entropy | "
+                        "reverse | adaptive_entropy; 'cmarl': C-MARL), without the step's report: the building block "
+                        "mmed.rl.curriculum.train_curriculum")
     p.add_argument("--heldout-split", default=None, choices=["validation", "test"],
                    help="split whose per-stratum accuracy is measured before and after every stage; default as "
                         "notebook 04 (so both can train in one run folder): validation when the profile trains on "
@@ -110,25 +120,43 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
                      "data.on_error and data.on_error_by_entry")
 
 
-@command("train-attending", "C-MARL: curriculum GRPO of the attending physician (resumes; skips finished stages)")
+@command("train-attending", "C-MARL: curriculum GRPO of the attending physician, trained and measured "
+                            "(mmed.rl.replicates.curriculum_step, the call notebook 04 makes; resumes, skips finished stages)")
 def _train_attending(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
-    from .rl.curriculum import train_curriculum
+    from .rl.curriculum import default_heldout_split, train_curriculum
+    from .rl.replicates import check_curriculum_step, curriculum_step
+    from .runs import Run
 
-    prof = load_profile(args.profile, variant=args.variant, overrides=_on_error_overrides(args))
-    apply_torch_threads(prof)
     # --data-root: where data.train_benchmarks (and the evaluation benchmarks whose images are
     # kept out of training) are read; without train_benchmarks the curriculum is synthetic only
-    from .rl.curriculum import default_heldout_split
-
-    res = train_curriculum(prof, args.run_dir, seed=args.seed,
-                           heldout_split=args.heldout_split or default_heldout_split(prof),
-                           n_heldout=args.n_heldout, data_root=args.data_root)
-    print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts, "seconds": res.seconds,
-                      "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}
-                                 | {"heldout_after": {s: round(a["acc"], 3) if a["n"] else None
-                                                      for s, a in m["heldout"]["after"]["accuracy"].items()}}
-                                 for m in res.stages]}, indent=2))
+    if args.variant is not None:  # one variant alone
+        variant = None if args.variant == "cmarl" else args.variant
+        prof = load_profile(args.profile, variant=variant, overrides=_on_error_overrides(args))
+        apply_torch_threads(prof)
+        res = train_curriculum(prof, args.run_dir, seed=args.seed,
+                               heldout_split=args.heldout_split or default_heldout_split(prof),
+                               n_heldout=args.n_heldout, data_root=args.data_root)
+        print(json.dumps({"root": res.root, "trained": res.trained, "train_counts": res.train_counts,
+                          "seconds": res.seconds,
+                          "stages": [{k: m.get(k) for k in ("dir", "steps", "entropy_coef", "n_items", "resumed_from")}
+                                     | {"heldout_after": {s: round(a["acc"], 3) if a["n"] else None
+                                                          for s, a in m["heldout"]["after"]["accuracy"].items()}}
+                                     for m in res.stages]}, indent=2))
+        return 0
+    prof = load_profile(args.profile, overrides=_on_error_overrides(args))
+    apply_torch_threads(prof)
+    seed = prof.seed if args.seed is None else args.seed
+    check_curriculum_step(prof, args.variants, args.seed_variants, args.heldout_split, args.n_heldout)  # before the folder
+    run = Run.open(args.run_dir, profile=prof.name, seed=seed)
+    step = curriculum_step(run, prof, seed, variants=args.variants, seeds=args.seeds if args.seeds is not None else [seed],
+                           seed_variants=args.seed_variants, heldout_split=args.heldout_split, n_heldout=args.n_heldout,
+                           data_root=args.data_root, log=lambda m: print(m, file=sys.stderr, flush=True))
+    m = step.metrics
+    print(json.dumps({"run": str(run.root), "metrics": str(run.path("attending", "curriculum_step.json")),
+                      "seeds": step.seeds, "variants": m["variants"], "heldout_split": m["heldout_split"],
+                      "accuracy_all": {k: round(v["all"]["acc"], 3) for k, v in m["systems"].items()},
+                      "claims": m["claims"], "train_seconds": m["train_seconds"], "seconds": m["seconds"]}, indent=2))
     return 0
 
 

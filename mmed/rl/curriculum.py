@@ -646,6 +646,15 @@ def _plan_record(profile: Profile, stages: Sequence[StagePlan], seed: int, heldo
     return rec
 
 
+def check_heldout(heldout_split: str, n_heldout: int | None) -> None:
+    """Refuse a held-out split other than :data:`HELDOUT_SPLITS` or an ``n_heldout`` that is
+    not a positive int (None: the profile's), with a ``ValueError`` naming the value."""
+    if heldout_split not in HELDOUT_SPLITS:
+        raise ValueError(f"heldout_split {heldout_split!r} not in {HELDOUT_SPLITS}")
+    if n_heldout is not None and (isinstance(n_heldout, bool) or not isinstance(n_heldout, int) or n_heldout < 1):
+        raise ValueError(f"n_heldout must be a positive number of items (or None for the profile's), got {n_heldout!r}")
+
+
 def train_curriculum(
     profile: str | Profile,
     run_dir: str | Path | None,
@@ -687,10 +696,7 @@ def train_curriculum(
     from .pretrain import base_model
 
     log = log or (lambda m: print(m, flush=True))
-    if heldout_split not in HELDOUT_SPLITS:
-        raise ValueError(f"heldout_split {heldout_split!r} not in {HELDOUT_SPLITS}")
-    if n_heldout is not None and (isinstance(n_heldout, bool) or not isinstance(n_heldout, int) or n_heldout < 1):
-        raise ValueError(f"n_heldout must be a positive number of items (or None for the profile's), got {n_heldout!r}")
+    check_heldout(heldout_split, n_heldout)
     if isinstance(profile, Profile):
         if variant is not None and variant != profile.variant:
             raise ValueError(f"profile was loaded with variant {profile.variant!r}, not {variant!r}")

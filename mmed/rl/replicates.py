@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -233,6 +234,7 @@ def curriculum_replicates(
     heldout_split: str = "test",
     n_heldout: int | None = None,
     log: Callable[[str], None] | None = print,
+    data_root: str | Path | None = None,
 ) -> Any:
     """The curriculum (and ``variants``) once per seed; held-out accuracy of each variant's
     final stage per stratum, its format-valid rate, and the paired difference between the
@@ -246,7 +248,7 @@ def curriculum_replicates(
     Args:
         variants: None = C-MARL itself, then profile variant names; the first is compared
             with the others.
-        heldout_split / n_heldout: as :func:`mmed.rl.curriculum.train_curriculum`.
+        heldout_split / n_heldout / data_root: as :func:`mmed.rl.curriculum.train_curriculum`.
     Returns:
         a ``pandas.DataFrame``, one row per (seed, system, stratum) with stratum in
         ``easy, medium, hard, all``: ``seed, system, stratum, n, accuracy, lo, hi,
@@ -270,7 +272,7 @@ def curriculum_replicates(
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
         for v in variants:
             C.train_curriculum(with_variant(profile, v), r.root, seed=s, heldout_split=heldout_split, n_heldout=n_heldout,
-                               log=(lambda m: None))
+                               log=(lambda m: None), data_root=data_root)
         rep = C.curriculum_report(r, list(variants), heldout_split, profile.eval.bootstrap_samples, s)
         if log:
             log(f"curriculum seed {s}: " + ", ".join(f"{n} {rep['systems'][n]['all']['acc']:.3f}" for n in labels)
@@ -290,18 +292,19 @@ def curriculum_replicates(
     return pd.DataFrame(rows)
 
 
-def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None) -> Any:
+def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None,
+               data_root: str | None = None) -> Any:
     """One curriculum training in a worker process (:func:`train_curricula`)."""
     from . import curriculum as C
 
     return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
-                              log=lambda m: None)
+                              log=lambda m: None, data_root=data_root)
 
 
 def train_curricula(
     run: Run, profile: Profile, seeds: Sequence[int], main_seed: int, variants: Sequence[str | None],
     heldout_split: str = "test", n_heldout: int | None = None, workers: int | None = None,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = print, data_root: str | Path | None = None,
 ) -> dict[tuple[int, str], Any]:
     """Train every (seed, variant) curriculum — the run's own seed in the run, the others in
     :func:`replicate_run` folders — in parallel worker processes.
@@ -317,6 +320,8 @@ def train_curricula(
     Args:
         workers: processes; None → the profile's ``workers`` (None there → the machine's
             cores); at most the number of jobs; 1 trains in this process, one after another.
+        data_root: real-data folder for ``data.train_benchmarks`` (None → ``../shared/data``
+            when present), as :func:`mmed.rl.curriculum.train_curriculum`.
     Returns:
         ``{(seed, variant label): CurriculumResult}``.
     Raises:
@@ -327,7 +332,8 @@ def train_curricula(
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
-                (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout))
+                (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout,
+                 None if data_root is None else str(data_root)))
             for s, r in _runs_by_seed(run, profile, main_seed, seeds) for v in variants]
     results = run_jobs(jobs, profile, workers, log=log,
                        what=f"curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]})")
@@ -506,3 +512,113 @@ def curriculum_replicate_record(seeds: Sequence[int], variants: Sequence[str | N
 
     return {"seeds": [int(s) for s in seeds], "variants": [C.variant_label(v) for v in variants],
             "table": table_records(table), "claims": table_records(claims)}
+
+
+@dataclass
+class CurriculumStepResult:
+    """What :func:`curriculum_step` trained and measured (notebook 04 shows it; the command
+    prints ``metrics``)."""
+
+    #: ``{variant label: CurriculumResult}`` of the run's own seed, ``"cmarl"`` first
+    results: dict[str, Any]
+    #: :func:`mmed.rl.curriculum.curriculum_report` of those variants on the held-out split
+    report: dict[str, Any]
+    #: the seeds (the run's own first) and the variants retrained with each
+    seeds: list[int]
+    seed_variants: list[str | None]
+    #: :func:`curriculum_replicates` and :func:`curriculum_claims` tables (``pandas.DataFrame``)
+    seed_table: Any
+    seed_claims: Any
+    heldout_split: str
+    train_seconds: float
+    #: what notebook 04 records (:func:`mmed.rl.curriculum.report_metrics`, with the seed
+    #: replicate); ``seconds`` and ``train_seconds`` are this call's wall times
+    metrics: dict[str, Any]
+
+
+def check_curriculum_step(profile: Profile, variants: Sequence[str], seed_variants: Sequence[str],
+                          heldout_split: str | None, n_heldout: int | None) -> str:
+    """The checks :func:`curriculum_step` makes before any training (the command makes them
+    before it opens a run folder): every variant name is one of the profile's (``"cmarl"``:
+    C-MARL itself), the held-out split and size are valid. Returns the held-out split (None →
+    :func:`mmed.rl.curriculum.default_heldout_split`).
+
+    Raises:
+        mmed.config.ProfileError: an unknown variant; ValueError: a bad split or ``n_heldout``.
+    """
+    from . import curriculum as C
+
+    split = heldout_split or C.default_heldout_split(profile)
+    C.check_heldout(split, n_heldout)
+    for v in dict.fromkeys([*variants, *seed_variants]):
+        with_variant(profile, None if v == "cmarl" else v)
+    return split
+
+
+def curriculum_step(
+    run: Run,
+    profile: Profile,
+    seed: int | None = None,
+    variants: Sequence[str] = ("no_curriculum", "no_entropy"),
+    seeds: Any = None,
+    seed_variants: Sequence[str] = ("cmarl", "no_curriculum", "no_entropy"),
+    heldout_split: str | None = None,
+    n_heldout: int | None = None,
+    data_root: str | Path | None = None,
+    workers: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> CurriculumStepResult:
+    """The C-MARL step, trained and measured: what ``python -m mmed train-attending`` and
+    notebook 04 both call.
+
+    1. :func:`train_curricula`: C-MARL and ``variants`` with the run's seed, and
+       ``seed_variants`` with every other seed of ``seeds``, in worker processes (finished
+       trainings are reused);
+    2. :func:`mmed.rl.curriculum.curriculum_report` of C-MARL and ``variants`` on the
+       held-out split (per stratum, per stage, the shortcut baselines, the claims);
+    3. :func:`curriculum_replicates` and :func:`curriculum_claims` over the seeds;
+    4. :func:`mmed.rl.curriculum.report_metrics` with the seed replicate
+       (:func:`curriculum_replicate_record`), written to
+       ``runs/<id>/attending/curriculum_step.json``.
+
+    Args:
+        seed: None → the profile's seed.
+        variants: profile variant names trained next to C-MARL with the run's seed.
+        seeds: as :func:`parse_seeds` takes them (None → the profile's ``eval.seeds``).
+        seed_variants: variant names retrained with every seed; ``"cmarl"`` is C-MARL itself.
+        heldout_split: ``"validation"`` or ``"test"``; None →
+            :func:`mmed.rl.curriculum.default_heldout_split`.
+        n_heldout: held-out items (None: the profile's ``data.synthetic.n_eval``).
+        data_root: real-data folder for ``data.train_benchmarks`` (None → ``../shared/data``
+            when present).
+        workers: processes of :func:`train_curricula`.
+        log: progress lines (None: silent).
+    Raises:
+        ValueError: an unknown variant (:func:`with_variant`), invalid ``seeds``, or a run
+            folder holding a training made with other settings.
+        RuntimeError: a worker's training failed (named).
+    """
+    import time
+
+    from ..runs import write_json_atomic
+    from . import curriculum as C
+
+    t0 = time.perf_counter()
+    seed = profile.seed if seed is None else int(seed)
+    split = check_curriculum_step(profile, variants, seed_variants, heldout_split, n_heldout)
+    seeds = parse_seeds(seeds, profile.eval.seeds, seed)
+    systems: list[str | None] = [None, *[v for v in variants if v != "cmarl"]]
+    seed_systems: list[str | None] = [None if v == "cmarl" else v for v in seed_variants]
+    train_curricula(run, profile, seeds, seed, list(dict.fromkeys([*systems, *seed_systems])), split, n_heldout,
+                    workers=workers, log=log, data_root=data_root)
+    results = {C.variant_label(v): C.train_curriculum(with_variant(profile, v), run.root, seed=seed, heldout_split=split,
+                                                      n_heldout=n_heldout, log=lambda m: None, data_root=data_root)
+               for v in systems}  # finished: read back
+    train_seconds = time.perf_counter() - t0
+    report = C.curriculum_report(run, systems, split, profile.eval.bootstrap_samples, seed)
+    table = curriculum_replicates(run, profile, seeds, seed, seed_systems, split, n_heldout, log=log, data_root=data_root)
+    claims = curriculum_claims(run, profile, seeds, seed, seed_systems, split)
+    metrics = C.report_metrics(report, results, profile, seed, train_seconds, time.perf_counter() - t0,
+                               seed_replicates=curriculum_replicate_record(seeds, seed_systems, table, claims))
+    write_json_atomic(run.path("attending", "curriculum_step.json"), metrics)
+    return CurriculumStepResult(results, report, seeds, seed_systems, table, claims, split, round(train_seconds, 1), metrics)
