@@ -70,7 +70,7 @@ def calibrate(name: str, overlay: dict, base_profile: str, out_dir: Path, n_held
     if name != "demo" and not (set(overlay) & {"cold_start", "models", "data", "image", "specialists"}) \
             and (shared / "attending" / "sft" / "cold_start.json").is_file() and not (root / "attending").exists():
         # the same cold start as the "demo" configuration: reuse it (and its held-out records)
-        for part in ("models", "attending/sft", "attending/image_only"):
+        for part in ("models", "attending/sft", "attending/image_only", "attending/image_only_real"):
             if (shared / part).is_dir():
                 shutil.copytree(shared / part, root / part)
         for f in (shared / "attending").glob("heldout_*_validation.jsonl"):

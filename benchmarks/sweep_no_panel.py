@@ -82,7 +82,7 @@ def run_fraction(fraction: float, args: argparse.Namespace) -> dict:
     apply_torch_threads(prof)
     run = Run.open(Path(args.work) / f"{args.name}no_panel_{fraction:g}", profile=prof.name, seed=args.seed)
     t0 = time.perf_counter()
-    rep = ensure_cold_start(run, prof, "attending", args.seed)
+    rep = ensure_cold_start(run, prof, "attending", args.seed, args.data_root)
     row = {"no_panel_fraction": fraction, "seconds_cold_start": round(time.perf_counter() - t0, 1),
            "loss_last": rep.get("loss_last")}
     syn = as_item_list(synthetic_split(prof, "validation", n=args.n))

@@ -93,7 +93,7 @@ def consult(
     with run.step(f"consult/{name}", data=data, split=split, n_items=len(items)):
         triage, panels, attending, info = build_agents(
             run, prof, seed, triage_mode, fixed_specialty, triage_stage=triage_stage, attending_stage=attending_stage, variant=variant,
-            need_attending=decision in ("attending", "attending_alone"),
+            need_attending=decision in ("attending", "attending_alone"), data_root=data_root,
         )
         records = run_consultation(
             items, triage, panels, attending, decision=decision,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mmed.agents.build import policy_source
 from mmed.config import load_profile
 from mmed.consult import consult
@@ -175,3 +177,33 @@ def test_load_items_reports_what_the_loader_dropped_and_rejects_an_empty_split(t
     (root / "data_RAD" / "testset.json").write_text("[]")
     with pytest.raises(ValueError, match=r"data_RAD/testset.json: split 'test' has no rows at all"):
         load_items(prof, f"vqa_rad:{root}@test")
+
+
+def test_a_consultation_without_models_builds_no_base_model(tmp_path):
+    """Gold triage, a panel-only decision and simulated specialists load no model: no tiny base
+    is built or pre-trained for it (mmed.rl.cold_start.build_agents builds what it loads)."""
+    recs, m = consult(load_profile("smoke"), tmp_path / "run", data="synthetic", split="test", limit=4,
+                      triage_mode="gold", decision="majority_vote", progress=False)
+    assert len(recs) == 4 and all(r["attending"]["method"] == "majority_vote" for r in recs)
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_policy_source_reads_the_base_only_where_it_is_needed(smoke_attending_cold, tmp_path):
+    """A cold-started model is a full model: resolving it needs no models/base; the base
+    itself, missing, is a FileNotFoundError naming what builds it."""
+    import shutil
+
+    from mmed.agents.build import base_model_for
+    from mmed.rl.pretrain import base_model
+
+    root = tmp_path / "run"
+    shutil.copytree(smoke_attending_cold, root, ignore=shutil.ignore_patterns("models"))
+    run, prof = Run(root), load_profile("smoke")
+    src = policy_source(run, prof, "attending", "sft")
+    assert (src.base, src.adapters, src.label) == (str(root / "attending" / "sft"), None, "sft")
+    assert policy_source(run, prof, "attending", "image_only").base == str(root / "attending" / "image_only")
+    for call in (lambda: base_model_for(run, prof, "attending"), lambda: policy_source(run, prof, "attending", "base")):
+        with pytest.raises(FileNotFoundError, match=r"models/base holds no base model: mmed.rl.pretrain.ensure_base_model"):
+            call()
+    assert base_model(run, prof, "triage") == str(root / "models" / "base")  # built (from the cache) on first use
+    assert (root / "models" / "base" / "config.json").is_file() and base_model_for(run, prof, "attending") == str(root / "models" / "base")

@@ -108,21 +108,26 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
             ``"stage_1_easy"`` (attending, in ``variant``'s folder).
         variant: curriculum variant for the attending (None = the profile's own curriculum).
     Raises:
-        ValueError: unknown agent/stage; FileNotFoundError: the requested stage is not in the run.
+        ValueError: unknown agent/stage; FileNotFoundError: the requested stage is not in the
+            run, or the tiny base model it builds on is not (:func:`base_model_for`).
     """
     if agent not in AGENTS:
         raise ValueError(f"agent {agent!r} not in {AGENTS}")
-    base = base_model_for(run, profile, agent)
     if agent == "specialist" or stage == "base":
-        return PolicySource(base, None, "base")
+        return PolicySource(base_model_for(run, profile, agent), None, "base")
+    if agent == "attending" and stage in (IMAGE_ONLY_STAGE, IMAGE_ONLY_REAL_STAGE):  # full models, no opinions
+        d = run.path("attending", stage)
+        if not _is_model(d):
+            raise FileNotFoundError(f"{d} holds no image-only attending (mmed.rl.cold_start.ensure_cold_starts trains it)")
+        return PolicySource(str(d), None, stage)
     sft = run.path(agent, "sft")
-    if _is_model(sft):
+    if _is_model(sft):  # a full model: the base is read only when there is no cold start
         base, label = str(sft), "sft"
+    elif stage == "sft":
+        raise FileNotFoundError(f"{sft} holds no cold-started model")
     else:
-        label = "base"
+        base, label = base_model_for(run, profile, agent), "base"
     if stage == "sft":
-        if label != "sft":
-            raise FileNotFoundError(f"{sft} holds no cold-started model")
         return PolicySource(base, None, "sft")
     if agent == "triage":
         final = run.path("triage", "grpo", "final")
@@ -133,11 +138,6 @@ def policy_source(run: Run, profile: Profile, agent: str, stage: str = "latest",
         if stage not in ("latest",):
             raise ValueError(f"unknown triage stage {stage!r}; use latest, base, sft or grpo")
         return PolicySource(base, None, label)
-    if stage in (IMAGE_ONLY_STAGE, IMAGE_ONLY_REAL_STAGE):  # the image-reading references: no opinions
-        d = run.path("attending", stage)
-        if not _is_model(d):
-            raise FileNotFoundError(f"{d} holds no image-only attending (mmed.rl.cold_start.ensure_cold_start trains it)")
-        return PolicySource(str(d), None, stage)
     if stage == "latest":
         last = latest_stage_dir(run, variant)
         if last is not None:

@@ -156,9 +156,10 @@ def ensure_cold_start(
             write_json_atomic(out / "cold_start.json", rep)
         run.add_artifact(f"{agent}/sft", out)
     if agent == "attending" and profile.cold_start.image_only and with_image_only:
+        # the synthetic reference (the curriculum's "C-MARL vs image only" claim reads it); the
+        # real one only where an evaluation uses it (ensure_cold_starts: notebook 02)
         held = built[1] if built is not None else None
         ensure_image_only_attending(run, profile, seed, data_root, heldout=held)
-        ensure_image_only_attending(run, profile, seed, data_root, source="real")
     return rep
 
 
@@ -302,7 +303,8 @@ def ensure_image_only_attending(
     if source == "real":
         trl.update({k: v for k, v in (("max_steps", cs.image_only_real.max_steps),
                                        ("learning_rate", cs.image_only_real.learning_rate)) if v is not None})
-    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, target="gold", label_fraction=1.0, trl=trl))
+    prof = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, target="gold", label_fraction=1.0,
+                                                                       no_panel_fraction=1.0, trl=trl))
     base = base_model(run, profile, "attending")
     name = "attending_image_only" + ("_real" if source == "real" else "")
     with run.step(f"cold_start/{name}"):
@@ -324,21 +326,27 @@ def build_agents(
     attending_stage: str = "latest",
     variant: str | None = None,
     need_attending: bool = True,
+    data_root: str | Path | None = None,
 ) -> tuple[TriageDoctor, PanelBank, AttendingPhysician | None, dict[str, Any]]:
     """Triage doctor, panel bank and attending for a run, with what they are made of.
 
-    Cold starts are run first when the profile has them and the run lacks them. In
+    Cold starts are run first when the profile has them and the run lacks them (their real
+    items from ``data_root``: None → ``../shared/data`` when present). In
     ``"model"`` mode an invalid triage answer goes to ``profile.triage.fallback``.
     Returns ``(triage, panels, attending, info)`` where ``info`` names the weights used
     (and, in ``"model"`` mode, the triage fallback).
     """
-    for agent in ("triage", "attending", "specialist"):
-        base_model(run, profile, agent)  # the base models (the tiny one built on first use)
+    # the base models this call loads (the tiny one built on first use); none for a consultation
+    # without models (gold or fixed triage, a panel-only decision, simulated specialists)
+    needed = (["triage"] * (triage_mode == "model") + ["attending"] * need_attending
+              + ["specialist"] * (profile.specialists.backend == "local"))
+    for agent in needed:
+        base_model(run, profile, agent)
     info: dict[str, Any] = {"specialists": describe_specialists(profile)}
     style = profile.sampling.prompt_style
     sp = sampling_params(profile, seed)
     if triage_mode == "model":
-        ensure_cold_start(run, profile, "triage", seed)
+        ensure_cold_start(run, profile, "triage", seed, data_root)
         src = policy_source(run, profile, "triage", triage_stage)
         info["triage"] = asdict(src) | {"fallback": profile.triage.fallback}
         triage = TriageDoctor(load_runner(profile, src, "triage"), "model", fallback=profile.triage.fallback, seed=seed,
@@ -348,7 +356,7 @@ def build_agents(
         triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
     attending = None
     if need_attending:
-        ensure_cold_start(run, profile, "attending", seed)
+        ensure_cold_start(run, profile, "attending", seed, data_root)
         src = policy_source(run, profile, "attending", attending_stage, variant=variant)
         info["attending"] = asdict(src)
         attending = AttendingPhysician(load_runner(profile, src, "attending"), sp, style=style)

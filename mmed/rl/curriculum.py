@@ -714,7 +714,7 @@ def train_curriculum(
     vname = variant_dir_name(prof.variant)
 
     # the policy every curriculum starts from: the run's cold-started attending
-    ensure_cold_start(run, prof, "attending", seed)
+    ensure_cold_start(run, prof, "attending", seed, data_root)
     sft = run.path("attending", "sft")
     base = str(sft) if (sft / "config.json").is_file() else base_model(run, prof, "attending")
 

@@ -448,6 +448,7 @@ def load_pretrain_report(base_dir: str | Path) -> dict[str, Any] | None:
 __all__ = [
     "AnswerCollator", "FindingCollator", "FindingMapModel", "answer_prompt", "finding_targets", "letter_accuracy",
     "letter_token_ids", "load_pretrain_report", "pretrain_base", "cached_pretrain", "base_cache_key",
+    "ensure_base_model", "base_model",
 ]
 
 

@@ -330,7 +330,7 @@ def train_curricula(
     from ..parallel import Job, run_jobs
     from . import curriculum as C
 
-    ensure_cold_start(run, with_variant(profile, None), "attending", main_seed)
+    ensure_cold_start(run, with_variant(profile, None), "attending", main_seed, data_root)
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
                 (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout,
                  None if data_root is None else str(data_root)))

@@ -294,7 +294,8 @@ def cold_start(
         gold targets, training loss first/last, ``before`` and ``after`` metrics (with the
         held-out panels), for an attending trained partly without opinions
         (``cold_start.no_panel_fraction`` > 0) also ``after_no_panel`` (the same items with
-        empty panels: the attending alone), seconds.
+        empty panels: the attending alone; not when the held-out panels are empty already,
+        as for the image-only references), seconds.
     Raises:
         ValueError: bad agent, too few items.
     """
@@ -349,7 +350,7 @@ def _cold_start(
     runner = PolicyRunner(trained, processor, batch_size=profile.sampling.batch_size, name=f"{agent} cold start")
     after = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)
     after_no_panel = None
-    if agent == "attending" and cfg.no_panel_fraction > 0:  # what the attending alone answers
+    if agent == "attending" and cfg.no_panel_fraction > 0 and any(heldout_opinions or []):  # the attending alone
         after_no_panel = format_and_accuracy(agent, runner, heldout_items, [[] for _ in heldout_items], style, max_new)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained.save_pretrained(out_dir)
