@@ -1438,3 +1438,65 @@ def sgd_case_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "first_stage_above_eps": int(records[0]["first_stage_above_eps"]),
         "direct_floor_over_eps": float(records[0]["direct_floor"] / records[0]["eps"]),
     }
+
+
+# ----------------------------------------------------------------------------------------
+# what notebook 08 records (mmed/checkers/nb08_curriculum_theory.py reads it)
+# ----------------------------------------------------------------------------------------
+#: the keys of a :func:`measure` record kept per named case
+CASE_METRIC_KEYS = ("curriculum_steps", "direct_steps", "bound", "direct_bound", "monotone", "curriculum_beats_direct")
+
+
+def case_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`measure` record reduced to :data:`CASE_METRIC_KEYS` plus ``stage_steps`` (ints)."""
+    return {**{k: record[k] for k in CASE_METRIC_KEYS}, "stage_steps": [int(s) for s in record["stage_steps"]]}
+
+
+def assumption_metrics(floor_res: dict[str, dict[str, Any]], step_res: dict[str, Any],
+                       nc_res: dict[str, dict[str, Any]], eps: float) -> dict[str, dict[str, Any]]:
+    """The three assumption checks in recorded form: ``{"sgd", "step_size", "nonconvex"}``.
+
+    Args:
+        floor_res: :func:`noise_floor_experiment` (per tag: ``floor``, ``empirical_floor``,
+            ``status``, ``steps``), recorded as ``<key>_<tag>`` next to ``eps``.
+        step_res: :func:`step_size_experiment` (``lr_scales``, ``statuses``, ``steps``).
+        nc_res: :func:`double_well_experiment` (per run: ``tilts``, ``status``, ``steps``,
+            ``bound_if_convex``).
+    """
+    return {
+        "sgd": {"eps": eps, **{f"{k}_{tag}": r[k] for tag, r in floor_res.items()
+                               for k in ("floor", "empirical_floor", "status", "steps")}},
+        "step_size": {k: step_res[k] for k in ("lr_scales", "statuses", "steps")},
+        "nonconvex": {name: {k: r[k] for k in ("tilts", "status", "steps", "bound_if_convex")} for name, r in nc_res.items()},
+    }
+
+
+def study_metrics(
+    *, records_quadratic: Sequence[dict[str, Any]], records_logistic: Sequence[dict[str, Any]],
+    cases: dict[str, dict[str, Any]], budgets: dict[str, dict[str, Any]], assumptions: dict[str, dict[str, Any]],
+    sgd_records: Sequence[dict[str, Any]], n_sgd_configs: int, sgd_slope: dict[str, Any],
+    sgd_cases: dict[str, Any], parameters: dict[str, Any], seconds: float,
+) -> dict[str, Any]:
+    """The metrics notebook 08 records, from its parts: the sweeps' records
+    (:func:`sweep`) and :func:`correlation_summary` of each family, the named cases
+    (:func:`case_metrics`), the budget comparisons (:func:`budget_comparison`, as float
+    lists), :func:`assumption_metrics`, the SGD sweep (:func:`sgd_sweep` records, the number
+    of its configurations, :func:`sgd_slope_summary`) with its floor ratio taken from
+    ``parameters["floor_ratios"][0]`` and chains from ``parameters["sgd_chains"]``, the SGD
+    cases (:func:`sgd_case_summary` per case and ratio), the parameters and the wall time
+    (seconds)."""
+    return {
+        "n_configs": len(records_quadratic) + len(records_logistic),
+        "n_quadratic": len(records_quadratic),
+        "n_logistic": len(records_logistic),
+        "quadratic": correlation_summary(records_quadratic),
+        "logistic": correlation_summary(records_logistic),
+        "cases": {k: case_metrics(r) for k, r in cases.items()},
+        "budget": {k: {kk: [float(x) for x in v] for kk, v in r.items()} for k, r in budgets.items()},
+        **assumptions,
+        "sgd_paths": {**sgd_slope, "floor_ratio": parameters["floor_ratios"][0], "n_records": len(sgd_records),
+                      "n_configs": n_sgd_configs, "n_chains": parameters["sgd_chains"]},
+        "sgd_cases": sgd_cases,
+        "parameters": parameters,
+        "seconds": round(seconds, 2),
+    }

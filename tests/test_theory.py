@@ -556,3 +556,31 @@ def test_checker_accepts_valid_and_flags_each_broken_invariant():
         m = copy.deepcopy(_valid_metrics())
         breaker(m)
         assert check(m), f"checker missed: {name}"
+
+
+def test_study_metrics_are_what_the_checker_reads():
+    """Notebook 08's metrics are built by the library (th.study_metrics, th.case_metrics,
+    th.assumption_metrics) from the study's parts, with the keys and types it records."""
+    cfg = th.PathConfig(3, "front", kappa_first=2.0, kappa_last=10.0)
+    rec = th.measure(cfg, dim=4, distance=5.0, eps=1e-3, seed=0)
+    case = th.case_metrics(rec)
+    assert set(case) == {*th.CASE_METRIC_KEYS, "stage_steps"} and all(type(s) is int for s in case["stage_steps"])
+    assert sum(case["stage_steps"]) == case["curriculum_steps"] == rec["curriculum_steps"]
+    floor = {"below": {"floor": 1e-5, "empirical_floor": 1.1e-5, "status": "reached", "steps": 40, "trace": [1.0]}}
+    steps = {"lr_scales": [1.0, 2.1], "statuses": ["converged", "diverged"], "steps": [30, 5], "traces": [[1.0], [2.0]]}
+    nc = {"good": {"tilts": [0.1], "status": "reached", "steps": 12, "bound_if_convex": 20, "well_coordinate": [0.0]}}
+    a = th.assumption_metrics(floor, steps, nc, 1e-3)
+    assert a == {"sgd": {"eps": 1e-3, "floor_below": 1e-5, "empirical_floor_below": 1.1e-5, "status_below": "reached",
+                         "steps_below": 40},
+                 "step_size": {"lr_scales": [1.0, 2.1], "statuses": ["converged", "diverged"], "steps": [30, 5]},
+                 "nonconvex": {"good": {"tilts": [0.1], "status": "reached", "steps": 12, "bound_if_convex": 20}}}
+    recs = th.sweep(th.sweep_grid(n_stages=(1, 2), bends=(0.0,), kappas=(10.0,), rising_from=2.0), dim=4, distance=5.0,
+                    eps=1e-3, seed=0)
+    m = th.study_metrics(records_quadratic=recs, records_logistic=recs, cases={"monotone": rec},
+                         budgets={"monotone": {"budgets": [10, 20], "direct": [1.0, 0.5]}}, assumptions=a,
+                         sgd_records=[{}] * 3, n_sgd_configs=1, sgd_slope={"slope": 1.0}, sgd_cases={},
+                         parameters={"floor_ratios": [0.5, 3.0], "sgd_chains": 4}, seconds=1.234)
+    assert (m["n_configs"], m["n_quadratic"], m["n_logistic"], m["seconds"]) == (2 * len(recs), len(recs), len(recs), 1.23)
+    assert m["quadratic"] == th.correlation_summary(recs) and m["cases"] == {"monotone": case}
+    assert m["sgd_paths"] == {"slope": 1.0, "floor_ratio": 0.5, "n_records": 3, "n_configs": 1, "n_chains": 4}
+    assert m["budget"]["monotone"] == {"budgets": [10.0, 20.0], "direct": [1.0, 0.5]} and m["sgd"] == a["sgd"]
