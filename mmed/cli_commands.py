@@ -254,3 +254,34 @@ def _train_triage(args: argparse.Namespace) -> int:
 
 
 _train_triage.add_arguments = _train_triage_args
+
+
+def _consult_step_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most this many VQA-RAD items (default: the profile's data.eval_limit)")
+
+
+@command("consult-step", "notebook 02's step: the cold starts, then the pipeline and its baselines on the synthetic "
+                         "test split and VQA-RAD (mmed.consult.consultation_step); writes consult/consultation_step.json")
+def _consult_step(args: argparse.Namespace) -> int:
+    from .config import apply_torch_threads, load_profile
+    from .consult import consultation_step
+    from .runs import Run
+
+    prof = load_profile(args.profile)
+    apply_torch_threads(prof)
+    seed = prof.seed if args.seed is None else args.seed
+    run = Run.open(args.run_dir, profile=prof.name, seed=seed)
+    step = consultation_step(run, prof, seed, data_root=args.data_root, limit=args.limit,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
+    m = step.metrics
+    print(json.dumps({"run": str(run.root), "metrics": str(run.path("consult", "consultation_step.json")),
+                      "real_data": m["real_data"],
+                      "accuracy": {ds: {k: round(v["accuracy"]["acc"], 3) for k, v in m[ds].items()}
+                                   for ds in ("synthetic", "vqa_rad") if ds in m},
+                      "seconds": m["seconds"]}, indent=2))
+    return 0
+
+
+_consult_step.add_arguments = _consult_step_args

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from .agents.build import describe_specialists, latest_stage_dir
@@ -118,3 +119,178 @@ def consult(
         write_json_atomic(out / "metrics.json", metrics)
     run.add_artifact(f"consult/{name}", out)
     return records, metrics
+
+
+#: notebook 02's systems on the synthetic test split: name -> :func:`consult` keywords. The
+#: baselines of the paper's tables: the attending alone (no specialists), a static
+#: MDAgents-style pipeline (one fixed specialty's panel for every case, majority vote, no
+#: triage, no attending) and the oracle (the gold specialty's panel, majority vote: perfect
+#: routing read from the label, not a system one could run)
+SYNTHETIC_SYSTEMS: dict[str, dict[str, Any]] = {
+    "full pipeline": {},
+    "attending alone": {"decision": "attending_alone", "out_name": "synthetic_test_attending_alone"},
+    "static MDAgents-style (Radiologist panel, majority vote)": {
+        "triage_mode": "fixed", "fixed_specialty": "Radiologist", "decision": "majority_vote",
+        "out_name": "synthetic_test_majority_radiologist"},
+    "oracle: gold-specialty panel, majority vote": {
+        "triage_mode": "gold", "decision": "majority_vote", "out_name": "synthetic_test_majority"},
+}
+#: the same on VQA-RAD's MEVF test split (all radiology: the fixed Radiologist panel is the
+#: gold specialty's, so no separate oracle)
+VQA_RAD_SYSTEMS: dict[str, dict[str, Any]] = {
+    "full pipeline": {},
+    "attending alone": {"decision": "attending_alone", "out_name": "vqa_rad_test_attending_alone"},
+    "static MDAgents-style (Radiologist panel, majority vote)": {
+        "triage_mode": "fixed", "fixed_specialty": "Radiologist", "decision": "majority_vote",
+        "out_name": "vqa_rad_test_majority"},
+}
+#: the real benchmark of the step (its closed questions)
+VQA_RAD_SPEC = "vqa_rad:mevf"
+#: the keys of each system's metrics the step records
+SYSTEM_METRIC_KEYS = ("accuracy", "strata", "items", "attending_invalid", "triage_fallbacks", "answers")
+
+
+@dataclass
+class ConsultationStepResult:
+    """What :func:`consultation_step` made and measured (notebook 02 shows it; the command
+    prints a summary of ``metrics``)."""
+
+    #: ``{"triage" | "attending": cold-start report}`` (:func:`mmed.rl.cold_start.ensure_cold_starts`)
+    cold_starts: dict[str, dict[str, Any] | None]
+    #: ``{system: (records, metrics)}`` of :func:`consult` on the synthetic test split, :data:`SYNTHETIC_SYSTEMS` order
+    synthetic: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]
+    #: the same on VQA-RAD (:data:`VQA_RAD_SYSTEMS`), or None without real data
+    vqa_rad: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] | None
+    #: the pre-trained base's report (:func:`mmed.rl.pretrain.load_pretrain_report`), None
+    #: where the profile's base is a pretrained VLM
+    pretrain: dict[str, Any] | None
+    #: what notebook 02 records (:func:`consultation_step_metrics`), also written to
+    #: ``consult/consultation_step.json``
+    metrics: dict[str, Any]
+
+    def pretrain_table(self) -> Any:
+        """The base's answer-letter accuracy per question type, before / after pre-training,
+        next to chance (``pandas.DataFrame``: when, question type, n, accuracy, chance);
+        None without pre-training."""
+        import pandas as pd
+
+        if not self.pretrain:
+            return None
+        return pd.DataFrame([{"when": w, "question type": t, "n": v["n"], "accuracy": v["accuracy"], "chance": v["chance"]}
+                             for w in ("before", "after")
+                             for t, v in {**self.pretrain[w]["by_type"], "(all)": self.pretrain[w]}.items()])
+
+    def cold_start_table(self) -> Any:
+        """Each cold start's held-out items before / after (``pandas.DataFrame``: agent, when,
+        n, format_valid, answer_valid, accuracy)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"agent": a, "when": w, **{k: rep[w][k] for k in ("n", "format_valid", "answer_valid", "accuracy")}}
+                             for a, rep in self.cold_starts.items() if rep is not None for w in ("before", "after")])
+
+    def system_table(self, dataset: str = "synthetic") -> Any:
+        """Accuracy of every system on ``dataset`` (``"synthetic"`` or ``"vqa_rad"``) with its
+        95% bootstrap interval, invalid attending answers and triage fallbacks
+        (``pandas.DataFrame``; empty for ``"vqa_rad"`` without real data).
+
+        Raises:
+            ValueError: another ``dataset``.
+        """
+        import pandas as pd
+
+        if dataset not in ("synthetic", "vqa_rad"):
+            raise ValueError(f"dataset must be 'synthetic' or 'vqa_rad', got {dataset!r}")
+        runs = getattr(self, dataset) or {}
+        return pd.DataFrame([{"system": name, "n": m["accuracy"]["n"], "accuracy": m["accuracy"]["acc"],
+                              "95% CI": f"[{m['accuracy']['lo']:.3f}, {m['accuracy']['hi']:.3f}]",
+                              "attending invalid": m.get("attending_invalid"), "triage fallbacks": m["triage_fallbacks"]}
+                             for name, (_, m) in runs.items()])
+
+
+def case_text(record: dict[str, Any]) -> str:
+    """One consultation record (a line of ``predictions.jsonl``) as a few lines of text: the
+    stratum, question, options and gold answer; the triage's choice against the label; each
+    specialist's answer; the attending's raw completion and whether it was right."""
+    lines = [f"[{record['stratum']}] {record['id']}  Q: {record['question']}  options: {record['options']}  "
+             f"gold: {record['answer']}",
+             f"   triage -> {record['triage']['specialty']} (label {record['specialty']}, valid={record['triage']['valid']})"]
+    for op in record["panel"]:
+        lines.append(f"   {op['specialist_id']:<20} {record['options'][op['parsed']] if op['valid'] else 'invalid'}")
+    lines.append(f"   attending: {record['attending']['raw']!r} -> correct={record['correct']}")
+    return "\n".join(lines)
+
+
+def system_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of one :func:`consult` metrics dictionary the step records
+    (:data:`SYSTEM_METRIC_KEYS`; ``attending_invalid`` 0 for a majority vote, which has none)."""
+    return {k: (metrics.get(k, 0) if k == "attending_invalid" else metrics.get(k)) for k in SYSTEM_METRIC_KEYS}
+
+
+def consultation_step_metrics(
+    cold_starts: dict[str, dict[str, Any] | None], synthetic: dict[str, tuple[list, dict]],
+    vqa_rad: dict[str, tuple[list, dict]] | None, pretrain: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Notebook 02's metrics (what ``mmed.checkers.nb02_consultation`` reads):
+    ``real_data``, ``pretrain`` (before / after: ``n``, ``accuracy``, ``chance``, ``by_type``;
+    only with a pre-trained tiny base), ``cold_start`` (per agent: ``before``, ``after``,
+    ``steps``), ``synthetic`` and ``vqa_rad`` (per system: :func:`system_metrics`; the latter only with real data)."""
+    out: dict[str, Any] = {"real_data": vqa_rad is not None}
+    if pretrain:
+        out["pretrain"] = {w: {k: pretrain[w][k] for k in ("n", "accuracy", "chance", "by_type")} for w in ("before", "after")}
+    out["cold_start"] = {a: {"before": r["before"], "after": r["after"], "steps": r["steps"]}
+                         for a, r in cold_starts.items() if r is not None}
+    out["synthetic"] = {k: system_metrics(m) for k, (_, m) in synthetic.items()}
+    if vqa_rad is not None:
+        out["vqa_rad"] = {k: system_metrics(m) for k, (_, m) in vqa_rad.items()}
+    return out
+
+
+def consultation_step(
+    run: Run, profile: Profile, seed: int, data_root: str | Path | None = None, limit: int | None = None,
+    local_server: bool = False, log: Any = print,
+) -> ConsultationStepResult:
+    """Notebook 02's step, the method before any reinforcement learning (paper §3): the
+    pre-trained base (tiny models), the cold starts of the triage doctor and the attending
+    (:func:`mmed.rl.cold_start.ensure_cold_starts`, and the image-only references), then
+    :func:`consult` of every system of :data:`SYNTHETIC_SYSTEMS` on the synthetic test split
+    and, with real data, of :data:`VQA_RAD_SYSTEMS` on VQA-RAD's MEVF test split. Everything
+    the run already holds is reused. Writes ``consult/consultation_step.json`` (the metrics).
+    ``python -m mmed consult-step`` and notebook 02 call it.
+
+    Args:
+        data_root: real-data folder (None → ``../shared/data`` when present,
+            :func:`mmed.runs.resolve_data_root`); without one, synthetic only.
+        limit: at most this many VQA-RAD items (None → ``data.eval_limit``).
+        local_server: also check the specialists' OpenAI-compatible path against a local
+            server (:func:`mmed.agents.serve_local.cached_panel_check`; metrics key ``local_server``).
+        log: the cold starts' one line and the local server's lines (None: silent).
+    Returns:
+        a :class:`ConsultationStepResult`.
+    Raises:
+        FileNotFoundError: an explicit ``data_root`` that does not exist.
+        RuntimeError: a cold start failed in its worker (the message names it).
+    """
+    from .rl.cold_start import ensure_cold_starts
+    from .rl.pretrain import ensure_base_model, load_pretrain_report
+    from .runs import resolve_data_root
+
+    t0 = time.perf_counter()
+    root = resolve_data_root(data_root)
+    pretrain = load_pretrain_report(ensure_base_model(run, profile)) if profile.models.attending == "tiny" else None
+    cold = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log)
+    synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
+                 for name, kw in SYNTHETIC_SYSTEMS.items()}
+    vqa_rad = None
+    if root is not None:
+        lim = limit if limit is not None else profile.data.eval_limit
+        vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
+                                 seed=seed, progress=False, **kw)
+                   for name, kw in VQA_RAD_SYSTEMS.items()}
+    metrics = consultation_step_metrics(cold, synthetic, vqa_rad, pretrain)
+    if local_server:
+        from .agents.serve_local import cached_panel_check
+
+        metrics["local_server"] = cached_panel_check(run, profile, seed, log=log)
+    metrics["seconds"] = round(time.perf_counter() - t0, 1)
+    write_json_atomic(run.path("consult", mkdir=True) / "consultation_step.json", metrics)
+    return ConsultationStepResult(cold, synthetic, vqa_rad, pretrain, metrics)

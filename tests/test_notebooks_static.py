@@ -87,6 +87,46 @@ def test_triage_notebook_is_one_library_call():
     assert "record_notebook_metrics(ctx.run.root, T.STEP_NOTEBOOK, metrics)" in src and "metrics = step.metrics" in src
 
 
+#: the function definitions a notebook may hold: figure savers that prefix the notebook's name
+PLOT_HELPERS = {"save"}
+#: notebooks whose step is one library call that builds the metrics they record
+STEP_CALLS = {"02_consultation_and_stratification": "consultation_step", "03_triage_grpo": "triage_step",
+              "04_cmarl_curriculum": "curriculum_step"}
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_defines_no_function_but_a_figure_saver(nb_path: Path):
+    """Logic lives in ``mmed/``: a notebook defines no function (lambdas included) other than
+    a trivial figure saver (:data:`PLOT_HELPERS`), whose body is one call."""
+    defs = []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Lambda):
+                defs.append("lambda")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if node.name not in PLOT_HELPERS or len(node.body) != 1:
+                    defs.append(node.name)
+    assert not defs, f"{nb_path.name} defines {defs}: move them into mmed/"
+
+
+@pytest.mark.parametrize("stem", sorted(STEP_CALLS))
+def test_step_notebook_records_what_its_step_built(stem: str):
+    """Notebooks 02-04 make their step with one library call (the one their command makes)
+    and record that call's metrics unchanged: no metrics dictionary is assembled in a cell."""
+    nb_path = next(p for p in NOTEBOOKS if p.stem == stem)
+    calls, metric_writes = [], []
+    for tree in _code_trees(nb_path):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                calls.append(getattr(node.func, "attr", getattr(node.func, "id", None)))
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) \
+                    and isinstance(node.value, ast.Name) and node.value.id == "metrics":
+                metric_writes.append(ast.unparse(node))
+    assert calls.count(STEP_CALLS[stem]) == 1, calls
+    assert not metric_writes, f"{stem} assembles metrics in a cell: {metric_writes}"
+    assert "metrics = step.metrics" in nb_path.read_text()
+
+
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_opens_with_its_requirement_line(nb_path: Path):
     """Right after resolving its context, each notebook displays what it needs and how long

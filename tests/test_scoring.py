@@ -86,3 +86,13 @@ def test_paired_interval_is_narrower_than_unpaired_for_correlated_systems():
     se_unpaired = math.sqrt(a.mean() * (1 - a.mean()) / 500 + b.mean() * (1 - b.mean()) / 500)
     assert paired["hi"] - paired["lo"] < 0.5 * (2 * 1.96 * se_unpaired)
     assert paired["diff"] == pytest.approx(a.mean() - b.mean())
+
+
+def test_format_diff_writes_a_paired_difference_with_its_interval():
+    from mmed.agents.scoring import format_diff
+
+    d = {"diff": 0.0714, "lo": 0.0214, "hi": 0.1214, "n": 140}
+    assert format_diff(d) == "+0.071 [+0.02, +0.12]"
+    assert format_diff({**d, "diff": -0.05, "lo": -0.1, "hi": 0.0}, interval_digits=3, with_n=True) == \
+        "-0.050 [-0.100, +0.000] (n=140)"
+    assert format_diff(None) == "n/a"

@@ -162,6 +162,16 @@ def paired_bootstrap_diff(
     }
 
 
+def format_diff(d: dict[str, Any] | None, interval_digits: int = 2, with_n: bool = False) -> str:
+    """A :func:`paired_bootstrap_diff` result as text: ``"+0.071 [+0.02, +0.12]"`` (the
+    difference to 3 decimals, the interval to ``interval_digits``; ``with_n`` appends
+    ``" (n=140)"``); ``"n/a"`` for None (no items to compare)."""
+    if d is None:
+        return "n/a"
+    text = f"{d['diff']:+.3f} [{d['lo']:+.{interval_digits}f}, {d['hi']:+.{interval_digits}f}]"
+    return f"{text} (n={d['n']})" if with_n else text
+
+
 # ----------------------------------------------------------------------------------------
 # answer distributions: guards against a degenerate (input-independent) agent (docs/architecture.md#degenerate-agent-guard)
 # ----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ Command line (foreground, Ctrl-C to stop)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import socket
 import subprocess
@@ -33,6 +34,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
+
+from ..data.sets import load_items
+from .backends import apply_specialist_spec, make_specialist_factory
+from .cache import SpecialistCache
+from .pipeline import as_item_list
+from .specialists import consult_panel, make_panel
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -193,6 +200,48 @@ def build_tiny_model_for_serving(out_dir: str | os.PathLike[str], profile: str =
         return out
     prof = load_profile(profile)
     return build_tiny_qwen2_5_vl(out, prof.models.tiny, min_pixels=prof.image.min_pixels, max_pixels=prof.image.max_pixels)
+
+
+def cached_panel_check(run: Any, profile: Any, seed: int, n_items: int = 2, log: Any = print) -> dict[str, Any]:
+    """Notebook 02's "specialists on a real server" section: a Radiologist panel whose
+    specialists are an OpenAI-compatible server (``transformers serve`` of the tiny offline
+    model on loopback, :class:`LocalServer`), asked twice about ``n_items`` synthetic test
+    items through :func:`mmed.agents.backends.make_specialist_factory` with the on-disk
+    :class:`mmed.agents.cache.SpecialistCache` (``<run>/consult/specialist-cache``): the
+    second pass must be served from the cache, with no request reaching the server. The
+    tiny model's answers are random text (invalid opinions): the check is of the path, not
+    of the answers.
+
+    Args:
+        run: a :class:`mmed.runs.Run` (the served model goes to ``models/serve-tiny``, the
+            server log to ``consult/serve.log``).
+        profile: a :class:`mmed.config.Profile` (its ``specialists`` section, with this backend).
+        log: one line per pass and one opinion (None: silent).
+    Returns:
+        ``{"passes": {"first pass" | "re-run": factory stats (calls, cache_hits, errors, ...)},
+        "server_requests": requests the server saw}``.
+    Raises:
+        RuntimeError: the server did not start (its log's tail in the message).
+    """
+    log = log or (lambda m: None)
+    model_dir = build_tiny_model_for_serving(run.path("models", "serve-tiny"), profile="smoke")
+    server = LocalServer(str(model_dir), log_path=str(run.path("consult", mkdir=True) / "serve.log")).start()
+    try:
+        cfg = apply_specialist_spec(profile.specialists, f"openai:{model_dir}@{server.base_url}")
+        cfg = dataclasses.replace(cfg, cache_dir=str(run.path("consult", "specialist-cache")),
+                                  openai=dataclasses.replace(cfg.openai, api_key_env="", max_tokens=16))
+        items = as_item_list(load_items(profile, "synthetic", "test", limit=n_items))
+        passes = {}
+        for attempt in ("first pass", "re-run"):
+            factory = make_specialist_factory(cfg, seed=seed, cache=SpecialistCache(cfg.cache_dir))
+            opinions = consult_panel(make_panel("Radiologist", cfg.panel_size, factory), items)
+            st = passes[attempt] = factory.stats()
+            log(f"{attempt}: {st['calls']} calls, {st['cache_hits']} cache hits, errors {st['errors']}, "
+                f"requests seen by the server so far: {server.request_count()}")
+        log(f"an opinion (random tiny model): {opinions[0][0].raw[:80]!r} valid: {opinions[0][0].valid}")
+        return {"passes": passes, "server_requests": server.request_count()}
+    finally:
+        server.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

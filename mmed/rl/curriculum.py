@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..agents.scoring import accuracy_ci, answer_distribution, paired_bootstrap_diff
+from ..agents.scoring import accuracy_ci, answer_distribution, format_diff, paired_bootstrap_diff
 from ..agents.stratify import majority_vote, panel_answers, stratify
 from ..config import STRATA, Profile, StageConfig, load_profile
 from ..data.sets import synthetic_split
@@ -1005,7 +1005,7 @@ def _claims(main: str, paired: dict[str, Any], stages: Sequence[dict[str, Any]],
         return paired.get(f"{main}-{other}", {}).get(st)
 
     def fmt(x: dict[str, Any] | None) -> str:
-        return "n/a" if x is None else f"{x['diff']:+.3f} [{x['lo']:+.3f}, {x['hi']:+.3f}] (n={x['n']})"
+        return format_diff(x, interval_digits=3, with_n=True)
 
     def above(x) -> bool:
         return x is not None and x["lo"] > margin
