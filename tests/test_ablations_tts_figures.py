@@ -152,6 +152,28 @@ def test_tts_step_builds_the_metrics_notebook_06_records(smoke_cold_run):
     assert CHECKERS[TTS_NOTEBOOK](step.metrics) == []
 
 
+def test_ablations_step_builds_the_metrics_notebook_05_records(smoke_cold_run, tmp_path):
+    """``ablations_step`` (notebook 05's one call): the table, the claims read off it, the
+    notes and the domain averages, and the metrics the notebook's checker accepts."""
+    from mmed.checks import CHECKERS
+    from mmed.eval.ablations import ablations_step, domain_averages, no_valid_answer_notes
+    from mmed.eval.claims import ablation_claims
+    from mmed.eval.metrics import json_records
+    from mmed.runs import Run
+
+    root = tmp_path / "run"
+    shutil.copytree(smoke_cold_run.root, root)
+    items = load_items(SMOKE, "synthetic", "test", limit=6)
+    step = ablations_step(Run(root), SMOKE, {"synthetic": items}, seed=0)
+    assert step.claims.equals(ablation_claims(step.table)) and step.notes == no_valid_answer_notes(step.table)
+    assert step.domains.equals(domain_averages(step.records, n_boot=SMOKE.eval.bootstrap_samples, seed=0))
+    assert step.metrics == {"real_data": False, "datasets": ["synthetic"], "rows": json_records(step.table),
+                            "n_items": {"synthetic": 6}, "claims": json_records(step.claims), "notes": step.notes,
+                            "domains": json_records(step.domains)}
+    assert set(step.table["system"]) >= {"full system", "w/o specialists (attending alone)"}
+    assert CHECKERS["05_ablations"](step.metrics) == []
+
+
 def _fake_figure_data(d):
     pd.DataFrame([
         {"dataset": "synthetic", "system": "full system", "available": True, "n": 10, "acc": 0.6, "lo": 0.3, "hi": 0.9},

@@ -84,7 +84,8 @@ from ..config import Profile
 from ..data.sets import load_items
 from ..rl.pretrain import base_model
 from ..runs import Run, write_json_atomic
-from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table
+from .claims import ablation_claims
+from .metrics import IN_DOMAIN, OUT_OF_DOMAIN, domain_table, json_records
 
 
 @dataclass(frozen=True)
@@ -595,3 +596,44 @@ def markdown_table(df: pd.DataFrame) -> str:
             f"{stratum(r, 'easy')} | {stratum(r, 'medium')} | {stratum(r, 'hard')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class AblationsStepResult:
+    """What :func:`ablations_step` measured (notebook 05 shows it)."""
+
+    #: :func:`run_ablations`' table and records
+    table: pd.DataFrame
+    records: dict[str, dict[str, list[dict[str, Any]]]]
+    #: :func:`mmed.eval.claims.ablation_claims` of the table
+    claims: pd.DataFrame
+    #: :func:`no_valid_answer_notes` of the table
+    notes: list[str]
+    #: :func:`domain_averages` of the records
+    domains: pd.DataFrame
+    #: what notebook 05 records (``mmed.checkers.nb05_06``)
+    metrics: dict[str, Any]
+
+
+def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: int = 0) -> AblationsStepResult:
+    """Notebook 05's step: every ablation row on every evaluation set (:func:`run_ablations`;
+    the best single specialist's panel position chosen on :func:`validation_sets`, never on
+    the evaluated items), the paper's claims read off the table
+    (:func:`mmed.eval.claims.ablation_claims`), the notes on systems without a valid answer
+    and the in-/out-of-domain averages (:func:`domain_averages`), with the metrics the
+    notebook records: ``real_data``, ``datasets``, ``rows``, ``n_items``, ``claims``,
+    ``notes``, ``domains``.
+
+    Args:
+        evalsets: ``{dataset label: closed items}`` (:func:`mmed.data.sets.evaluation_sets`).
+    Raises:
+        what :func:`run_ablations` raises (a missing base model, unreadable items).
+    """
+    table, records = run_ablations(run, profile, evalsets, seed=seed, validation_items=validation_sets(profile))
+    claims = ablation_claims(table)
+    notes = no_valid_answer_notes(table)
+    domains = domain_averages(records, n_boot=profile.eval.bootstrap_samples, seed=seed)
+    metrics = {"real_data": any(k != "synthetic" for k in evalsets), "datasets": list(evalsets),
+               "rows": json_records(table), "n_items": {k: len(v) for k, v in evalsets.items()},
+               "claims": json_records(claims), "notes": notes, "domains": json_records(domains)}
+    return AblationsStepResult(table, records, claims, notes, domains, metrics)

@@ -48,6 +48,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..eval.claims import CLAIM_ROWS, ablation_claims, no_valid_answer  # noqa: F401 - re-exported
+from ..eval.claims import verdict as claim_verdict
 from .grids import save
 from .layout import MAX_FIGURE_WIDTH_IN, MIN_FONT_SIZE_PT, panel_grid, wrap_label
 
@@ -497,7 +499,7 @@ def results_markdown(fig_dir: str | Path) -> str:
         for (claim, st), g in df.groupby(["claim", "stratum"], sort=False):
             cell = {str(r["seed"]): f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}]" for _, r in g.iterrows()}
             p = g[g["seed"].astype(str) == "pooled"]
-            verdict = "–" if p.empty else _verdict(float(p["lo"].iloc[0]), float(p["hi"].iloc[0]))
+            verdict = "–" if p.empty else claim_verdict(float(p["lo"].iloc[0]), float(p["hi"].iloc[0]))
             out.append(f"| {claim} | {st} | " + " | ".join(cell.get(s, "–") for s in seeds)
                        + f" | {cell.get('pooled', '–')} | {verdict} |")
         out.append("")
@@ -505,86 +507,9 @@ def results_markdown(fig_dir: str | Path) -> str:
     return "\n".join(out) if out else "(no results yet: run `make figures RUN=runs/<id>` after the main job)\n"
 
 
-#: the paper's claims read off the ablation table: (claim, row compared with the full system)
-CLAIM_ROWS: tuple[tuple[str, str], ...] = (
-    ("C-MARL gain (vs cold-start attending)", "w/o C-MARL: cold-start attending"),
-    ("curriculum gain (vs GRPO without curriculum)", "w/o C-MARL: GRPO without curriculum"),
-    ("Hard stage gain (vs Easy + Medium)", "+ Easy + Medium"),
-    ("triage gain (vs random specialty)", "w/o triage: random specialty"),
-    ("specialists gain (vs attending alone)", "w/o specialists (attending alone)"),
-)
 #: the claim lines read off ``triage.csv``
 TRIAGE_CLAIM = "triage GRPO gain (vs cold-start triage)"
 TRIAGE_MAJORITY_CLAIM = "triage GRPO vs majority class (always the most frequent specialty)"
-
-
-def _verdict(lo: float, hi: float, not_measurable: str | None = None) -> str:
-    """Verdict of a difference with 95% interval [lo, hi] (claimed direction: > 0).
-
-    ``not_measurable`` (why a compared system's score says nothing, see
-    :func:`no_valid_answer`) wins over the interval: a system with no valid answer
-    scores 0 by construction, so neither "reversed" nor "not resolved" describes it."""
-    if not_measurable:
-        return f"not measurable: {not_measurable}"
-    return "holds here" if lo > 0 else ("reversed here" if hi < 0 else "not resolved (interval covers 0)")
-
-
-def no_valid_answer(r: Any) -> str | None:
-    """Whether ablation row ``r`` (an ``ablations.csv`` row) gives no measurable answer:
-    ``"no_valid"`` when its ``valid_rate`` is 0; ``"all_zero"`` when the CSV predates the
-    ``valid_rate`` column and the row scores 0 on every item (acc = upper bound = 0 — on
-    multiple-choice questions a model answering validly does that only with vanishing
-    probability, so it marks invalid output); None otherwise."""
-    vr = r.get("valid_rate")
-    if vr is not None and not pd.isna(vr):
-        return "no_valid" if float(vr) == 0 else None
-    acc, hi = r.get("acc"), r.get("hi")
-    if acc is not None and hi is not None and not pd.isna(acc) and float(acc) == 0 and float(hi) == 0:
-        return "all_zero"
-    return None
-
-
-def _not_measurable(kinds: dict[str, str | None]) -> str | None:
-    """Text for :func:`_verdict` from ``{system: no_valid_answer(row)}``."""
-    parts = []
-    for kind, one, many in (("no_valid", "gives no valid answer", "give no valid answer"),
-                            ("all_zero", "scores 0 on every item (valid rate not recorded)",
-                             "score 0 on every item (valid rate not recorded)")):
-        names = [n for n, k in kinds.items() if k == kind]
-        if names:
-            parts.append(f"{' and '.join(names)} {one if len(names) == 1 else many}")
-    return "; ".join(parts) or None
-
-
-def ablation_claims(df: pd.DataFrame) -> pd.DataFrame:
-    """The paper's claims (:data:`CLAIM_ROWS`) read off an ablation table.
-
-    Args:
-        df: ``run_ablations(...)[0]`` or ``ablations.csv`` (older files without
-            ``valid_rate`` are handled, see :func:`no_valid_answer`).
-    Returns:
-        One row per (claim, dataset), columns ``claim, dataset, row, diff, lo, hi,
-        verdict``: ``diff`` = full system − row (fractions) with the paired bootstrap
-        95% interval (the table's ``delta_vs_full`` sign-flipped); the verdict is
-        "not measurable: ..." when either system gives no valid answer, and "not in this
-        run" (diff NaN) when the row or its difference is missing.
-    """
-    out = []
-    for claim, row in CLAIM_ROWS:
-        for ds in dict.fromkeys(df["dataset"]):
-            base = {"claim": claim, "dataset": ds, "row": row}
-            r = df[(df["dataset"] == ds) & (df["system"] == row)]
-            full = df[(df["dataset"] == ds) & (df["system"] == "full system")]
-            if r.empty or not bool(r.iloc[0].get("available", True)) or pd.isna(r.iloc[0].get("delta_vs_full")):
-                out.append({**base, "diff": np.nan, "lo": np.nan, "hi": np.nan, "verdict": "not in this run"})
-                continue
-            r = r.iloc[0]
-            why = _not_measurable({"full system": no_valid_answer(full.iloc[0]) if len(full) else None,
-                                   row: no_valid_answer(r)})
-            # + 0.0: no "-0.0" when the difference is exactly zero
-            d, lo, hi = (-float(r[k]) + 0.0 for k in ("delta_vs_full", "delta_hi", "delta_lo"))
-            out.append({**base, "diff": d, "lo": lo, "hi": hi, "verdict": _verdict(lo, hi, why)})
-    return pd.DataFrame(out, columns=["claim", "dataset", "row", "diff", "lo", "hi", "verdict"])
 
 
 def triage_gain_claims(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -622,13 +547,13 @@ def triage_gain_claims(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> p
             diff, kind = float(g["acc"] - c["acc"]), "unpaired"
             lo, hi = (float(x) for x in np.quantile(reps, [0.025, 0.975]))
         out.append({"claim": TRIAGE_CLAIM, "dataset": ds, "n": int(g["n"]), "diff": diff, "lo": lo, "hi": hi,
-                    "interval": kind, "verdict": _verdict(lo, hi)})
+                    "interval": kind, "verdict": claim_verdict(lo, hi)})
         mj = d[d["when"] == MAJORITY_CLASS]
         if len(mj) and "gain" in df and pd.notna(mj.iloc[0].get("gain")):
             r = mj.iloc[0]
             out.append({"claim": TRIAGE_MAJORITY_CLAIM, "dataset": ds, "n": int(r["n"]), "diff": float(r["gain"]),
                         "lo": float(r["gain_lo"]), "hi": float(r["gain_hi"]), "interval": "paired",
-                        "verdict": _verdict(float(r["gain_lo"]), float(r["gain_hi"]))})
+                        "verdict": claim_verdict(float(r["gain_lo"]), float(r["gain_hi"]))})
     return pd.DataFrame(out, columns=["claim", "dataset", "n", "diff", "lo", "hi", "interval", "verdict"])
 
 
