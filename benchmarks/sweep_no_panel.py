@@ -24,6 +24,8 @@ Usage::
 
     python benchmarks/sweep_no_panel.py                          # fractions 0 0.1 0.25 0.5
     python benchmarks/sweep_no_panel.py --fractions 0 0.25 --json sweep.json
+    python benchmarks/sweep_no_panel.py --image-only-real --overlay \
+        '{"cold_start": {"image_only_real": {"balance_yes_no": true}}}'   # the real image-only reference
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ sys.path.insert(0, str(REPO))
 from mmed.config import STRATA, apply_torch_threads, load_profile  # noqa: E402
 
 
-def answer_sets(prof, run, items, seed: int) -> dict:
-    """Greedy answers of the run's cold-started attending with and without opinions."""
+def answer_sets(prof, run, items, seed: int, stage: str = "sft") -> dict:
+    """Greedy answers of the run's cold-started attending (``stage``: ``"sft"``, or an
+    image-only reference's folder) with and without opinions."""
     from mmed.agents.build import load_runner, policy_source
     from mmed.rl.cold_start import panel_opinions_gold
     from mmed.agents.stratify import agreement_score, majority_vote, panel_answers, stratum
     from mmed.rl.sft import format_and_accuracy
 
     ops = panel_opinions_gold(prof, items, seed, run)
-    runner = load_runner(prof, policy_source(run, prof, "attending", "sft"), "attending (cold start)")
+    runner = load_runner(prof, policy_source(run, prof, "attending", stage), "attending (cold start)")
     style, max_new = prof.sampling.prompt_style, prof.sampling.max_new_tokens
     out = {"n": len(items), "chance": sum(1 / len(it["options"]) for it in items) / len(items)}
     strata = [stratum(agreement_score(o, int(it["answer_idx"]))) for o, it in zip(ops, items)]
@@ -80,21 +83,37 @@ def run_fraction(fraction: float, args: argparse.Namespace) -> dict:
     over = {**overlay, "cold_start": {**overlay.get("cold_start", {}), "no_panel_fraction": fraction, "image_only": False}}
     prof = load_profile(args.profile, overrides=over)
     apply_torch_threads(prof)
-    run = Run.open(Path(args.work) / f"{args.name}no_panel_{fraction:g}", profile=prof.name, seed=args.seed)
+    name = "image_only_real" if args.image_only_real else f"no_panel_{fraction:g}"
+    run = Run.open(Path(args.work) / f"{args.name}{name}", profile=prof.name, seed=args.seed)
     t0 = time.perf_counter()
-    rep = ensure_cold_start(run, prof, "attending", args.seed, args.data_root)
-    row = {"no_panel_fraction": fraction, "seconds_cold_start": round(time.perf_counter() - t0, 1),
-           "loss_last": rep.get("loss_last")}
+    if args.image_only_real:  # the demo's recipe of the real datasets' image-only reference
+        from mmed.agents.build import IMAGE_ONLY_REAL_STAGE
+        from mmed.rl.cold_start import ensure_image_only_attending
+
+        stage = IMAGE_ONLY_REAL_STAGE
+        rep = ensure_image_only_attending(run, prof, args.seed, args.data_root, source="real")
+    else:
+        stage = "sft"
+        rep = ensure_cold_start(run, prof, "attending", args.seed, args.data_root)
+    row = {"no_panel_fraction": 1.0 if args.image_only_real else fraction, "stage": stage,
+           "seconds_cold_start": round(time.perf_counter() - t0, 1), "loss_last": rep.get("loss_last"),
+           "training_data": rep.get("training_data")}
     syn = as_item_list(synthetic_split(prof, "validation", n=args.n))
-    row["synthetic_validation"] = answer_sets(prof, run, syn, args.seed)
+    row["synthetic_validation"] = answer_sets(prof, run, syn, args.seed, stage)
     root = resolve_data_root(args.data_root)
     if root is not None:
         from mmed.data.training import training_pool
 
         pprof = dataclasses.replace(prof, data=dataclasses.replace(prof.data, train_benchmarks=[args.benchmark]))
         pool = training_pool(pprof, root, cap=1, seed=args.seed, log=lambda m: None)
-        row["real_validation"] = answer_sets(prof, run, as_item_list(pool.validation), args.seed)
+        val = as_item_list(pool.validation)
+        row["real_validation"] = answer_sets(prof, run, val, args.seed, stage)
         row["real_validation"]["benchmark"] = args.benchmark
+        # the same items with as many gold "yes" as "no" within each organ: accuracy there is
+        # not helped by an organ's answer prior (VQA-RAD's test split is balanced that way)
+        from mmed.rl.cold_start import balance_yes_no
+
+        row["real_validation_balanced"] = answer_sets(prof, run, balance_yes_no(val, args.seed)[0], args.seed, stage)
     return row
 
 
@@ -112,10 +131,16 @@ def main(argv: list[str] | None = None) -> int:
                     "(e.g. real pool items in the cold start: "
                     "'{\"data\": {\"train_benchmarks\": [\"vqa_rad:mevf\"]}, \"cold_start\": {\"real_share\": 0.25}}')")
     ap.add_argument("--name", default="", help="prefix of the run folders (one per overlay)")
+    ap.add_argument("--image-only-real", action="store_true",
+                    help="train and measure the real datasets' image-only reference as the demo makes it "
+                         "(mmed.rl.cold_start.ensure_image_only_attending, cold_start.image_only_real); "
+                         "--fractions is then ignored (one row)")
     args = ap.parse_args(argv)
+    if args.image_only_real:
+        args.fractions = [1.0]
     rows = []
     print("fraction | synthetic val: panel acc (easy/medium/hard) | follow-majority | no panel acc (top share, chance) "
-          "| real val: panel acc | follow-majority | no panel acc (top share) | s")
+          "| real val: panel acc | follow-majority | no panel acc (top share) | the same, yes/no balanced per organ | s")
     for f in args.fractions:
         r = run_fraction(f, args)
         rows.append(r)
@@ -128,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             q = r["real_validation"]
             line += (f" | {q['panel']['accuracy']:.3f} | {q['follow_majority']:.3f} | {q['no_panel']['accuracy']:.3f} "
                      f"({q['no_panel']['top_answer']} {q['no_panel']['top_answer_share']:.2f}; n {q['n']})")
+            b = r["real_validation_balanced"]["no_panel"]
+            line += f" | balanced: {b['accuracy']:.3f} ({b['top_answer']} {b['top_answer_share']:.2f}; n {r['real_validation_balanced']['n']})"
         print(line + f" | {r['seconds_cold_start']}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -364,6 +364,11 @@ class ImageOnlyReal:
     #: at most this share of its ``cold_start.n_items`` items are the real cold-start pool's
     #: ``train`` items, the rest synthetic (as ``cold_start.real_share`` does for the attending); in (0, 1]
     real_share: float = 1.0
+    #: draw its real items with as many gold "yes" as "no" answers within each organ
+    #: (:func:`mmed.rl.cold_start.balance_yes_no`): no organ-wise answer prior to learn where
+    #: the finding itself cannot be read. Off in every profile: measured on validation, it did
+    #: not keep the reference off one letter (benchmarks/RESULTS.md, "image-only references")
+    balance_yes_no: bool = False
     #: its steps / learning rate where they differ from the cold start's (None keeps them)
     max_steps: Optional[int] = None
     learning_rate: Optional[float] = None

@@ -198,6 +198,56 @@ def test_attending_cold_start_mixes_a_share_of_the_pool(shared_data: Path):
         assert attending_cold_start_items(p, syn, 0, data_root=shared_data) == (syn, None)
 
 
+def _mc(i: int, options: list[str], gold: int, organ: str | None = "CHEST") -> dict:
+    return {"id": f"x{i}", "options": options, "answer_idx": gold, "organ": organ}
+
+
+def test_balance_yes_no_keeps_as_many_no_as_yes_within_each_organ():
+    from mmed.rl.cold_start import balance_yes_no, gold_text
+
+    items = ([_mc(i, ["yes", "no"], 0) for i in range(7)] + [_mc(10 + i, ["Yes.", "No"], 1) for i in range(3)]
+             + [_mc(20, ["CT", "MRI"], 1)]                                                       # chest: 7 yes, 3 no
+             + [_mc(30 + i, ["yes", "no"], 1, "ABD") for i in range(4)] + [_mc(40, ["yes", "no"], 0, "ABD")]
+             + [_mc(50, ["yes", "no"], 0, None), _mc(51, ["yes", "no"], 1, None)])               # no organ: one group
+    kept, counts = balance_yes_no(items, seed=0)
+    assert {k: counts[k] for k in ("yes", "no", "other", "dropped")} == {"yes": 9, "no": 8, "other": 1, "dropped": 7}
+    assert counts["groups"] == {"": {"yes": 1, "no": 1, "other": 0}, "ABD": {"yes": 1, "no": 4, "other": 0},
+                                "CHEST": {"yes": 7, "no": 3, "other": 1}}
+    for organ in ("CHEST", "ABD", None):
+        golds = [gold_text(it) for it in kept if it["organ"] == organ]
+        assert golds.count("yes") == golds.count("no") > 0, organ
+    assert {"x20", "x10", "x11", "x12", "x40", "x50", "x51"} <= {it["id"] for it in kept}  # the fewer answer, the others
+    assert [it["id"] for it in kept] == [it["id"] for it in items if it in kept]  # input order
+    assert [it["id"] for it in balance_yes_no(items, seed=0)[0]] == [it["id"] for it in kept]  # seeded
+    one = balance_yes_no(items, seed=0, by="")[1]  # one group: 9 yes / 8 no overall
+    assert (one["dropped"], list(one["groups"])) == (1, [""])
+    with pytest.raises(ValueError, match="item 'x1': field 'answer_idx' is 2, outside its 2 options"):
+        balance_yes_no([_mc(1, ["yes", "no"], 2)], 0)
+
+
+def test_real_image_only_reference_balances_yes_no_within_each_organ(shared_data: Path):
+    from mmed.rl.cold_start import gold_text, image_only_items
+
+    over = {"data": {"cold_start_benchmarks": ["vqa_rad:mevf"]}, "attending_grpo": {"n_train_items": 400}}
+    plain = image_only_items(load_profile("smoke", overrides={**over, "cold_start": {"n_items": 700}}), 0, shared_data, "real")
+    bal = load_profile("smoke", overrides={**over, "cold_start": {"n_items": 700, "image_only_real": {"balance_yes_no": True}}})
+    train, _, info = image_only_items(bal, 0, shared_data, "real")
+
+    def yes_no(items, organ):
+        golds = [gold_text(it) for it in items if it["dataset"] == "vqa_rad" and it["organ"] == organ]
+        return golds.count("yes"), golds.count("no")
+
+    y, n = yes_no(plain[0], "CHEST")
+    assert n > 1.5 * y  # VQA-RAD's chest questions lean "no" in training (its test split does not)
+    for organ in ("CHEST", "HEAD", "ABD"):
+        y, n = yes_no(train, organ)
+        assert y == n > 0, organ
+    c = info["yes_no_balance"]
+    assert c["dropped"] > 0 and info["n_real"] == c["yes"] + c["no"] + c["other"] - c["dropped"]
+    assert len(train) == 700 and info["n_synthetic"] == 700 - info["n_real"]
+    assert "yes_no_balance" not in plain[2]
+
+
 def test_image_only_references_train_on_one_source_each(shared_data: Path, tmp_path: Path):
     """The synthetic reference reads the synthetic train items only, the real one the real
     cold-start pool only (never an evaluation image; its held-out items are the pool's

@@ -32,6 +32,7 @@ from ..agents.build import (
 from ..agents.pipeline import PanelBank, as_item_list, run_consultation
 from ..agents.triage import TriageDoctor
 from ..config import Profile
+from ..data.answers import normalize_answer
 from ..data.sets import synthetic_split
 from ..parallel import Job, run_jobs
 from ..runs import Run, resolve_data_root, write_json_atomic
@@ -77,19 +78,77 @@ def real_cold_start_pool(profile: Profile, data_root: str | Path | None, seed: i
                           data_root, seed, log=lambda m: print(m, file=sys.stderr, flush=True))
 
 
+def gold_text(item: dict) -> str:
+    """An item's gold answer in its matching form (:func:`mmed.data.answers.normalize_answer`
+    of ``options[answer_idx]``: ``"Yes."`` -> ``"yes"``).
+
+    Raises:
+        ValueError: ``answer_idx`` outside ``options`` (the message names the item id).
+    """
+    options, idx = item["options"], item["answer_idx"]
+    if not 0 <= idx < len(options):
+        raise ValueError(f"item {item.get('id')!r}: field 'answer_idx' is {idx}, outside its {len(options)} options")
+    return normalize_answer(options[idx])
+
+
+def balance_yes_no(items: Sequence[dict], seed: int, by: str = "organ") -> tuple[list[dict], dict[str, Any]]:
+    """The items with as many gold "yes" as gold "no" answers within each group of the item
+    field ``by`` (items without it form one group): in each group a seeded sample of the
+    more frequent of the two answers, of the other's size, is kept; every item whose gold
+    answer is neither yes nor no stays. Order: the input's, less the dropped items.
+
+    Why: an agent that cannot read a finding answers from what it can read. VQA-RAD's closed
+    training questions lean "no" on chest images (91 of 133 in the demo's pool) and "yes" on
+    abdominal ones (70 of 103), while its test split is balanced within each organ, and the
+    organ is visible at a glance. Balanced within each organ, no such prior is left to learn
+    (the principle of balanced VQA data: Goyal et al., "Making the V in VQA Matter", CVPR 2017,
+    arXiv 1612.00837). Measured for the image-only reference of the real datasets
+    (``cold_start.image_only_real.balance_yes_no``, benchmarks/RESULTS.md, "image-only
+    references"): it did not keep the reference off one letter (A on 93% of the validation
+    items on one seed of three), so the demo leaves it off.
+
+    Args:
+        items: item dicts with ``options`` and ``answer_idx`` (:data:`mmed.data.schema.COLUMNS`).
+        seed: seeds the samples.
+        by: the grouping field (``"organ"``; ``""`` = one group).
+    Returns:
+        ``(kept, counts)``; counts = ``{"yes", "no", "other", "dropped", "groups": {group:
+        {"yes", "no", "other"}}}`` before the sample (``dropped``: the items left out).
+    Raises:
+        ValueError: an item whose ``answer_idx`` is outside its options.
+    """
+    groups: dict[str, dict[str, list[int]]] = {}
+    for i, it in enumerate(items):
+        g = gold_text(it)
+        key = str(it.get(by) or "") if by else ""
+        groups.setdefault(key, {"yes": [], "no": [], "other": []})[g if g in ("yes", "no") else "other"].append(i)
+    dropped: set[int] = set()
+    for key, idx in sorted(groups.items()):
+        more, fewer = (idx["yes"], idx["no"]) if len(idx["yes"]) >= len(idx["no"]) else (idx["no"], idx["yes"])
+        keep = set(random.Random(f"balance_yes_no:{seed}:{key}").sample(more, len(fewer)))
+        dropped |= set(more) - keep
+    counts = {k: sum(len(v[k]) for v in groups.values()) for k in ("yes", "no", "other")}
+    counts.update(dropped=len(dropped), groups={k: {a: len(v[a]) for a in v} for k, v in sorted(groups.items())})
+    return [it for i, it in enumerate(items) if i not in dropped], counts
+
+
 def attending_cold_start_items(
     profile: Profile, synthetic: Sequence[dict], seed: int, data_root: str | Path | None = None, pool: Any = None,
+    balance: bool = False,
 ) -> tuple[list[dict], dict[str, Any] | None]:
     """The attending's cold-start items: ``cold_start.n_items`` in all, of which at most
     ``cold_start.real_share`` are the real training pool's ``train`` items
     (:func:`real_cold_start_pool`; a seeded sample when there are more) and the rest the
     first synthetic ones, in a seeded shuffled order. Without ``real_share``, those
     benchmarks or a data root: the synthetic items as given and None. ``pool``: that pool when
-    the caller has read it.
+    the caller has read it. ``balance``: draw the real items from :func:`balance_yes_no` of
+    the pool's (as many gold "yes" as "no" within each organ; the image-only reference of the
+    real datasets, ``cold_start.image_only_real.balance_yes_no``).
 
     Returns:
         ``(items, info)``; info = ``{"n", "n_synthetic", "n_real", "n_real_available",
-        "benchmarks"}`` or None (synthetic only).
+        "benchmarks"}`` (with ``balance``: also ``"yes_no_balance"``, :func:`balance_yes_no`'s
+        counts, and ``n_real_available`` counts the balanced pool) or None (synthetic only).
     """
     share = profile.cold_start.real_share
     if share > 0 and pool is None:
@@ -98,12 +157,16 @@ def attending_cold_start_items(
         return list(synthetic), None
     n = profile.cold_start.n_items
     real = as_item_list(pool.train)
-    k = min(len(real), int(share * n))
+    extra: dict[str, Any] = {}
+    if balance:
+        real, extra["yes_no_balance"] = balance_yes_no(real, seed)
+    available = len(real)
+    k = min(available, int(share * n))
     real = random.Random(f"attending_cold_start_real:{seed}").sample(real, k)
     items = list(synthetic[: n - k]) + real
     random.Random(f"attending_cold_start_items:{seed}").shuffle(items)
-    return items, {"n": len(items), "n_synthetic": len(items) - k, "n_real": k, "n_real_available": len(pool.train),
-                   "benchmarks": list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks)}
+    return items, {"n": len(items), "n_synthetic": len(items) - k, "n_real": k, "n_real_available": available,
+                   "benchmarks": list(profile.data.cold_start_benchmarks or profile.data.train_benchmarks), **extra}
 
 
 def ensure_cold_start(
@@ -237,12 +300,14 @@ def image_only_items(
     ``"synthetic"``: the first ``cold_start.n_items`` synthetic ``train`` items and 64
     synthetic ``validation`` items (the attending's own cold-start held-out set).
     ``"real"``: :func:`attending_cold_start_items` with ``cold_start.image_only_real.real_share``
-    (the real cold-start pool's ``train`` items, :func:`real_cold_start_pool`, filled up with
-    synthetic ones to ``cold_start.n_items``) and the pool's image-disjoint ``validation``
+    (the real cold-start pool's ``train`` items, :func:`real_cold_start_pool`, with as many gold
+    "yes" as "no" within each organ when ``cold_start.image_only_real.balance_yes_no`` is set,
+    filled up with synthetic ones to ``cold_start.n_items``) and the pool's image-disjoint ``validation``
     items (at most 64); None without that pool.
 
     Returns:
-        ``(train, held, info)``; info = ``{"source", "n", "n_real", "n_synthetic", "benchmarks"}``.
+        ``(train, held, info)``; info = ``{"source", "n", "n_real", "n_synthetic", "benchmarks"}``
+        (and ``"yes_no_balance"`` when balanced).
     Raises:
         ValueError: an unknown ``source``.
     """
@@ -258,9 +323,10 @@ def image_only_items(
     cs = profile.cold_start
     mixed = dataclasses.replace(profile, cold_start=dataclasses.replace(cs, real_share=cs.image_only_real.real_share))
     syn = as_item_list(synthetic_split(profile, "train", n=cs.n_items))
-    train, info = attending_cold_start_items(mixed, syn, seed, data_root, pool=pool)
+    train, info = attending_cold_start_items(mixed, syn, seed, data_root, pool=pool, balance=cs.image_only_real.balance_yes_no)
     held = as_item_list(pool.validation)[:64]
-    return train, held, {"source": source, **{k: info[k] for k in ("n", "n_real", "n_synthetic", "benchmarks")}}
+    return train, held, {"source": source, **{k: info[k] for k in ("n", "n_real", "n_synthetic", "benchmarks", "yes_no_balance")
+                                              if k in info}}
 
 
 def ensure_image_only_attending(
