@@ -285,3 +285,64 @@ def _consult_step(args: argparse.Namespace) -> int:
 
 
 _consult_step.add_arguments = _consult_step_args
+
+
+def _eval_step_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most this many items of each real benchmark (default: the profile's data.eval_limit)")
+    _add_on_error(p, "every benchmark of data.eval_benchmarks")
+
+
+def _evaluation_step_inputs(args: argparse.Namespace):
+    """The profile, run, seed, data root and evaluation sets of ``ablations`` and
+    ``test-time-scaling`` (as notebooks 05 and 06 draw them)."""
+    from .config import apply_torch_threads, load_profile
+    from .data.sets import evaluation_sets
+    from .runs import Run, resolve_data_root
+
+    prof = load_profile(args.profile)
+    apply_torch_threads(prof)
+    seed = prof.seed if args.seed is None else args.seed
+    root = resolve_data_root(args.data_root)
+    evalsets = evaluation_sets(prof, root, limit=args.limit, on_error=args.on_error)
+    return prof, Run.open(args.run_dir, profile=prof.name, seed=seed), seed, root, evalsets
+
+
+@command("ablations", "notebook 05's step: every ablation row on the synthetic test split and the profile's "
+                      "benchmarks, the paper's claims and the domain averages (mmed.eval.ablations.ablations_step); "
+                      "writes eval/ablations/")
+def _ablations(args: argparse.Namespace) -> int:
+    from .eval.ablations import STEP_FILE, ablations_step
+
+    prof, run, seed, _, evalsets = _evaluation_step_inputs(args)
+    step = ablations_step(run, prof, evalsets, seed=seed)
+    t = step.table[step.table["available"]]
+    print(json.dumps({"run": str(run.root), "metrics": str(run.path("eval", "ablations", STEP_FILE)),
+                      "n_items": step.metrics["n_items"],
+                      "accuracy": {ds: {r["system"]: round(float(r["acc"]), 3) for _, r in g.iterrows()}
+                                   for ds, g in t.groupby("dataset", sort=False)},
+                      "claims": [f"{c['claim']} ({c['dataset']}): {c['verdict']}" for _, c in step.claims.iterrows()],
+                      "notes": step.notes}, indent=2))
+    return 0
+
+
+_ablations.add_arguments = _eval_step_args
+
+
+@command("test-time-scaling", "notebook 06's step: majority vote over N sampled attending answers, uniform and "
+                              "adaptive budgets (mmed.eval.tts.tts_step); writes eval/tts/")
+def _test_time_scaling(args: argparse.Namespace) -> int:
+    from .eval.tts import STEP_FILE, tts_step
+
+    prof, run, seed, root, evalsets = _evaluation_step_inputs(args)
+    step = tts_step(run, prof, evalsets, seed=seed, real_data=root is not None)
+    print(json.dumps({"run": str(run.root), "metrics": str(run.path("eval", "tts", STEP_FILE)),
+                      "n_samples": step.metrics["n_samples"],
+                      "curve": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
+                                 if k in ("dataset", "attending", "policy", "N", "acc")}
+                                for r in step.metrics["curve"]]}, indent=2))
+    return 0
+
+
+_test_time_scaling.add_arguments = _eval_step_args

@@ -615,6 +615,10 @@ class AblationsStepResult:
     metrics: dict[str, Any]
 
 
+#: the step's metrics in ``<run>/eval/ablations/`` (:func:`ablations_step`)
+STEP_FILE = "step.json"
+
+
 def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: int = 0) -> AblationsStepResult:
     """Notebook 05's step: every ablation row on every evaluation set (:func:`run_ablations`;
     the best single specialist's panel position chosen on :func:`validation_sets`, never on
@@ -622,7 +626,8 @@ def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: i
     (:func:`mmed.eval.claims.ablation_claims`), the notes on systems without a valid answer
     and the in-/out-of-domain averages (:func:`domain_averages`), with the metrics the
     notebook records: ``real_data``, ``datasets``, ``rows``, ``n_items``, ``claims``,
-    ``notes``, ``domains``.
+    ``notes``, ``domains`` (also written to ``<run>/eval/ablations/step.json``).
+    ``python -m mmed ablations`` and notebook 05 call it.
 
     Args:
         evalsets: ``{dataset label: closed items}`` (:func:`mmed.data.sets.evaluation_sets`).
@@ -636,4 +641,5 @@ def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: i
     metrics = {"real_data": any(k != "synthetic" for k in evalsets), "datasets": list(evalsets),
                "rows": json_records(table), "n_items": {k: len(v) for k, v in evalsets.items()},
                "claims": json_records(claims), "notes": notes, "domains": json_records(domains)}
+    write_json_atomic(run.path("eval", "ablations", mkdir=True) / STEP_FILE, metrics)
     return AblationsStepResult(table, records, claims, notes, domains, metrics)

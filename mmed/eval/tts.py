@@ -26,6 +26,7 @@ import numpy as np
 
 from ..agents.scoring import accuracy_ci, answer_distribution, bootstrap_mean_ci
 from ..rl.cold_start import build_agents
+from ..runs import write_json_atomic
 
 
 def vote(answers: Sequence[int | None]) -> int | None:
@@ -429,6 +430,10 @@ class TTSStepResult:
     metrics: dict[str, Any]
 
 
+#: the step's metrics in ``<run>/eval/tts/`` (:func:`tts_step`)
+STEP_FILE = "step.json"
+
+
 def tts_step(
     run: Any,
     profile: Any,
@@ -441,7 +446,8 @@ def tts_step(
     """Test-time scaling as notebook 06 runs it: :func:`run_test_time_scaling` with the
     profile's ``tts`` settings, the single-sample behaviour per stratum
     (:func:`sample_stratum_table`, the profile's ``eval.bootstrap_samples``) and the budget
-    gains (:func:`budget_gains`), with the metrics the notebook records.
+    gains (:func:`budget_gains`), with the metrics the notebook records (also written to
+    ``<run>/eval/tts/step.json``). ``python -m mmed test-time-scaling`` and notebook 06 call it.
 
     Args:
         run / profile / seed / attendings / progress: as :func:`run_test_time_scaling`.
@@ -458,4 +464,5 @@ def tts_step(
     gains = budget_gains(curve)
     metrics = {"real_data": bool(real_data), "n_samples": profile.tts.n_samples, "curve": json_records(curve),
                "gains": json_records(gains), "per_stratum": json_records(per_stratum)}
+    write_json_atomic(run.path("eval", "tts", mkdir=True) / STEP_FILE, metrics)
     return TTSStepResult(curve, samples, per_stratum, gains, metrics)
