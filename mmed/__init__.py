@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("eval", ("mmed/eval/",)),
     ("viz", ("mmed/viz/",)),
     ("entry points", ("mmed/__main__.py", "mmed/cli.py", "mmed/cli_commands.py", "mmed/consult.py",
-                      "mmed/notebooks.py", "mmed/notebook_guide.py", "mmed/checks.py", "mmed/checkers/",
+                      "mmed/inspection.py", "mmed/notebooks.py", "mmed/notebook_guide.py", "mmed/checks.py", "mmed/checkers/",
                       "notebooks/")),
 )
 #: Modules outside every layer: this package's own ``__init__`` (which imports nothing) and

@@ -346,3 +346,39 @@ def _test_time_scaling(args: argparse.Namespace) -> int:
 
 
 _test_time_scaling.add_arguments = _eval_step_args
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    p.add_argument("--predictions", default=None,
+                   help="a predictions.jsonl path or a source such as consult/synthetic_test (default: every "
+                        "predictions file of the run)")
+    p.add_argument("--fallback-limit", type=int, default=16,
+                   help="synthetic test items consulted first when the run has no predictions yet")
+    p.add_argument("--html", default=None,
+                   help="where the page goes: the summary and the teaching cases, images inline (default: "
+                        "<run>/eval/inspector.html)")
+
+
+@command("inspect", "notebook 07's step without Jupyter: the disagreement inspector over the run's predictions, its "
+                    "summary and teaching cases written as one HTML page (mmed.inspection.inspection_step)")
+def _inspect(args: argparse.Namespace) -> int:
+    from .config import load_profile
+    from .inspection import inspection_step, write_page
+    from .runs import Run
+
+    prof = load_profile(args.profile)
+    seed = prof.seed if args.seed is None else args.seed
+    run = Run.open(args.run_dir, profile=prof.name, seed=seed)
+    step = inspection_step(run, prof, seed, predictions=args.predictions, fallback_limit=args.fallback_limit,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    page = write_page(step, args.html or run.path("eval", "inspector.html"))
+    m = step.metrics
+    print(json.dumps({"run": str(run.root), "page": str(page), "n_records": m["n_records"], "sources": m["sources"],
+                      "overrule": m["overrule"], "overruled_correct": m["overruled_correct"],
+                      "followed_correct": m["followed_correct"], "cases_shown": m["cases_shown"],
+                      "fallback_consultation": m["fallback_consultation"]}, indent=2))
+    return 0
+
+
+_inspect.add_arguments = _inspect_args

@@ -92,7 +92,7 @@ PLOT_HELPERS = {"save"}
 #: notebooks whose step is one library call that builds the metrics they record
 STEP_CALLS = {"01_data": "data_step", "02_consultation_and_stratification": "consultation_step", "03_triage_grpo": "triage_step",
               "04_cmarl_curriculum": "curriculum_step", "05_ablations": "ablations_step",
-              "06_test_time_scaling": "tts_step"}
+              "06_test_time_scaling": "tts_step", "07_disagreement_inspector": "inspection_step"}
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -112,7 +112,7 @@ def test_notebook_defines_no_function_but_a_figure_saver(nb_path: Path):
 
 @pytest.mark.parametrize("stem", sorted(STEP_CALLS))
 def test_step_notebook_records_what_its_step_built(stem: str):
-    """Notebooks 01-06 make their step with one library call (the one their command makes)
+    """Notebooks 01-07 make their step with one library call (the one their command makes)
     and record that call's metrics unchanged: no metrics dictionary is assembled in a cell."""
     nb_path = next(p for p in NOTEBOOKS if p.stem == stem)
     calls, metric_writes = [], []
