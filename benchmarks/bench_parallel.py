@@ -2,7 +2,7 @@
 
 The trainings are what notebook 04 runs for two seeds: the C-MARL curriculum (every stage of
 the profile) of seeds 0 and 1 from the same cold-started attending, through
-:func:`mmed.rl.replicates.train_curricula` — ``workers=1`` (in this process, one after
+:func:`mmed.eval.replicates.train_curricula` — ``workers=1`` (in this process, one after
 another, with the profile's torch threads) and ``workers=2`` (:func:`mmed.parallel.run_jobs`:
 two ``spawn`` worker processes, each with the profile's torch threads and its share of the
 cores). Each repeat trains into fresh copies of the cold-started run folder, so no training
@@ -51,7 +51,7 @@ def main() -> None:
     from mmed.rl.cold_start import ensure_cold_start
     from mmed.quiet import quiet_libraries
     from mmed.parallel import usable_cores
-    from mmed.rl.replicates import train_curricula
+    from mmed.eval.replicates import train_curricula
     from mmed.runs import Run
 
     quiet_libraries()

@@ -53,6 +53,7 @@ def evaluate_config(name: str, overlay: dict, args: argparse.Namespace) -> dict:
     from mmed.rl.cold_start import ensure_cold_start
     from mmed.data.schema import SPECIALTIES
     from mmed.rl import triage as T
+    from mmed.eval import triage as TE
     from mmed.runs import Run
 
     prof = load_profile(args.profile, overrides=overlay)
@@ -71,12 +72,12 @@ def evaluate_config(name: str, overlay: dict, args: argparse.Namespace) -> dict:
     if tune.overlap() or any(set(it["image_hashes"]) & tr.trained_image_hashes for it in tune.heldout):
         raise RuntimeError(f"{name}: a validation image was trained on")
     syn = as_item_list(synthetic_split(prof, "validation", n=64))
-    ev = T.evaluate_stages(prof, T.triage_sources(run, prof), syn, tune.heldout, seed=args.seed)
+    ev = TE.evaluate_stages(prof, TE.triage_sources(run, prof), syn, tune.heldout, seed=args.seed)
     t3 = time.perf_counter()
     out = {"config": name, "overlay": overlay, "fit": tune.counts()["train"], "validation": tune.counts()["heldout"],
            "cold_start_items": (cs or {}).get("training_data"), "training_data": {k: v for k, v in tr.data.items() if k != "train_pool"},
            "seconds": {"cold_start": round(t1 - t0, 1), "grpo": round(t2 - t1, 1), "eval": round(t3 - t2, 1)},
-           "frac_reward_zero_std_mean": T.training_summary(tr.result.log)["frac_reward_zero_std_mean"]}
+           "frac_reward_zero_std_mean": TE.training_summary(tr.result.log)["frac_reward_zero_std_mean"]}
     with_images = [s for s in SPECIALTIES if held_counts[s] > 0]
     w = {s: held_counts[s] / sum(held_counts.values()) for s in with_images}
     for stage in ("sft", "grpo"):
@@ -97,9 +98,9 @@ def evaluate_config(name: str, overlay: dict, args: argparse.Namespace) -> dict:
 
     probe = [dict(it, question=q, id=f"{it['id']}?{k}") for it in tune.heldout if it["dataset"] == "vqa_rad"
              for k, q in enumerate(it.get("own_questions", [])[:3])]
-    for stage, src in T.triage_sources(run, prof).items():
+    for stage, src in TE.triage_sources(run, prof).items():
         if probe and stage in out:
-            recs = T.evaluate_triage(load_runner(prof, src, f"triage ({stage})"), probe, prof, seed=args.seed)
+            recs = TE.evaluate_triage(load_runner(prof, src, f"triage ({stage})"), probe, prof, seed=args.seed)
             out[stage]["val_radiograph_own_questions"] = sum(r["correct"] for r in recs) / len(recs)
     out["n_radiograph_probe"] = len(probe)
     m = ev["majority"]["real"]

@@ -154,7 +154,7 @@ def check_interval(est: Any, lo: Any, hi: Any, name: str, problems: list[str]) -
 
 
 def check_seed_replicates(m: dict[str, Any], key_cols: tuple[str, ...], problems: list[str], main_seed: Any = None) -> None:
-    """Check ``m["seed_replicates"]`` (:mod:`mmed.rl.replicates` tables recorded by notebooks
+    """Check ``m["seed_replicates"]`` (:mod:`mmed.eval.replicates` tables recorded by notebooks
     03/04) when present and not None: ``seeds`` a non-empty list of distinct ints holding
     ``main_seed`` when given; ``table`` a list of rows, every seed present with the same set
     of ``key_cols`` values (e.g. ``("set",)`` or ``("system", "stratum")``), each row's

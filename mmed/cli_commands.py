@@ -121,11 +121,11 @@ def _train_attending_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("train-attending", "C-MARL: curriculum GRPO of the attending physician, trained and measured "
-                            "(mmed.rl.replicates.curriculum_step, the call notebook 04 makes; resumes, skips finished stages)")
+                            "(mmed.eval.replicates.curriculum_step, the call notebook 04 makes; resumes, skips finished stages)")
 def _train_attending(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
     from .rl.curriculum import default_heldout_split, train_curriculum
-    from .rl.replicates import check_curriculum_step, curriculum_step
+    from .eval.replicates import check_curriculum_step, curriculum_step
     from .runs import Run
 
     # --data-root: where data.train_benchmarks (and the evaluation benchmarks whose images are
@@ -237,10 +237,10 @@ def _train_triage_args(p: argparse.ArgumentParser) -> None:
 
 
 @command("train-triage", "GRPO of the triage doctor from the run's cold start; evaluates cold start vs GRPO "
-                         "(mmed.rl.triage.triage_step, the call notebook 03 makes)")
+                         "(mmed.eval.triage.triage_step, the call notebook 03 makes)")
 def _train_triage(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
-    from .rl.triage import run_train_triage
+    from .eval.triage import run_train_triage
 
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")

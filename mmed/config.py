@@ -526,7 +526,7 @@ class EvalConfig:
 
     bootstrap_samples: int = 1000
     confidence: float = 0.95
-    #: training seeds of the seed replicates (:mod:`mmed.rl.replicates`, notebooks 03/04): the
+    #: training seeds of the seed replicates (:mod:`mmed.eval.replicates`, notebooks 03/04): the
     #: run's own seed trains in the run folder, every other one in ``runs/<id>/seeds/seed_<k>/``
     seeds: list[int] = field(default_factory=lambda: [0])
     #: the degenerate-agent guard (:func:`mmed.checks.degenerate_agents`, ``check-run``): an agent that gives one

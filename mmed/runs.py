@@ -272,7 +272,7 @@ class Run:
     @property
     def main_root(self) -> Path:
         """The run this one belongs to: for a seed replicate (``<main>/seeds/seed_<k>``, a run
-        of its own, :func:`mmed.rl.replicates.replicate_run`) the main run's root, else ``root``."""
+        of its own, :func:`mmed.eval.replicates.replicate_run`) the main run's root, else ``root``."""
         parent = self.root.parent
         if parent.name == "seeds" and (parent.parent / "manifest.json").is_file():
             return parent.parent

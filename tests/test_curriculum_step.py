@@ -1,5 +1,5 @@
 """The C-MARL step is one function: ``python -m mmed train-attending`` and notebook 04's call
-(:func:`mmed.rl.replicates.curriculum_step`) give the same metrics on the same run folder."""
+(:func:`mmed.eval.replicates.curriculum_step`) give the same metrics on the same run folder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from mmed.cli import main
 from mmed.config import load_profile
-from mmed.rl.replicates import curriculum_step
+from mmed.eval.replicates import curriculum_step
 from mmed.runs import Run
 
 pytestmark = pytest.mark.usefixtures("smoke_torch_threads")

@@ -69,7 +69,7 @@ def test_notebooks_use_only_public_library_names(nb_path: Path):
 
 
 def test_triage_notebook_is_one_library_call():
-    """Notebook 03 runs its step through :func:`mmed.rl.triage.triage_step` (the function
+    """Notebook 03 runs its step through :func:`mmed.eval.triage.triage_step` (the function
     ``python -m mmed train-triage`` calls), records the metrics that call built, and defines
     no function of its own."""
     nb_path = next(p for p in NOTEBOOKS if p.stem == "03_triage_grpo")

@@ -1,4 +1,4 @@
-"""Independent trainings in worker processes (mmed.rl.replicates.train_curricula): the same
+"""Independent trainings in worker processes (mmed.eval.replicates.train_curricula): the same
 results as one after another, and the run manifest keeps every job's updates."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from mmed.config import load_profile
 from mmed.rl import curriculum as C
-from mmed.rl import replicates as R
+from mmed.eval import replicates as R
 from mmed.parallel import shutdown_pools
 from mmed.runs import Run, resolve_data_root
 

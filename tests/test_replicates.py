@@ -1,4 +1,4 @@
-"""Seed replicates (mmed.rl.replicates): other seeds train in runs/<id>/seeds/seed_<k>/ from
+"""Seed replicates (mmed.eval.replicates): other seeds train in runs/<id>/seeds/seed_<k>/ from
 the main run's cold start, and the tables put the seeds side by side."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from mmed.agents.pipeline import as_item_list
 from mmed.config import STRATA, load_profile
 from mmed.data.sets import synthetic_split
-from mmed.rl import replicates as R
+from mmed.eval import replicates as R
 from mmed.runs import Run
 
 SMOKE = load_profile("smoke")
@@ -115,7 +115,7 @@ def test_triage_replicates_train_each_seed_in_its_own_folder(run: Run):
     a1 = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").read_bytes()
     assert a0 != a1
     # the main seed's evaluation, when the caller has it, is used as is (not recomputed)
-    from mmed.rl import triage as T
+    from mmed.eval import triage as T
 
     main = T.evaluate_stages(SMOKE, {"grpo": T.triage_sources(run, SMOKE)["grpo"]}, items, None, seed=0)["summary"]["grpo"]
     pd.testing.assert_frame_equal(R.triage_replicates(run, SMOKE, [0, 1], 0, items, main_summary=main, log=None), t)

@@ -1,4 +1,4 @@
-"""Claims over seeds (mmed/rl/replicates.py: held_out_correctness, curriculum_claims)."""
+"""Claims over seeds (mmed/eval/replicates.py: held_out_correctness, curriculum_claims)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import shutil
 
 from mmed.config import load_profile
 from mmed.rl import curriculum as C
-from mmed.rl import replicates as R
+from mmed.eval import replicates as R
 from mmed.runs import Run
 
 

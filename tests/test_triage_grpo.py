@@ -23,6 +23,7 @@ from mmed.config import load_profile
 from mmed.rl.cold_start import ensure_cold_start
 from mmed.data import SPECIALTIES, TRIAGE_QUESTION
 from mmed.rl import triage as T
+from mmed.eval import triage as TE
 from mmed.rl.grpo import read_log
 from mmed.rl.rewards import format_reward, triage_accuracy_reward
 from mmed.runs import Run
@@ -191,7 +192,7 @@ def test_train_triage_command_writes_eval(run_copy, monkeypatch, capsys):
 
 
 def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, capsys):
-    """``train-triage`` and notebook 03's call (``T.triage_step`` with the notebook's parameters,
+    """``train-triage`` and notebook 03's call (``TE.triage_step`` with the notebook's parameters,
     resolved by ``notebook_context``) on the same smoke run folder give the same metrics
     (all but ``seconds``, the wall time of each call), the metrics the notebook's checker
     reads; the command's report is read from them."""
@@ -203,11 +204,11 @@ def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, c
     run = run_copy()
     assert main(["train-triage", "--profile", "smoke", "--run-dir", str(run.root), "--max-steps", "1", "--seeds", "[0]"]) == 0
     report = json.loads(capsys.readouterr().out)
-    cli = json.loads((run.path("triage", "grpo") / T.EVAL_FILE).read_text())["metrics"]
+    cli = json.loads((run.path("triage", "grpo") / TE.EVAL_FILE).read_text())["metrics"]
 
     # notebook 03 with parameters profile="smoke", run_dir=<the run>, max_steps=1, seeds="[0]"
     ctx = notebook_context("smoke", str(run.root), None, None)
-    step = T.triage_step(ctx.run, ctx.profile, seed=ctx.seed, data_root=ctx.data_root, real_train=None,
+    step = TE.triage_step(ctx.run, ctx.profile, seed=ctx.seed, data_root=ctx.data_root, real_train=None,
                          max_steps=1, seeds="[0]")
     nb = dict(step.metrics)
     assert cli.pop("seconds") >= 0 and nb.pop("seconds") >= 0
@@ -219,8 +220,8 @@ def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, c
     assert set(nb["eval"]) == {"sft", "grpo"} and set(nb["eval"]["grpo"]) == {"synthetic", "synthetic_image_only"}
     assert set(nb["downstream"]["systems"]) == {"sft", "grpo", "gold"} and nb["downstream"]["n_items"] == len(step.test_items)
     assert nb["seed_replicates"]["seeds"] == [0] and {r["set"] for r in nb["seed_replicates"]["table"]} == set(nb["eval"]["grpo"])
-    assert T.confusion_record(step.confusion["synthetic"]) == nb["confusion"] and nb["confusion_real"] is None
-    problems = CHECKERS[T.STEP_NOTEBOOK](step.metrics)
+    assert TE.confusion_record(step.confusion["synthetic"]) == nb["confusion"] and nb["confusion_real"] is None
+    problems = CHECKERS[TE.STEP_NOTEBOOK](step.metrics)
     assert [q for q in problems if "no learning signal" not in q] == []  # one GRPO step may have none
     for stage in ("sft", "grpo"):
         assert report["accuracy"][stage]["synthetic"]["acc"] == pytest.approx(nb["eval"][stage]["synthetic"]["accuracy"]["acc"], abs=1e-4)
@@ -230,7 +231,7 @@ def test_cli_and_notebook_call_produce_the_same_metrics(run_copy, monkeypatch, c
 def test_triage_step_refuses_bad_seeds_before_training(run_copy):
     run = run_copy()
     with pytest.raises(ValueError, match="seeds"):
-        T.triage_step(run, SMOKE, seed=0, max_steps=1, seeds="[0, 0]")
+        TE.triage_step(run, SMOKE, seed=0, max_steps=1, seeds="[0, 0]")
     assert not run.path("triage", "grpo").exists()
 
 
@@ -245,7 +246,7 @@ def _rec(i, label, parsed, fmt=True):
 def test_summary_confusion_and_gain_on_known_records():
     recs = [_rec(0, "Radiologist", "Radiologist"), _rec(1, "Radiologist", "Pathologist"),
             _rec(2, "Radiologist", None, fmt=False), _rec(3, "Surgeon", "Surgeon")]
-    s = T.triage_summary(recs, n_boot=200)
+    s = TE.triage_summary(recs, n_boot=200)
     assert s["n"] == 4 and s["accuracy"]["acc"] == 0.5 and s["format_valid"]["acc"] == 0.75
     assert s["answer_valid"]["acc"] == 0.75
     assert s["by_specialty"]["Radiologist"]["n"] == 3
@@ -254,19 +255,19 @@ def test_summary_confusion_and_gain_on_known_records():
     assert set(s["without_items"]) == set(SPECIALTIES) - {"Radiologist", "Surgeon"}
     for block in (s["accuracy"], s["by_specialty"]["Radiologist"]["accuracy"]):
         assert block["lo"] <= block["acc"] <= block["hi"]
-    cm = T.confusion_matrix(recs)
-    assert cm.shape == (7, 8) and list(cm.columns)[-1] == T.INVALID
+    cm = TE.confusion_matrix(recs)
+    assert cm.shape == (7, 8) and list(cm.columns)[-1] == TE.INVALID
     assert cm.loc["Radiologist"].tolist() == [1, 1, 0, 0, 0, 0, 0, 1]
     assert int(cm.values.sum()) == 4 and int(cm.values.diagonal().sum()) == 2
     after = [_rec(i, r["specialty"], r["specialty"]) for i, r in enumerate(recs)]
-    g = T.paired_gain(after, recs, n_boot=200)
+    g = TE.paired_gain(after, recs, n_boot=200)
     assert g["diff"] == 0.5 and g["acc_a"] == 1.0 and g["acc_b"] == 0.5
     with pytest.raises(ValueError, match="different items"):
-        T.paired_gain(after[:3], recs[:2])
+        TE.paired_gain(after[:3], recs[:2])
     with pytest.raises(ValueError, match="not in"):
-        T.confusion_matrix([_rec(0, "Nurse", None)])
+        TE.confusion_matrix([_rec(0, "Nurse", None)])
     with pytest.raises(ValueError, match="no records"):
-        T.triage_summary([])
+        TE.triage_summary([])
 
 
 def test_image_only_choice_is_exact_and_seeded():
@@ -284,9 +285,9 @@ def test_image_only_choice_is_exact_and_seeded():
 
 def test_training_curves_need_trl_keys():
     with pytest.raises(ValueError, match="lack"):
-        T.training_curves([{"step": 1, "reward": 0.5}])
+        TE.training_curves([{"step": 1, "reward": 0.5}])
     with pytest.raises(ValueError, match="empty"):
-        T.training_curves([])
+        TE.training_curves([])
 
 
 def test_evaluate_triage_records_match_the_raw_completions(cold_run):
@@ -298,14 +299,14 @@ def test_evaluate_triage_records_match_the_raw_completions(cold_run):
     run = Run(cold_run)
     runner = load_runner(SMOKE, policy_source(run, SMOKE, "triage", "sft"), "triage")
     items = as_item_list(synthetic_split(SMOKE, "test", n=8))
-    recs = T.evaluate_triage(runner, items, SMOKE, question=TRIAGE_QUESTION)
+    recs = TE.evaluate_triage(runner, items, SMOKE, question=TRIAGE_QUESTION)
     assert [r["id"] for r in recs] == [it["id"] for it in items]
     for r, it in zip(recs, items):
         p = parse_specialty(r["raw"])
         assert r["format_valid"] == has_valid_format(r["raw"]) and r["answer_valid"] == p.valid
         assert r["correct"] == (p.valid and p.value == it["specialty"]) and r["image_only"]
     with pytest.raises(ValueError, match="not one of"):
-        T.evaluate_triage(runner, [dict(items[0], specialty="Nurse")], SMOKE)
+        TE.evaluate_triage(runner, [dict(items[0], specialty="Nurse")], SMOKE)
 
 
 # ----------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from mmed.checks import CHECKERS
 from mmed.config import ProfileError, load_profile
 from mmed.data import SPECIALTIES
 from mmed.rl import triage as T
+from mmed.eval import triage as TE
 
 DEMO = load_profile("demo")
 SMOKE = load_profile("smoke")
@@ -68,7 +69,7 @@ def test_real_split_counts(real: T.RealTriageSet, mevf_test_hashes: set[str]):
     held = {h for it in real.heldout for h in it["image_hashes"]}
     assert mevf_test_hashes <= held  # every attending evaluation image is held out
     # the majority class of the held-out part and its share: what the trained triage must beat
-    assert T.majority_class(real.heldout) == "Radiologist"
+    assert TE.majority_class(real.heldout) == "Radiologist"
     assert 259 / 386 == pytest.approx(0.671, abs=1e-3)
 
 
@@ -159,18 +160,18 @@ def test_validation_split_is_by_image_and_inside_the_train_part(real: T.RealTria
 # ----------------------------------------------------------------------------------------
 def test_majority_class_and_constant_records():
     items = [{"id": str(i), "specialty": s} for i, s in enumerate(["Dermatologist"] * 2 + ["Radiologist"] * 3 + ["Pathologist"])]
-    assert T.majority_class(items) == "Radiologist"
-    assert T.majority_class(items[:2] + items[5:]) == "Dermatologist"
-    assert T.majority_class(items[1:3]) == "Radiologist"  # a tie goes to the first of SPECIALTIES
-    recs = T.constant_records(items, "Radiologist")
-    s = T.triage_summary(recs, n_boot=100)
+    assert TE.majority_class(items) == "Radiologist"
+    assert TE.majority_class(items[:2] + items[5:]) == "Dermatologist"
+    assert TE.majority_class(items[1:3]) == "Radiologist"  # a tie goes to the first of SPECIALTIES
+    recs = TE.constant_records(items, "Radiologist")
+    s = TE.triage_summary(recs, n_boot=100)
     assert s["accuracy"]["acc"] == 0.5 and s["by_specialty"]["Radiologist"]["accuracy"]["acc"] == 1.0
     assert s["by_specialty"]["Dermatologist"]["accuracy"]["acc"] == 0.0
-    assert T.answer_counts(recs) == {**_full({"Radiologist": 6}), T.INVALID: 0}
+    assert TE.answer_counts(recs) == {**_full({"Radiologist": 6}), TE.INVALID: 0}
     with pytest.raises(ValueError, match="not one of"):
-        T.constant_records(items, "Nurse")
+        TE.constant_records(items, "Nurse")
     with pytest.raises(ValueError, match="no items"):
-        T.majority_class([])
+        TE.majority_class([])
 
 
 # ----------------------------------------------------------------------------------------
@@ -192,13 +193,13 @@ def _nb03_record() -> dict:
     answers["grpo"]["synthetic_image_only"] = answers["grpo"]["synthetic"]
     labels = {"synthetic": syn_labels, "synthetic_image_only": syn_labels, "real": real_labels}
     recs = {st: {s: _recs(labels[s], a, s) for s, a in sets.items()} for st, sets in answers.items()}
-    ev = {st: {s: T.triage_summary(r, n_boot=50) for s, r in sets.items()} for st, sets in recs.items()}
+    ev = {st: {s: TE.triage_summary(r, n_boot=50) for s, r in sets.items()} for st, sets in recs.items()}
     majority = {}
     for s, labs in labels.items():
         items = [{"id": r["id"], "specialty": r["specialty"]} for r in recs["grpo"][s]]
-        ans = T.majority_class(items)
-        const = T.constant_records(items, ans)
-        majority[s] = {"answer": ans, "summary": T.triage_summary(const, n_boot=50), "vs_grpo": T.paired_gain(recs["grpo"][s], const, 50)}
+        ans = TE.majority_class(items)
+        const = TE.constant_records(items, ans)
+        majority[s] = {"answer": ans, "summary": TE.triage_summary(const, n_boot=50), "vs_grpo": TE.paired_gain(recs["grpo"][s], const, 50)}
     down = {st: {"accuracy": {d: {"acc": 0.5, "lo": 0.4, "hi": 0.6, "n": 14} for d in ("attending", "majority_vote")},
                  "triage_accuracy": {"acc": 1.0 if st == "gold" else 0.7, "lo": 0.6, "hi": 1.0, "n": 14}, "triage_invalid": 0}
             for st in ("sft", "grpo", "gold")}
@@ -215,11 +216,11 @@ def _nb03_record() -> dict:
                      "format_valid_last": 1.0, "accuracy_reward_first": 0.3, "accuracy_reward_last": 0.6,
                      "completion_length_mean": 12.0, "max_completion_length": 24, "seconds_per_step": 0.5},
         "eval": ev,
-        "gain": {s: T.paired_gain(recs["grpo"][s], recs["sft"][s], 50) for s in labels},
+        "gain": {s: TE.paired_gain(recs["grpo"][s], recs["sft"][s], 50) for s in labels},
         "majority": majority,
-        "answers": {st: {s: T.answer_counts(r) for s, r in sets.items()} for st, sets in recs.items()},
-        "confusion": T.confusion_record(T.confusion_matrix(recs["grpo"]["synthetic"])),
-        "confusion_real": T.confusion_record(T.confusion_matrix(recs["grpo"]["real"])),
+        "answers": {st: {s: TE.answer_counts(r) for s, r in sets.items()} for st, sets in recs.items()},
+        "confusion": TE.confusion_record(TE.confusion_matrix(recs["grpo"]["synthetic"])),
+        "confusion_real": TE.confusion_record(TE.confusion_matrix(recs["grpo"]["real"])),
         "downstream": {"systems": down, "paired": {}, "n_items": 14, "greedy_triage": False},
         "seed_replicates": None, "seconds": 10.0,
     }
@@ -243,7 +244,7 @@ BROKEN = {
     "vs_grpo missing": lambda m: m["majority"]["synthetic"].pop("vs_grpo"),
     "answers missing": lambda m: m["answers"]["grpo"].pop("real"),
     "answers sum": lambda m: m["answers"]["grpo"]["real"].update(Radiologist=8),
-    "answers invalid": lambda m: m["answers"]["sft"]["real"].update({T.INVALID: 0, "Pathologist": 1}),
+    "answers invalid": lambda m: m["answers"]["sft"]["real"].update({TE.INVALID: 0, "Pathologist": 1}),
     "answers vs confusion": lambda m: m["answers"]["grpo"]["real"].update(Radiologist=6, Surgeon=1),
     "split overlap": lambda m: m["real"].update(overlap=1),
     "trained image evaluated": lambda m: m["real"].update(trained_eval_overlap=2),
@@ -329,7 +330,7 @@ def test_train_triage_command_trains_on_real_and_evaluates_the_heldout_part(shar
     cold = json.loads((run_dir / "triage" / "sft" / "cold_start.json").read_text())["training_data"]
     assert cold["n_real"] == min(cold["real"]["n_items"], int(SMOKE.triage.real_cold_start_share * SMOKE.cold_start.n_items))
     maj = ev["majority"]["real"]
-    assert maj["answer"] == T.majority_class(real.heldout)
+    assert maj["answer"] == TE.majority_class(real.heldout)
     assert maj["vs_grpo"]["diff"] == pytest.approx(ev["summary"]["grpo"]["real"]["accuracy"]["acc"] - maj["summary"]["accuracy"]["acc"])
     assert report["majority_class"]["real"]["answer"] == maj["answer"]
     assert sum(ev["answers"]["grpo"]["real"].values()) == len(real.heldout)
@@ -344,9 +345,9 @@ def test_triage_accuracy_table_reshapes_the_summaries():
     """rl.triage.triage_accuracy_table: one row per (set, stage) of summaries whose rates
     come from mmed.agents.scoring.accuracy_ci; a specialty without items has rate None."""
     items = [{"id": str(i), "specialty": s} for i, s in enumerate(["Dermatologist"] * 2 + ["Radiologist"] * 3)]
-    summary = {st: {"heldout": T.triage_summary(T.constant_records(items, ans), n_boot=50)}
+    summary = {st: {"heldout": TE.triage_summary(TE.constant_records(items, ans), n_boot=50)}
                for st, ans in (("sft", "Dermatologist"), ("grpo", "Radiologist"))}
-    t = T.triage_accuracy_table(summary)
+    t = TE.triage_accuracy_table(summary)
     assert list(t.index) == [("heldout", "grpo"), ("heldout", "sft")]
     assert t.loc[("heldout", "grpo"), "accuracy"] == pytest.approx(0.6) and t.loc[("heldout", "sft"), "n"] == 5
     assert summary["sft"]["heldout"]["by_specialty"]["Surgeon"]["accuracy"] is None

@@ -104,7 +104,7 @@ def accuracy_ci(correct: Iterable[Any] | np.ndarray, n_boot: int = 1000, confide
     """Accuracy of a 1-D boolean (or 0/1) sequence with a percentile-bootstrap interval.
 
     The one accuracy-with-interval helper: the tables here, the triage summaries
-    (:func:`mmed.rl.triage.triage_summary`) and the curriculum reports
+    (:func:`mmed.eval.triage.triage_summary`) and the curriculum reports
     (:mod:`mmed.rl.curriculum`) all call it.
 
     Returns ``{"acc", "lo", "hi", "n"}`` (fractions in [0, 1]); for an empty sequence NaN

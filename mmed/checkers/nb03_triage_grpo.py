@@ -3,7 +3,7 @@
 Schema and invariants of what the notebook records:
 
 - ``eval[stage][set]`` (stages ``sft`` and ``grpo``; sets ``synthetic``,
-  ``synthetic_image_only`` and, with real data, ``real``) are :func:`mmed.rl.triage.triage_summary`
+  ``synthetic_image_only`` and, with real data, ``real``) are :func:`mmed.eval.triage.triage_summary`
   outputs: rates in [0, 1] inside their intervals, per-specialty counts adding up to ``n``,
   every specialty present on the synthetic set, and Surgeon / Oncologist / Endocrinologist
   reported as having no real images;

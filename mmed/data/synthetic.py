@@ -1098,7 +1098,7 @@ def _draw_in_processes(refs: Sequence[SyntheticRef], procs: int) -> list[dict]:
 
     The refs are cut into contiguous chunks of :data:`_CHUNK_ITEMS`, all submitted to a
     ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` start method, as
-    :func:`mmed.rl.replicates.train_curricula`); meanwhile this process draws, from the
+    :func:`mmed.eval.replicates.train_curricula`); meanwhile this process draws, from the
     front, every chunk that no worker has taken yet (``Future.cancel`` succeeds only for
     those), so it works while the workers start. Rows come back in ``refs`` order. A
     worker's error is raised here. The idle workers are left to exit on their own.
@@ -1126,7 +1126,7 @@ def _n_workers(workers: int | None, n: int) -> int:
     """Processes that draw for :func:`make_synthetic` (this one included): ``workers``
     (capped at ``n``), or with None the usable cores, capped so that each draws >=
     :data:`MIN_ITEMS_PER_WORKER` items; 1 inside a worker process (the parallel trainings
-    of :mod:`mmed.rl.replicates` already use the cores) and in a program read from standard
+    of :mod:`mmed.eval.replicates` already use the cores) and in a program read from standard
     input (:func:`mmed.processes.can_spawn_workers`).
 
     Raises:

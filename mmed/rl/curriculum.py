@@ -1046,7 +1046,7 @@ def report_metrics(report: dict[str, Any], results: dict[str, CurriculumResult],
     the :func:`curriculum_report` blocks plus the plans as trained, the training counts and
     timings. ``results`` maps variant folder names (``"cmarl"`` first) to the
     :class:`CurriculumResult` of each; ``seed_replicates`` (the seed replicate's record,
-    :func:`mmed.rl.replicates.curriculum_replicate_record`) is added under that key when
+    :func:`mmed.eval.replicates.curriculum_replicate_record`) is added under that key when
     given; plain JSON types only.
 
     Raises:

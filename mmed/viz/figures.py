@@ -268,7 +268,7 @@ FigureSpec = tuple[str, Callable[[Path], pd.DataFrame], Callable[[pd.DataFrame],
 #: name → (data file stem, export from run, draw)
 def export_seed_claims(run_dir: Path) -> pd.DataFrame:
     """Notebook 04's claims over seeds (``seed_replicates.claims``: claim, seed — an int or
-    ``"pooled"`` —, stratum, diff, lo, hi, n, holds; :func:`mmed.rl.replicates.curriculum_claims`).
+    ``"pooled"`` —, stratum, diff, lo, hi, n, holds; :func:`mmed.eval.replicates.curriculum_claims`).
 
     Raises:
         KeyError: the metrics hold no claims over seeds (an older notebook 04).

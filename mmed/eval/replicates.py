@@ -28,7 +28,7 @@ from ..agents.scoring import paired_bootstrap_diff
 from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
-from .cold_start import ensure_cold_start
+from ..rl.cold_start import ensure_cold_start
 
 #: cold-start folders copied from the main run into a replicate
 COLD_START_DIRS: tuple[tuple[str, ...], ...] = (
@@ -128,9 +128,9 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 def _train_triage_job(root: str, profile: Profile, seed: int, max_steps: int | None, data_root: str | None) -> int:
     """One seed's triage GRPO in a worker process (:func:`triage_replicates`); its steps."""
-    from . import triage as T
+    from ..rl.triage import train_triage
 
-    return T.train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root).result.steps
+    return train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root).result.steps
 
 
 def triage_replicates(
@@ -174,8 +174,8 @@ def triage_replicates(
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, top_answer, top_answer_share, gold_top_share, run`` (the shares of the
-        most frequent answer and gold answer, from :func:`mmed.rl.triage.triage_summary`'s
-        ``answers``; ``set`` as in :func:`mmed.rl.triage.evaluate_stages`:
+        most frequent answer and gold answer, from :func:`mmed.eval.triage.triage_summary`'s
+        ``answers``; ``set`` as in :func:`mmed.eval.triage.evaluate_stages`:
         ``synthetic``, ``synthetic_image_only``, ``real``; ``run`` the folder that holds
         the seed's training).
     Raises:
@@ -184,6 +184,7 @@ def triage_replicates(
     import pandas as pd
 
     from ..parallel import Job, run_jobs
+    from ..rl.triage import train_triage
     from . import triage as T
 
     rows = []
@@ -192,7 +193,7 @@ def triage_replicates(
     run_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
               for s, r in runs if s != main_seed], profile, workers, log=log, what="triage GRPO trainings")
     for s, r in runs:
-        tr = T.train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
+        tr = train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
         if s == main_seed and main_summary is not None:
@@ -263,7 +264,7 @@ def curriculum_replicates(
     """
     import pandas as pd
 
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     if not variants:
         raise ValueError("variants is empty")
@@ -295,7 +296,7 @@ def curriculum_replicates(
 def _train_job(root: str, profile: Profile, variant: str | None, seed: int, heldout_split: str, n_heldout: int | None,
                data_root: str | None = None) -> Any:
     """One curriculum training in a worker process (:func:`train_curricula`)."""
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     return C.train_curriculum(profile, root, variant=variant, seed=seed, heldout_split=heldout_split, n_heldout=n_heldout,
                               log=lambda m: None, data_root=data_root)
@@ -328,7 +329,7 @@ def train_curricula(
         RuntimeError: a job failed — naming its seed and variant, with the worker's error.
     """
     from ..parallel import Job, run_jobs
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed, data_root)
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
@@ -403,7 +404,7 @@ def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequen
     Raises:
         FileNotFoundError: a variant not trained on ``split`` in ``run``.
     """
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     start = C.heldout_predictions(run, None, None, split)
     ids = [r["id"] for r in start]
@@ -508,7 +509,7 @@ def curriculum_replicate_record(seeds: Sequence[int], variants: Sequence[str | N
     with ``variants`` as :func:`mmed.rl.curriculum.variant_label` names them (None →
     ``"cmarl"``) and the tables of :func:`curriculum_replicates` and
     :func:`curriculum_claims` as JSON records (:func:`table_records`)."""
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     return {"seeds": [int(s) for s in seeds], "variants": [C.variant_label(v) for v in variants],
             "table": table_records(table), "claims": table_records(claims)}
@@ -546,7 +547,7 @@ def check_curriculum_step(profile: Profile, variants: Sequence[str], seed_varian
     Raises:
         mmed.config.ProfileError: an unknown variant; ValueError: a bad split or ``n_heldout``.
     """
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     split = heldout_split or C.default_heldout_split(profile)
     C.check_heldout(split, n_heldout)
@@ -601,7 +602,7 @@ def curriculum_step(
     import time
 
     from ..runs import write_json_atomic
-    from . import curriculum as C
+    from ..rl import curriculum as C
 
     t0 = time.perf_counter()
     seed = profile.seed if seed is None else int(seed)
