@@ -61,7 +61,8 @@ HEADERS = {"follow_majority": "follow-majority", "image_only": "image only", "st
 def calibrate(name: str, overlay: dict, base_profile: str, out_dir: Path, n_heldout: int, seed: int) -> dict:
     """Train and measure one configuration; returns its row (see the module docstring)."""
     from mmed.rl.cold_start import ensure_cold_start
-    from mmed.rl.curriculum import curriculum_report, train_curriculum
+    from mmed.eval.curriculum import curriculum_report
+    from mmed.rl.curriculum import train_curriculum
     from mmed.runs import Run
 
     prof = load_profile(base_profile, overrides=overlay)

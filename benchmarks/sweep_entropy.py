@@ -52,7 +52,8 @@ def _copy_without_hard(src: Path, dst: Path) -> None:
 
 
 def sweep(profile_name: str, gammas: list[float], gamma_medium: float, out_dir: Path, n_heldout: int, seed: int) -> list[dict]:
-    from mmed.rl.curriculum import curriculum_log, curriculum_report, train_curriculum
+    from mmed.eval.curriculum import curriculum_report
+    from mmed.rl.curriculum import curriculum_log, train_curriculum
     from mmed.runs import Run
 
     ref = out_dir / "reference"

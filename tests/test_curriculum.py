@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 from mmed.agents.build import policy_source
 from mmed.config import STRATA, load_profile, profile_from_dict
 from mmed.agents.stratify import agreement_score
+from mmed.eval.curriculum import curriculum_report, report_metrics
 from mmed.rl import curriculum as C
 from mmed.runs import Run
 
@@ -391,7 +392,7 @@ def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
     from mmed.checkers.nb04_cmarl_curriculum import check_04_cmarl_curriculum
 
     root, res = trained
-    rep = C.curriculum_report(Run(root), [None], "validation", n_boot=200, seed=SEED)
+    rep = curriculum_report(Run(root), [None], "validation", n_boot=200, seed=SEED)
     n = SMOKE.data.synthetic.n_eval
     assert rep["n_items"] == n and rep["main"] == "cmarl"
     start = C.heldout_predictions(Run(root), None, None)
@@ -419,7 +420,7 @@ def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
     assert rep["answers"]["follow_majority"]["counts"] == letters(r["majority"] for r in start)
     assert rep["stages"]["cmarl"][-1]["answers"]["counts"] == letters(r["parsed"] if r["valid"] else None for r in final)
     assert rep["answers"]["start"]["gold_top_share"] == max(Counter(r["answer_idx"] for r in start).values()) / n
-    m = C.report_metrics(rep, {"cmarl": res}, SMOKE, SEED, 1.0, 2.0)
+    m = report_metrics(rep, {"cmarl": res}, SMOKE, SEED, 1.0, 2.0)
     assert m["answers"] == json.loads(json.dumps(rep["answers"]))
     assert check_04_cmarl_curriculum(m) == []
     bad = copy.deepcopy(m)
@@ -432,7 +433,7 @@ def test_report_metrics_pass_the_checker_and_a_wrong_claim_is_caught(trained):
     bad["systems"]["follow_majority"]["easy"]["acc"] = 0.9
     assert check_04_cmarl_curriculum(bad)
     with pytest.raises(FileNotFoundError):
-        C.curriculum_report(Run(root), [None, "reverse"], "validation", n_boot=50)
+        curriculum_report(Run(root), [None, "reverse"], "validation", n_boot=50)
 
 
 @pytest.mark.slow

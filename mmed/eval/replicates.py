@@ -29,6 +29,7 @@ from ..agents.stratify import panel_answers
 from ..config import STRATA, Profile
 from ..runs import Run
 from ..rl.cold_start import ensure_cold_start
+from .curriculum import curriculum_report, report_metrics
 
 #: cold-start folders copied from the main run into a replicate
 COLD_START_DIRS: tuple[tuple[str, ...], ...] = (
@@ -244,7 +245,7 @@ def curriculum_replicates(
     The main seed's curricula are the run's own (trained here when missing); other seeds
     train in :func:`replicate_run` folders with
     :func:`mmed.rl.curriculum.train_curriculum` and are read back with
-    :func:`mmed.rl.curriculum.curriculum_report`.
+    :func:`mmed.eval.curriculum.curriculum_report`.
 
     Args:
         variants: None = C-MARL itself, then profile variant names; the first is compared
@@ -274,7 +275,7 @@ def curriculum_replicates(
         for v in variants:
             C.train_curriculum(with_variant(profile, v), r.root, seed=s, heldout_split=heldout_split, n_heldout=n_heldout,
                                log=(lambda m: None), data_root=data_root)
-        rep = C.curriculum_report(r, list(variants), heldout_split, profile.eval.bootstrap_samples, s)
+        rep = curriculum_report(r, list(variants), heldout_split, profile.eval.bootstrap_samples, s)
         if log:
             log(f"curriculum seed {s}: " + ", ".join(f"{n} {rep['systems'][n]['all']['acc']:.3f}" for n in labels)
                 + f" (held-out {heldout_split}, n={rep['n_items']}) in {r.root}")
@@ -421,7 +422,7 @@ def held_out_correctness(run: Run, profile: Profile, seed: int, variants: Sequen
         if v is None and len(mans) > 1:
             before = C.heldout_predictions(run, v, mans[-2]["dir"], split)
             systems["cmarl@before_hard"] = [bool(r["correct"]) for r in before]
-    img = C._read_jsonl(run.path("attending", f"heldout_image_only_{split}.jsonl"))
+    img = C.read_jsonl(run.path("attending", f"heldout_image_only_{split}.jsonl"))
     if img is not None and [r["id"] for r in img] == ids:
         systems["image_only"] = [bool(r["correct"]) for r in img]
     best = None
@@ -522,7 +523,7 @@ class CurriculumStepResult:
 
     #: ``{variant label: CurriculumResult}`` of the run's own seed, ``"cmarl"`` first
     results: dict[str, Any]
-    #: :func:`mmed.rl.curriculum.curriculum_report` of those variants on the held-out split
+    #: :func:`mmed.eval.curriculum.curriculum_report` of those variants on the held-out split
     report: dict[str, Any]
     #: the seeds (the run's own first) and the variants retrained with each
     seeds: list[int]
@@ -532,7 +533,7 @@ class CurriculumStepResult:
     seed_claims: Any
     heldout_split: str
     train_seconds: float
-    #: what notebook 04 records (:func:`mmed.rl.curriculum.report_metrics`, with the seed
+    #: what notebook 04 records (:func:`mmed.eval.curriculum.report_metrics`, with the seed
     #: replicate); ``seconds`` and ``train_seconds`` are this call's wall times
     metrics: dict[str, Any]
 
@@ -575,10 +576,10 @@ def curriculum_step(
     1. :func:`train_curricula`: C-MARL and ``variants`` with the run's seed, and
        ``seed_variants`` with every other seed of ``seeds``, in worker processes (finished
        trainings are reused);
-    2. :func:`mmed.rl.curriculum.curriculum_report` of C-MARL and ``variants`` on the
+    2. :func:`mmed.eval.curriculum.curriculum_report` of C-MARL and ``variants`` on the
        held-out split (per stratum, per stage, the shortcut baselines, the claims);
     3. :func:`curriculum_replicates` and :func:`curriculum_claims` over the seeds;
-    4. :func:`mmed.rl.curriculum.report_metrics` with the seed replicate
+    4. :func:`mmed.eval.curriculum.report_metrics` with the seed replicate
        (:func:`curriculum_replicate_record`), written to
        ``runs/<id>/attending/curriculum_step.json``.
 
@@ -616,10 +617,10 @@ def curriculum_step(
                                                       n_heldout=n_heldout, log=lambda m: None, data_root=data_root)
                for v in systems}  # finished: read back
     train_seconds = time.perf_counter() - t0
-    report = C.curriculum_report(run, systems, split, profile.eval.bootstrap_samples, seed)
+    report = curriculum_report(run, systems, split, profile.eval.bootstrap_samples, seed)
     table = curriculum_replicates(run, profile, seeds, seed, seed_systems, split, n_heldout, log=log, data_root=data_root)
     claims = curriculum_claims(run, profile, seeds, seed, seed_systems, split)
-    metrics = C.report_metrics(report, results, profile, seed, train_seconds, time.perf_counter() - t0,
+    metrics = report_metrics(report, results, profile, seed, train_seconds, time.perf_counter() - t0,
                                seed_replicates=curriculum_replicate_record(seeds, seed_systems, table, claims))
     write_json_atomic(run.path("attending", "curriculum_step.json"), metrics)
     return CurriculumStepResult(results, report, seeds, seed_systems, table, claims, split, round(train_seconds, 1), metrics)
