@@ -6,8 +6,9 @@ run folders and training progress (:mod:`mmed.runs`, :mod:`mmed.progress`) → `
 against the data's benchmarks) and the worker pool (:mod:`mmed.parallel`) → ``mmed.models``
 (policy models, tiny offline Qwen2.5-VL, LoRA/QLoRA) → ``mmed.agents`` (prompts, parsing,
 stratification, scoring, triage, specialists, attending, pipeline) → ``mmed.rl`` (rewards,
-GRPO, cold start, C-MARL curriculum) → ``mmed.eval`` (metrics tables, ablations,
-test-time scaling) → ``mmed.viz`` → the entry points (command line, notebooks).
+GRPO, cold start, triage GRPO, C-MARL curriculum) → ``mmed.eval`` (metrics tables, the
+triage evaluation, seed replicates, the C-MARL report, ablations and their claims, test-time
+scaling) → ``mmed.viz`` → the entry points (command line, notebooks, the inspection step).
 
 Research software: not for clinical decisions.
 """
