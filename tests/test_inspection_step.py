@@ -22,7 +22,8 @@ SMOKE = load_profile("smoke")
 def test_inspect_command_and_notebook_call_agree(smoke_cold_run, tmp_path: Path, capsys):
     root = tmp_path / "run"
     shutil.copytree(smoke_cold_run.root, root)
-    shutil.rmtree(root / "consult", ignore_errors=True)
+    for made_by_other_tests in ("consult", "eval"):  # the session's run folder may hold their predictions
+        shutil.rmtree(root / made_by_other_tests, ignore_errors=True)
     # no predictions yet: the step consults first, then opens what that wrote
     step = inspection_step(Run(root), SMOKE, 0, fallback_limit=6, log=None)
     assert step.fallback_consultation is True and step.source == MAIN_SOURCE
@@ -51,7 +52,8 @@ def test_inspect_command_and_notebook_call_agree(smoke_cold_run, tmp_path: Path,
 def test_a_named_source_in_a_run_without_predictions_is_not_consulted_for(smoke_cold_run, tmp_path: Path):
     root = tmp_path / "run"
     shutil.copytree(smoke_cold_run.root, root)
-    shutil.rmtree(root / "consult", ignore_errors=True)
+    for made_by_other_tests in ("consult", "eval"):
+        shutil.rmtree(root / made_by_other_tests, ignore_errors=True)
     with pytest.raises(FileNotFoundError, match="no consult/\\*/predictions.jsonl"):
         inspection_step(Run(root), SMOKE, 0, predictions="synthetic_test", log=None)
     assert not (root / "consult").exists()
