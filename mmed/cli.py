@@ -7,8 +7,9 @@ functions):
 - ``check-run``       check the metrics files notebooks recorded in a run (CI), and the
   degenerate-agent guard (one answer on nearly every item; :func:`mmed.checks.degenerate_agents`)
 
-Later parts register ``consult``, ``train-triage``, ``train-attending``, ``evaluate`` and
-``figures`` through :data:`COMMANDS`.
+:mod:`mmed.cli_commands` registers the others through :data:`COMMANDS`: ``consult``,
+``consult-step``, ``train-triage``, ``train-attending``, ``ablations``, ``test-time-scaling``,
+``inspect`` and ``figures``, each the step a notebook makes (docs/architecture.md).
 """
 
 from __future__ import annotations

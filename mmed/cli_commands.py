@@ -267,11 +267,14 @@ def _consult_step_args(p: argparse.ArgumentParser) -> None:
 def _consult_step(args: argparse.Namespace) -> int:
     from .config import apply_torch_threads, load_profile
     from .consult import consultation_step
-    from .runs import Run
+    from .runs import Run, resolve_data_root
 
     prof = load_profile(args.profile)
     apply_torch_threads(prof)
     seed = prof.seed if args.seed is None else args.seed
+    if args.limit is not None and args.limit < 1:  # before the run folder is made
+        raise ValueError(f"--limit must be a positive number of items, got {args.limit}")
+    resolve_data_root(args.data_root)  # a --data-root that does not exist fails before the run folder is made
     run = Run.open(args.run_dir, profile=prof.name, seed=seed)
     step = consultation_step(run, prof, seed, data_root=args.data_root, limit=args.limit,
                              log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -318,10 +321,13 @@ def _ablations(args: argparse.Namespace) -> int:
     prof, run, seed, _, evalsets = _evaluation_step_inputs(args)
     step = ablations_step(run, prof, evalsets, seed=seed)
     t = step.table[step.table["available"]]
+    missing = step.table[~step.table["available"]]
     print(json.dumps({"run": str(run.root), "metrics": str(run.path("eval", "ablations", STEP_FILE)),
                       "n_items": step.metrics["n_items"],
                       "accuracy": {ds: {r["system"]: round(float(r["acc"]), 3) for _, r in g.iterrows()}
                                    for ds, g in t.groupby("dataset", sort=False)},
+                      "not_measured": {ds: {r["system"]: r.get("reason") for _, r in g.iterrows()}
+                                       for ds, g in missing.groupby("dataset", sort=False)},
                       "claims": [f"{c['claim']} ({c['dataset']}): {c['verdict']}" for _, c in step.claims.iterrows()],
                       "notes": step.notes}, indent=2))
     return 0
@@ -371,7 +377,7 @@ def _inspect(args: argparse.Namespace) -> int:
     seed = prof.seed if args.seed is None else args.seed
     run = Run.open(args.run_dir, profile=prof.name, seed=seed)
     step = inspection_step(run, prof, seed, predictions=args.predictions, fallback_limit=args.fallback_limit,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True), data_root=args.data_root)
     page = write_page(step, args.html or run.path("eval", "inspector.html"))
     m = step.metrics
     print(json.dumps({"run": str(run.root), "page": str(page), "n_records": m["n_records"], "sources": m["sources"],

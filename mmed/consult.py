@@ -210,13 +210,21 @@ class ConsultationStepResult:
 def case_text(record: dict[str, Any]) -> str:
     """One consultation record (a line of ``predictions.jsonl``) as a few lines of text: the
     stratum, question, options and gold answer; the triage's choice against the label; each
-    specialist's answer; the attending's raw completion and whether it was right."""
+    specialist's answer; the attending's raw completion (``None`` for a majority vote, which
+    has no attending) and whether it was right (``None`` for an open question, scored apart).
+
+    Returns:
+        ``3 + len(record["panel"])`` lines joined by newlines.
+    Raises:
+        KeyError: a record without ``stratum``, ``triage``, ``panel`` or ``attending``.
+    """
     lines = [f"[{record['stratum']}] {record['id']}  Q: {record['question']}  options: {record['options']}  "
              f"gold: {record['answer']}",
              f"   triage -> {record['triage']['specialty']} (label {record['specialty']}, valid={record['triage']['valid']})"]
     for op in record["panel"]:
         lines.append(f"   {op['specialist_id']:<20} {record['options'][op['parsed']] if op['valid'] else 'invalid'}")
-    lines.append(f"   attending: {record['attending']['raw']!r} -> correct={record['correct']}")
+    attending = record["attending"] or {}
+    lines.append(f"   attending: {attending.get('raw')!r} -> correct={record.get('correct')}")
     return "\n".join(lines)
 
 
@@ -267,6 +275,7 @@ def consultation_step(
     Returns:
         a :class:`ConsultationStepResult`.
     Raises:
+        ValueError: ``limit`` < 1 (before anything runs).
         FileNotFoundError: an explicit ``data_root`` that does not exist.
         RuntimeError: a cold start failed in its worker (the message names it).
     """
@@ -274,8 +283,10 @@ def consultation_step(
     from .rl.pretrain import ensure_base_model, load_pretrain_report
     from .runs import resolve_data_root
 
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"--limit must be a positive number of items, got {limit}")
     t0 = time.perf_counter()
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root)  # an explicit folder that does not exist fails here, before any training
     pretrain = load_pretrain_report(ensure_base_model(run, profile)) if profile.models.attending == "tiny" else None
     cold = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log)
     synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
@@ -287,6 +298,7 @@ def consultation_step(
                                  seed=seed, progress=False, **kw)
                    for name, kw in VQA_RAD_SYSTEMS.items()}
     metrics = consultation_step_metrics(cold, synthetic, vqa_rad, pretrain)
+    metrics["seed"] = seed
     if local_server:
         from .agents.serve_local import cached_panel_check
 

@@ -67,35 +67,43 @@ class InspectionStepResult:
 
 def inspection_step(
     run: Run, profile: Profile, seed: int, predictions: str | None = None, fallback_limit: int = 16,
-    log: Any = print,
+    log: Any = print, data_root: str | Path | None = None,
 ) -> InspectionStepResult:
     """Open the run's predictions in the disagreement inspector and pick the teaching cases.
 
     Args:
         predictions: None → every ``predictions.jsonl`` of the run
-            (:func:`mmed.viz.inspector.find_predictions`); a file path; or a source name such
-            as ``"consult/synthetic_test"`` (or its last part).
+            (:func:`mmed.viz.inspector.find_predictions`); a ``.jsonl`` file (absolute, or
+            relative to the run folder, else to the repository root); or a source name such as
+            ``"consult/synthetic_test"`` (or its last part).
         fallback_limit: when the run has no predictions at all (and ``predictions`` is None),
             a consultation of this many synthetic test items is run first (:func:`mmed.consult.consult`).
         log: the line saying so (None: silent).
+        data_root: the real-data folder that consultation's cold starts read (None →
+            ``../shared/data`` when present).
     Returns:
         an :class:`InspectionStepResult`.
     Raises:
-        FileNotFoundError / ValueError: as :meth:`DisagreementInspector.from_run` (no
-            predictions, an unknown source name).
+        FileNotFoundError: a ``predictions`` file that does not exist; a run without
+            predictions and a ``predictions`` source name; an explicit ``data_root`` that does not exist.
+        ValueError: an unknown source name (those found are listed), ``fallback_limit`` < 1.
     """
     t0 = time.perf_counter()
     log = log or (lambda m: None)
+    if fallback_limit < 1:
+        raise ValueError(f"fallback_limit must be >= 1, got {fallback_limit}")
     fallback = False
     if predictions is None and not find_predictions(run.root):
         log(f"The run has no predictions yet (notebooks 02-06 write them); running a small consultation of "
             f"{fallback_limit} synthetic test items first.")
-        consult(profile, run.root, data="synthetic", split="test", limit=fallback_limit, seed=seed, progress=False)
+        consult(profile, run.root, data="synthetic", split="test", limit=fallback_limit, seed=seed, progress=False,
+                data_root=data_root)
         fallback = True
+    file = _predictions_file(run, predictions) if predictions is not None else None
     if predictions is None:
         ins = DisagreementInspector.from_run(run.root)
-    elif resolve_path(predictions).is_file():
-        ins = DisagreementInspector(resolve_path(predictions))
+    elif file is not None:
+        ins = DisagreementInspector(file)
     else:
         ins = DisagreementInspector.from_run(run.root, names=[predictions])
     sources = ins.counts()["source"]
@@ -108,9 +116,32 @@ def inspection_step(
     return InspectionStepResult(ins, fallback, source, cases, metrics)
 
 
+def _predictions_file(run: Run, predictions: str) -> Path | None:
+    """``predictions`` as an existing file (absolute, relative to the run, else to the
+    repository root), None when it names a source; a ``.jsonl`` path that exists nowhere
+    raises ``FileNotFoundError``."""
+    p = Path(predictions)
+    for cand in ([p] if p.is_absolute() else [run.root / p, resolve_path(p)]):
+        if cand.is_file():
+            return cand
+    if p.suffix == ".jsonl":
+        raise FileNotFoundError(f"predictions file {predictions} not found (absolute, under the run {run.root}, "
+                                f"or under the repository root)")
+    return None
+
+
 def write_page(step: InspectionStepResult, path: str | Path) -> Path:
-    """Write :meth:`InspectionStepResult.page_html` to ``path`` (parents made); returns it."""
+    """Write :meth:`InspectionStepResult.page_html` to ``path`` (parents made); returns it.
+
+    Raises:
+        ValueError: ``path`` is a folder, or a parent of it is a file (one line naming it).
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(step.page_html(), encoding="utf-8")
+    if out.is_dir():
+        raise ValueError(f"--html {out} is a folder: give a file name, e.g. {out / 'inspector.html'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(step.page_html(), encoding="utf-8")
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ValueError(f"cannot write the page to {out}: a parent folder is a file ({e.filename})") from None
     return out

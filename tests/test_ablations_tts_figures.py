@@ -106,11 +106,15 @@ def test_tts_curve_shapes_and_adaptive_budget(smoke_cold_run):
     items = load_items(SMOKE, "synthetic", "test", limit=6)
     curve, samples = run_test_time_scaling(smoke_cold_run, SMOKE, {"synthetic": items}, seed=0)
     n = SMOKE.tts.n_samples
-    # a cold-started run has no no_curriculum variant: only the full system is scaled, the other is listed
-    assert list(samples) == ["C-MARL (full system)"] and set(curve["attending"]) == {"C-MARL (full system)"}
+    # a cold-started run has no no_curriculum variant: only the full system is scaled, the other is listed;
+    # and no C-MARL stage either, so the full system's attending is the cold start, and its label says so
+    cold = "cold-start attending (no C-MARL trained; in place of 'C-MARL (full system)')"
+    assert list(samples) == [cold] and set(curve["attending"]) == {cold}
+    weights = json.loads((smoke_cold_run.path("eval", "tts") / "weights.json").read_text())
+    assert weights[cold]["attending"]["adapters"] is None
     skipped = json.loads((smoke_cold_run.path("eval", "tts") / "skipped.json").read_text())
     assert "GRPO without curriculum" in skipped
-    samples = samples["C-MARL (full system)"]
+    samples = samples[cold]
     assert all(len(p["samples"]) == n for p in samples["synthetic"])
     uni = curve[curve.policy == "uniform"]
     assert list(uni["N"]) == SMOKE.tts.budgets
@@ -455,3 +459,22 @@ def test_tts_per_stratum_sample_accuracy_and_budget_gains():
                              "adaptive_minus_uniform_at_4"]
     assert g["uniform_gain_1_to_max"] == pytest.approx(0.2)
     assert g["adaptive_minus_uniform_at_2"] == pytest.approx(0.05) and g["adaptive_minus_uniform_at_4"] == pytest.approx(-0.05)
+
+
+def test_a_claim_between_the_same_attending_weights_is_not_in_this_run():
+    """Without C-MARL the full system's "latest" attending is the cold start: the C-MARL claim
+    would compare a model with itself (an interval of exactly 0), so it is not in this run;
+    a row that differs in the triage only (same weights) is still compared."""
+    from mmed.eval.claims import ablation_claims
+
+    rows = [dict(_row("full system", 0.6, 0.5, 0.7), weights="sft"),
+            dict(_row("w/o C-MARL: cold-start attending", 0.6, 0.5, 0.7, delta=(0.0, 0.0, 0.0)), weights="sft"),
+            dict(_row("w/o triage: random specialty", 0.4, 0.3, 0.5, delta=(-0.2, -0.3, -0.1)), weights="sft")]
+    c = ablation_claims(pd.DataFrame(rows)).set_index("row")
+    v = c.loc["w/o C-MARL: cold-start attending"]
+    assert v["verdict"] == "not in this run: the full system runs the same attending (sft): no C-MARL trained"
+    assert pd.isna(v["diff"])
+    assert c.loc["w/o triage: random specialty", "verdict"] == "holds here"
+    rows[0]["weights"] = "cmarl/stage_3_hard"  # C-MARL trained: compared as before
+    again = ablation_claims(pd.DataFrame(rows)).set_index("row")
+    assert again.loc["w/o C-MARL: cold-start attending", "verdict"] == "not resolved (interval covers 0)"

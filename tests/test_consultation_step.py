@@ -30,7 +30,7 @@ def test_cli_and_notebook_call_record_the_same_metrics(smoke_cold_run, shared_da
     assert set(cli["synthetic"]) == set(SYNTHETIC_SYSTEMS) and set(cli["vqa_rad"]) == set(VQA_RAD_SYSTEMS)  # keys sorted in the file
     assert printed["accuracy"]["vqa_rad"] == {k: round(v["accuracy"]["acc"], 3) for k, v in cli["vqa_rad"].items()}
     assert {v["items"] for v in cli["vqa_rad"].values()} == {6}
-    assert cli["cold_start"]["triage"]["steps"] >= 1 and "pretrain" in cli  # the smoke base is the pre-trained tiny model
+    assert cli["seed"] == 0 and cli["cold_start"]["triage"]["steps"] >= 1 and "pretrain" in cli  # the smoke base is the pre-trained tiny model
 
     # notebook 02's call with its parameters (eval_limit; the run's cold starts reused)
     step = consultation_step(Run(root), load_profile("smoke"), 0, data_root=shared_data, limit=6, log=None)
@@ -61,3 +61,11 @@ def test_without_real_data_the_step_is_synthetic_only(smoke_cold_run, tmp_path, 
     assert step.vqa_rad is None and step.metrics["real_data"] is False and "vqa_rad" not in step.metrics
     assert step.system_table("vqa_rad").empty
     assert record_notebook_metrics(root, "02_consultation_and_stratification", step.metrics).exists()
+
+
+def test_consult_step_refuses_a_bad_limit_or_data_root_before_making_the_run(tmp_path, capsys):
+    for extra, message in ((["--limit", "0"], "--limit must be a positive number of items, got 0"),
+                           (["--data-root", str(tmp_path / "nosuch")], "nosuch")):
+        assert main(["consult-step", "--profile", "smoke", "--run-dir", str(tmp_path / "run"), *extra]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()

@@ -44,6 +44,9 @@ def test_ablations_command_and_notebook_call_record_the_same_metrics(run_copy: P
     full = next(r for r in written["rows"] if r["dataset"] == "vqa_rad" and r["system"] == "full system")
     assert printed["accuracy"]["vqa_rad"]["full system"] == round(full["acc"], 3)
     assert len(printed["claims"]) == len(written["claims"])
+    # rows the run cannot measure (no curriculum trained here) are named with their reason
+    assert "+ Easy" in printed["not_measured"]["synthetic"] and printed["not_measured"]["synthetic"]["+ Easy"]
+    assert not set(printed["not_measured"]["synthetic"]) & set(printed["accuracy"]["synthetic"])
     step = ablations_step(Run(run_copy), SMOKE, evaluation_sets(SMOKE, shared_data, limit=4), seed=0)
     assert step.metrics == written
     assert CHECKERS["05_ablations"](written) == []

@@ -57,3 +57,34 @@ def test_a_named_source_in_a_run_without_predictions_is_not_consulted_for(smoke_
     with pytest.raises(FileNotFoundError, match="no consult/\\*/predictions.jsonl"):
         inspection_step(Run(root), SMOKE, 0, predictions="synthetic_test", log=None)
     assert not (root / "consult").exists()
+
+
+def test_page_and_predictions_paths_fail_with_one_clear_line(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from mmed.inspection import _predictions_file, write_page
+
+    step = SimpleNamespace(page_html=lambda: "<!doctype html><p>x</p>")
+    assert write_page(step, tmp_path / "a" / "b.html").read_text() == "<!doctype html><p>x</p>"  # parents made
+    with pytest.raises(ValueError, match="is a folder: give a file name"):
+        write_page(step, tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match="a parent folder is a file"):
+        write_page(step, tmp_path / "afile" / "p.html")
+    run = Run.open(tmp_path / "run", profile="smoke", seed=0)
+    f = run.path("consult", "x", mkdir=True) / "predictions.jsonl"
+    f.write_text("")
+    assert _predictions_file(run, "consult/x/predictions.jsonl") == f  # relative to the run folder
+    assert _predictions_file(run, str(f)) == f and _predictions_file(run, "consult/x") is None  # a source name
+    with pytest.raises(FileNotFoundError, match="predictions file nosuch/predictions.jsonl not found"):
+        _predictions_file(run, "nosuch/predictions.jsonl")
+
+
+def test_case_text_of_a_majority_vote_and_an_open_question():
+    from mmed.consult import case_text
+
+    rec = {"stratum": "easy", "id": "q1", "question": "Is there a mass?", "options": ["yes", "no"], "answer": "yes",
+           "triage": {"specialty": "Radiologist", "valid": True}, "specialty": "Radiologist",
+           "panel": [{"specialist_id": "Radiologist#1", "valid": True, "parsed": 0}], "attending": None}
+    text = case_text(rec)
+    assert text.splitlines()[-1] == "   attending: None -> correct=None" and "Radiologist#1" in text

@@ -154,8 +154,11 @@ def data_step(profile: Any, data_root: str | Path | None, seed: int, n_synthetic
         profile: a :class:`mmed.config.Profile`.
         data_root: the resolved real-data folder, or None (synthetic only).
         n_synthetic: items to draw (>= 1).
+    Returns:
+        a :class:`DataStepResult` (the synthetic rows and seconds, the real parts or None, the metrics).
     Raises:
-        ValueError: ``n_synthetic`` < 1.
+        ValueError: ``n_synthetic`` < 1, or a data root without ``vqa_rad/`` or ``triage/``
+            (the loaders name the folder).
     """
     if n_synthetic < 1:
         raise ValueError(f"n_synthetic must be >= 1, got {n_synthetic}")

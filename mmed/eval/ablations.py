@@ -631,6 +631,8 @@ def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: i
 
     Args:
         evalsets: ``{dataset label: closed items}`` (:func:`mmed.data.sets.evaluation_sets`).
+    Returns:
+        an :class:`AblationsStepResult` (table, records, claims, notes, domains, metrics).
     Raises:
         what :func:`run_ablations` raises (a missing base model, unreadable items).
     """

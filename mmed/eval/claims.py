@@ -21,6 +21,11 @@ CLAIM_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: the rows that differ from the full system only in the attending's weights
+WEIGHT_ROWS: frozenset[str] = frozenset({"w/o C-MARL: cold-start attending", "w/o C-MARL: GRPO without curriculum",
+                                         "+ Easy + Medium"})
+
+
 def verdict(lo: float, hi: float, not_measurable: str | None = None) -> str:
     """Verdict of a difference with 95% interval [lo, hi] (claimed direction: > 0).
 
@@ -70,7 +75,10 @@ def ablation_claims(df: pd.DataFrame) -> pd.DataFrame:
         verdict``: ``diff`` = full system − row (fractions) with the paired bootstrap
         95% interval (the table's ``delta_vs_full`` sign-flipped); the verdict is
         "not measurable: ..." when either system gives no valid answer, and "not in this
-        run" (diff NaN) when the row or its difference is missing.
+        run" (diff NaN) when the row or its difference is missing, or when a row of
+        :data:`WEIGHT_ROWS` runs the full system's own attending weights (a run without
+        C-MARL, whose "latest" attending is the cold start: the claim would compare a model
+        with itself).
     """
     out = []
     for claim, row in CLAIM_ROWS:
@@ -82,6 +90,11 @@ def ablation_claims(df: pd.DataFrame) -> pd.DataFrame:
                 out.append({**base, "diff": np.nan, "lo": np.nan, "hi": np.nan, "verdict": "not in this run"})
                 continue
             r = r.iloc[0]
+            fw = full.iloc[0].get("weights") if len(full) else None
+            if row in WEIGHT_ROWS and isinstance(fw, str) and fw == r.get("weights"):
+                out.append({**base, "diff": np.nan, "lo": np.nan, "hi": np.nan,
+                            "verdict": f"not in this run: the full system runs the same attending ({fw}): no C-MARL trained"})
+                continue
             why = not_measurable({"full system": no_valid_answer(full.iloc[0]) if len(full) else None,
                                    row: no_valid_answer(r)})
             # + 0.0: no "-0.0" when the difference is exactly zero

@@ -367,6 +367,9 @@ def run_test_time_scaling(
                 raise FileNotFoundError(f"attending {label!r}: variant {variant!r} is not trained in this run")
             skipped[label] = f"variant {variant!r} is not trained in this run"
             continue
+        if variant is None and stage == "latest" and info["attending"]["adapters"] is None:
+            # no C-MARL stage in this run: "latest" is the cold start, and the label says so
+            label = f"cold-start attending (no C-MARL trained; in place of {label!r})"
         weights[label] = info
         slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
         all_samples[label] = {}
@@ -453,6 +456,8 @@ def tts_step(
         run / profile / seed / attendings / progress: as :func:`run_test_time_scaling`.
         datasets_items: ``{dataset: items}``, e.g. :func:`mmed.data.sets.evaluation_sets`.
         real_data: whether a real-data folder was present (recorded as ``real_data``).
+    Returns:
+        a :class:`TTSStepResult` (curve, samples, per-stratum table, gains, metrics).
     Raises:
         as :func:`run_test_time_scaling`.
     """
