@@ -151,7 +151,7 @@ def test_tts_step_builds_the_metrics_notebook_06_records(smoke_cold_run):
     assert step.per_stratum.equals(sample_stratum_table(step.samples, n_boot=SMOKE.eval.bootstrap_samples, seed=0))
     assert step.gains.equals(budget_gains(step.curve))
     assert step.metrics == {"real_data": False, "n_samples": SMOKE.tts.n_samples, "curve": json_records(step.curve),
-                            "gains": json_records(step.gains), "per_stratum": json_records(step.per_stratum)}
+                            "gains": json_records(step.gains), "per_stratum": json_records(step.per_stratum), "seed": 0}
     assert json.loads(json.dumps(step.metrics, allow_nan=False)) == step.metrics  # strict JSON
     assert CHECKERS[TTS_NOTEBOOK](step.metrics) == []
 
@@ -173,7 +173,7 @@ def test_ablations_step_builds_the_metrics_notebook_05_records(smoke_cold_run, t
     assert step.domains.equals(domain_averages(step.records, n_boot=SMOKE.eval.bootstrap_samples, seed=0))
     assert step.metrics == {"real_data": False, "datasets": ["synthetic"], "rows": json_records(step.table),
                             "n_items": {"synthetic": 6}, "claims": json_records(step.claims), "notes": step.notes,
-                            "domains": json_records(step.domains)}
+                            "domains": json_records(step.domains), "seed": 0}
     assert set(step.table["system"]) >= {"full system", "w/o specialists (attending alone)"}
     assert CHECKERS["05_ablations"](step.metrics) == []
 

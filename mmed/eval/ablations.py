@@ -626,7 +626,7 @@ def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: i
     (:func:`mmed.eval.claims.ablation_claims`), the notes on systems without a valid answer
     and the in-/out-of-domain averages (:func:`domain_averages`), with the metrics the
     notebook records: ``real_data``, ``datasets``, ``rows``, ``n_items``, ``claims``,
-    ``notes``, ``domains`` (also written to ``<run>/eval/ablations/step.json``).
+    ``notes``, ``domains``, ``seed`` (also written to ``<run>/eval/ablations/step.json``).
     ``python -m mmed ablations`` and notebook 05 call it.
 
     Args:
@@ -642,6 +642,6 @@ def ablations_step(run: Run, profile: Profile, evalsets: dict[str, Any], seed: i
     domains = domain_averages(records, n_boot=profile.eval.bootstrap_samples, seed=seed)
     metrics = {"real_data": any(k != "synthetic" for k in evalsets), "datasets": list(evalsets),
                "rows": json_records(table), "n_items": {k: len(v) for k, v in evalsets.items()},
-               "claims": json_records(claims), "notes": notes, "domains": json_records(domains)}
+               "claims": json_records(claims), "notes": notes, "domains": json_records(domains), "seed": seed}
     write_json_atomic(run.path("eval", "ablations", mkdir=True) / STEP_FILE, metrics)
     return AblationsStepResult(table, records, claims, notes, domains, metrics)

@@ -468,6 +468,6 @@ def tts_step(
     per_stratum = sample_stratum_table(samples, n_boot=profile.eval.bootstrap_samples, seed=seed)
     gains = budget_gains(curve)
     metrics = {"real_data": bool(real_data), "n_samples": profile.tts.n_samples, "curve": json_records(curve),
-               "gains": json_records(gains), "per_stratum": json_records(per_stratum)}
+               "gains": json_records(gains), "per_stratum": json_records(per_stratum), "seed": seed}
     write_json_atomic(run.path("eval", "tts", mkdir=True) / STEP_FILE, metrics)
     return TTSStepResult(curve, samples, per_stratum, gains, metrics)
