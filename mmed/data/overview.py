@@ -18,13 +18,12 @@ import datasets
 import pandas as pd
 
 from .loaders import load_benchmark
+from .mcq import YES_NO
 from .schema import closed_only, item_meta
 from .splits import LeakageReport, image_disjoint_split, leakage_report
 from .synthetic import make_synthetic
 from .triage_images import load_triage_images
 
-#: the options of a yes/no closed question (``mmed.data.mcq``'s rule ``yes_no``)
-YES_NO_OPTIONS = ["yes", "no"]
 
 
 def synthetic_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -70,7 +69,7 @@ class VqaRadOverview:
     def not_yes_no_examples(self, n: int = 6) -> pd.DataFrame:
         """The first ``n`` closed test questions that are not yes/no (question, options, gold)."""
         ex = [self.closed_test[i] for i in range(len(self.closed_test))
-              if list(self.closed_test[i]["options"]) != YES_NO_OPTIONS][:n]
+              if list(self.closed_test[i]["options"]) != list(YES_NO)][:n]
         return pd.DataFrame([{"question": e["question"],
                               "options": " | ".join(f"{chr(65 + k)}. {o}" for k, o in enumerate(e["options"])),
                               "gold": e["answer"]} for e in ex])
@@ -104,7 +103,7 @@ def vqa_rad_overview(root: str | Path, seed: int = 0, disjoint_test_fraction: fl
     dd = image_disjoint_split(official, test_fraction=disjoint_test_fraction, seed=seed)
     return VqaRadOverview(
         mevf_train=mevf_train, mevf_test=mevf_test, official=official, closed_test=closed_test,
-        n_yes_no=sum(list(o) == YES_NO_OPTIONS for o in closed_test["options"]),
+        n_yes_no=sum(list(o) == list(YES_NO) for o in closed_test["options"]),
         leakage=leakage_report(mevf_train, mevf_test), disjoint_train=dd["train"], disjoint_test=dd["test"],
         disjoint_leakage=leakage_report(dd["train"], dd["test"]))
 
