@@ -59,8 +59,16 @@ class InspectionStepResult:
         return self.inspector.record_html(i, title=f"{title} ({self.source})")
 
     def page_html(self) -> str:
-        """A standalone HTML page: the summary and every teaching case (images inline)."""
-        body = "".join([self.inspector.summary_html(), *(self.case_html(t) for t in self.cases)])
+        """A standalone HTML page: the summary and every teaching case (images inline). A
+        first line says what the summary pools: every source it read, majority-vote
+        baselines included (they follow the panel by construction), while the cases come
+        from :attr:`source` alone."""
+        sources = self.inspector.counts()["source"]
+        scope = (f"<p>The summary counts all {len(sources)} source(s) read ({html.escape(', '.join(sources))}), "
+                 "majority-vote baselines included: they follow the panel by construction. The cases below come "
+                 f"from <code>{html.escape(self.source)}</code>; <code>--predictions {html.escape(self.source)}</code> "
+                 "limits the summary to it.</p>")
+        body = "".join([scope, self.inspector.summary_html(), *(self.case_html(t) for t in self.cases)])
         return ("<!doctype html><html><head><meta charset='utf-8'><title>Disagreement inspector</title></head>"
                 f"<body>{body}</body></html>")
 

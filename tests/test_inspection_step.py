@@ -45,6 +45,7 @@ def test_inspect_command_and_notebook_call_agree(smoke_cold_run, tmp_path: Path,
     text = page.read_text()
     assert text.startswith("<!doctype html>") and "Disagreement inspector: 6 records" in text
     assert all(t in text for t in TEACHING_CASES)
+    assert "The summary counts all 1 source(s) read (consult/synthetic_test)" in text  # what the summary pools
     with pytest.raises(ValueError, match="no predictions named 'nosuch'.*consult/synthetic_test"):
         inspection_step(Run(root), SMOKE, 0, predictions="nosuch", log=None)
 
