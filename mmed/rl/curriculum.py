@@ -67,6 +67,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -554,7 +555,10 @@ def shortcut_baselines(records: Sequence[dict[str, Any]], seed: int = 0) -> dict
 
 
 def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # a temporary name of this process's own: curricula trained in parallel workers on one run
+    # write the same shared file (the cold start's held-out answers), and one rename must not
+    # take the other's temporary file away
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     tmp.replace(path)
 
