@@ -425,6 +425,9 @@ class ColdStartSection(PassThroughSection):
     #: 7-way modality task saturates in fewer steps than the attending's (GRPO then sees groups
     #: with equal rewards only)
     triage: AgentColdStart = field(default_factory=AgentColdStart)
+    #: the attending's own steps / learning rate / label fraction where they differ (its
+    #: image-only references keep the section's values: they are chosen for them)
+    attending: AgentColdStart = field(default_factory=AgentColdStart)
     #: the image-only reference of the real datasets (``attending/image_only_real``, trained when
     #: ``image_only`` is set and real data is present): its share of real items, its own steps /
     #: learning rate where they differ

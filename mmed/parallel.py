@@ -111,7 +111,8 @@ def run_jobs(
     jobs: Sequence[Job], profile: Any, workers: int | None = None, log: Callable[[str], None] | None = print,
     what: str = "trainings",
 ) -> list[Any]:
-    """Run independent ``jobs`` in worker processes and return their results in job order.
+    """Run independent ``jobs`` in worker processes and return their results in job order:
+    ``start_jobs(jobs, profile, workers, log, what).results()`` (:func:`start_jobs`).
 
     Args:
         jobs: the :class:`Job` list (may be empty).
@@ -128,29 +129,76 @@ def run_jobs(
             not yet started cancelled, the running ones waited for). In this process (one
             worker) the job's own exception propagates.
     """
+    return start_jobs(jobs, profile, workers, log=log, what=what).results()
+
+
+class StartedJobs:
+    """Jobs handed to the worker pool by :func:`start_jobs`, running while this process goes
+    on; :meth:`results` waits for them. With one worker nothing runs before
+    :meth:`results`, which then runs every job here, one after another."""
+
+    def __init__(self, jobs: Sequence[Job], futures: list[Any] | None, key: tuple | None):
+        self.jobs, self._futures, self._key = list(jobs), futures, key
+        self._results: list[Any] | None = None
+
+    def results(self) -> list[Any]:
+        """The jobs' results in job order (computed once; a second call returns them again).
+
+        Raises:
+            RuntimeError / the job's own exception: as :func:`run_jobs`.
+        """
+        if self._results is not None:
+            return self._results
+        if self._futures is None:
+            self._results = [_call(job) for job in self.jobs]  # a failure propagates as raised
+            return self._results
+        from concurrent.futures import FIRST_EXCEPTION, wait
+
+        key, futures = self._key, self._futures
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
+        except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
+            shutdown_pools(key, kill=True)
+            raise
+        for fut, job in zip(futures, self.jobs):
+            if fut in done and fut.exception() is not None:
+                e = fut.exception()
+                # stop the pool at once: the jobs not started are cancelled, the running ones killed
+                # (a killed training leaves no final weights: a rerun trains it again)
+                shutdown_pools(key, kill=True)
+                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+        self._results = [fut.result() for fut in futures]
+        return self._results
+
+    def cancel(self) -> None:
+        """Stop the jobs (this process failed or was interrupted meanwhile): those not started
+        are cancelled, the running ones' workers terminated (their trainings leave no final
+        weights: a rerun trains them again). Nothing to do with one worker."""
+        if self._futures is not None and self._results is None:
+            shutdown_pools(self._key, kill=True)
+
+
+def start_jobs(
+    jobs: Sequence[Job], profile: Any, workers: int | None = None, log: Callable[[str], None] | None = print,
+    what: str = "trainings",
+) -> StartedJobs:
+    """Hand independent ``jobs`` to the worker pool and return at once, so that this process
+    can train or evaluate something else meanwhile (notebook 03 trains the run's own triage
+    seed here while the other seeds train in workers); :meth:`StartedJobs.results` waits.
+
+    Arguments as :func:`run_jobs`. With one worker (:func:`worker_count`) the jobs run in this
+    process only when :meth:`StartedJobs.results` is called. The jobs share the cores with
+    what this process does meanwhile: three one-thread trainings on two cores take about
+    1.5 times as long each, but use both cores throughout.
+    """
     n = worker_count(profile, len(jobs), workers)
     if log and jobs:
         log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
     if n == 1:
-        return [_call(job) for job in jobs]  # a failure propagates as raised, as it always did
+        return StartedJobs(jobs, None, None)
     key = _pool_key(n, getattr(profile, "torch_threads", None))
     pool = _pool(key)
-    from concurrent.futures import FIRST_EXCEPTION, wait
-
-    futures = [pool.submit(_call, job) for job in jobs]
-    try:
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
-    except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
-        shutdown_pools(key, kill=True)
-        raise
-    for fut, job in zip(futures, jobs):
-        if fut in done and fut.exception() is not None:
-            e = fut.exception()
-            # stop the pool at once: the jobs not started are cancelled, the running ones killed
-            # (a killed training leaves no final weights: a rerun trains it again)
-            shutdown_pools(key, kill=True)
-            raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
-    return [fut.result() for fut in futures]
+    return StartedJobs(jobs, [pool.submit(_call, job) for job in jobs], key)
 
 
 #: the worker pools of this process, kept between steps (:func:`_pool`): ``{key: (executor, progress queue)}``

@@ -107,6 +107,42 @@ def test_triage_overrides_apply_to_the_triage_cold_start_only():
     assert att.label_fraction == prof.cold_start.label_fraction
 
 
+def test_attending_overrides_apply_to_the_attending_cold_start_only():
+    from mmed.config import load_profile
+    from mmed.rl.sft import agent_cold_start
+
+    prof = load_profile("smoke", overrides={"cold_start": {"max_steps": 50, "learning_rate": 3e-4,
+                                                           "attending": {"learning_rate": 6e-4}}})
+    tri, att = agent_cold_start(prof, "triage"), agent_cold_start(prof, "attending")
+    assert (att.max_steps, att.learning_rate) == (50, 6e-4)
+    assert (tri.max_steps, tri.learning_rate) == (50, 3e-4)
+    with pytest.raises(ValueError, match="unknown agent 'surgeon'"):
+        agent_cold_start(prof, "surgeon")
+
+
+def test_image_only_references_keep_the_sections_learning_rate(tmp_path, monkeypatch):
+    """cold_start.attending is the attending's: the image-only reference trains with the
+    section's learning rate (what ensure_image_only_attending hands to cold_start)."""
+    from mmed.config import load_profile
+    from mmed.rl import cold_start as CS
+    from mmed.rl.sft import agent_cold_start
+    from mmed.runs import Run
+
+    prof = load_profile("smoke", overrides={"cold_start": {"learning_rate": 3e-4, "attending": {"learning_rate": 6e-4}}})
+    seen = {}
+
+    def fake_cold_start(agent, base, train, held, p, out, *a, **k):
+        seen["cfg"] = agent_cold_start(p, agent)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(CS, "cold_start", fake_cold_start)
+    monkeypatch.setattr(CS, "base_model", lambda run, profile, agent: "base")
+    monkeypatch.setattr(CS, "image_only_items", lambda *a, **k: ([{"id": "x"}], [], {}))
+    with pytest.raises(RuntimeError, match="stop here"):
+        CS.ensure_image_only_attending(Run.open(tmp_path / "run", profile="smoke", seed=0), prof, 0)
+    assert seen["cfg"].learning_rate == 3e-4
+
+
 def test_without_panel_empties_a_seeded_share_of_the_panels():
     from mmed.rl.cold_start import without_panel
 

@@ -125,8 +125,10 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     shutdown_pools()  # fresh workers: their output goes to this test's captured streams
     par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
     real = resolve_data_root(None) is not None  # smoke names a real cold-start pool: its own image-only reference
-    assert lines == [f"{4 if real else 3} cold starts in 2 worker process(es): attending cold start, attending image-only "
-                     "reference, " + ("attending image-only reference (real), " if real else "") + "triage cold start"]
+    # longest first (as measured in the demo): the real reference, the attending, the synthetic reference, the triage
+    assert lines == [f"{4 if real else 3} cold starts in 2 worker process(es): "
+                     + ("attending image-only reference (real), " if real else "")
+                     + "attending cold start, attending image-only reference, triage cold start"]
     # each worker's training reported its steps to this process, which drew one bar per training
     ended = sorted(line.split(":")[0] for line in board().finished[done_before:])
     assert ended == [*(["cold_start_attending_image_only_real_seed0"] * real), "cold_start_attending_image_only_seed0",
@@ -179,3 +181,33 @@ def test_a_failing_job_is_reported_without_waiting_for_the_others():
         run_jobs([Job("sleep a minute", time.sleep, (60,)), Job("bad sqrt", __import__("math").sqrt, (-1,))],
                  prof, workers=2, log=None)
     assert time.perf_counter() - t0 < 45  # the start of two workers under load, never the minute's sleep
+
+
+def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path):
+    """start_jobs returns at once: with workers the jobs run meanwhile; with one worker they
+    run here only when their results are asked for; cancel() stops running workers."""
+    import time
+    from pathlib import Path
+
+    from mmed.parallel import Job, start_jobs
+
+    prof = load_profile("smoke")
+    marks = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    started = start_jobs([Job(f"write {m.name}", Path(m).write_text, (m.name,)) for m in marks], prof, workers=1, log=None)
+    assert not any(m.exists() for m in marks)  # one worker: nothing has run yet
+    assert started.results() == [5, 5] and [m.read_text() for m in marks] == ["a.txt", "b.txt"]
+    assert started.results() == [5, 5]  # computed once
+
+    t0 = time.perf_counter()
+    started = start_jobs([Job("sleep 2 s", time.sleep, (2,)), Job("two to the tenth", pow, (2, 10))], prof, workers=2, log=None)
+    returned_after = time.perf_counter() - t0
+    assert started.results() == [None, 1024]
+    assert returned_after < 2  # handed over, not waited for (the sleep alone takes 2 s)
+
+    t0 = time.perf_counter()
+    started = start_jobs([Job("sleep a minute", time.sleep, (60,)), Job("sleep a minute too", time.sleep, (60,))],
+                         prof, workers=2, log=None)
+    time.sleep(1)
+    started.cancel()
+    assert time.perf_counter() - t0 < 45
+    assert shutdown_pools() == 0  # the cancelled pool is gone; the next step starts a fresh one

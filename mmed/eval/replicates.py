@@ -147,6 +147,7 @@ def triage_replicates(
     real: Any = None,
     data_root: str | Path | None = None,
     workers: int | None = None,
+    started: Any = None,
 ) -> Any:
     """Triage GRPO once per seed; greedy accuracy of each GRPO policy per evaluation set.
 
@@ -172,6 +173,9 @@ def triage_replicates(
         workers: the other seeds' GRPO trainings run first in parallel worker processes
             (:func:`mmed.parallel.run_jobs`; None → the profile's ``workers``); each then
             evaluates here. 1 trains them in this process.
+        started: the other seeds' trainings as :func:`start_triage_replicates` started them
+            (notebook 03 starts them before training the run's own seed, so that both cores
+            work); None starts them here and waits.
     Returns:
         a ``pandas.DataFrame``, one row per (seed, set): ``seed, set, n, accuracy, lo, hi,
         format_valid, top_answer, top_answer_share, gold_top_share, run`` (the shares of the
@@ -184,15 +188,14 @@ def triage_replicates(
     """
     import pandas as pd
 
-    from ..parallel import Job, run_jobs
     from ..rl.triage import train_triage
     from . import triage as T
 
     rows = []
     runs = _runs_by_seed(run, profile, main_seed, seeds)
-    root = None if data_root is None else str(data_root)
-    run_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
-              for s, r in runs if s != main_seed], profile, workers, log=log, what="triage GRPO trainings")
+    if started is None:
+        started = start_triage_replicates(run, profile, seeds, main_seed, max_steps, data_root, workers, log)
+    started.results()
     for s, r in runs:
         tr = train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
         if log:
@@ -207,6 +210,33 @@ def triage_replicates(
             rows.append({"seed": s, "set": name, "n": summ["n"], "accuracy": a["acc"], "lo": a["lo"], "hi": a["hi"],
                          "format_valid": summ["format_valid"]["acc"], **_shares(summ.get("answers")), "run": str(r.root)})
     return pd.DataFrame(rows)
+
+
+def start_triage_replicates(
+    run: Run,
+    profile: Profile,
+    seeds: Sequence[int],
+    main_seed: int,
+    max_steps: int | None = None,
+    data_root: str | Path | None = None,
+    workers: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Any:
+    """Start the triage GRPO trainings of every seed of ``seeds`` but ``main_seed`` in worker
+    processes (:func:`mmed.parallel.start_jobs`; each in its :func:`replicate_run` folder, a
+    finished one reused) and return at once: :func:`triage_replicates` (``started=``) waits for
+    them and evaluates. Arguments as :func:`triage_replicates`; returns the
+    :class:`mmed.parallel.StartedJobs`.
+
+    Raises:
+        ValueError: empty or duplicate seeds.
+    """
+    from ..parallel import Job, start_jobs
+
+    root = None if data_root is None else str(data_root)
+    return start_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
+                       for s, r in _runs_by_seed(run, profile, main_seed, seeds) if s != main_seed],
+                      profile, workers, log=log, what="triage GRPO trainings")
 
 
 def _shares(answers: dict[str, Any] | None) -> dict[str, Any]:

@@ -556,7 +556,9 @@ def triage_step(
        matrices, :func:`downstream_accuracy` on the synthetic test items (``downstream``);
     4. the seed replicate (:func:`mmed.eval.replicates.triage_replicates`): GRPO again with
        every other seed of ``seeds``, from this run's cold start (the run's own seed is the
-       training above, not evaluated again). Skipped, with ``seed_note`` saying why, when
+       training above, not evaluated again); those trainings start in worker processes
+       before step 1 (:func:`mmed.eval.replicates.start_triage_replicates`), so that they
+       share the cores with it, and are evaluated here. Skipped, with ``seed_note`` saying why, when
        ``real_train`` differs from the profile's ``triage.real_train`` (the replicates
        follow the profile).
     5. writes ``<triage_out_dir>/eval.json``: :attr:`TriageStepResult.metrics` under
@@ -597,21 +599,37 @@ def triage_step(
     seed_list = R.parse_seeds(seeds, profile.eval.seeds, seed)  # bad seeds fail before any training
     root = resolve_data_root(data_root)
     real = real_triage(profile, root)
-    tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps,
-                      callbacks=callbacks, real=real)
+    seed_table, seed_note, started = None, None, None
+    if real_train is not None and bool(real_train) != profile.triage.real_train:
+        seed_note = (f"seed replicates follow the profile's triage.real_train ({profile.triage.real_train}): "
+                     f"skipped with real_train={real_train}")
+        seed_list = None
+    elif len(seed_list) > 1:
+        # the other seeds train in worker processes while this process trains the run's own:
+        # both cores work from the start. Each replicate copies this run's cold start, so it
+        # is made first (a no-op when notebook 02 made it)
+        from ..rl.cold_start import ensure_cold_start
+        from ..rl.pretrain import base_model
+
+        ensure_cold_start(run, profile, "triage", seed, data_root=root, real=real)
+        base_model(run, profile, "triage")
+        started = R.start_triage_replicates(run, profile, seed_list, seed, max_steps, root, log=log)
+    try:
+        tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps,
+                          callbacks=callbacks, real=real)
+    except BaseException:
+        if started is not None:
+            started.cancel()
+        raise
     real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
     test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
     ev = evaluate_stages(profile, triage_sources(run, profile), test_items, real_eval, seed=seed)
     cms = {name: confusion_matrix(ev["records"]["grpo"][name]) for name in ev["sets"] if name != "synthetic_image_only"}
     down = downstream_accuracy(run, profile, test_items, seed=seed) if downstream and test_items else None
-    seed_table, seed_note = None, None
-    if real_train is not None and bool(real_train) != profile.triage.real_train:
-        seed_note = (f"seed replicates follow the profile's triage.real_train ({profile.triage.real_train}): "
-                     f"skipped with real_train={real_train}")
-        seed_list = None
-    else:
+    if seed_list is not None:
         seed_table = R.triage_replicates(run, profile, seed_list, seed, test_items, real_eval, max_steps=max_steps,
-                                         main_summary=ev["summary"]["grpo"], real=real, data_root=root, log=log)
+                                         main_summary=ev["summary"]["grpo"], real=real, data_root=root, log=log,
+                                         started=started)
     res, cs = tr.result, tr.cold_start
     train_sum = training_summary(res.log)
     metrics = {

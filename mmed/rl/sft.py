@@ -163,15 +163,21 @@ def cold_start_targets(
 
 def agent_cold_start(profile: Profile, agent: str) -> Any:
     """The ``cold_start`` settings for ``agent`` (a :class:`mmed.config.ColdStartSection`):
-    the profile's, with ``cold_start.triage``'s non-None keys applied for the triage doctor
-    (``max_steps``/``learning_rate`` to the section's ``trl.SFTConfig`` keys,
-    ``label_fraction`` to ours)."""
+    the profile's, with the non-None keys of ``cold_start.triage`` applied for the triage
+    doctor and of ``cold_start.attending`` for the attending (``max_steps``/``learning_rate``
+    to the section's ``trl.SFTConfig`` keys, ``label_fraction`` to ours). The attending's
+    image-only references clear ``cold_start.attending`` first
+    (:func:`mmed.rl.cold_start.ensure_image_only_attending`): they keep the section's values.
+
+    Raises:
+        ValueError: ``agent`` is neither ``"triage"`` nor ``"attending"``.
+    """
     import dataclasses
 
+    if agent not in ("triage", "attending"):
+        raise ValueError(f"unknown agent {agent!r}: expected 'triage' or 'attending'")
     cfg = profile.cold_start
-    if agent != "triage":
-        return cfg
-    over = {k: v for k, v in dataclasses.asdict(cfg.triage).items() if v is not None}
+    over = {k: v for k, v in dataclasses.asdict(getattr(cfg, agent)).items() if v is not None}
     if not over:
         return cfg
     trl_keys = {k: over.pop(k) for k in ("max_steps", "learning_rate") if k in over}
