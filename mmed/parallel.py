@@ -2,7 +2,9 @@
 
 A step with independent trainings — the triage's and the attending's cold starts and the
 attending's image-only reference (notebook 02), the triage GRPO of every seed (notebook 03),
-every (seed, variant) curriculum (notebook 04) — hands them to :func:`run_jobs`, which runs
+every (seed, variant) curriculum (notebook 04) — hands them to :func:`run_jobs` (or to
+:func:`start_jobs`, which returns at once so that this process can train beside them:
+notebook 03's own triage seed), which runs
 them in a ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method (a
 fresh interpreter per worker: no forked torch/OpenMP state). Each worker first quiets its
 libraries as a notebook's kernel does (:func:`mmed.quiet.quiet_libraries`) and sets the
@@ -180,23 +182,30 @@ class StartedJobs:
 
 def start_jobs(
     jobs: Sequence[Job], profile: Any, workers: int | None = None, log: Callable[[str], None] | None = print,
-    what: str = "trainings",
+    what: str = "trainings", beside: bool = False,
 ) -> StartedJobs:
     """Hand independent ``jobs`` to the worker pool and return at once, so that this process
-    can train or evaluate something else meanwhile (notebook 03 trains the run's own triage
-    seed here while the other seeds train in workers); :meth:`StartedJobs.results` waits.
+    can train or evaluate something else meanwhile; :meth:`StartedJobs.results` waits.
 
-    Arguments as :func:`run_jobs`. With one worker (:func:`worker_count`) the jobs run in this
-    process only when :meth:`StartedJobs.results` is called. The jobs share the cores with
-    what this process does meanwhile: three one-thread trainings on two cores take about
-    1.5 times as long each, but use both cores throughout.
+    Arguments as :func:`run_jobs`, and ``beside``: this process trains something meanwhile
+    (notebook 03 trains the run's own triage seed while the other seeds train in workers), so
+    even a single job goes to a worker process when more than one process is allowed
+    (``workers``, else the profile's ``workers``, else the usable cores), and each worker's
+    share of the cores counts this process's training too. Without a worker (one process
+    allowed, or a program read from standard input) the jobs run in this process, one after
+    another, only when :meth:`StartedJobs.results` is called. Jobs beside a training share
+    the cores with it: three one-thread trainings on two cores take about 1.5 times as long
+    each, but keep both cores busy throughout.
     """
     n = worker_count(profile, len(jobs), workers)
+    # beside a training here, even one job goes to a worker when two processes are allowed
+    in_pool = n > 1 or (beside and bool(jobs) and worker_count(profile, 2, workers) > 1)
     if log and jobs:
-        log(f"{len(jobs)} {what} in {n} worker process(es): " + ", ".join(j.label for j in jobs))
-    if n == 1:
+        where = f"in {n} worker process(es)" if in_pool else "in this process, one after another"
+        log(f"{len(jobs)} {what} {where}: " + ", ".join(j.label for j in jobs))
+    if not in_pool:
         return StartedJobs(jobs, None, None)
-    key = _pool_key(n, getattr(profile, "torch_threads", None))
+    key = _pool_key(n, getattr(profile, "torch_threads", None), beside=1 if beside else 0)
     pool = _pool(key)
     return StartedJobs(jobs, [pool.submit(_call, job) for job in jobs], key)
 
@@ -205,10 +214,12 @@ def start_jobs(
 _POOLS: dict[tuple, tuple[Any, Any]] = {}
 
 
-def _pool_key(n: int, torch_threads: int | None) -> tuple:
+def _pool_key(n: int, torch_threads: int | None, beside: int = 0) -> tuple:
+    """(workers, torch threads, cores per worker, progress on); ``beside``: trainings this
+    process runs meanwhile, which take their share of the cores too."""
     from .progress import progress_enabled
 
-    return (n, torch_threads, max(1, usable_cores() // n), progress_enabled())
+    return (n, torch_threads, max(1, usable_cores() // (n + beside)), progress_enabled())
 
 
 def _pool(key: tuple) -> Any:
@@ -246,11 +257,13 @@ def shutdown_pools(key: tuple | None = None, kill: bool = False) -> int:
     for k in keys:
         pool, queue = _POOLS.pop(k)
         if kill:
-            pool.shutdown(wait=False, cancel_futures=True)
             if hasattr(pool, "terminate_workers"):
                 pool.terminate_workers()
-            else:  # Python < 3.14: the executor's own table of its worker processes
-                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            else:  # Python < 3.14: the executor's own table of its worker processes, read before
+                # shutdown() (which empties it on 3.11, leaving nothing to terminate)
+                procs = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in procs:
                     proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         if queue is not None:

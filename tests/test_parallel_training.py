@@ -204,6 +204,8 @@ def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path
     assert started.results() == [None, 1024]
     assert returned_after < 2  # handed over, not waited for (the sleep alone takes 2 s)
 
+    import multiprocessing
+
     t0 = time.perf_counter()
     started = start_jobs([Job("sleep a minute", time.sleep, (60,)), Job("sleep a minute too", time.sleep, (60,))],
                          prof, workers=2, log=None)
@@ -211,3 +213,18 @@ def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path
     started.cancel()
     assert time.perf_counter() - t0 < 45
     assert shutdown_pools() == 0  # the cancelled pool is gone; the next step starts a fresh one
+    deadline = time.perf_counter() + 10
+    while multiprocessing.active_children() and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    assert multiprocessing.active_children() == []  # its workers were terminated, not left sleeping
+
+    # beside a training here, one job still goes to a worker process; the log says where jobs run
+    lines = []
+    started = start_jobs([Job("pid", __import__("os").getpid)], prof, workers=2, log=lines.append, beside=True)
+    assert started.results()[0] != __import__("os").getpid()
+    assert lines == ["1 trainings in 1 worker process(es): pid"]
+    lines.clear()
+    assert start_jobs([Job("pid", __import__("os").getpid)], prof, workers=1, log=lines.append, beside=True).results() \
+        == [__import__("os").getpid()]
+    assert lines == ["1 trainings in this process, one after another: pid"]
+    shutdown_pools()

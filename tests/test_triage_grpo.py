@@ -384,3 +384,22 @@ def test_real_triage_empty_root_raises(tmp_path: Path):
 def test_more_adversarial_triage_rewards(completion, r_format, r_acc):
     assert format_reward(None, [completion]) == [r_format]
     assert triage_accuracy_reward(None, [[{"role": "assistant", "content": completion}]], specialty=["Radiologist"]) == [r_acc]
+
+
+def test_a_refused_triage_folder_starts_no_other_seed(smoke_cold_run, tmp_path):
+    """triage_step starts the other seeds' trainings only once train_triage has accepted the
+    run's folder: a folder made with other settings is refused before any replicate trains."""
+    import json
+    import shutil
+
+    from mmed.config import load_profile
+    from mmed.eval.triage import triage_step
+    from mmed.runs import Run
+
+    root = tmp_path / "run"
+    shutil.copytree(smoke_cold_run.root, root)
+    (root / "triage" / "grpo").mkdir(parents=True)
+    (root / "triage" / "grpo" / "train_settings.json").write_text(json.dumps({"max_steps": 12345}))
+    with pytest.raises(ValueError, match="other settings"):
+        triage_step(Run.open(root), load_profile("smoke"), seed=0, max_steps=1, seeds=[0, 1], downstream=False, log=None)
+    assert not (root / "seeds" / "seed_1" / "triage" / "grpo").exists()

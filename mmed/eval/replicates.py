@@ -194,7 +194,7 @@ def triage_replicates(
     rows = []
     runs = _runs_by_seed(run, profile, main_seed, seeds)
     if started is None:
-        started = start_triage_replicates(run, profile, seeds, main_seed, max_steps, data_root, workers, log)
+        started = start_triage_replicates(run, profile, seeds, main_seed, max_steps, data_root, workers, log, beside=False)
     started.results()
     for s, r in runs:
         tr = train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
@@ -221,11 +221,13 @@ def start_triage_replicates(
     data_root: str | Path | None = None,
     workers: int | None = None,
     log: Callable[[str], None] | None = print,
+    beside: bool = True,
 ) -> Any:
     """Start the triage GRPO trainings of every seed of ``seeds`` but ``main_seed`` in worker
     processes (:func:`mmed.parallel.start_jobs`; each in its :func:`replicate_run` folder, a
     finished one reused) and return at once: :func:`triage_replicates` (``started=``) waits for
-    them and evaluates. Arguments as :func:`triage_replicates`; returns the
+    them and evaluates. Arguments as :func:`triage_replicates`; ``beside``: this process
+    trains the run's own seed meanwhile (:func:`mmed.parallel.start_jobs`). Returns the
     :class:`mmed.parallel.StartedJobs`.
 
     Raises:
@@ -236,7 +238,7 @@ def start_triage_replicates(
     root = None if data_root is None else str(data_root)
     return start_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
                        for s, r in _runs_by_seed(run, profile, main_seed, seeds) if s != main_seed],
-                      profile, workers, log=log, what="triage GRPO trainings")
+                      profile, workers, log=log, what="triage GRPO trainings", beside=beside)
 
 
 def _shares(answers: dict[str, Any] | None) -> dict[str, Any]:

@@ -557,8 +557,9 @@ def triage_step(
     4. the seed replicate (:func:`mmed.eval.replicates.triage_replicates`): GRPO again with
        every other seed of ``seeds``, from this run's cold start (the run's own seed is the
        training above, not evaluated again); those trainings start in worker processes
-       before step 1 (:func:`mmed.eval.replicates.start_triage_replicates`), so that they
-       share the cores with it, and are evaluated here. Skipped, with ``seed_note`` saying why, when
+       during step 1, once it has made the cold start and accepted the folder's settings
+       (:func:`mmed.eval.replicates.start_triage_replicates`), so that they share the cores
+       with it, and are evaluated here. Skipped, with ``seed_note`` saying why, when
        ``real_train`` differs from the profile's ``triage.real_train`` (the replicates
        follow the profile).
     5. writes ``<triage_out_dir>/eval.json``: :attr:`TriageStepResult.metrics` under
@@ -599,28 +600,28 @@ def triage_step(
     seed_list = R.parse_seeds(seeds, profile.eval.seeds, seed)  # bad seeds fail before any training
     root = resolve_data_root(data_root)
     real = real_triage(profile, root)
-    seed_table, seed_note, started = None, None, None
+    seed_table, seed_note = None, None
     if real_train is not None and bool(real_train) != profile.triage.real_train:
         seed_note = (f"seed replicates follow the profile's triage.real_train ({profile.triage.real_train}): "
                      f"skipped with real_train={real_train}")
         seed_list = None
-    elif len(seed_list) > 1:
-        # the other seeds train in worker processes while this process trains the run's own:
-        # both cores work from the start. Each replicate copies this run's cold start, so it
-        # is made first (a no-op when notebook 02 made it)
-        from ..rl.cold_start import ensure_cold_start
-        from ..rl.pretrain import base_model
+    starts: list[Any] = []
 
-        ensure_cold_start(run, profile, "triage", seed, data_root=root, real=real)
-        base_model(run, profile, "triage")
-        started = R.start_triage_replicates(run, profile, seed_list, seed, max_steps, root, log=log)
+    def start_replicates() -> None:
+        # the other seeds train in worker processes while this process trains the run's own,
+        # started once train_triage has made the cold start (the replicates copy it) and
+        # accepted the folder's settings (a refused run starts nothing)
+        if seed_list is not None and len(seed_list) > 1:
+            starts.append(R.start_triage_replicates(run, profile, seed_list, seed, max_steps, root, log=log))
+
     try:
         tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps,
-                          callbacks=callbacks, real=real)
+                          callbacks=callbacks, real=real, on_checked=start_replicates)
     except BaseException:
-        if started is not None:
+        for started in starts:
             started.cancel()
         raise
+    started = starts[0] if starts else None  # None: one seed only, or no replicate (seed_note)
     real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
     test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
     ev = evaluate_stages(profile, triage_sources(run, profile), test_items, real_eval, seed=seed)

@@ -45,7 +45,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..config import Profile
 from ..data.schema import SPECIALTIES
@@ -614,6 +614,7 @@ def train_triage(
     resume: bool = True,
     callbacks: Sequence[Any] = (),
     real: RealTriageSet | None = None,
+    on_checked: Callable[[], Any] | None = None,
 ) -> TriageTraining:
     """Train the triage doctor with GRPO (TRL) from the run's cold start.
 
@@ -633,6 +634,9 @@ def train_triage(
         resume: continue from the last checkpoint of an interrupted run with the same settings.
         callbacks: extra ``transformers.TrainerCallback`` objects (tests, progress).
         real: an already loaded :func:`load_real_triage` result (saves reloading).
+        on_checked: called once the cold start exists and the folder's settings are checked,
+            before the training (notebook 03 starts the other seeds' trainings there, so that
+            a refused run starts none).
     Returns:
         a :class:`TriageTraining`. A finished training in the same folder with the same
         settings is reused without training (docs/architecture.md#one-training-step).
@@ -670,6 +674,8 @@ def train_triage(
                 "use another --run-dir or delete that folder"
             )
     write_json_atomic(saved_path, settings)
+    if on_checked is not None:
+        on_checked()
     ds = grpo_dataset("triage", items, style=profile.sampling.prompt_style,
                       extra_columns={"source": [it["source"] for it in items],
                                      "image_only": [bool(it["image_only"]) for it in items]})
