@@ -605,23 +605,23 @@ def triage_step(
         seed_note = (f"seed replicates follow the profile's triage.real_train ({profile.triage.real_train}): "
                      f"skipped with real_train={real_train}")
         seed_list = None
-    starts: list[Any] = []
+    started = None  # the other seeds' trainings; None: one seed only, or no replicate (seed_note)
 
     def start_replicates() -> None:
         # the other seeds train in worker processes while this process trains the run's own,
         # started once train_triage has made the cold start (the replicates copy it) and
         # accepted the folder's settings (a refused run starts nothing)
+        nonlocal started
         if seed_list is not None and len(seed_list) > 1:
-            starts.append(R.start_triage_replicates(run, profile, seed_list, seed, max_steps, root, log=log))
+            started = R.start_triage_replicates(run, profile, seed_list, seed, max_steps, root, log=log)
 
     try:
         tr = train_triage(profile, run, seed=seed, data_root=root, real_train=real_train, max_steps=max_steps,
                           callbacks=callbacks, real=real, on_checked=start_replicates)
     except BaseException:
-        for started in starts:
+        if started is not None:
             started.cancel()
         raise
-    started = starts[0] if starts else None  # None: one seed only, or no replicate (seed_note)
     real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
     test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
     ev = evaluate_stages(profile, triage_sources(run, profile), test_items, real_eval, seed=seed)

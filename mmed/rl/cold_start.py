@@ -279,9 +279,9 @@ def ensure_cold_starts(
                 missing.append(("attending_image_only_real", run.path("attending", IMAGE_ONLY_REAL_STAGE)))
     if "triage" in agents:
         missing.append(("triage", run.path("triage", "sft")))
-    # longest first, so that two workers finish together (measured in the demo, 2 cores: the
-    # real image-only reference 190 s, the attending 154 s, the synthetic reference 136 s,
-    # the triage 103 s; in the order above the last worker ran 326 s, in this one 293 s)
+    # longest first, so that the two workers finish close together (the clean-clone demo of
+    # benchmarks/RESULTS.md, 2 cores: the real image-only reference 152 s, the attending 134 s,
+    # the synthetic reference 110 s, the triage 74 s)
     order = ("attending_image_only_real", "attending", "attending_image_only", "triage")
     missing.sort(key=lambda a_out: order.index(a_out[0]))
     labels = {"triage": "triage cold start", "attending": "attending cold start",
