@@ -175,7 +175,8 @@ class StartedJobs:
     def cancel(self) -> None:
         """Stop the jobs (this process failed or was interrupted meanwhile): those not started
         are cancelled, the running ones' workers terminated (their trainings leave no final
-        weights: a rerun trains them again). Nothing to do with one worker."""
+        weights: a rerun trains them again). Nothing to do without a worker (the jobs run in
+        :meth:`results`)."""
         if self._futures is not None and self._results is None:
             shutdown_pools(self._key, kill=True)
 
