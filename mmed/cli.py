@@ -9,7 +9,8 @@ functions):
 
 :mod:`mmed.cli_commands` registers the others through :data:`COMMANDS`: ``consult``,
 ``consult-step``, ``train-triage``, ``train-attending``, ``ablations``, ``test-time-scaling``,
-``inspect`` and ``figures``, each the step a notebook makes (docs/architecture.md).
+``inspect`` and ``figures``, each the step a notebook makes (docs/architecture.md), and
+``ship-base`` (writes a profile's pre-trained tiny base to ``mmed/assets/base``).
 """
 
 from __future__ import annotations

@@ -388,3 +388,37 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 _inspect.add_arguments = _inspect_args
+
+
+def _ship_base_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="demo", help="smoke | demo | paper | path to a YAML profile")
+    p.add_argument("--from-entry", default=None,
+                   help="ship this cache entry ($MMED_BASE_CACHE/<key>, a base this machine pre-trained) "
+                        "instead of pre-training a new one")
+    p.add_argument("--out", default=None, help="folder of the shipped entries (default: mmed/assets/base)")
+    p.add_argument("--note", default="", help="free text kept in the entry's shipped.json (machine, commit)")
+
+
+@command("ship-base", "pre-train the tiny base of a profile on this machine and write it to mmed/assets/base "
+                      "(the base every run of that profile then starts from)")
+def _ship_base(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .config import load_profile
+    from .models import build_tiny_qwen2_5_vl
+    from .rl.pretrain import ship_base
+
+    prof = load_profile(args.profile)
+    if not prof.models.pretrain.enabled:
+        raise ValueError(f"profile {prof.name!r} does not pre-train its base (models.pretrain.enabled: false)")
+    with tempfile.TemporaryDirectory(prefix="mmed-init-") as tmp:
+        init = None
+        if args.from_entry is None:
+            init = build_tiny_qwen2_5_vl(Path(tmp) / "init", prof.models.tiny, min_pixels=prof.image.min_pixels,
+                                         max_pixels=prof.image.max_pixels)
+        entry = ship_base(prof, init, args.out, note=args.note, from_entry=args.from_entry)
+    print(f"shipped base of profile {prof.name!r}: {entry}")
+    return 0
+
+
+_ship_base.add_arguments = _ship_base_args

@@ -241,6 +241,10 @@ class PretrainConfig:
     cache: bool = True
     #: torch CPU threads while pre-training (None: the machine's cores; it runs alone)
     threads: Optional[int] = None
+    #: use the base shipped with the package for these settings (``mmed/assets/base/<key>``,
+    #: ``mmed.rl.pretrain.shipped_base_entry``) before the cache or a pre-training of one's
+    #: own; false: the cache, else pre-train on this machine (its CPU arithmetic gives another base)
+    shipped: bool = True
 
 
 @dataclass

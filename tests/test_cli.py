@@ -166,3 +166,11 @@ def test_figures_accepts_a_smoke_run_elsewhere_and_leaves_the_readme(tmp_path, c
 def test_figures_on_a_folder_that_is_no_run_is_a_user_error(tmp_path, capsys):
     assert main(["figures", "--run-dir", str(tmp_path)]) == 2
     assert "is not a run folder (no manifest.json)" in capsys.readouterr().err
+
+
+def test_ship_base_refuses_a_folder_that_is_not_a_base_of_the_profile(tmp_path, capsys):
+    assert main(["ship-base", "--profile", "smoke", "--from-entry", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "assets")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: not a pre-trained base of key" in err and "'smoke'" in err
+    assert not (tmp_path / "assets").exists() or not any((tmp_path / "assets").iterdir())

@@ -32,8 +32,10 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 
 
 def package_modules(root: Path = ROOT) -> dict[str, Path]:
-    """``{module name: file}`` of every module under ``root/mmed``."""
-    return {module_name(p, root): p for p in sorted((root / "mmed").rglob("*.py"))}
+    """``{module name: file}`` of every module under ``root/mmed`` (not ``mmed/assets/``: package
+    data, e.g. the processor file inside a shipped model folder, never imported as a module)."""
+    return {module_name(p, root): p for p in sorted((root / "mmed").rglob("*.py"))
+            if p.relative_to(root / "mmed").parts[0] != "assets"}
 
 
 def imported_modules(path: Path, name: str, modules: dict[str, Path]) -> list[tuple[str, int]]:

@@ -97,3 +97,75 @@ def test_pretrain_base_writes_a_loadable_model_and_its_report(tiny, tmp_path):
     assert any(".visual.blocks." in n for n in changed)  # phase 1 trained the tower
     assert any("language_model" in n for n in changed)  # phase 2 the language model
     assert not (tmp_path / "base" / "trainer_vision").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# the shipped base (mmed/assets/base): the base every machine starts from
+# ----------------------------------------------------------------------------------------
+def _tiny_pretrain(prof):
+    prof.models.pretrain.n_items = 16
+    prof.models.pretrain.vision_steps = 2
+    prof.models.pretrain.answer_steps = 2
+    prof.models.pretrain.batch_size = 4
+    prof.models.pretrain.n_validation = 8
+    return prof
+
+
+def test_a_shipped_base_is_copied_into_the_run_instead_of_pre_training(tiny, tmp_path, monkeypatch):
+    from mmed.rl import pretrain as P
+
+    prof, init, _, _, _ = tiny
+    prof = _tiny_pretrain(load_profile("smoke"))
+    ship = tmp_path / "assets"
+    entry = P.ship_base(prof, init, ship, note="test")
+    record = json.loads((entry / P.SHIPPED_RECORD).read_text())
+    assert entry.name == P.base_cache_key(prof) == record["key"]
+    assert "model.safetensors" in record["sha256"] and record["note"] == "test"
+    assert any(k.startswith("tensorboard/pretrain_vision_seed0/") for k in record["sha256"])
+
+    calls = []
+    monkeypatch.setattr(P, "pretrain_base", lambda *a, **k: calls.append(a))
+    out = tmp_path / "run_base"
+    rep = P.cached_pretrain(init, out, prof, cache_dir=tmp_path / "cache", tensorboard_root=tmp_path / "tb",
+                            shipped_dir=ship)
+    assert calls == [] and rep["shipped_from"] == str(entry)
+    assert (out / "model.safetensors").read_bytes() == (entry / "model.safetensors").read_bytes()
+    assert not (out / P.SHIPPED_RECORD).exists() and not (out / "tensorboard").exists()
+    assert (tmp_path / "tb" / "pretrain_answers_seed0").is_dir()
+    assert not (tmp_path / "cache").exists()  # nothing pre-trained, nothing cached
+
+    # a changed setting is another key: no shipped entry, so it pre-trains (here: the stub)
+    prof.models.pretrain.answer_steps = 3
+    assert P.shipped_base_entry(prof, ship) is None
+    # shipped: false skips the shipped entry
+    prof.models.pretrain.answer_steps = 2
+    prof.models.pretrain.shipped = False
+    assert P.shipped_base_entry(prof, ship) is None
+
+
+def test_a_shipped_file_that_is_not_the_recorded_one_is_refused(tiny, tmp_path):
+    from mmed.rl import pretrain as P
+
+    _, init, _, _, _ = tiny
+    prof = _tiny_pretrain(load_profile("smoke"))
+    entry = P.ship_base(prof, init, tmp_path, from_entry=None)
+    (entry / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\n")  # a Git LFS pointer
+    with pytest.raises(ValueError, match=r"model\.safetensors: missing or not the shipped file"):
+        P.shipped_base_entry(prof, tmp_path)
+    with pytest.raises(ValueError, match="not a pre-trained base of key"):
+        P.ship_base(prof, init, tmp_path / "other", from_entry=tmp_path / "nowhere")
+
+
+def test_the_demo_profile_has_its_shipped_base_and_its_files_are_intact():
+    # the base behind figures/: changing a setting that enters the key (models.tiny, models.pretrain,
+    # image, the synthetic images, the prompt style, the generator) needs `python -m mmed ship-base`
+    from mmed.rl import pretrain as P
+
+    prof = load_profile("demo")
+    entry = P.shipped_base_entry(prof)
+    assert entry is not None, (f"no shipped base for the demo profile's key {P.base_cache_key(prof)} in "
+                               f"{P.SHIPPED_BASE_DIR}: run `python -m mmed ship-base --profile demo`")
+    report = load_pretrain_report(entry)
+    assert report["vision"]["steps"] == prof.models.pretrain.vision_steps
+    assert report["answers"]["steps"] == prof.models.pretrain.answer_steps
+    assert report["n_items"] == prof.models.pretrain.n_items

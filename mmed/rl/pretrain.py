@@ -37,6 +37,7 @@ row-major order of the (h/2, w/2) grid), and the causal-LM loss of
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -379,7 +380,7 @@ def default_base_cache_dir() -> Path:
 
 def base_cache_key(profile: Profile) -> str:
     """Hex key of a pre-trained tiny base: a hash of everything that fixes it (the tiny
-    model's sizes and seed, ``models.pretrain`` but its ``cache`` flag, ``image``, the
+    model's sizes and seed, ``models.pretrain`` but ``cache``, ``threads`` and ``shipped``, ``image``, the
     synthetic image size, difficulty and validation seed, the prompt style, the synthetic
     generator's version and :data:`PRETRAIN_RECIPE_VERSION`). The run's own seed is not
     part of it: like a pretrained VLM, one base serves every seed."""
@@ -389,7 +390,8 @@ def base_cache_key(profile: Profile) -> str:
 
     from ..data.synthetic import SYNTHETIC_VERSION
 
-    pre = {k: v for k, v in dataclasses.asdict(profile.models.pretrain).items() if k not in ("cache", "threads")}
+    pre = {k: v for k, v in dataclasses.asdict(profile.models.pretrain).items()
+           if k not in ("cache", "threads", "shipped")}
     syn = profile.data.synthetic
     key = {"tiny": dataclasses.asdict(profile.models.tiny), "pretrain": pre, "image": dataclasses.asdict(profile.image),
            "synthetic": [syn.image_size, syn.difficulty, syn.seed], "style": profile.sampling.prompt_style,
@@ -397,8 +399,124 @@ def base_cache_key(profile: Profile) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
+#: the bases shipped with the package, one folder per :func:`base_cache_key`
+SHIPPED_BASE_DIR = Path(__file__).resolve().parent.parent / "assets" / "base"
+#: the record of a shipped base: the files' SHA-256 digests, where and how it was made
+SHIPPED_RECORD = "shipped.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_base_entry(profile: Profile, root: str | Path | None = None) -> Path | None:
+    """The base shipped with the package for ``profile``'s pre-training settings, or None.
+
+    A shipped entry is a cache entry (``<root>/<base_cache_key(profile)>``, the files
+    :func:`cached_pretrain` copies into a run) plus :data:`SHIPPED_RECORD`, which lists the
+    SHA-256 of every file but itself. It is the base the committed figures were made with:
+    the pre-training's weights depend on the CPU's float arithmetic (two machines give two
+    bases from the same code and seed, ``benchmarks/RESULTS.md``), so a shipped base makes
+    every machine start from the same one, as a downloaded pretrained VLM would.
+
+    Args:
+        root: folder of the shipped entries (None: :data:`SHIPPED_BASE_DIR`).
+    Returns:
+        the entry's folder; None when ``models.pretrain.shipped`` is false or no entry
+        exists for the key.
+    Raises:
+        ValueError: the entry's files do not match its record (e.g. a Git LFS pointer or a
+            truncated download in place of ``model.safetensors``), naming the file.
+    """
+    import json
+
+    if not profile.models.pretrain.shipped:
+        return None
+    entry = Path(root if root is not None else SHIPPED_BASE_DIR) / base_cache_key(profile)
+    record_path = entry / SHIPPED_RECORD
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    for rel, digest in sorted(record["sha256"].items()):
+        f = entry / rel
+        if not f.is_file() or _sha256(f) != digest:
+            raise ValueError(f"{f}: missing or not the shipped file (sha256 differs from {record_path}); "
+                             f"restore it (git checkout) or set models.pretrain.shipped: false to pre-train one")
+    return entry
+
+
+def ship_base(profile: Profile, init_dir: str | Path | None, root: str | Path | None = None,
+              note: str = "", from_entry: str | Path | None = None) -> Path:
+    """Write the base for ``profile`` as a shipped entry (:func:`shipped_base_entry`).
+
+    The base is a fresh :func:`pretrain_base` of ``init_dir`` on this machine (never the
+    cache), or, with ``from_entry``, a copy of an existing cache entry of the same key (a
+    base this machine pre-trained before). The entry gets the model folder, its
+    ``tensorboard/`` event folders and :data:`SHIPPED_RECORD` (SHA-256 of each file, the
+    key, the machine, ``note``). An existing entry for the key is replaced.
+
+    Args:
+        init_dir: an untrained tiny model (:func:`mmed.models.build_tiny_qwen2_5_vl`);
+            unused with ``from_entry``.
+        root: where entries go (None: :data:`SHIPPED_BASE_DIR`).
+        note: free text kept in the record (e.g. the machine and commit).
+        from_entry: a cache entry folder (``$MMED_BASE_CACHE/<key>``) to ship instead of
+            pre-training.
+    Returns:
+        the entry's folder.
+    Raises:
+        ValueError: ``from_entry`` is not named by this profile's key or holds no base.
+    """
+    import platform
+    import shutil
+
+    root = Path(root if root is not None else SHIPPED_BASE_DIR)
+    entry = root / base_cache_key(profile)
+    tmp = root / f".{entry.name}.tmp"
+    _rmtree(tmp)
+    if from_entry is not None:
+        src = Path(from_entry)
+        if src.name != entry.name or load_pretrain_report(src) is None or not (src / "config.json").is_file():
+            raise ValueError(f"{src}: not a pre-trained base of key {entry.name} (profile {profile.name!r})")
+        shutil.copytree(src, tmp)
+    else:
+        if init_dir is None:
+            raise ValueError("ship_base needs init_dir (an untrained tiny model) or from_entry")
+        pretrain_base(init_dir, tmp, profile)
+    report = load_pretrain_report(tmp) or {}
+    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+    record = {"key": entry.name, "profile": profile.name,
+              "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s)",
+              "pretrain_seconds": report.get("seconds"), "note": note,
+              "sha256": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files}}
+    write_json_atomic(tmp / SHIPPED_RECORD, record)
+    _rmtree(entry)
+    tmp.rename(entry)
+    return entry
+
+
+def _copy_entry(entry: Path, out_dir: Path, tensorboard_root: str | Path | None) -> None:
+    """Copy a cache or shipped entry into ``out_dir`` (its event folders into ``tensorboard_root``)."""
+    import shutil
+
+    _rmtree(out_dir)
+    skip = {"tensorboard", SHIPPED_RECORD}
+    shutil.copytree(entry, out_dir, ignore=lambda d, names: [n for n in names if n in skip] if Path(d) == entry else [])
+    tb_root = out_dir / "tensorboard" if tensorboard_root is None else Path(tensorboard_root)
+    for src in sorted((entry / "tensorboard").glob("*")):
+        if src.is_dir():
+            _rmtree(tb_root / src.name)
+            shutil.copytree(src, tb_root / src.name)
+
+
 def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile, cache_dir: str | Path | None = None,
-                    tensorboard_root: str | Path | None = None) -> dict[str, Any]:
+                    tensorboard_root: str | Path | None = None, shipped_dir: str | Path | None = None) -> dict[str, Any]:
     """:func:`pretrain_base` through a cache shared by runs (``models.pretrain.cache``).
 
     A base pre-trained once for a key (:func:`base_cache_key`) is copied into ``out_dir``
@@ -407,15 +525,28 @@ def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile,
     The cache entry keeps the TensorBoard event folders of its pre-training
     (``<entry>/tensorboard/``); they are copied into ``tensorboard_root`` (a run's
     ``tensorboard/``; None → ``out_dir/tensorboard``), not into the model folder.
-    Returns the report.
-    """
-    import shutil
 
+    First of all, with ``models.pretrain.shipped`` (the default), the base shipped with the
+    package for these settings (:func:`shipped_base_entry`, ``shipped_dir`` or
+    :data:`SHIPPED_BASE_DIR`) is copied instead — even over a cache entry of one's own: it
+    is the base the committed figures were made with. ``pretrain.json`` then gets
+    ``"shipped_from"``. Returns the report.
+
+    Raises:
+        ValueError: a shipped entry whose files do not match its record.
+    """
+    out_dir = Path(out_dir)
+    shipped = shipped_base_entry(profile, shipped_dir)
+    if shipped is not None:
+        _copy_entry(shipped, out_dir, tensorboard_root)
+        report = load_pretrain_report(out_dir) or {}
+        report["shipped_from"] = str(shipped)
+        write_json_atomic(out_dir / "pretrain.json", report)
+        return report
     if not profile.models.pretrain.cache:
         return pretrain_base(init_dir, out_dir, profile, tensorboard_root=tensorboard_root)
     root = Path(cache_dir) if cache_dir is not None else default_base_cache_dir()
     entry = root / base_cache_key(profile)
-    out_dir = Path(out_dir)
     if load_pretrain_report(entry) is None or not (entry / "config.json").is_file():
         tmp = root / f".{entry.name}.tmp{id(out_dir)}"
         _rmtree(tmp)
@@ -424,13 +555,7 @@ def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile,
         if not entry.exists():
             tmp.rename(entry)
         _rmtree(tmp)
-    _rmtree(out_dir)
-    shutil.copytree(entry, out_dir, ignore=lambda d, names: ["tensorboard"] if Path(d) == entry else [])
-    tb_root = out_dir / "tensorboard" if tensorboard_root is None else Path(tensorboard_root)
-    for src in sorted((entry / "tensorboard").glob("*")):
-        if src.is_dir():
-            _rmtree(tb_root / src.name)
-            shutil.copytree(src, tb_root / src.name)
+    _copy_entry(entry, out_dir, tensorboard_root)
     report = load_pretrain_report(out_dir) or {}
     report["cached_from"] = str(entry)
     write_json_atomic(out_dir / "pretrain.json", report)
@@ -448,7 +573,7 @@ def load_pretrain_report(base_dir: str | Path) -> dict[str, Any] | None:
 __all__ = [
     "AnswerCollator", "FindingCollator", "FindingMapModel", "answer_prompt", "finding_targets", "letter_accuracy",
     "letter_token_ids", "load_pretrain_report", "pretrain_base", "cached_pretrain", "base_cache_key",
-    "ensure_base_model", "base_model",
+    "ensure_base_model", "base_model", "shipped_base_entry", "ship_base", "SHIPPED_BASE_DIR",
 ]
 
 
@@ -475,7 +600,11 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
         build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
         run.add_artifact("models/init", init)
     with run.step("pretrain/base"):
-        cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
+        report = cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
+    source = report.get("shipped_from") or report.get("cached_from")
+    if source:
+        print(f"pre-trained base: copied from {source} ({'shipped with the package' if 'shipped_from' in report else 'cache'})",
+              flush=True)
     run.add_artifact("models/base", base)
     return base
 
