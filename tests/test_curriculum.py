@@ -256,7 +256,11 @@ def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
         res = C.train_curriculum(prof, root, seed=SEED, n_heldout=6, log=lambda m: None)
         plan = C.plan_stages(prof)
         assert Path(res.root) == root / "attending" / variant
-        assert [m["dir"] for m in res.stages] == [p.dir_name for p in plan] == res.trained
+        assert [m["dir"] for m in res.stages] == [p.dir_name for p in plan]
+        # adaptive_entropy's Easy stage (γ = 0, no target) is no_entropy's, trained just before: copied
+        copied = {m["dir"]: m["copied_from"] for m in res.stages if m.get("copied_from")}
+        assert copied == ({"stage_1_easy": "no_entropy/stage_1_easy"} if variant == "adaptive_entropy" else {})
+        assert res.trained == [p.dir_name for p in plan if p.dir_name not in copied]
         assert [m["init_adapters"] for m in res.stages] == [None] + [str(Path(res.root) / p.dir_name / "final") for p in plan[:-1]]
         for p, man in zip(plan, res.stages):
             assert man["steps"] == p.max_steps and man["entropy_coef"] == p.entropy_coef
@@ -267,6 +271,44 @@ def test_every_variant_trains_in_smoke(trained, tmp_path: Path):
         assert policy_source(Run(root), prof, "attending", variant=variant).label == f"{variant}/{plan[-1].dir_name}"
     # the curriculum's own folder was left alone
     assert json.loads((root / "attending" / "cmarl" / "plan.json").read_text())["variant"] is None
+
+
+def _adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_a_stage_identical_to_a_finished_one_is_copied_and_training_it_gives_the_same_adapters(trained, tmp_path: Path):
+    src, cmarl = trained
+    root = _copy(src, tmp_path / "run")
+    logs: list[str] = []
+    res = C.train_curriculum(load_profile("smoke", variant="no_entropy"), root, seed=SEED, log=logs.append)
+    easy, medium = res.stages[0], res.stages[1]
+    assert easy["copied_from"] == "cmarl/stage_1_easy" and "copied_from" not in medium
+    assert res.trained == ["stage_2_medium", "stage_3_hard"]
+    assert any("stage_1_easy: the same training as cmarl/stage_1_easy" in m for m in logs)
+    ne, cm = root / "attending" / "no_entropy" / "stage_1_easy", root / "attending" / "cmarl" / "stage_1_easy"
+    assert not list(ne.glob("checkpoint-*"))
+    assert {r["variant"] for r in C.read_log(ne / "log_history.jsonl")} == {"no_entropy"}
+    assert json.loads((ne / "result.json").read_text())["final"] == str(ne / "final")
+    assert easy["variant"] == "no_entropy" and easy["stage_key"] == cmarl.stages[0]["stage_key"]
+    assert (root / "tensorboard" / C.stage_tensorboard_name("no_entropy", C.plan_stages(SMOKE)[0], SEED)).is_dir()
+    # the medium stage starts from the copy: its own folder's Easy adapters
+    assert medium["init_adapters"] == str(ne / "final")
+    # the medium stages differ in γ (0.01 vs 0): other keys, other trainings
+    assert medium["stage_key"] != cmarl.stages[1]["stage_key"]
+
+    # training the Easy stage again, as no_entropy would, gives the copied adapters exactly
+    train = C.stratified_split(SMOKE, "train", SEED, Run(root), n=min(SMOKE.data.synthetic.n_train,
+                                                                          SMOKE.attending_grpo.n_train_items))
+    again = C.train_stage(load_profile("smoke", variant="no_entropy"), C.plan_stages(SMOKE)[0], train,
+                          str(root / "attending" / "sft"), tmp_path / "again", None, SEED)
+    a, b = _adapter_tensors(Path(again.final)), _adapter_tensors(ne / "final")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    # a stage whose key is another (another seed's plan) is trained, not copied
+    keys = C.stage_keys(SMOKE, {"seed": 1})
+    assert keys[0] != C.stage_keys(SMOKE, {"seed": 0})[0]
+    assert C.stage_keys(load_profile("smoke", variant="no_entropy"), {"seed": 0})[0] == C.stage_keys(SMOKE, {"seed": 0})[0]
+    assert C.stage_keys(load_profile("smoke", variant="constant_entropy"), {"seed": 0})[0] != C.stage_keys(SMOKE, {"seed": 0})[0]
 
 
 # ----------------------------------------------------------------------------------------

@@ -228,3 +228,17 @@ def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path
         == [__import__("os").getpid()]
     assert lines == ["1 trainings in this process, one after another: pid"]
     shutdown_pools()
+
+
+def test_a_curriculum_that_can_copy_another_ones_first_stage_is_queued_last(smoke_attending_cold, tmp_path, monkeypatch):
+    import mmed.parallel as P
+
+    root = tmp_path / "run"
+    shutil.copytree(smoke_attending_cold, root)
+    queued = []
+    monkeypatch.setattr(P, "run_jobs", lambda jobs, *a, **k: queued.extend(jobs) or [None] * len(jobs))
+    R.train_curricula(Run.open(root), load_profile("smoke"), [0, 1], 0, [None, "no_entropy", "no_curriculum"],
+                      "validation", workers=2, log=None)
+    # no_entropy's Easy stage (γ = 0) is C-MARL's: it waits until every other curriculum has started
+    assert [(j.args[3], j.args[2]) for j in queued] == [(0, None), (0, "no_curriculum"), (1, None), (1, "no_curriculum"),
+                                                        (0, "no_entropy"), (1, "no_entropy")]

@@ -349,7 +349,9 @@ def train_curricula(
     each worker quiets its libraries as a notebook's kernel does and sets the profile's torch
     threads). Jobs of one run folder share its manifest, which :class:`mmed.runs.Run` updates
     under a file lock. A finished training is reused as always; results equal the sequential
-    ones for the same seeds (a test compares them).
+    ones for the same seeds (a test compares them). A curriculum whose first stage is the
+    same training as another's of its seed (:func:`mmed.rl.curriculum.stage_keys`) is queued
+    after all the others, so that it copies that stage instead of training it again.
 
     Args:
         workers: processes; None → the profile's ``workers`` (None there → the machine's
@@ -365,10 +367,18 @@ def train_curricula(
     from ..rl import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed, data_root)
+    # a curriculum whose first stage is another's of the same seed (no_entropy's Easy is C-MARL's)
+    # goes last, so that it finds that stage finished and copies it (mmed.rl.curriculum.stage_keys)
+    first, last, seen = [], [], set()
+    for s, r in _runs_by_seed(run, profile, main_seed, seeds):
+        for v in variants:
+            key = (s, C.stage_keys(with_variant(profile, v), {"seed": s})[0])
+            (last if key in seen else first).append((s, r, v))
+            seen.add(key)
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
                 (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout,
                  None if data_root is None else str(data_root)))
-            for s, r in _runs_by_seed(run, profile, main_seed, seeds) for v in variants]
+            for s, r, v in first + last]
     results = run_jobs(jobs, profile, workers, log=log,
                        what=f"curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]})")
     return {(job.args[3], C.variant_label(job.args[2])): res for job, res in zip(jobs, results)}

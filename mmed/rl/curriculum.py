@@ -52,6 +52,11 @@ What this module does, and where each piece comes from:
   from its last checkpoint (same global step, adapters, optimizer and scheduler state —
   transformers' ``resume_from_checkpoint``), so a killed process loses at most
   ``save_steps`` steps and never retrains a finished stage.
+- **Shared stages**: a stage whose training is the same as a finished stage of another
+  variant in the same run folder — the same starting policy, earlier stages, rows, γ,
+  steps, seed and settings (:func:`stage_keys`) — is copied from it instead of trained
+  (``copied_from`` in its manifest): ``no_entropy``'s Easy stage is C-MARL's (γ = 0 in both).
+  Training it again gives the same adapters (a test compares them); copying saves its time.
 - **Variants** (profile ``variants``, docs/architecture.md#profiles) need no code of their own: a variant is
   another list of stages (``no_curriculum``: one stage on all strata, shuffled, γ = 0;
   ``no_entropy``; ``constant_entropy``; ``reverse``). The Easy-only and Easy+Medium models of
@@ -600,6 +605,83 @@ def _cached_heldout(path: Path, profile: Profile, base: str, adapters: str | Non
     return recs
 
 
+#: profile keys that change no training (where a run is reported, how many workers train it)
+_NOT_TRAINING_KEYS = ("name", "description", "variant", "variants", "workers", "budgets_min", "budgets_hardware")
+
+
+def stage_keys(profile: Profile, plan: dict[str, Any] | None = None) -> list[str]:
+    """One key per stage of ``profile``'s curriculum: equal keys, equal trainings.
+
+    Stage ``k``'s key hashes everything its GRPO training depends on: the profile (every
+    section but :data:`_NOT_TRAINING_KEYS` and the curriculum's stage list), the stages up
+    to and including ``k`` (so the policy it starts from is the same), and ``plan`` — the
+    run's :func:`_plan_record` with its ``base_model`` (seed, training data, held-out
+    items), minus the variant's name. Two variants whose first stages agree (C-MARL and
+    ``no_entropy``: γ = 0 in Easy) get the same first key.
+
+    Returns:
+        hex digests (20 characters), one per stage of :func:`plan_stages`.
+    """
+    import hashlib
+
+    prof = {k: v for k, v in profile.to_dict().items() if k not in _NOT_TRAINING_KEYS}
+    prof["curriculum"] = {k: v for k, v in prof.get("curriculum", {}).items() if k != "stages"}
+    plan = {k: v for k, v in (plan or {}).items() if k not in ("variant", "stages")}
+    stages = [st.to_dict() for st in plan_stages(profile)]
+    keys = []
+    for k in range(len(stages)):
+        blob = json.dumps({"profile": prof, "plan": plan, "stages": stages[:k + 1]}, sort_keys=True, default=str)
+        keys.append(hashlib.sha256(blob.encode()).hexdigest()[:20])
+    return keys
+
+
+def _copy_shared_stage(root: Path, sdir: Path, key: str, vname: str, variant: str | None, init: str | None,
+                       tensorboard_dir: Callable[[str | None], Path]) -> dict[str, Any] | None:
+    """Copy the finished stage of another variant folder of this run whose manifest holds
+    ``key`` (:func:`stage_keys`) into ``sdir``, minus its checkpoints; rewrite the variant
+    tags of its log and manifest and the paths of its result; copy its TensorBoard events
+    (``tensorboard_dir(variant)`` names the folder of a variant). Returns the new manifest,
+    or None when no such stage exists."""
+    import shutil
+
+    for other in sorted(p for p in root.parent.iterdir() if p.is_dir() and p != root):
+        src = other / sdir.name
+        man = _read_json(src / STAGE_MANIFEST)
+        if not man or man.get("stage_key") != key or man.get("status") != "done":
+            continue
+        if not (src / "final" / "adapter_config.json").is_file():
+            continue
+        tmp = sdir.with_name(f".{sdir.name}.copy")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(src, tmp, ignore=lambda d, names: [n for n in names if n.startswith("checkpoint-")]
+                        if Path(d) == src else [])
+        lines = read_log(tmp / "log_history.jsonl")
+        with open(tmp / "log_history.jsonl", "w") as f:
+            for rec in lines:
+                f.write(json.dumps({**rec, "variant": variant} if "variant" in rec else rec) + "\n")
+        res = _read_json(tmp / "result.json") or {}
+        res.update(out_dir=str(sdir), final=str(sdir / "final"))
+        write_json_atomic(tmp / "result.json", res)
+        man.update(variant=variant, variant_dir=vname, init_adapters=init, copied_from=f"{other.name}/{sdir.name}")
+        write_json_atomic(tmp / STAGE_MANIFEST, man)
+        if sdir.exists():
+            shutil.rmtree(sdir)
+        tmp.rename(sdir)
+        tb_src, tb_dst = tensorboard_dir(_variant_of(other)), tensorboard_dir(variant)
+        if tb_src.is_dir() and tb_src != tb_dst:
+            if tb_dst.exists():
+                shutil.rmtree(tb_dst)
+            shutil.copytree(tb_src, tb_dst)
+        return man
+    return None
+
+
+def _variant_of(variant_folder: Path) -> str | None:
+    """The variant a folder of ``runs/<id>/attending/`` holds (its ``plan.json``), None for C-MARL."""
+    return (_read_json(variant_folder / PLAN_FILE) or {}).get("variant")
+
+
 # ----------------------------------------------------------------------------------------
 # the curriculum
 # ----------------------------------------------------------------------------------------
@@ -741,6 +823,7 @@ def train_curriculum(
     held = stratified_split(prof, heldout_split, seed, run, n=n_held, data_root=data_root, pool=pool, n_real=n_heldout)
     if saved is None:  # only once the data are known to be usable: a failed start leaves no plan behind
         write_json_atomic(root / PLAN_FILE, plan)
+    keys = stage_keys(prof, plan)
     summary = json.loads(json.dumps(train.summary()))
     if _read_json(root / STRATA_FILE) != summary:
         write_json_atomic(root / STRATA_FILE, summary)
@@ -767,13 +850,24 @@ def train_curriculum(
             before = man["heldout"]["after"]
             init = str(final)
             continue
+        copied = _copy_shared_stage(root, sdir, keys[st.index - 1], vname, prof.variant, init,
+                                    lambda v, st=st: run.tensorboard_dir(stage_tensorboard_name(v, st, seed)))
+        if copied is not None:
+            log(f"[{vname}] {st.dir_name}: the same training as {copied['copied_from']} (same starting policy, rows, "
+                f"steps, gamma, seed and settings): copied, not retrained")
+            run.add_artifact(f"attending/{vname}/{st.dir_name}", sdir)
+            manifests.append(copied)
+            before = copied["heldout"]["after"]
+            init = str(final)
+            continue
         rows_counts = {x: c for x, c in train.counts().items() if x in st.strata}
         man = {
             **st.to_dict(), "variant": prof.variant, "variant_dir": vname, "seed": seed,
             "n_items": sum(rows_counts.values()), "n_items_by_stratum": rows_counts,
             "beta": prof.attending_grpo.beta, "reference_policy": reference_policy(prof, st, init),
             "optimizer": "fresh (new GRPOTrainer: new AdamW state and learning-rate schedule)",
-            "base_model": base, "init_adapters": init, "start": man.get("start") or _now(), "end": None,
+            "base_model": base, "init_adapters": init, "stage_key": keys[st.index - 1],
+            "start": man.get("start") or _now(), "end": None,
             "restarts": int(man.get("restarts", -1)) + 1, "status": "running",
         }
         sdir.mkdir(parents=True, exist_ok=True)
