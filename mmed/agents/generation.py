@@ -17,6 +17,8 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..models.images import fitted
+
 
 @dataclass
 class SamplingParams:
@@ -91,6 +93,11 @@ class PolicyRunner:
     def tokenizer(self) -> Any:
         return getattr(self.processor, "tokenizer", self.processor)
 
+    @property
+    def image_processor(self) -> Any:
+        """The processor's image processor (None for a text-only processor)."""
+        return getattr(self.processor, "image_processor", None)
+
     def encode(self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]) -> dict[str, torch.Tensor]:
         """Tokenise a batch of chats with their images (left-padded tensors on the model's device).
 
@@ -110,7 +117,8 @@ class PolicyRunner:
             if n_parts != len(imgs):
                 raise ValueError(f"prompt {i}: {n_parts} image parts but {len(imgs)} images")
             texts.append(self.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
-            flat.extend(_pil(im) for im in imgs)
+            # each image as the processor will resize it, once per image object (mmed.models.images)
+            flat.extend(fitted(im, self.image_processor, convert=_pil) for im in imgs)
         enc = self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
         return enc.to(self.model.device)
 

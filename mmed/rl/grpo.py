@@ -297,6 +297,7 @@ def train_grpo(
     from trl import GRPOTrainer
 
     from ..models import load_policy, lora_config
+    from ..models.images import fit_dataset_images
 
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         # transformers reads max_steps <= 0 as "train by epochs": never what an override means here
@@ -314,6 +315,8 @@ def train_grpo(
         device=device, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels,
         attn_implementation=profile.models.attn_implementation, trainable_adapters=init_adapters is not None,
     )
+    # every image resized once to what the processor makes of it, not at every step: the same pixels
+    train_dataset = fit_dataset_images(train_dataset, getattr(processor, "image_processor", None))
     args = trl_grpo_config(section, profile, out_dir, max_steps=max_steps, entropy_coef=entropy_coef, seed=seed,
                            **(trl_overrides or {}))
     resume_from = last_checkpoint(out_dir) if resume else None

@@ -324,6 +324,7 @@ def _cold_start(
     from trl import SFTConfig, SFTTrainer
 
     from ..models import load_policy
+    from ..models.images import fit_dataset_images
     from .tensorboard_logs import tensorboard_logging_dir
 
     cfg = agent_cold_start(profile, agent)
@@ -338,6 +339,7 @@ def _cold_start(
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     model, processor = load_policy(base_model, min_pixels=profile.image.min_pixels, max_pixels=profile.image.max_pixels)
+    ds = fit_dataset_images(ds, processor.image_processor)  # resized once, not in every batch: same pixels
     runner = PolicyRunner(model, processor, batch_size=profile.sampling.batch_size, name=f"{agent} cold start")
     max_new = profile.sampling.max_new_tokens
     before = format_and_accuracy(agent, runner, heldout_items, heldout_opinions, style, max_new)

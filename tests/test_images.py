@@ -1,0 +1,100 @@
+"""Images fitted to the processor once (mmed/models/images.py): the processor's pixel values
+are the same numbers, bit for bit, whether it gets the original or the fitted image."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from mmed.config import load_profile
+from mmed.data.synthetic import make_synthetic
+from mmed.models import load_processor
+from mmed.models import images as I
+from mmed.rl.pretrain import shipped_base_entry
+
+
+@pytest.fixture(scope="module")
+def processor():
+    # the demo's policies' processor (7-pixel patches, 56x56 .. 112x112), from its shipped base
+    prof = load_profile("demo")
+    return load_processor(str(shipped_base_entry(prof)), min_pixels=prof.image.min_pixels,
+                          max_pixels=prof.image.max_pixels)
+
+
+def _same_pixels(processor, originals, fitted):
+    ip = processor.image_processor
+    a, b = ip(images=originals, return_tensors="pt"), ip(images=fitted, return_tensors="pt")
+    assert torch.equal(a["image_grid_thw"], b["image_grid_thw"])
+    assert a["pixel_values"].shape == b["pixel_values"].shape and torch.equal(a["pixel_values"], b["pixel_values"])
+
+
+def _odd_images():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (150, 230, 4), dtype=np.uint8)
+    rgba[:40, :, 3] = 0  # transparent rows: composited on white by the processor
+    return [
+        PIL.Image.fromarray(rng.integers(0, 256, (1310, 1024, 3), dtype=np.uint8)),  # a big radiograph's size
+        PIL.Image.fromarray(rng.integers(0, 256, (384, 512), dtype=np.uint8), mode="L"),  # grayscale
+        PIL.Image.fromarray(rgba, mode="RGBA"),
+        PIL.Image.fromarray(rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)),  # under min_pixels: enlarged
+        PIL.Image.fromarray(rng.integers(0, 256, (84, 112, 3), dtype=np.uint8)),  # already the processor's size
+    ]
+
+
+def test_fitted_images_give_the_processor_the_same_pixel_values(processor):
+    originals = _odd_images() + [it["images"][0] for it in make_synthetic(6, 0, image_size=96, split="validation")]
+    fitted = [I.fit_image(im, processor.image_processor) for im in originals]
+    _same_pixels(processor, originals, fitted)
+    assert fitted[0].size == (98, 126) and fitted[0].mode == "RGB" and fitted[1].mode == "RGB"
+    assert fitted[4] is originals[4]  # nothing to do: the same object
+    # the transparent rows became white, as the processor makes them
+    assert np.asarray(fitted[2]).mean() > np.asarray(originals[2].convert("RGB")).mean()
+
+
+def test_fitted_real_images_give_the_same_pixel_values(processor, shared_data: Path):
+    files = sorted((shared_data / "vqa_rad").rglob("*.jpg"))[:12] + sorted((shared_data / "triage").rglob("*.png"))[:6]
+    files += sorted((shared_data / "triage").rglob("*.jpg"))[:6]
+    assert len(files) >= 12
+    originals = [PIL.Image.open(f) for f in files]
+    _same_pixels(processor, originals, [I.fit_image(im, processor.image_processor) for im in originals])
+
+
+def test_fitted_remembers_an_image_while_it_lives(processor):
+    ip = processor.image_processor
+    im = _odd_images()[0]
+    calls = []
+
+    def convert(x):
+        calls.append(type(x).__name__)  # not the image itself: it must be collectable below
+        return x
+
+    first = I.fitted(im, ip, convert=convert)
+    assert I.fitted(im, ip, convert=convert) is first and len(calls) == 1
+    key = (id(im), I.fit_settings(ip))
+    assert key in I._FITTED
+    del im, first
+    gc.collect()
+    assert key not in I._FITTED  # dropped with the original: an id is never matched to another image
+    # a dict (not weakly referable) is converted every time
+    d = {"path": "x"}
+    assert I.fitted(d, ip, convert=lambda x: PIL.Image.new("RGB", (20, 20))).size == (56, 56)
+
+
+def test_fit_settings_and_datasets(processor):
+    import datasets
+
+    assert I.fit_settings(processor.image_processor) == (14, 3136, 12544, int(processor.image_processor.resample))
+    assert I.fit_settings(None) is None and I.fit_image("unchanged", None) == "unchanged"
+    rows = datasets.Dataset.from_dict({"images": [[im] for im in _odd_images()[:3]], "id": ["a", "b", "c"]})
+    out = I.fit_dataset_images(rows, processor.image_processor)
+    sizes = [r["images"][0].size for r in out]
+    assert sizes == [I.fit_image(im, processor.image_processor).size for im in _odd_images()[:3]]
+    assert all(w % 14 == 0 and h % 14 == 0 and 3136 <= w * h <= 12544 for w, h in sizes)
+    assert out["id"] == ["a", "b", "c"]
+    _same_pixels(processor, [r["images"][0] for r in rows], [r["images"][0] for r in out])
+    assert I.fit_dataset_images(rows.remove_columns("images"), processor.image_processor).column_names == ["id"]
