@@ -287,7 +287,8 @@ def test_a_stage_identical_to_a_finished_one_is_copied_and_training_it_gives_the
     assert res.trained == ["stage_2_medium", "stage_3_hard"]
     assert any("stage_1_easy: the same training as cmarl/stage_1_easy" in m for m in logs)
     ne, cm = root / "attending" / "no_entropy" / "stage_1_easy", root / "attending" / "cmarl" / "stage_1_easy"
-    assert not list(ne.glob("checkpoint-*"))
+    assert not list(ne.glob("checkpoint-*")) and list(cm.glob("checkpoint-*"))
+    assert (ne / "final" / "adapter_model.safetensors").read_bytes() == (cm / "final" / "adapter_model.safetensors").read_bytes()
     assert {r["variant"] for r in C.read_log(ne / "log_history.jsonl")} == {"no_entropy"}
     assert json.loads((ne / "result.json").read_text())["final"] == str(ne / "final")
     assert easy["variant"] == "no_entropy" and easy["stage_key"] == cmarl.stages[0]["stage_key"]

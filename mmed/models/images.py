@@ -21,7 +21,7 @@ Sources: transformers ``models/qwen2_vl/image_processing_pil_qwen2_vl.py`` (``sm
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 
 def fit_settings(image_processor: Any) -> tuple[int, int, int, int] | None:
