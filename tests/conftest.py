@@ -22,6 +22,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["MMED_BASE_CACHE"] = tempfile.mkdtemp(prefix="mmed-base-cache-")
 # so are the TRL/PEFT field lists that profile keys are checked against (mmed.config.library_fields)
 os.environ["MMED_FIELDS_CACHE"] = tempfile.mkdtemp(prefix="mmed-fields-cache-")
+# and the synthetic sets the steps draw once per machine (mmed.data.sets.cached_synthetic)
+os.environ["MMED_SYNTHETIC_CACHE"] = tempfile.mkdtemp(prefix="mmed-synthetic-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -111,3 +111,28 @@ def test_images_are_not_decoded_for_hashing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PIL.Image, "open", boom)
     assert item_image_hashes(ds) == [(hashlib.sha1(p.read_bytes()).hexdigest(),)]
+
+
+def test_a_cached_synthetic_set_is_the_drawn_one_and_is_drawn_once(tmp_path, monkeypatch):
+    import mmed.data.sets as S
+    from mmed.data.synthetic import make_synthetic
+
+    monkeypatch.setenv(S.SYNTHETIC_CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(S, "_SYNTHETIC_SETS", {})
+    first = S.cached_synthetic(12, 3, image_size=64, difficulty=0.5, split="validation")
+    fresh = make_synthetic(12, 3, image_size=64, difficulty=0.5, split="validation")
+    key = S.synthetic_cache_key(12, 3, 64, 0.5, "validation")
+    assert (tmp_path / key / "dataset_info.json").is_file() and not list(tmp_path.glob(".*tmp*"))
+    assert first.features == fresh.features and first.to_dict() == fresh.to_dict()  # every field, the PNG bytes too
+    # another process (a fresh memo) reads the entry instead of drawing
+    monkeypatch.setattr(S, "_SYNTHETIC_SETS", {})
+    monkeypatch.setattr(S, "make_synthetic", lambda *a, **k: pytest.fail("drawn again"))
+    again = S.cached_synthetic(12, 3, image_size=64, difficulty=0.5, split="validation")
+    assert again.to_dict() == fresh.to_dict() and S.cached_synthetic(12, 3, image_size=64, split="validation") is again
+    # a mapped copy writes nothing beside the shared entry
+    files = sorted(p.name for p in (tmp_path / key).iterdir())
+    again.map(lambda r: {"question": r["question"] + "?"})
+    again.select([3, 1])
+    assert sorted(p.name for p in (tmp_path / key).iterdir()) == files
+    # other arguments, another key
+    assert S.synthetic_cache_key(12, 3, 64, 0.5, "test") != key != S.synthetic_cache_key(13, 3, 64, 0.5, "validation")

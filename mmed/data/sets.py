@@ -8,6 +8,7 @@ docs/architecture.md#bad-rows).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,66 @@ def synthetic_split(profile: Any, split: str, n: int | None = None, seed: int | 
     s = profile.data.synthetic
     if n is None:
         n = s.n_train if split == "train" else s.n_eval
-    return make_synthetic(n, s.seed if seed is None else seed, image_size=s.image_size, difficulty=s.difficulty, split=split)
+    return cached_synthetic(n, s.seed if seed is None else seed, image_size=s.image_size, difficulty=s.difficulty,
+                            split=split)
+
+
+#: environment variable naming the synthetic-set cache folder (default ``~/.cache/mmed/synthetic``)
+SYNTHETIC_CACHE_ENV = "MMED_SYNTHETIC_CACHE"
+
+
+def synthetic_cache_key(n: int, seed: int, image_size: int, difficulty: float, split: str) -> str:
+    """Hex key of a synthetic set: its arguments and the SHA-256 of the generator's source
+    file (``mmed/data/synthetic.py``), so that any change of the drawing code is a new key
+    — a stale set is never read, version bump or not."""
+    import hashlib
+    import json
+
+    from . import synthetic
+
+    code = hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()
+    args = {"n": int(n), "seed": int(seed), "image_size": int(image_size), "difficulty": float(difficulty),
+            "split": split, "code": code, "datasets": datasets.__version__}
+    return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:20]
+
+
+#: sets this process has read or drawn, by key (a ``datasets.Dataset`` is immutable: shared)
+_SYNTHETIC_SETS: dict[str, datasets.Dataset] = {}
+
+
+def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: float = 0.5,
+                     split: str = "train") -> datasets.Dataset:
+    """:func:`mmed.data.synthetic.make_synthetic` drawn once per machine: the set is saved
+    (``datasets.Dataset.save_to_disk``) under ``$MMED_SYNTHETIC_CACHE`` (default
+    ``~/.cache/mmed/synthetic``) as ``<synthetic_cache_key>/`` and read back
+    (``datasets.load_from_disk``, memory-mapped Arrow: the same rows and PNG bytes) by every
+    later call of any process — the notebooks, their worker processes and each curriculum's
+    held-out report drew the same items dozens of times. Writes go to a temporary folder
+    renamed into place, so concurrent processes never read half a set; the set is read into
+    memory (no cache file of a later ``map`` lands beside the entry). Arguments as
+    ``make_synthetic``'s. Raises what it raises."""
+    import shutil
+
+    from ..config import user_cache_dir
+
+    key = synthetic_cache_key(n, seed, image_size, difficulty, split)
+    if key in _SYNTHETIC_SETS:
+        return _SYNTHETIC_SETS[key]
+    root = user_cache_dir("synthetic", SYNTHETIC_CACHE_ENV)
+    entry = root / key
+    if not (entry / "dataset_info.json").is_file():
+        ds = make_synthetic(n, seed, image_size=image_size, difficulty=difficulty, split=split)
+        tmp = root / f".{key}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        ds.save_to_disk(str(tmp))
+        try:
+            tmp.rename(entry)
+        except OSError:  # another process saved it first: same key, same items
+            shutil.rmtree(tmp, ignore_errors=True)
+    # in memory: later .map / .select calls then write no cache files beside the shared entry
+    ds = datasets.load_from_disk(str(entry), keep_in_memory=True)
+    _SYNTHETIC_SETS[key] = ds
+    return ds
 
 
 def load_items(
