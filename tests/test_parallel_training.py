@@ -281,3 +281,16 @@ def test_wait_returns_some_jobs_while_the_others_run(tmp_path):
     here = start_jobs([Job("a", calls.append, ("a",)), Job("b", calls.append, ("b",))], prof, workers=1, log=None)
     assert calls == [] and here.wait([1]) == [None] and calls == ["b"]
     assert here.results() == [None, None] and calls == ["b", "a"]
+
+
+def test_a_consultation_does_not_train_the_image_only_reference(smoke_cold_run, tmp_path, monkeypatch):
+    # notebook 02 consults while that reference trains in a worker: the consultation must not
+    # train it a second time into the same folder
+    import mmed.rl.cold_start as CS
+
+    root = tmp_path / "run"
+    shutil.copytree(smoke_cold_run.root, root)
+    shutil.rmtree(root / "attending" / CS.IMAGE_ONLY_STAGE, ignore_errors=True)
+    monkeypatch.setattr(CS, "ensure_image_only_attending", lambda *a, **k: pytest.fail("image-only reference trained"))
+    triage, panels, attending, info = CS.build_agents(Run.open(root), load_profile("smoke"), 0)
+    assert attending is not None and "attending" in info

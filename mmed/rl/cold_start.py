@@ -442,7 +442,9 @@ def build_agents(
         triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
     attending = None
     if need_attending:
-        ensure_cold_start(run, profile, "attending", seed, data_root)
+        # not the image-only reference: no consultation reads it (notebook 02 trains it in a worker
+        # while this runs: ensure_cold_starts(meanwhile=...))
+        ensure_cold_start(run, profile, "attending", seed, data_root, with_image_only=False)
         src = policy_source(run, profile, "attending", attending_stage, variant=variant)
         info["attending"] = asdict(src)
         attending = AttendingPhysician(load_runner(profile, src, "attending"), sp, style=style)
