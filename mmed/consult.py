@@ -261,8 +261,7 @@ def consultation_step(
     pre-trained base (tiny models), the cold starts of the triage doctor and the attending
     (:func:`mmed.rl.cold_start.ensure_cold_starts`, and the image-only references), then
     :func:`consult` of every system of :data:`SYNTHETIC_SYSTEMS` on the synthetic test split
-    and, with real data, of :data:`VQA_RAD_SYSTEMS` on VQA-RAD's MEVF test split — here, while
-    the image-only references still train in the worker processes. Everything
+    and, with real data, of :data:`VQA_RAD_SYSTEMS` on VQA-RAD's MEVF test split. Everything
     the run already holds is reused. Writes ``consult/consultation_step.json`` (the metrics).
     ``python -m mmed consult-step`` and notebook 02 call it.
 
@@ -289,21 +288,15 @@ def consultation_step(
     t0 = time.perf_counter()
     root = resolve_data_root(data_root)  # an explicit folder that does not exist fails here, before any training
     pretrain = load_pretrain_report(ensure_base_model(run, profile)) if profile.models.attending == "tiny" else None
-    consulted: dict[str, Any] = {"synthetic": None, "vqa_rad": None}
-
-    def consult_all() -> None:  # the pipeline needs the triage's and the attending's cold starts only
-        consulted["synthetic"] = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed,
-                                                progress=False, **kw) for name, kw in SYNTHETIC_SYSTEMS.items()}
-        if root is not None:
-            lim = limit if limit is not None else profile.data.eval_limit
-            consulted["vqa_rad"] = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root,
-                                                  limit=lim, seed=seed, progress=False, **kw)
-                                    for name, kw in VQA_RAD_SYSTEMS.items()}
-
-    # the consultation runs here while the image-only references train in the workers
-    cold = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log,
-                              meanwhile=consult_all)
-    synthetic, vqa_rad = consulted["synthetic"], consulted["vqa_rad"]
+    cold = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log)
+    synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
+                 for name, kw in SYNTHETIC_SYSTEMS.items()}
+    vqa_rad = None
+    if root is not None:
+        lim = limit if limit is not None else profile.data.eval_limit
+        vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
+                                 seed=seed, progress=False, **kw)
+                   for name, kw in VQA_RAD_SYSTEMS.items()}
     metrics = consultation_step_metrics(cold, synthetic, vqa_rad, pretrain)
     metrics["seed"] = seed
     if local_server:

@@ -142,44 +142,6 @@ class StartedJobs:
     def __init__(self, jobs: Sequence[Job], futures: list[Any] | None, key: tuple | None):
         self.jobs, self._futures, self._key = list(jobs), futures, key
         self._results: list[Any] | None = None
-        self._done_here: dict[int, Any] = {}  # without a worker: the jobs already run by wait()
-
-    def wait(self, indices: Sequence[int]) -> list[Any]:
-        """The results of the jobs at ``indices`` (positions in the job list), as soon as
-        those are finished, while the others may still run; without a worker, those jobs run
-        here now (the others in :meth:`results`).
-
-        Raises:
-            IndexError: an index outside the job list.
-            RuntimeError / the job's own exception: as :func:`run_jobs`, for a waited job
-                (a failure of another job is reported by :meth:`results`).
-        """
-        for i in indices:
-            self.jobs[i]  # noqa: B018 - IndexError names a bad position before anything waits
-        if self._futures is None:
-            for i in indices:
-                if i not in self._done_here:
-                    self._done_here[i] = _call(self.jobs[i])
-            return [self._done_here[i] for i in indices]
-        self._wait_futures([self._futures[i] for i in indices], [self.jobs[i] for i in indices])
-        return [self._futures[i].result() for i in indices]
-
-    def _wait_futures(self, futures: list[Any], jobs: list[Job]) -> None:
-        from concurrent.futures import FIRST_EXCEPTION, wait
-
-        key = self._key
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
-        except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
-            shutdown_pools(key, kill=True)
-            raise
-        for fut, job in zip(futures, jobs):
-            if fut in done and fut.exception() is not None:
-                e = fut.exception()
-                # stop the pool at once: the jobs not started are cancelled, the running ones killed
-                # (a killed training leaves no final weights: a rerun trains it again)
-                shutdown_pools(key, kill=True)
-                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
 
     def results(self) -> list[Any]:
         """The jobs' results in job order (computed once; a second call returns them again).
@@ -189,11 +151,25 @@ class StartedJobs:
         """
         if self._results is not None:
             return self._results
-        if self._futures is None:  # a failure propagates as raised
-            self._results = [self._done_here[i] if i in self._done_here else _call(job) for i, job in enumerate(self.jobs)]
+        if self._futures is None:
+            self._results = [_call(job) for job in self.jobs]  # a failure propagates as raised
             return self._results
-        self._wait_futures(self._futures, self.jobs)
-        self._results = [fut.result() for fut in self._futures]
+        from concurrent.futures import FIRST_EXCEPTION, wait
+
+        key, futures = self._key, self._futures
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
+        except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
+            shutdown_pools(key, kill=True)
+            raise
+        for fut, job in zip(futures, self.jobs):
+            if fut in done and fut.exception() is not None:
+                e = fut.exception()
+                # stop the pool at once: the jobs not started are cancelled, the running ones killed
+                # (a killed training leaves no final weights: a rerun trains it again)
+                shutdown_pools(key, kill=True)
+                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+        self._results = [fut.result() for fut in futures]
         return self._results
 
     def cancel(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -103,21 +102,6 @@ def _cold_start_files(root):
     return out
 
 
-def _sleep_then_touch(seconds: float, path: str) -> str:
-    import time
-
-    time.sleep(seconds)
-    Path(path).write_text("done")
-    return path
-
-
-def _agents_ready(root) -> tuple[bool, bool]:
-    from mmed.rl.cold_start import load_cold_start_report
-
-    return (load_cold_start_report(root / "attending" / "sft") is not None,
-            load_cold_start_report(root / "triage" / "sft") is not None)
-
-
 def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp_path, capfd, monkeypatch):
     """notebook 02's three independent cold starts (triage, attending, image-only reference)
     trained in two worker processes give the weights trained one after another here with the
@@ -132,23 +116,19 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     with monkeypatch.context() as m:
         m.setenv(CORES_PER_PROCESS_ENV, str(share))
         assert cores_for_this_process() == share
-        ready = []  # what the pipeline would find when `meanwhile` runs: both agents' cold starts
-        seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None,
-                                 meanwhile=lambda: ready.append(_agents_ready(tmp_path / "seq")))
-        assert ready == [(True, True)]
+        seq = ensure_cold_starts(Run.open(tmp_path / "seq", profile="smoke", seed=0), prof, 0, workers=1, log=None)
     capfd.readouterr()
     lines = []
     from mmed.progress import board
 
     done_before = len(board().finished)
     shutdown_pools()  # fresh workers: their output goes to this test's captured streams
-    par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append,
-                             meanwhile=lambda: ready.append(_agents_ready(tmp_path / "par")))
-    assert ready == [(True, True), (True, True)]
+    par = ensure_cold_starts(Run.open(tmp_path / "par", profile="smoke", seed=0), prof, 0, workers=2, log=lines.append)
     real = resolve_data_root(None) is not None  # smoke names a real cold-start pool: its own image-only reference
-    # the agents first (the pipeline waits for them), then the references longest first (as measured in the demo)
-    assert lines == [f"{4 if real else 3} cold starts in 2 worker process(es): attending cold start, triage cold start, "
-                     + ("attending image-only reference (real), " if real else "") + "attending image-only reference"]
+    # longest first (as measured in the demo): the real reference, the attending, the synthetic reference, the triage
+    assert lines == [f"{4 if real else 3} cold starts in 2 worker process(es): "
+                     + ("attending image-only reference (real), " if real else "")
+                     + "attending cold start, attending image-only reference, triage cold start"]
     # each worker's training reported its steps to this process, which drew one bar per training
     ended = sorted(line.split(":")[0] for line in board().finished[done_before:])
     assert ended == [*(["cold_start_attending_image_only_real_seed0"] * real), "cold_start_attending_image_only_seed0",
@@ -207,6 +187,7 @@ def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path
     """start_jobs returns at once: with workers the jobs run meanwhile; with one worker they
     run here only when their results are asked for; cancel() stops running workers."""
     import time
+    from pathlib import Path
 
     from mmed.parallel import Job, start_jobs
 
@@ -263,29 +244,9 @@ def test_a_curriculum_that_can_copy_another_ones_first_stage_is_queued_last(smok
                                                         (0, "no_entropy"), (1, "no_entropy")]
 
 
-def test_wait_returns_some_jobs_while_the_others_run(tmp_path):
-    import time
-
-    from mmed.parallel import Job, start_jobs
-
-    prof = load_profile("smoke")
-    jobs = [Job("quick", time.sleep, (0.1,)), Job("slow", _sleep_then_touch, (5.0, str(tmp_path / "slow")))]
-    started = start_jobs(jobs, prof, workers=2, log=None)
-    assert started.wait([0]) == [None]
-    assert not (tmp_path / "slow").exists()  # the slow one still runs
-    assert started.results() == [None, str(tmp_path / "slow")] and (tmp_path / "slow").exists()
-    with pytest.raises(IndexError):
-        started.wait([2])
-    # without a worker, wait() runs the waited jobs here, results() the others, each once
-    calls = []
-    here = start_jobs([Job("a", calls.append, ("a",)), Job("b", calls.append, ("b",))], prof, workers=1, log=None)
-    assert calls == [] and here.wait([1]) == [None] and calls == ["b"]
-    assert here.results() == [None, None] and calls == ["b", "a"]
-
-
 def test_a_consultation_does_not_train_the_image_only_reference(smoke_cold_run, tmp_path, monkeypatch):
-    # notebook 02 consults while that reference trains in a worker: the consultation must not
-    # train it a second time into the same folder
+    # no consultation reads it: notebook 02 trains it with the cold starts (ensure_cold_starts), so that a
+    # consultation beside that training never trains it a second time into the same folder
     import mmed.rl.cold_start as CS
 
     root = tmp_path / "run"

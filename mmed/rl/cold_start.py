@@ -17,7 +17,7 @@ import random
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..agents.attending import AttendingPhysician
 from ..agents.build import (
@@ -34,7 +34,7 @@ from ..agents.triage import TriageDoctor
 from ..config import AgentColdStart, Profile
 from ..data.answers import normalize_answer
 from ..data.sets import synthetic_split
-from ..parallel import Job, start_jobs
+from ..parallel import Job, run_jobs
 from ..runs import Run, resolve_data_root, write_json_atomic
 from .pretrain import base_model
 from .sft import cold_start, load_cold_start_report
@@ -240,15 +240,14 @@ def _cold_start_job(root: str, profile: Profile, agent: str, seed: int, data_roo
 def ensure_cold_starts(
     run: Run, profile: Profile, seed: int, agents: Sequence[str] = ("triage", "attending"),
     data_root: str | Path | None = None, workers: int | None = None, log: Any = print,
-    meanwhile: Callable[[], Any] | None = None,
 ) -> dict[str, dict[str, Any] | None]:
     """Every cold start of ``agents`` — and the attending's image-only references when
     ``cold_start.image_only`` is set (the real one with real data) — made at once, in parallel worker processes
-    (:func:`mmed.parallel.start_jobs`), unless the run already holds them: the trainings are
+    (:func:`mmed.parallel.run_jobs`), unless the run already holds them: the trainings are
     independent (each reads the same base model and draws its own seeded items), so the
     results are those of :func:`ensure_cold_start` one after another. The base model is made
-    (or read from its cache) first, here. The agents' own cold starts go first (``meanwhile``
-    waits for them), then the references, longest first.
+    (or read from its cache) first, here. Longest training first: the real image-only
+    reference, the attending's, the synthetic image-only reference, then the triage's.
 
     Args:
         agents: a subset of ``("triage", "attending")``, or one of them as a string.
@@ -256,9 +255,6 @@ def ensure_cold_starts(
         workers: processes (None → the profile's ``workers``, else the usable cores); 1 trains
             here, one after another.
         log: the one line naming the jobs (None: silent).
-        meanwhile: called in this process once the cold starts of ``agents`` are made, while
-            the image-only references may still train (notebook 02 runs the pipeline then);
-            its result is not kept.
     Returns:
         ``{agent: report}`` as :func:`ensure_cold_start` returns it.
     Raises:
@@ -283,26 +279,17 @@ def ensure_cold_starts(
                 missing.append(("attending_image_only_real", run.path("attending", IMAGE_ONLY_REAL_STAGE)))
     if "triage" in agents:
         missing.append(("triage", run.path("triage", "sft")))
-    # the agents first (what `meanwhile` waits for), then the references longest first (the
-    # clean-clone demo of benchmarks/RESULTS.md, 2 cores: the attending 147 s, the triage 76 s,
-    # the real image-only reference 141 s, the synthetic one 107 s)
-    order = ("attending", "triage", "attending_image_only_real", "attending_image_only")
+    # longest first, so that the two workers finish close together (the clean-clone demo of
+    # benchmarks/RESULTS.md, 2 cores: the real image-only reference 152 s, the attending 134 s,
+    # the synthetic reference 110 s, the triage 74 s)
+    order = ("attending_image_only_real", "attending", "attending_image_only", "triage")
     missing.sort(key=lambda a_out: order.index(a_out[0]))
     labels = {"triage": "triage cold start", "attending": "attending cold start",
               "attending_image_only": "attending image-only reference",
               "attending_image_only_real": "attending image-only reference (real)"}
-    todo = [a for a, out in missing if load_cold_start_report(out) is None]
     jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
-            for a in todo]
-    started = start_jobs(jobs, profile, workers, log=log, what="cold starts")
-    try:
-        if meanwhile is not None:
-            started.wait([i for i, a in enumerate(todo) if a in agents])
-            meanwhile()
-        started.results()
-    except BaseException:
-        started.cancel()  # the references still training: stopped (a rerun trains them again)
-        raise
+            for a, out in missing if load_cold_start_report(out) is None]
+    run_jobs(jobs, profile, workers, log=log, what="cold starts")
     return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
 
 
@@ -442,8 +429,8 @@ def build_agents(
         triage = TriageDoctor(mode=triage_mode, fixed_specialty=fixed_specialty, seed=seed)
     attending = None
     if need_attending:
-        # not the image-only reference: no consultation reads it (notebook 02 trains it in a worker
-        # while this runs: ensure_cold_starts(meanwhile=...))
+        # not the image-only reference: no consultation reads it (notebook 02 trains it with the
+        # cold starts, ensure_cold_starts; the curriculum with the attending's, ensure_cold_start)
         ensure_cold_start(run, profile, "attending", seed, data_root, with_image_only=False)
         src = policy_source(run, profile, "attending", attending_stage, variant=variant)
         info["attending"] = asdict(src)
