@@ -119,6 +119,33 @@ def test_triage_replicates_train_each_seed_in_its_own_folder(run: Run):
 
     main = T.evaluate_stages(SMOKE, {"grpo": T.triage_sources(run, SMOKE)["grpo"]}, items, None, seed=0)["summary"]["grpo"]
     pd.testing.assert_frame_equal(R.triage_replicates(run, SMOKE, [0, 1], 0, items, main_summary=main, log=None), t)
+    # a worker evaluates its seed right after training, on the sets notebook 03 evaluates (the synthetic test
+    # items, the real held-out images): the same summary as evaluating here; the table uses it when the
+    # items are the caller's, and evaluates here when they are not (the 8 items above)
+    job = R._train_triage_job(str(run.path("seeds", "seed_1")), SMOKE, 1, None, None, evaluate=True)
+    full = as_item_list(synthetic_split(SMOKE, "test"))
+    assert job["item_ids"]["synthetic"] == [str(it["id"]) for it in full]
+    real_ids = job["item_ids"]["real"]
+    real_items = None
+    if real_ids:
+        from mmed.rl.triage import real_triage
+
+        by_id = {str(it["id"]): it for it in real_triage(SMOKE).all}
+        real_items = [by_id[i] for i in real_ids]
+    here = T.evaluate_stages(SMOKE, {"grpo": T.triage_sources(Run.open(run.path("seeds", "seed_1")), SMOKE)["grpo"]},
+                             full, real_items, seed=1)["summary"]["grpo"]
+    assert json.dumps(job["summary"], sort_keys=True) == json.dumps(here, sort_keys=True)
+
+    class Started:  # a finished worker whose summary is recognisable
+        jobs = [type("J", (), {"args": (None, None, 1)})()]
+
+        def results(self):
+            return [{"steps": 1, "summary": {"synthetic": dict(here["synthetic"], n=-1)}, "item_ids": job["item_ids"]}]
+
+    used = R.triage_replicates(run, SMOKE, [0, 1], 0, full, real_items, main_summary=main, log=None, started=Started())
+    assert list(used[used["seed"] == 1]["n"]) == [-1]
+    other = R.triage_replicates(run, SMOKE, [0, 1], 0, full[:8], real_items, main_summary=main, log=None, started=Started())
+    assert list(other[other["seed"] == 1]["n"]) == [8, 8] + ([len(real_items)] if real_items else [])  # evaluated here
     # a second call trains nothing and gives the same table
     mtime = run.path("seeds", "seed_1", "triage", "grpo", "final", "adapter_model.safetensors").stat().st_mtime_ns
     again = R.triage_replicates(run, SMOKE, [0, 1], 0, items, log=None)

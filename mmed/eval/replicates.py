@@ -127,11 +127,39 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 # triage
 # ----------------------------------------------------------------------------------------
-def _train_triage_job(root: str, profile: Profile, seed: int, max_steps: int | None, data_root: str | None) -> int:
-    """One seed's triage GRPO in a worker process (:func:`triage_replicates`); its steps."""
+def _train_triage_job(root: str, profile: Profile, seed: int, max_steps: int | None, data_root: str | None,
+                      evaluate: bool = False) -> Any:
+    """One seed's triage GRPO in a worker process (:func:`triage_replicates`): its steps, or
+    with ``evaluate`` ``{"steps", "summary", "item_ids"}`` — the GRPO policy evaluated there
+    right after training (:func:`_evaluate_triage_seed`), while the notebook's process
+    evaluates its own seed."""
     from ..rl.triage import train_triage
 
-    return train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root).result.steps
+    tr = train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root)
+    if not evaluate:
+        return tr.result.steps
+    summary, item_ids = _evaluate_triage_seed(Run.open(root), profile, seed, tr, data_root)
+    return {"steps": tr.result.steps, "summary": summary, "item_ids": item_ids}
+
+
+def _evaluate_triage_seed(run: Run, profile: Profile, seed: int, tr: Any, data_root: str | None
+                          ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A seed's GRPO triage on the evaluation sets notebook 03 uses — the synthetic test
+    items and the real held-out images (:func:`mmed.rl.triage.real_evaluation_items`; the
+    real split's seed is the profile's, so every seed holds out the same images) — made
+    here from the profile and the data folder. Returns the summary per set and the item ids
+    of each set (the caller checks they are its own)."""
+    from ..agents.pipeline import as_item_list
+    from ..data.sets import synthetic_split
+    from ..rl.triage import real_evaluation_items, real_triage
+    from . import triage as T
+
+    real_eval, _ = real_evaluation_items(real_triage(profile, data_root), tr.real_train, tr.trained_image_hashes)
+    test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
+    summary = T.evaluate_stages(profile, {"grpo": T.triage_sources(run, profile)["grpo"]}, test_items, real_eval,
+                                seed=seed)["summary"]["grpo"]
+    return summary, {"synthetic": [str(it["id"]) for it in test_items],
+                     "real": [str(it["id"]) for it in real_eval or []]}
 
 
 def triage_replicates(
@@ -195,13 +223,17 @@ def triage_replicates(
     runs = _runs_by_seed(run, profile, main_seed, seeds)
     if started is None:
         started = start_triage_replicates(run, profile, seeds, main_seed, max_steps, data_root, workers, log, beside=False)
-    started.results()
+    # a worker that evaluated its seed on the same items as here hands its summary over
+    done = {job.args[2]: res for job, res in zip(started.jobs, started.results()) if isinstance(res, dict)}
+    own_ids = {"synthetic": [str(it["id"]) for it in synthetic_items], "real": [str(it["id"]) for it in real_items or []]}
     for s, r in runs:
         tr = train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
         if log:
             log(f"triage seed {s}: {tr.result.steps} GRPO steps in {r.root}")
         if s == main_seed and main_summary is not None:
             summary = main_summary
+        elif s in done and done[s]["item_ids"] == own_ids:
+            summary = done[s]["summary"]
         else:
             grpo = T.triage_sources(r, profile)["grpo"]
             summary = T.evaluate_stages(profile, {"grpo": grpo}, synthetic_items, real_items, seed=s)["summary"]["grpo"]
@@ -222,13 +254,17 @@ def start_triage_replicates(
     workers: int | None = None,
     log: Callable[[str], None] | None = print,
     beside: bool = True,
+    evaluate: bool = True,
 ) -> Any:
     """Start the triage GRPO trainings of every seed of ``seeds`` but ``main_seed`` in worker
     processes (:func:`mmed.parallel.start_jobs`; each in its :func:`replicate_run` folder, a
     finished one reused) and return at once: :func:`triage_replicates` (``started=``) waits for
-    them and evaluates. Arguments as :func:`triage_replicates`; ``beside``: this process
-    trains the run's own seed meanwhile (:func:`mmed.parallel.start_jobs`). Returns the
-    :class:`mmed.parallel.StartedJobs`.
+    them. Arguments as :func:`triage_replicates`; ``beside``: this process trains the run's
+    own seed meanwhile (:func:`mmed.parallel.start_jobs`); ``evaluate``: each worker also
+    evaluates its seed's GRPO policy on notebook 03's evaluation sets right after training
+    (the same numbers as evaluating it here, on the same items and thread count; while this
+    process evaluates its own seed), and :func:`triage_replicates` uses those summaries when
+    the items are its own. Returns the :class:`mmed.parallel.StartedJobs`.
 
     Raises:
         ValueError: empty or duplicate seeds.
@@ -236,7 +272,8 @@ def start_triage_replicates(
     from ..parallel import Job, start_jobs
 
     root = None if data_root is None else str(data_root)
-    return start_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job, (str(r.root), profile, s, max_steps, root))
+    return start_jobs([Job(f"triage GRPO with seed {s} in {r.root}", _train_triage_job,
+                           (str(r.root), profile, s, max_steps, root, evaluate))
                        for s, r in _runs_by_seed(run, profile, main_seed, seeds) if s != main_seed],
                       profile, workers, log=log, what="triage GRPO trainings", beside=beside)
 
