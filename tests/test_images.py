@@ -98,3 +98,15 @@ def test_fit_settings_and_datasets(processor):
     assert out["id"] == ["a", "b", "c"]
     _same_pixels(processor, [r["images"][0] for r in rows], [r["images"][0] for r in out])
     assert I.fit_dataset_images(rows.remove_columns("images"), processor.image_processor).column_names == ["id"]
+
+
+def test_only_the_pil_backend_is_fitted_and_unchanged_images_are_not_remembered(processor):
+    import types
+
+    ip = processor.image_processor
+    # a processor that is not transformers' PIL backend (e.g. the torchvision one) resizes otherwise: left alone
+    other = types.SimpleNamespace(size=ip.size, patch_size=ip.patch_size, merge_size=ip.merge_size, resample=ip.resample)
+    assert I.fit_settings(other) is None and I.fit_image(_odd_images()[0], other).size == (1024, 1310)
+    # an image already of the processor's size is returned as is and not kept by the cache
+    im = _odd_images()[4]
+    assert I.fitted(im, ip) is im and (id(im), I.fit_settings(ip)) not in I._FITTED

@@ -169,3 +169,17 @@ def test_the_demo_profile_has_its_shipped_base_and_its_files_are_intact():
     assert report["vision"]["steps"] == prof.models.pretrain.vision_steps
     assert report["answers"]["steps"] == prof.models.pretrain.answer_steps
     assert report["n_items"] == prof.models.pretrain.n_items
+
+
+def test_a_damaged_shipped_record_is_a_one_line_error_naming_it(tmp_path):
+    from mmed.rl import pretrain as P
+
+    prof = load_profile("smoke")
+    entry = tmp_path / P.base_cache_key(prof)
+    entry.mkdir()
+    (entry / P.SHIPPED_RECORD).write_text('{"key": "x"')
+    with pytest.raises(ValueError, match=r"shipped\.json: not a readable record of a shipped base"):
+        P.shipped_base_entry(prof, tmp_path)
+    (entry / P.SHIPPED_RECORD).write_text('{"key": "x"}')  # no digests
+    with pytest.raises(ValueError, match="not a readable record"):
+        P.shipped_base_entry(prof, tmp_path)

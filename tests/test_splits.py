@@ -136,3 +136,14 @@ def test_a_cached_synthetic_set_is_the_drawn_one_and_is_drawn_once(tmp_path, mon
     assert sorted(p.name for p in (tmp_path / key).iterdir()) == files
     # other arguments, another key
     assert S.synthetic_cache_key(12, 3, 64, 0.5, "test") != key != S.synthetic_cache_key(13, 3, 64, 0.5, "validation")
+
+
+def test_an_unwritable_synthetic_cache_is_warned_about_and_the_set_drawn(tmp_path, monkeypatch, capsys):
+    import mmed.data.sets as S
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(S.SYNTHETIC_CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setattr(S, "_SYNTHETIC_SETS", {})
+    ds = S.cached_synthetic(4, 0, image_size=64, split="test")
+    assert len(ds) == 4 and "synthetic-set cache" in capsys.readouterr().err

@@ -48,17 +48,22 @@ SYNTHETIC_CACHE_ENV = "MMED_SYNTHETIC_CACHE"
 
 
 def synthetic_cache_key(n: int, seed: int, image_size: int, difficulty: float, split: str) -> str:
-    """Hex key of a synthetic set: its arguments and the SHA-256 of the generator's source
-    file (``mmed/data/synthetic.py``), so that any change of the drawing code is a new key
-    — a stale set is never read, version bump or not."""
+    """Hex key of a synthetic set: its arguments, the SHA-256 of the generator's source files
+    (``mmed/data/synthetic.py`` and the schema it fills, ``mmed/data/schema.py``) and the
+    versions of the libraries that draw and store it (numpy, Pillow, datasets): a change of
+    the drawing code is a new key, version bump or not."""
     import hashlib
     import json
 
-    from . import synthetic
+    import numpy
+    import PIL
 
-    code = hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()
+    from . import schema, synthetic
+
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (synthetic, schema))).hexdigest()
     args = {"n": int(n), "seed": int(seed), "image_size": int(image_size), "difficulty": float(difficulty),
-            "split": split, "code": code, "datasets": datasets.__version__}
+            "split": split, "code": code, "datasets": datasets.__version__, "numpy": numpy.__version__,
+            "pillow": PIL.__version__}
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -75,8 +80,9 @@ def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: flo
     later call of any process — the notebooks, their worker processes and each curriculum's
     held-out report drew the same items dozens of times. Writes go to a temporary folder
     renamed into place, so concurrent processes never read half a set; the set is read into
-    memory (no cache file of a later ``map`` lands beside the entry). Arguments as
-    ``make_synthetic``'s. Raises what it raises."""
+    memory (no cache file of a later ``map`` lands beside the entry). A folder that cannot
+    be written is warned about and the set kept in memory. Each entry is a few MB; delete
+    the folder to reclaim them. Arguments as ``make_synthetic``'s. Raises what it raises."""
     import shutil
 
     from ..config import user_cache_dir
@@ -89,8 +95,14 @@ def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: flo
     if not (entry / "dataset_info.json").is_file():
         ds = make_synthetic(n, seed, image_size=image_size, difficulty=difficulty, split=split)
         tmp = root / f".{key}.tmp{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        ds.save_to_disk(str(tmp))
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            ds.save_to_disk(str(tmp))
+        except OSError as e:  # a cache folder that cannot be written: draw every time, say so once
+            print(f"warning: synthetic-set cache {root} not writable ({type(e).__name__}: {e}); the set is drawn "
+                  f"in memory (set ${SYNTHETIC_CACHE_ENV} to a writable folder)", file=sys.stderr)
+            _SYNTHETIC_SETS[key] = ds
+            return ds
         try:
             tmp.rename(entry)
         except OSError:  # another process saved it first: same key, same items

@@ -25,11 +25,19 @@ from typing import Any, Callable
 
 
 def fit_settings(image_processor: Any) -> tuple[int, int, int, int] | None:
-    """``(factor, min_pixels, max_pixels, resample)`` of a Qwen2-VL image processor, or None
-    for a processor this module does not know (its images are then left as they are).
+    """``(factor, min_pixels, max_pixels, resample)`` of a Qwen2-VL image processor of
+    transformers' PIL backend (``PilBackend``: it resizes with PIL, as :func:`fit_image`
+    does), or None for any other processor — the torchvision one resizes with torchvision's
+    antialiased kernels, so its images are left as they are.
 
     ``factor`` = ``patch_size * merge_size``; the pixels are its ``size`` dict's
     ``shortest_edge`` / ``longest_edge``."""
+    try:
+        from transformers.image_processing_backends import PilBackend
+    except ImportError:  # a transformers without image backends: fit nothing
+        return None
+    if not isinstance(image_processor, PilBackend):
+        return None
     size = getattr(image_processor, "size", None)
     patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
     lo = getattr(size, "shortest_edge", None) if size is not None else None
@@ -89,8 +97,10 @@ def fitted(image: Any, image_processor: Any, convert: Callable[[Any], Any] | Non
     if hit is not None and hit[0]() is image:
         return hit[1]
     out = fit_image(convert(image) if convert is not None else image, image_processor)
+    if out is image:  # nothing to fit: remembering it would hold the image it holds weakly
+        return out
     try:
-        ref = weakref.ref(image, lambda _r, key=key: _FITTED.pop(key, None))
+        ref = weakref.ref(image, lambda _r, key=key, cache=_FITTED: cache.pop(key, None))
     except TypeError:
         return out
     _FITTED[key] = (ref, out)

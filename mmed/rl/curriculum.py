@@ -663,7 +663,9 @@ def _copy_shared_stage(root: Path, sdir: Path, key: str, vname: str, variant: st
         res = _read_json(tmp / "result.json") or {}
         res.update(out_dir=str(sdir), final=str(sdir / "final"))
         write_json_atomic(tmp / "result.json", res)
-        man.update(variant=variant, variant_dir=vname, init_adapters=init, copied_from=f"{other.name}/{sdir.name}")
+        # start/end: the copy's; train_seconds: the copied training's (done once, for both)
+        man.update(variant=variant, variant_dir=vname, init_adapters=init, copied_from=f"{other.name}/{sdir.name}",
+                   start=_now(), end=_now(), restarts=0)
         write_json_atomic(tmp / STAGE_MANIFEST, man)
         if sdir.exists():
             shutil.rmtree(sdir)

@@ -442,8 +442,13 @@ def shipped_base_entry(profile: Profile, root: str | Path | None = None) -> Path
     record_path = entry / SHIPPED_RECORD
     if not record_path.is_file():
         return None
-    record = json.loads(record_path.read_text())
-    for rel, digest in sorted(record["sha256"].items()):
+    try:
+        record = json.loads(record_path.read_text())
+        digests = dict(record["sha256"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{record_path}: not a readable record of a shipped base ({type(e).__name__}: {e}); "
+                         f"restore it (git checkout) or set models.pretrain.shipped: false") from None
+    for rel, digest in sorted(digests.items()):
         f = entry / rel
         if not f.is_file() or _sha256(f) != digest:
             raise ValueError(f"{f}: missing or not the shipped file (sha256 differs from {record_path}); "
@@ -599,6 +604,10 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
     if not (init / "config.json").is_file():
         build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
         run.add_artifact("models/init", init)
+    if profile.models.pretrain.shipped and shipped_base_entry(profile) is None:
+        print(f"no shipped base for these pre-training settings (key {base_cache_key(profile)}; shipped: "
+              f"{', '.join(sorted(p.name for p in SHIPPED_BASE_DIR.glob('*'))) or 'none'}): the base is pre-trained "
+              f"on this machine (cache {default_base_cache_dir()})", flush=True)
     with run.step("pretrain/base"):
         report = cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
     source = report.get("shipped_from") or report.get("cached_from")
