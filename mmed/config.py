@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Iterator, Optional, Union
 
 import yaml
 
+from .runs import user_cache_dir  # noqa: F401 - re-exported: mmed.config.user_cache_dir
 from .data.schema import SPECIALTIES
 from .data.specs import (
     ON_ERROR_CHOICES,
@@ -666,17 +667,6 @@ def _build(tp: Any, value: Any, where: str, source: str) -> Any:
 #: ``$XDG_CACHE_HOME/mmed/fields``, ``~/.cache/mmed/fields``)
 FIELDS_CACHE_ENV = "MMED_FIELDS_CACHE"
 _LIBRARIES = ("trl", "transformers", "peft")
-
-
-def user_cache_dir(name: str, env: str) -> Path:
-    """A cache folder of this project: ``$<env>`` when set (``~`` expanded), else
-    ``$XDG_CACHE_HOME/mmed/<name>``, else ``~/.cache/mmed/<name>`` (the XDG base-directory
-    rule). Not created here. Used by the specialist cache, the pre-trained base and the
-    library field lists."""
-    value = os.environ.get(env)
-    if value:
-        return Path(value).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / name
 
 
 def fields_cache_dir() -> Path:

@@ -55,6 +55,17 @@ RUN_SUBDIRS: tuple[str, ...] = ("models", "consult", "triage", "attending", "eva
 TENSORBOARD_SUBDIR = "tensorboard"
 
 
+def user_cache_dir(name: str, env: str) -> Path:
+    """A cache folder of this project: ``$<env>`` when set (``~`` expanded), else
+    ``$XDG_CACHE_HOME/mmed/<name>``, else ``~/.cache/mmed/<name>`` (the XDG base-directory
+    rule). Not created here. Used by the specialist cache, the pre-trained base, the
+    synthetic sets and the library field lists."""
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")).expanduser() / "mmed" / name
+
+
 def repo_root() -> Path:
     """The repository root: the folder that holds ``pyproject.toml`` above this package.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import datasets
 
-from ..runs import resolve_data_root
+from ..runs import resolve_data_root, user_cache_dir
 from .loaders import LAYOUTS, load_benchmark
 from .schema import closed_only
 from .specs import SYNTHETIC, parse_benchmark_spec, parse_data_spec, resolve_split, row_error_policy, split_problem
@@ -84,8 +84,6 @@ def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: flo
     be written is warned about and the set kept in memory. Each entry is a few MB; delete
     the folder to reclaim them. Arguments as ``make_synthetic``'s. Raises what it raises."""
     import shutil
-
-    from ..config import user_cache_dir
 
     key = synthetic_cache_key(n, seed, image_size, difficulty, split)
     if key in _SYNTHETIC_SETS:

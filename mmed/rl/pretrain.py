@@ -38,6 +38,7 @@ row-major order of the (h/2, w/2) grid), and the causal-LM loss of
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -607,13 +608,13 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
     if profile.models.pretrain.shipped and shipped_base_entry(profile) is None:
         print(f"no shipped base for these pre-training settings (key {base_cache_key(profile)}; shipped: "
               f"{', '.join(sorted(p.name for p in SHIPPED_BASE_DIR.glob('*'))) or 'none'}): the base is pre-trained "
-              f"on this machine (cache {default_base_cache_dir()})", flush=True)
+              f"on this machine (cache {default_base_cache_dir()})", file=sys.stderr, flush=True)
     with run.step("pretrain/base"):
         report = cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
     source = report.get("shipped_from") or report.get("cached_from")
     if source:
         print(f"pre-trained base: copied from {source} ({'shipped with the package' if 'shipped_from' in report else 'cache'})",
-              flush=True)
+              file=sys.stderr, flush=True)
     run.add_artifact("models/base", base)
     return base
 
