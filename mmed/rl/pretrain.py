@@ -549,6 +549,11 @@ def cached_pretrain(init_dir: str | Path, out_dir: str | Path, profile: Profile,
         report["shipped_from"] = str(shipped)
         write_json_atomic(out_dir / "pretrain.json", report)
         return report
+    if profile.models.pretrain.shipped:  # asked for, but none fits these settings: say why it pre-trains
+        ship_root = Path(shipped_dir if shipped_dir is not None else SHIPPED_BASE_DIR)
+        print(f"no shipped base for these pre-training settings (key {base_cache_key(profile)}; shipped: "
+              f"{', '.join(sorted(p.name for p in ship_root.glob('*'))) or 'none'}): the base comes from the "
+              f"cache or is pre-trained on this machine", file=sys.stderr, flush=True)
     if not profile.models.pretrain.cache:
         return pretrain_base(init_dir, out_dir, profile, tensorboard_root=tensorboard_root)
     root = Path(cache_dir) if cache_dir is not None else default_base_cache_dir()
@@ -605,10 +610,6 @@ def ensure_base_model(run: Run, profile: Profile) -> Path:
     if not (init / "config.json").is_file():
         build_tiny_qwen2_5_vl(init, profile.models.tiny, **kw)
         run.add_artifact("models/init", init)
-    if profile.models.pretrain.shipped and shipped_base_entry(profile) is None:
-        print(f"no shipped base for these pre-training settings (key {base_cache_key(profile)}; shipped: "
-              f"{', '.join(sorted(p.name for p in SHIPPED_BASE_DIR.glob('*'))) or 'none'}): the base is pre-trained "
-              f"on this machine (cache {default_base_cache_dir()})", file=sys.stderr, flush=True)
     with run.step("pretrain/base"):
         report = cached_pretrain(init, base, profile, tensorboard_root=run.tensorboard_root)
     source = report.get("shipped_from") or report.get("cached_from")
