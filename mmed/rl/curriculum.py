@@ -663,6 +663,7 @@ def _copy_shared_stage(root: Path, sdir: Path, key: str, vname: str, variant: st
         res = _read_json(tmp / "result.json") or {}
         res.update(out_dir=str(sdir), final=str(sdir / "final"))
         write_json_atomic(tmp / "result.json", res)
+        source_variant = man.get("variant")
         # start/end: the copy's; train_seconds: the copied training's (done once, for both)
         man.update(variant=variant, variant_dir=vname, init_adapters=init, copied_from=f"{other.name}/{sdir.name}",
                    start=_now(), end=_now(), restarts=0)
@@ -670,18 +671,13 @@ def _copy_shared_stage(root: Path, sdir: Path, key: str, vname: str, variant: st
         if sdir.exists():
             shutil.rmtree(sdir)
         tmp.rename(sdir)
-        tb_src, tb_dst = tensorboard_dir(_variant_of(other)), tensorboard_dir(variant)
+        tb_src, tb_dst = tensorboard_dir(source_variant), tensorboard_dir(variant)
         if tb_src.is_dir() and tb_src != tb_dst:
             if tb_dst.exists():
                 shutil.rmtree(tb_dst)
             shutil.copytree(tb_src, tb_dst)
         return man
     return None
-
-
-def _variant_of(variant_folder: Path) -> str | None:
-    """The variant a folder of ``runs/<id>/attending/`` holds (its ``plan.json``), None for C-MARL."""
-    return (_read_json(variant_folder / PLAN_FILE) or {}).get("variant")
 
 
 # ----------------------------------------------------------------------------------------
