@@ -135,31 +135,34 @@ def _train_triage_job(root: str, profile: Profile, seed: int, max_steps: int | N
     evaluates its own seed."""
     from ..rl.triage import train_triage
 
-    tr = train_triage(profile, Run.open(root), seed=seed, max_steps=max_steps, data_root=data_root)
+    run = Run.open(root)
+    tr = train_triage(profile, run, seed=seed, max_steps=max_steps, data_root=data_root)
     if not evaluate:
         return tr.result.steps
-    summary, item_ids = _evaluate_triage_seed(Run.open(root), profile, seed, tr, data_root)
+    summary, item_ids = _evaluate_triage_seed(run, profile, seed, tr, data_root)
     return {"steps": tr.result.steps, "summary": summary, "item_ids": item_ids}
+
+
+def _item_ids(synthetic_items: Sequence[dict[str, Any]], real_items: Sequence[dict[str, Any]] | None
+              ) -> dict[str, list[str]]:
+    """The ids of a triage evaluation's items per source (what a worker's summary is matched on)."""
+    return {"synthetic": [str(it["id"]) for it in synthetic_items], "real": [str(it["id"]) for it in real_items or []]}
 
 
 def _evaluate_triage_seed(run: Run, profile: Profile, seed: int, tr: Any, data_root: str | None
                           ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """A seed's GRPO triage on the evaluation sets notebook 03 uses — the synthetic test
-    items and the real held-out images (:func:`mmed.rl.triage.real_evaluation_items`; the
-    real split's seed is the profile's, so every seed holds out the same images) — made
-    here from the profile and the data folder. Returns the summary per set and the item ids
-    of each set (the caller checks they are its own)."""
-    from ..agents.pipeline import as_item_list
-    from ..data.sets import synthetic_split
-    from ..rl.triage import real_evaluation_items, real_triage
+    """A seed's GRPO triage on the evaluation sets notebook 03 uses
+    (:func:`mmed.eval.triage.triage_evaluation_sets`; the real split's seed is the profile's,
+    so every seed holds out the same images), made here from the profile and the data
+    folder. Returns the summary per set and the item ids of each set (the caller checks
+    they are its own)."""
+    from ..rl.triage import real_triage
     from . import triage as T
 
-    real_eval, _ = real_evaluation_items(real_triage(profile, data_root), tr.real_train, tr.trained_image_hashes)
-    test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
+    test_items, real_eval, _ = T.triage_evaluation_sets(profile, real_triage(profile, data_root), tr)
     summary = T.evaluate_stages(profile, {"grpo": T.triage_sources(run, profile)["grpo"]}, test_items, real_eval,
                                 seed=seed)["summary"]["grpo"]
-    return summary, {"synthetic": [str(it["id"]) for it in test_items],
-                     "real": [str(it["id"]) for it in real_eval or []]}
+    return summary, _item_ids(test_items, real_eval)
 
 
 def triage_replicates(
@@ -225,7 +228,7 @@ def triage_replicates(
         started = start_triage_replicates(run, profile, seeds, main_seed, max_steps, data_root, workers, log, beside=False)
     # a worker that evaluated its seed on the same items as here hands its summary over
     done = {job.args[2]: res for job, res in zip(started.jobs, started.results()) if isinstance(res, dict)}
-    own_ids = {"synthetic": [str(it["id"]) for it in synthetic_items], "real": [str(it["id"]) for it in real_items or []]}
+    own_ids = _item_ids(synthetic_items, real_items)
     for s, r in runs:
         tr = train_triage(profile, r, seed=s, max_steps=max_steps, real=real, data_root=data_root)  # reused when trained
         if log:

@@ -532,6 +532,23 @@ class TriageStepResult:
         }
 
 
+def triage_evaluation_sets(profile: Profile, real: RealTriageSet | None, tr: TriageTraining
+                           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[str]]:
+    """The items a trained triage is evaluated on (notebook 03, and each other seed in its
+    worker): the synthetic test items (none when ``data.synthetic.n_eval`` is 0) and the
+    real images :func:`mmed.rl.triage.real_evaluation_items` keeps for the training ``tr``
+    (its held-out part after a training on real images, minus every image it saw).
+
+    Returns:
+        ``(synthetic items, real items or None, notes on the real ones)``.
+    """
+    from ..agents.pipeline import as_item_list
+
+    real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
+    test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
+    return test_items, real_eval, notes
+
+
 def triage_step(
     run: Run,
     profile: Profile,
@@ -592,7 +609,6 @@ def triage_step(
     """
     import time
 
-    from ..agents.pipeline import as_item_list
     from . import replicates as R
 
     t0 = time.perf_counter()
@@ -622,8 +638,7 @@ def triage_step(
         if started is not None:
             started.cancel()
         raise
-    real_eval, notes = real_evaluation_items(real, tr.real_train, tr.trained_image_hashes)
-    test_items = as_item_list(synthetic_split(profile, "test")) if profile.data.synthetic.n_eval > 0 else []
+    test_items, real_eval, notes = triage_evaluation_sets(profile, real, tr)
     ev = evaluate_stages(profile, triage_sources(run, profile), test_items, real_eval, seed=seed)
     cms = {name: confusion_matrix(ev["records"]["grpo"][name]) for name in ev["sets"] if name != "synthetic_image_only"}
     down = downstream_accuracy(run, profile, test_items, seed=seed) if downstream and test_items else None
