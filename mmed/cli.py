@@ -3,7 +3,7 @@
 Commands (each takes ``--profile`` and ``--run-dir``; the notebooks call the same
 functions):
 
-- ``notebooks``       run the numbered notebooks in order with papermill, then ``check-run``
+- ``notebooks``       run the numbered notebooks with papermill (in order, or independent ones at once), then ``check-run``
 - ``check-run``       check the metrics files notebooks recorded in a run (CI), and the
   degenerate-agent guard (one answer on nearly every item; :func:`mmed.checks.degenerate_agents`)
 
@@ -50,18 +50,22 @@ def _notebooks_args(p: argparse.ArgumentParser) -> None:
                    help=f"Jupyter kernel every notebook runs on, whatever kernel its metadata names "
                         f"(default {DEFAULT_KERNEL}: the Python running this command, i.e. the project's venv); "
                         "'' = each notebook's own kernelspec")
+    p.add_argument("--at-once", type=int, default=None, metavar="N",
+                   help="notebooks run at once, each when the notebooks it reads from are done (default: the "
+                        "profile's notebooks_at_once; 1 = one after another)")
     p.add_argument("--no-check", action="store_true",
                    help="do not run check-run on the run folder after the notebooks (it runs by default, so that "
                         "`make demo` fails on invalid metrics or a degenerate agent)")
 
 
-@command("notebooks", "run the numbered notebooks in order with papermill, then check-run on the run folder")
+@command("notebooks", "run the numbered notebooks with papermill (in order; with notebooks_at_once > 1 each as "
+                      "soon as the notebooks it reads from are done), then check-run on the run folder")
 def _notebooks(args: argparse.Namespace) -> int:
     from .notebooks import NotebookFailed, resolve_notebook_run_dir, run_notebooks
 
     try:  # NotebookKernelError (a kernel that is not installed) is a ValueError: main prints it as one line
         run_notebooks(args.profile, args.run_dir, args.data_root, args.seed, names=args.only,
-                      kernel_name=args.kernel or None)
+                      kernel_name=args.kernel or None, at_once=args.at_once)
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

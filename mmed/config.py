@@ -561,6 +561,10 @@ class Profile:
     #: the triage seeds, the curricula, the test-time-scaling samples): None = the
     #: machine's usable cores; 1 = one after another in the calling process
     workers: Optional[int] = None
+    #: notebooks ``python -m mmed notebooks`` runs at once: each starts as soon as the notebooks
+    #: whose outputs it reads are done (:data:`mmed.notebook_guide.NOTEBOOK_NEEDS`), so that
+    #: e.g. 03 and 04 (both read only 02) share the cores; 1 = one after another, in order
+    notebooks_at_once: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -899,6 +903,9 @@ def _check(profile: Profile, source: str) -> None:
         raise ProfileError(f"{source}: key 'eval.degenerate_share' must be in (0, 1), got {profile.eval.degenerate_share!r}")
     if profile.workers is not None and profile.workers < 1:
         raise ProfileError(f"{source}: key 'workers' must be >= 1 or null")
+    if isinstance(profile.notebooks_at_once, bool) or not isinstance(profile.notebooks_at_once, int) \
+            or profile.notebooks_at_once < 1:
+        raise ProfileError(f"{source}: key 'notebooks_at_once' must be an int >= 1, got {profile.notebooks_at_once!r}")
     if profile.torch_threads is not None and profile.torch_threads < 1:
         raise ProfileError(f"{source}: key 'torch_threads' must be >= 1 or null")
     for key in ("eval_benchmarks", "train_benchmarks", "cold_start_benchmarks"):

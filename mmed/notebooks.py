@@ -1,4 +1,6 @@
-"""Execute the numbered notebooks in order with papermill (the main job and CI).
+"""Execute the numbered notebooks with papermill (the main job and CI): in order, or
+(profile key ``notebooks_at_once``) several at once, each as soon as the notebooks it reads
+from are done.
 
 Every notebook's ``parameters`` cell declares ``profile``, ``run_dir``, ``data_root`` and
 ``seed`` (docs/architecture.md#notebooks-and-their-parameters); :func:`run_notebooks` passes
@@ -266,13 +268,13 @@ def _pump(stream: Any, name: str) -> threading.Thread:
     return t
 
 
-def filtered_kernel_manager() -> type:
+def filtered_kernel_manager(position: int = 1) -> type:
     """jupyter_client's ``AsyncKernelManager`` (what nbclient uses) with the kernel's stdout
     and stderr piped through :class:`NoiseFilter` to this process's; papermill passes it to
     nbclient as ``kernel_manager_class``. Kernels a provisioner other than the local one
     starts keep their own streams. The kernel's training bars (:mod:`mmed.progress`) start
-    on the terminal's second line (``$MMED_PROGRESS_POSITION`` = 1 in its environment),
-    under papermill's cell bar, and are live when this process's stderr is a terminal
+    on the terminal line ``position`` (``$MMED_PROGRESS_POSITION`` in its environment; 1:
+    the line under papermill's cell bar), and are live when this process's stderr is a terminal
     (``$MMED_PROGRESS`` = ``bars``)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.provisioning import LocalProvisioner
@@ -288,7 +290,7 @@ def filtered_kernel_manager() -> type:
             local = isinstance(self.provisioner, LocalProvisioner)
             if local:
                 kw.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                env = {**(kw.get("env") or os.environ), POSITION_ENV: "1"}
+                env = {**(kw.get("env") or os.environ), POSITION_ENV: str(position)}
                 if live_bars(sys.stderr):  # the kernel's terminal is our pipe: draw if ours is a terminal
                     env[PROGRESS_ENV] = "bars"
                 kw["env"] = env
@@ -316,6 +318,30 @@ class NotebookResult:
     budget_min: float | None
 
 
+#: terminal lines each notebook running at once gets for its bars: papermill's cell bar,
+#: then the kernel's training bars (:mod:`mmed.progress`, one per training running at once)
+BAR_LINES_PER_NOTEBOOK = 4
+
+
+def notebook_order(nbs: Sequence[Path]) -> dict[str, list[str]]:
+    """For each notebook of ``nbs`` (in their order), the stems of the notebooks among
+    ``nbs`` it must wait for: those whose outputs it reads (the ``reads`` of
+    :data:`mmed.notebook_guide.NOTEBOOK_NEEDS`); a notebook not in that table (another
+    name than the numbered notebook of its prefix) waits for every notebook before it.
+    Notebooks not in ``nbs`` are taken as done (a run that resumes with ``--only``)."""
+    stems = [nb.stem for nb in nbs]
+    by_prefix = {st[:2]: st for st in stems}
+    after: dict[str, list[str]] = {}
+    for i, st in enumerate(stems):
+        try:
+            needs = notebook_needs(st)
+        except ValueError:
+            after[st] = stems[:i]
+            continue
+        after[st] = [by_prefix[r.notebook] for r in needs.reads if r.notebook in by_prefix and by_prefix[r.notebook] != st]
+    return after
+
+
 def run_notebooks(
     profile: str = "demo",
     run_dir: str | os.PathLike[str] | None = None,
@@ -325,8 +351,15 @@ def run_notebooks(
     extra_parameters: dict[str, Any] | None = None,
     kernel_name: str | None = DEFAULT_KERNEL,
     log=None,
+    at_once: int | None = None,
 ) -> list[NotebookResult]:
-    """Run the notebooks in order with papermill, all into one run folder.
+    """Run the notebooks with papermill, all into one run folder: one after another in
+    their order, or — ``at_once`` > 1 — up to that many at once, each (in order) as soon as
+    the notebooks it reads from are done (:func:`notebook_order`): on the demo profile 01,
+    02 and 08 need nothing, 03 and 04 only 02, 05 03 and 04, 07 05. Each notebook runs in
+    its own kernel process either way; a thread of this process drives each
+    (``concurrent.futures.ThreadPoolExecutor``), and with a terminal each running notebook
+    draws its bars on its own band of :data:`BAR_LINES_PER_NOTEBOOK` lines.
 
     Args:
         profile: profile name passed to every notebook.
@@ -338,15 +371,19 @@ def run_notebooks(
         kernel_name: the Jupyter kernel every notebook runs on (default
             :data:`DEFAULT_KERNEL`); None = each notebook's own kernelspec.
         log: where progress lines go (default: print).
+        at_once: notebooks run at once (None → the profile's ``notebooks_at_once``).
     Returns:
         one :class:`NotebookResult` per notebook, in order.
     Raises:
         NotebookKernelError: a notebook's kernel is not installed (found before any
             notebook runs or the run folder is opened).
-        NotebookFailed: naming the notebook and cell of the first failure; ``timings.json``
-            then holds every notebook that finished and the failed one (``status``
-            ``failed``, ``error``).
+        NotebookFailed: naming the notebook and cell of the first failure (no notebook
+            starts after it; those running finish); ``timings.json`` then holds every
+            notebook that finished and the failed one (``status`` ``failed``, ``error``).
+        ValueError: ``at_once`` < 1.
     """
+    import concurrent.futures as cf
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -354,6 +391,9 @@ def run_notebooks(
 
     log = log or _print_flush
     prof = load_profile(profile)
+    at_once = prof.notebooks_at_once if at_once is None else at_once
+    if at_once < 1:
+        raise ValueError(f"at_once must be >= 1, got {at_once}")
     nbs = list_notebooks(names)
     kernels = check_kernels(nbs, kernel_name)
     if run_dir is None:
@@ -369,16 +409,21 @@ def run_notebooks(
     }
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    results: list[NotebookResult] = []
-    km_class = filtered_kernel_manager()
+    lock = threading.Lock()  # timings, the free bar bands, the log
     total0 = time.perf_counter()
     from .progress import live_bars
 
     show = live_bars(sys.stderr)  # papermill's cell bar, on an interactive terminal only
-    for i, nb in enumerate(nbs, 1):
+    index = {nb.stem: i for i, nb in enumerate(nbs, 1)}
+    bands = list(range(min(at_once, len(nbs)) or 1))
+
+    def execute(nb: Path) -> NotebookResult:
         out = out_dir / nb.name
         budget = prof.budgets_min.get(nb.stem[:2])
-        log(f"[{i}/{len(nbs)}] {nb.stem} (profile {profile}, budget {budget} min) ...")
+        with lock:
+            band = bands.pop(0)
+            log(f"[{index[nb.stem]}/{len(nbs)}] {nb.stem} (profile {profile}, budget {budget} min) ...")
+        first = band * BAR_LINES_PER_NOTEBOOK
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -388,10 +433,10 @@ def run_notebooks(
                 cwd=str(nb.parent),
                 kernel_name=kernels[nb.stem],
                 # papermill's own bar: which cell of which notebook is running
-                progress_bar={"desc": f"{nb.stem}", "position": 0, "leave": False, "file": sys.stderr,
+                progress_bar={"desc": f"{nb.stem}", "position": first, "leave": False, "file": sys.stderr,
                               "mininterval": 1.0} if show else False,
                 log_output=False,
-                kernel_manager_class=km_class,
+                kernel_manager_class=filtered_kernel_manager(first + 1),
             )
         except BaseException as e:  # noqa: BLE001 — recorded, then raised again (as NotebookFailed when an error)
             dt = time.perf_counter() - t0
@@ -401,23 +446,52 @@ def run_notebooks(
                 cell, error = None, f"{type(e).__name__}: {e}"
             error = " ".join(error.split()) or type(e).__name__  # one line
             status = "failed" if isinstance(e, Exception) else "interrupted"
-            timings[nb.stem] = {"seconds": round(dt, 1), "status": status, "budget_min": budget,
-                                "kernel": kernels[nb.stem], "error": error}
-            write_json_atomic(timings_path, timings)
+            with lock:
+                timings[nb.stem] = {"seconds": round(dt, 1), "status": status, "budget_min": budget,
+                                    "kernel": kernels[nb.stem], "error": error}
+                write_json_atomic(timings_path, timings)
+                bands.append(band)
             if not isinstance(e, Exception):
                 raise
             raise NotebookFailed(nb.stem, cell, error, out) from (None if cell is not None else e)
         dt = time.perf_counter() - t0
         over = budget is not None and dt > budget * 60
-        timings[nb.stem] = {"seconds": round(dt, 1), "status": "done", "budget_min": budget, "over_budget": over,
-                            "kernel": kernels[nb.stem]}
-        write_json_atomic(timings_path, timings)
+        with lock:
+            timings[nb.stem] = {"seconds": round(dt, 1), "status": "done", "budget_min": budget, "over_budget": over,
+                                "kernel": kernels[nb.stem]}
+            write_json_atomic(timings_path, timings)
+            bands.append(band)
+            bands.sort()
+            log(f"    {nb.stem} done in {dt:.1f} s" + (f"  (OVER the {budget} min budget)" if over else ""))
         run.add_artifact(f"notebook:{nb.stem}", out)
-        msg = f"    done in {dt:.1f} s" + (f"  (OVER the {budget} min budget)" if over else "")
-        log(msg)
-        results.append(NotebookResult(nb.stem, dt, out, budget))
+        return NotebookResult(nb.stem, dt, out, budget)
+
+    after = notebook_order(nbs) if at_once > 1 else {nb.stem: [p.stem for p in nbs[:i]] for i, nb in enumerate(nbs)}
+    waiting = list(nbs)
+    done: dict[str, NotebookResult] = {}
+    failure: BaseException | None = None
+    with cf.ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="notebook") as pool:
+        running: dict[cf.Future, str] = {}
+        while waiting or running:
+            if failure is None:
+                for nb in [n for n in waiting if all(a in done for a in after[n.stem])]:
+                    if len(running) >= at_once:
+                        break
+                    waiting.remove(nb)
+                    running[pool.submit(execute, nb)] = nb.stem
+            if not running:
+                break
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                stem = running.pop(fut)
+                try:
+                    done[stem] = fut.result()
+                except BaseException as e:  # noqa: BLE001 — the first failure is raised once the others finish
+                    failure = failure or e
+    if failure is not None:
+        raise failure
     log(f"all {len(nbs)} notebooks done in {time.perf_counter() - total0:.1f} s; executed copies in {out_dir}")
-    return results
+    return [done[nb.stem] for nb in nbs]
 
 
 def notebook_parameters_cell(path: str | os.PathLike[str]) -> tuple[int, str] | None:

@@ -57,7 +57,7 @@ NOISE = [KERNEL_TCP, KERNELS_TRUST, KERNELS_OFFLINE, LOADING_BAR, FUTURE_ARG, FU
 
 # what a user needs, from the same logs, and errors that mention the noise patterns
 RUNNER = "[4/8] 04_cmarl_curriculum (profile demo, budget 13.0 min) ...\n"
-DONE = "    done in 490.0 s\n"
+DONE = "    04_cmarl_curriculum done in 490.0 s\n"
 TRACEBACK = (
     "Traceback (most recent call last):\n"
     '  File "/work/x/.venv/lib/python3.11/site-packages/bitsandbytes/backends/cpu/ops.py", line 248, in <module>\n'

@@ -127,3 +127,71 @@ def test_kernel_noise_is_filtered_from_the_runner_output_and_errors_are_not(nb_d
     for gone in ("without encryption. All communication", "Loading weights", "FutureWarning", "warnings.warn(",
                  "offline\n"):
         assert gone not in out + err, gone
+
+
+def test_notebook_order_follows_what_each_notebook_reads():
+    """At once, a notebook waits only for the notebooks whose outputs it reads
+    (mmed.notebook_guide.NOTEBOOK_NEEDS): 03 and 04 only for 02, 05 for 02-04, 07 for 02 and
+    05; 01, 02 and 08 for nothing. A name outside the table waits for every earlier one, and
+    a notebook not being run counts as done."""
+    nbs = runner.list_notebooks()
+    order = runner.notebook_order(nbs)
+    stem = {nb.stem[:2]: nb.stem for nb in nbs}
+    assert [order[stem[k]] for k in ("01", "02", "08")] == [[], [], []]
+    assert order[stem["03"]] == order[stem["04"]] == [stem["02"]]
+    assert order[stem["05"]] == [stem["02"], stem["03"], stem["04"]]
+    assert order[stem["06"]] == [stem["02"], stem["03"], stem["04"]]
+    assert order[stem["07"]] == [stem["02"], stem["05"]]
+    only = runner.notebook_order([nb for nb in nbs if nb.stem[:2] in ("03", "05")])
+    assert only == {stem["03"]: [], stem["05"]: [stem["03"]]}
+    odd = [Path("01_a.ipynb"), Path("02_b.ipynb"), Path("03_c.ipynb")]
+    assert runner.notebook_order(odd) == {"01_a": [], "02_b": ["01_a"], "03_c": ["01_a", "02_b"]}
+
+
+_MEET = """import pathlib, time
+me, other = {me!r}, {other!r}
+d = pathlib.Path(run_dir)
+(d / ("started_" + me)).touch()
+t0 = time.time()
+while not (d / ("started_" + other)).exists() and time.time() - t0 < {wait}:
+    time.sleep(0.05)
+print("met", (d / ("started_" + other)).exists())
+"""
+
+
+def _met(path: Path) -> str:
+    return "".join(o.get("text", "") for o in _outputs(path)).strip()
+
+
+def test_independent_notebooks_run_at_once(nb_dir, tmp_path):
+    """With two at once, 01 and 08 (neither reads the other) run side by side: each waits for
+    the other to have started, which one after another could not give; at once = 1 keeps
+    the order (the first gives up waiting)."""
+    _write_nb(nb_dir, "01_data", "python3", code=_MEET.format(me="01", other="08", wait=60))
+    _write_nb(nb_dir, "08_curriculum_theory", "python3", code=_MEET.format(me="08", other="01", wait=60))
+    run = tmp_path / "run"
+    res = runner.run_notebooks("smoke", run, at_once=2, log=lambda _m: None)
+    assert [r.name for r in res] == ["01_data", "08_curriculum_theory"]
+    assert [_met(run / "notebooks" / f"{r.name}.ipynb") for r in res] == ["met True", "met True"]
+    assert all(v["status"] == "done" for v in _timings(run).values())
+
+    _write_nb(nb_dir, "01_data", "python3", code=_MEET.format(me="01", other="08", wait=1))
+    seq = tmp_path / "seq"
+    runner.run_notebooks("smoke", seq, at_once=1, log=lambda _m: None)
+    assert _met(seq / "notebooks" / "01_data.ipynb") == "met False"  # 08 had not started
+    assert _met(seq / "notebooks" / "08_curriculum_theory.ipynb") == "met True"
+
+
+def test_a_failure_at_once_lets_the_other_finish_and_starts_nothing_after_it(nb_dir, tmp_path, capsys):
+    """02 fails while 01 runs beside it: 01 finishes and is recorded, 03 (which reads 02)
+    never starts, and the error names 02."""
+    _write_nb(nb_dir, "01_data", "python3", code="import time\ntime.sleep(3)\nprint('fine')")
+    _write_nb(nb_dir, "02_consultation_and_stratification", "python3", code="raise ValueError('broken on purpose')")
+    _write_nb(nb_dir, "03_triage_grpo", "python3")
+    run = tmp_path / "run"
+    assert main(["notebooks", "--profile", "smoke", "--run-dir", str(run), "--no-check", "--at-once", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: notebook 02_consultation_and_stratification failed") and "broken on purpose" in err
+    t = _timings(run)
+    assert t["01_data"]["status"] == "done" and t["02_consultation_and_stratification"]["status"] == "failed"
+    assert "03_triage_grpo" not in t and not (run / "notebooks" / "03_triage_grpo.ipynb").exists()

@@ -18,8 +18,10 @@ A finished replicate is reused on the next call (same rules as any run folder).
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,7 +41,9 @@ COLD_START_DIRS: tuple[tuple[str, ...], ...] = (
 def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
     """The run folder of seed ``seed``'s replicate, ``<run>/seeds/seed_<seed>``, with the main
     run's cold starts (and offline base model) copied in when it holds them and the
-    replicate does not.
+    replicate does not. Each is copied to a temporary folder renamed into place, so two
+    notebooks that open the same replicate at once (03 and 04, ``notebooks_at_once``) never
+    see a half-copied folder or fail on each other's copy.
 
     Raises:
         ValueError: ``seed`` is not an int ≥ 0.
@@ -50,7 +54,13 @@ def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
     for parts in COLD_START_DIRS:
         src, dst = run.path(*parts), sub.path(*parts)
         if src.is_dir() and not dst.exists():
-            shutil.copytree(src, dst)
+            tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}.{threading.get_ident()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            try:
+                tmp.rename(dst)
+            except OSError:  # the other notebook's copy landed first: the same files
+                shutil.rmtree(tmp, ignore_errors=True)
     return sub
 
 

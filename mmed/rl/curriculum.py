@@ -606,7 +606,7 @@ def _cached_heldout(path: Path, profile: Profile, base: str, adapters: str | Non
 
 
 #: profile keys that change no training (where a run is reported, how many workers train it)
-_NOT_TRAINING_KEYS = ("name", "description", "variant", "variants", "workers", "budgets_min", "budgets_hardware")
+_NOT_TRAINING_KEYS = ("name", "description", "variant", "variants", "workers", "notebooks_at_once", "budgets_min", "budgets_hardware")
 
 
 def stage_keys(profile: Profile, plan: dict[str, Any] | None = None) -> list[str]:
