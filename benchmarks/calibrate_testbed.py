@@ -53,6 +53,19 @@ CONFIGS: dict[str, dict] = {
         {"name": "medium", "strata": ["medium"], "max_steps": 30, "entropy_coef": 0.01},
         {"name": "hard", "strata": ["hard"], "max_steps": 30, "entropy_coef": 0.05}]}},
 }
+
+
+def stage_steps(n: int) -> dict:
+    """Overlay: every curriculum stage of C-MARL ``n`` steps (the demo's γ schedule) and plain
+    GRPO (``no_curriculum``) the same total, 3 n steps — the demo's time budget buys steps."""
+    stages = [{"name": s, "strata": [s], "max_steps": n, "entropy_coef": g}
+              for s, g in (("easy", 0.0), ("medium", 0.001), ("hard", 0.003))]
+    return {"curriculum": {"stages": stages},
+            "variants": {"no_curriculum": {"curriculum": {"stages": [
+                {"name": "all", "strata": ["easy", "medium", "hard"], "max_steps": 3 * n, "entropy_coef": 0.0}]}}}}
+
+
+CONFIGS.update({"stages_20": stage_steps(20), "stages_15": stage_steps(15)})
 SYSTEMS = ("follow_majority", "image_only", "start", "no_curriculum", "cmarl")
 HEADERS = {"follow_majority": "follow-majority", "image_only": "image only", "start": "cold start",
            "no_curriculum": "plain GRPO", "cmarl": "C-MARL"}
