@@ -65,7 +65,8 @@ def stage_steps(n: int) -> dict:
                 {"name": "all", "strata": ["easy", "medium", "hard"], "max_steps": 3 * n, "entropy_coef": 0.0}]}}}}
 
 
-CONFIGS.update({"stages_20": stage_steps(20), "stages_15": stage_steps(15)})
+CONFIGS.update({"stages_20": stage_steps(20), "stages_15": stage_steps(15), "stages_12": stage_steps(12),
+                "stages_10": stage_steps(10)})
 SYSTEMS = ("follow_majority", "image_only", "start", "no_curriculum", "cmarl")
 HEADERS = {"follow_majority": "follow-majority", "image_only": "image only", "start": "cold start",
            "no_curriculum": "plain GRPO", "cmarl": "C-MARL"}

@@ -138,6 +138,41 @@ def test_a_cached_synthetic_set_is_the_drawn_one_and_is_drawn_once(tmp_path, mon
     assert S.synthetic_cache_key(12, 3, 64, 0.5, "test") != key != S.synthetic_cache_key(13, 3, 64, 0.5, "validation")
 
 
+def test_two_callers_missing_the_same_synthetic_set_at_once_draw_it_once(tmp_path, monkeypatch):
+    """Notebooks 01 and 02 (and 02's workers) start together on a fresh cache: the second
+    caller waits on the entry's lock while the first draws, then reads the first's copy."""
+    import threading
+    import time
+
+    import mmed.data.sets as S
+    from mmed.data.synthetic import make_synthetic
+
+    monkeypatch.setenv(S.SYNTHETIC_CACHE_ENV, str(tmp_path))
+    draws = []
+
+    def slow_draw(*a, **k):
+        draws.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the other caller to arrive
+        return make_synthetic(*a, **k)
+
+    monkeypatch.setattr(S, "make_synthetic", slow_draw)
+    results = {}
+
+    def call(name):
+        S._SYNTHETIC_SETS.pop(S.synthetic_cache_key(6, 2, 64, 0.5, "test"), None)  # each like a fresh process
+        results[name] = S.cached_synthetic(6, 2, image_size=64, split="test").to_dict()
+
+    monkeypatch.setattr(S, "_SYNTHETIC_SETS", {})
+    threads = [threading.Thread(target=call, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert len(draws) == 1
+    assert results["a"] == results["b"] == make_synthetic(6, 2, image_size=64, split="test").to_dict()
+
+
 def test_an_unwritable_synthetic_cache_is_warned_about_and_the_set_drawn(tmp_path, monkeypatch, capsys):
     import mmed.data.sets as S
 

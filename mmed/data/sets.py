@@ -8,10 +8,11 @@ docs/architecture.md#bad-rows).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import datasets
 
@@ -71,6 +72,27 @@ def synthetic_cache_key(n: int, seed: int, image_size: int, difficulty: float, s
 _SYNTHETIC_SETS: dict[str, datasets.Dataset] = {}
 
 
+@contextlib.contextmanager
+def _drawing_lock(root: Path, key: str) -> Iterator[None]:
+    """An exclusive lock on ``root/.<key>.lock`` (``fcntl.flock``; none where there is no
+    ``fcntl`` or the folder cannot be written): two processes that miss the same cache entry
+    at once — notebooks 01 and 02 and 02's workers start together — draw it once."""
+    try:
+        import fcntl
+
+        root.mkdir(parents=True, exist_ok=True)
+        f = open(root / f".{key}.lock", "w")
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: float = 0.5,
                      split: str = "train") -> datasets.Dataset:
     """:func:`mmed.data.synthetic.make_synthetic` drawn once per machine: the set is saved
@@ -79,7 +101,9 @@ def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: flo
     (``datasets.load_from_disk``, memory-mapped Arrow: the same rows and PNG bytes) by every
     later call of any process — the notebooks, their worker processes and each curriculum's
     held-out report drew the same items dozens of times. Writes go to a temporary folder
-    renamed into place, so concurrent processes never read half a set; the set is read into
+    renamed into place, so concurrent processes never read half a set, and a process that
+    misses an entry another one is drawing waits for it (a lock file per entry) instead of
+    drawing it again; the set is read into
     memory (no cache file of a later ``map`` lands beside the entry). A folder that cannot
     be written is warned about and the set kept in memory. Each entry is a few MB; delete
     the folder to reclaim them. Arguments as ``make_synthetic``'s. Raises what it raises."""
@@ -90,21 +114,22 @@ def cached_synthetic(n: int, seed: int, *, image_size: int = 96, difficulty: flo
         return _SYNTHETIC_SETS[key]
     root = user_cache_dir("synthetic", SYNTHETIC_CACHE_ENV)
     entry = root / key
-    if not (entry / "dataset_info.json").is_file():
-        ds = make_synthetic(n, seed, image_size=image_size, difficulty=difficulty, split=split)
-        tmp = root / f".{key}.tmp{os.getpid()}"
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            ds.save_to_disk(str(tmp))
-        except OSError as e:  # a cache folder that cannot be written: draw every time, say so once
-            print(f"warning: synthetic-set cache {root} not writable ({type(e).__name__}: {e}); the set is drawn "
-                  f"in memory (set ${SYNTHETIC_CACHE_ENV} to a writable folder)", file=sys.stderr)
-            _SYNTHETIC_SETS[key] = ds
-            return ds
-        try:
-            tmp.rename(entry)
-        except OSError:  # another process saved it first: same key, same items
-            shutil.rmtree(tmp, ignore_errors=True)
+    with _drawing_lock(root, key):  # a process drawing the same set: wait for it, then read its copy
+        if not (entry / "dataset_info.json").is_file():
+            ds = make_synthetic(n, seed, image_size=image_size, difficulty=difficulty, split=split)
+            tmp = root / f".{key}.tmp{os.getpid()}"
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                ds.save_to_disk(str(tmp))
+            except OSError as e:  # a cache folder that cannot be written: draw every time, say so once
+                print(f"warning: synthetic-set cache {root} not writable ({type(e).__name__}: {e}); the set is "
+                      f"drawn in memory (set ${SYNTHETIC_CACHE_ENV} to a writable folder)", file=sys.stderr)
+                _SYNTHETIC_SETS[key] = ds
+                return ds
+            try:
+                tmp.rename(entry)
+            except OSError:  # another process saved it first (no lock here): same key, same items
+                shutil.rmtree(tmp, ignore_errors=True)
     # in memory: later .map / .select calls then write no cache files beside the shared entry
     ds = datasets.load_from_disk(str(entry), keep_in_memory=True)
     _SYNTHETIC_SETS[key] = ds
