@@ -414,6 +414,8 @@ def run_notebooks(
     from .progress import live_bars
 
     show = live_bars(sys.stderr)  # papermill's cell bar, on an interactive terminal only
+    if show and at_once > 1 and log is _print_flush:  # another notebook's bar may sit on the cursor's line
+        log = lambda msg: _print_flush("\r\x1b[2K" + msg)  # noqa: E731
     index = {nb.stem: i for i, nb in enumerate(nbs, 1)}
     bands = list(range(min(at_once, len(nbs)) or 1))
 
