@@ -41,6 +41,17 @@ def add_common(p: argparse.ArgumentParser, profile_default: str = "demo") -> Non
     p.add_argument("--seed", type=int, default=None, help="seed (default: the profile's)")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (else argparse's usage error, with this message)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return n
+
+
 def _notebooks_args(p: argparse.ArgumentParser) -> None:
     from .notebooks import DEFAULT_KERNEL
 
@@ -50,7 +61,7 @@ def _notebooks_args(p: argparse.ArgumentParser) -> None:
                    help=f"Jupyter kernel every notebook runs on, whatever kernel its metadata names "
                         f"(default {DEFAULT_KERNEL}: the Python running this command, i.e. the project's venv); "
                         "'' = each notebook's own kernelspec")
-    p.add_argument("--at-once", type=int, default=None, metavar="N",
+    p.add_argument("--at-once", type=_positive_int, default=None, metavar="N",
                    help="notebooks run at once, each when the notebooks it reads from are done (default: the "
                         "profile's notebooks_at_once; 1 = one after another)")
     p.add_argument("--no-check", action="store_true",

@@ -35,6 +35,19 @@ class Reads(NamedTuple):
     notebook: str  #: the earlier notebook's two-digit prefix
     what: str  #: what it reads, e.g. "the attending's cold start (`attending/sft/`)"
     cold_start: bool = False  #: only read when the profile cold-starts the agents (``cold_start.enabled``)
+    #: only read when this profile setting has this value: ``("curriculum.strata_panel", "triage")``
+    when: tuple[str, Any] | None = None
+
+    def applies(self, profile: Any) -> bool:
+        """Whether a notebook reads this under ``profile`` (a loaded :class:`mmed.config.Profile`)."""
+        if self.cold_start and not profile.cold_start.enabled:
+            return False
+        if self.when is not None:
+            value: Any = profile
+            for part in self.when[0].split("."):
+                value = getattr(value, part)
+            return value == self.when[1]
+        return True
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,9 @@ NOTEBOOK_NEEDS: dict[str, NotebookNeeds] = {
     "04": NotebookNeeds(
         "04_cmarl_curriculum", models=True,
         reads=(Reads("02", "the attending cold start (`attending/sft/`) and its image-only reference "
-                          "(`attending/image_only/`, the seed table's *C-MARL vs image only* row)", cold_start=True),),
+                          "(`attending/image_only/`, the seed table's *C-MARL vs image only* row)", cold_start=True),
+               Reads("03", "the trained triage, which routes the stratification panels",
+                     when=("curriculum.strata_panel", "triage"))),
         missing="trained here if missing",
         with_data="{curriculum_real}",
         without_data="{curriculum_without}"),
@@ -214,7 +229,7 @@ def _real_data(profile: Any, needs: NotebookNeeds, data_root: Path | None) -> st
 
 
 def _reads(profile: Any, needs: NotebookNeeds) -> str:
-    reads = [r for r in needs.reads if not r.cold_start or profile.cold_start.enabled]
+    reads = [r for r in needs.reads if r.applies(profile)]
     if not reads:
         return "no earlier notebook"
     by_nb: dict[str, list[str]] = {}

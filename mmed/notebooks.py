@@ -52,8 +52,8 @@ def notebooks_dir() -> Path:
 
 
 def list_notebooks(names: Sequence[str] | None = None) -> list[Path]:
-    """The numbered notebooks (``NN_*.ipynb``) in order, optionally only those whose name
-    starts with one of ``names`` (``"01"`` or ``"01_data"``).
+    """The numbered notebooks (``NN_*.ipynb``) in their numbered order, optionally only those
+    whose name starts with one of ``names`` (``"01"`` or ``"01_data"``; in any order).
 
     Raises:
         ValueError: when a requested name matches no notebook.
@@ -67,7 +67,7 @@ def list_notebooks(names: Sequence[str] | None = None) -> list[Path]:
         if not hits:
             raise ValueError(f"no notebook matches {n!r}; known: {[p.stem for p in nbs]}")
         out.extend(h for h in hits if h not in out)
-    return out
+    return sorted(out)  # in their numbered order, whatever order they were named in
 
 
 def _print_flush(msg: str) -> None:
@@ -268,13 +268,14 @@ def _pump(stream: Any, name: str) -> threading.Thread:
     return t
 
 
-def filtered_kernel_manager(position: int = 1) -> type:
+def filtered_kernel_manager(position: int = 1, kernels: list | None = None) -> type:
     """jupyter_client's ``AsyncKernelManager`` (what nbclient uses) with the kernel's stdout
     and stderr piped through :class:`NoiseFilter` to this process's; papermill passes it to
     nbclient as ``kernel_manager_class``. Kernels a provisioner other than the local one
     starts keep their own streams. The kernel's training bars (:mod:`mmed.progress`) start
     on the terminal line ``position`` (``$MMED_PROGRESS_POSITION`` in its environment; 1:
-    the line under papermill's cell bar), and are live when this process's stderr is a terminal
+    the line under papermill's cell bar); each local kernel's process is appended to
+    ``kernels`` (when given: :func:`run_notebooks` interrupts them on Ctrl-C), and are live when this process's stderr is a terminal
     (``$MMED_PROGRESS`` = ``bars``)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.provisioning import LocalProvisioner
@@ -298,6 +299,8 @@ def filtered_kernel_manager(position: int = 1) -> type:
             if local:
                 proc = self.provisioner.process
                 self._pumps = [_pump(proc.stdout, "stdout"), _pump(proc.stderr, "stderr")]
+                if kernels is not None:
+                    kernels.append(proc)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             import asyncio
@@ -323,10 +326,12 @@ class NotebookResult:
 BAR_LINES_PER_NOTEBOOK = 4
 
 
-def notebook_order(nbs: Sequence[Path]) -> dict[str, list[str]]:
+def notebook_order(nbs: Sequence[Path], profile: Any = None) -> dict[str, list[str]]:
     """For each notebook of ``nbs`` (in their order), the stems of the notebooks among
     ``nbs`` it must wait for: those whose outputs it reads (the ``reads`` of
-    :data:`mmed.notebook_guide.NOTEBOOK_NEEDS`); a notebook not in that table (another
+    :data:`mmed.notebook_guide.NOTEBOOK_NEEDS` that apply to ``profile``, a loaded
+    :class:`mmed.config.Profile`: with ``curriculum.strata_panel: triage`` notebook 04 also
+    reads 03's trained triage; None: every read); a notebook not in that table (another
     name than the numbered notebook of its prefix) waits for every notebook before it.
     Notebooks not in ``nbs`` are taken as done (a run that resumes with ``--only``)."""
     stems = [nb.stem for nb in nbs]
@@ -338,8 +343,31 @@ def notebook_order(nbs: Sequence[Path]) -> dict[str, list[str]]:
         except ValueError:
             after[st] = stems[:i]
             continue
-        after[st] = [by_prefix[r.notebook] for r in needs.reads if r.notebook in by_prefix and by_prefix[r.notebook] != st]
+        after[st] = [by_prefix[r.notebook] for r in needs.reads
+                     if r.notebook in by_prefix and by_prefix[r.notebook] != st and (profile is None or r.applies(profile))]
     return after
+
+
+def _band_lines(profile: Any) -> int:
+    """Terminal lines a running notebook's bars take: papermill's cell bar, one bar per
+    training its kernel runs at once (the profile's ``workers``, else the usable cores) and
+    one for a training in the kernel's own process."""
+    from .parallel import usable_cores
+
+    return max(BAR_LINES_PER_NOTEBOOK, 2 + (getattr(profile, "workers", None) or usable_cores()))
+
+
+def _warn_missing_reads(nbs: Sequence[Path], after: dict[str, list[str]], full: dict[str, list[str]],
+                        timings: dict[str, Any], log: Any) -> None:
+    """Say, before anything runs, which notebook reads the outputs of one that neither runs now
+    nor finished in this run folder before (``timings.json``): it will train what it lacks
+    itself or report those parts as unavailable (:data:`mmed.notebook_guide.NOTEBOOK_NEEDS`)."""
+    running = {nb.stem for nb in nbs}
+    for nb in nbs:
+        missing = [r for r in full.get(nb.stem, []) if r not in running and (timings.get(r) or {}).get("status") != "done"]
+        if missing:
+            log(f"note: {nb.stem} reads the outputs of {', '.join(missing)}, which this run folder has not finished: "
+                "it trains what it lacks or reports it unavailable")
 
 
 def run_notebooks(
@@ -355,11 +383,15 @@ def run_notebooks(
 ) -> list[NotebookResult]:
     """Run the notebooks with papermill, all into one run folder: one after another in
     their order, or — ``at_once`` > 1 — up to that many at once, each (in order) as soon as
-    the notebooks it reads from are done (:func:`notebook_order`): on the demo profile 01,
-    02 and 08 need nothing, 03 and 04 only 02, 05 03 and 04, 07 05. Each notebook runs in
-    its own kernel process either way; a thread of this process drives each
+    the notebooks it reads from are done (:func:`notebook_order`): 01, 02 and 08 read
+    nothing, 03 and 04 only 02, 05 and 06 02–04, 07 02 and 05. Each notebook runs in its own
+    kernel process either way; a thread of this process drives each
     (``concurrent.futures.ThreadPoolExecutor``), and with a terminal each running notebook
-    draws its bars on its own band of :data:`BAR_LINES_PER_NOTEBOOK` lines.
+    draws its bars on its own band of lines. A failure is said when it happens; no notebook
+    starts after it, those running finish. Ctrl-C interrupts every running kernel (SIGINT,
+    as Jupyter's interrupt), records those notebooks as ``interrupted`` and raises
+    ``KeyboardInterrupt``. A notebook that reads a notebook neither run now nor finished in
+    the run folder before is named first.
 
     Args:
         profile: profile name passed to every notebook.
@@ -418,6 +450,9 @@ def run_notebooks(
         log = lambda msg: _print_flush("\r\x1b[2K" + msg)  # noqa: E731
     index = {nb.stem: i for i, nb in enumerate(nbs, 1)}
     bands = list(range(min(at_once, len(nbs)) or 1))
+    band_lines = _band_lines(prof)
+    kernel_procs: list[Any] = []  # every local kernel started (interrupted on Ctrl-C)
+    interrupting = threading.Event()
 
     def execute(nb: Path) -> NotebookResult:
         out = out_dir / nb.name
@@ -425,7 +460,7 @@ def run_notebooks(
         with lock:
             band = bands.pop(0)
             log(f"[{index[nb.stem]}/{len(nbs)}] {nb.stem} (profile {profile}, budget {budget} min) ...")
-        first = band * BAR_LINES_PER_NOTEBOOK
+        first = band * band_lines
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -438,7 +473,7 @@ def run_notebooks(
                 progress_bar={"desc": f"{nb.stem}", "position": first, "leave": False, "file": sys.stderr,
                               "mininterval": 1.0} if show else False,
                 log_output=False,
-                kernel_manager_class=filtered_kernel_manager(first + 1),
+                kernel_manager_class=filtered_kernel_manager(first + 1, kernel_procs),
             )
         except BaseException as e:  # noqa: BLE001 — recorded, then raised again (as NotebookFailed when an error)
             dt = time.perf_counter() - t0
@@ -447,12 +482,15 @@ def run_notebooks(
             else:  # the kernel died or did not start, a timeout, an interruption ...
                 cell, error = None, f"{type(e).__name__}: {e}"
             error = " ".join(error.split()) or type(e).__name__  # one line
-            status = "failed" if isinstance(e, Exception) else "interrupted"
+            status = "interrupted" if interrupting.is_set() or not isinstance(e, Exception) else "failed"
             with lock:
                 timings[nb.stem] = {"seconds": round(dt, 1), "status": status, "budget_min": budget,
                                     "kernel": kernels[nb.stem], "error": error}
                 write_json_atomic(timings_path, timings)
                 bands.append(band)
+                if status == "failed":  # said now, not when the notebooks beside it finish
+                    log(f"    {nb.stem} FAILED after {dt:.1f} s" + (f" in cell {cell}" if cell is not None else "")
+                        + f": {error}")
             if not isinstance(e, Exception):
                 raise
             raise NotebookFailed(nb.stem, cell, error, out) from (None if cell is not None else e)
@@ -468,12 +506,28 @@ def run_notebooks(
         run.add_artifact(f"notebook:{nb.stem}", out)
         return NotebookResult(nb.stem, dt, out, budget)
 
-    after = notebook_order(nbs) if at_once > 1 else {nb.stem: [p.stem for p in nbs[:i]] for i, nb in enumerate(nbs)}
+    def interrupt_kernels() -> None:
+        """Ctrl-C reached this process (the main thread): SIGINT to every kernel still running,
+        as Jupyter's interrupt does, so that its cell stops, papermill records the notebook and
+        shuts the kernel (and its worker processes) down."""
+        import signal
+
+        interrupting.set()
+        for proc in list(kernel_procs):
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGINT)
+                except OSError:
+                    pass
+
+    after = notebook_order(nbs, prof) if at_once > 1 else {nb.stem: [p.stem for p in nbs[:i]] for i, nb in enumerate(nbs)}
+    _warn_missing_reads(nbs, after, notebook_order(list_notebooks(), prof), timings, log)
     waiting = list(nbs)
     done: dict[str, NotebookResult] = {}
     failure: BaseException | None = None
-    with cf.ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="notebook") as pool:
-        running: dict[cf.Future, str] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="notebook")
+    running: dict[cf.Future, str] = {}
+    try:
         while waiting or running:
             if failure is None:
                 for nb in [n for n in waiting if all(a in done for a in after[n.stem])]:
@@ -490,8 +544,19 @@ def run_notebooks(
                     done[stem] = fut.result()
                 except BaseException as e:  # noqa: BLE001 — the first failure is raised once the others finish
                     failure = failure or e
+    except KeyboardInterrupt:
+        interrupt_kernels()
+        try:  # papermill records each interrupted notebook and shuts its kernel down
+            cf.wait(running, timeout=60)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            pass
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     if failure is not None:
         raise failure
+    if waiting:  # a notebook whose reads can never be done (a read of a later notebook)
+        raise ValueError(f"notebooks {[nb.stem for nb in waiting]} wait for notebooks that never ran: {after}")
     log(f"all {len(nbs)} notebooks done in {time.perf_counter() - total0:.1f} s; executed copies in {out_dir}")
     return [done[nb.stem] for nb in nbs]
 

@@ -134,8 +134,10 @@ def test_notebook_order_follows_what_each_notebook_reads():
     (mmed.notebook_guide.NOTEBOOK_NEEDS): 03 and 04 only for 02, 05 for 02-04, 07 for 02 and
     05; 01, 02 and 08 for nothing. A name outside the table waits for every earlier one, and
     a notebook not being run counts as done."""
+    from mmed.config import load_profile
+
     nbs = runner.list_notebooks()
-    order = runner.notebook_order(nbs)
+    order = runner.notebook_order(nbs, load_profile("demo"))
     stem = {nb.stem[:2]: nb.stem for nb in nbs}
     assert [order[stem[k]] for k in ("01", "02", "08")] == [[], [], []]
     assert order[stem["03"]] == order[stem["04"]] == [stem["02"]]
@@ -195,3 +197,74 @@ def test_a_failure_at_once_lets_the_other_finish_and_starts_nothing_after_it(nb_
     t = _timings(run)
     assert t["01_data"]["status"] == "done" and t["02_consultation_and_stratification"]["status"] == "failed"
     assert "03_triage_grpo" not in t and not (run / "notebooks" / "03_triage_grpo.ipynb").exists()
+
+
+def test_notebook_04_waits_for_03_when_the_trained_triage_routes_its_strata():
+    """``curriculum.strata_panel: triage`` stratifies with the run's trained triage (03's):
+    04 then waits for 03 as well; with the gold panel (the demo's) only for 02."""
+    from mmed.config import load_profile
+
+    nbs = runner.list_notebooks()
+    stem = {nb.stem[:2]: nb.stem for nb in nbs}
+    gold = runner.notebook_order(nbs, load_profile("demo"))
+    triage = runner.notebook_order(nbs, load_profile("demo", overrides={"curriculum": {"strata_panel": "triage"}}))
+    assert gold[stem["04"]] == [stem["02"]]
+    assert triage[stem["04"]] == [stem["02"], stem["03"]]
+
+
+def test_only_runs_in_numbered_order_and_names_a_read_that_never_ran(nb_dir, tmp_path):
+    """``--only 03 01`` runs 01 first (the numbered order), and a notebook reading one that
+    neither runs now nor finished in the run folder is named before anything runs."""
+    _write_nb(nb_dir, "01_data", "python3")
+    _write_nb(nb_dir, "02_consultation_and_stratification", "python3")
+    _write_nb(nb_dir, "03_triage_grpo", "python3")
+    lines: list[str] = []
+    res = runner.run_notebooks("smoke", tmp_path / "run", names=["03", "01"], at_once=1, log=lines.append)
+    assert [r.name for r in res] == ["01_data", "03_triage_grpo"]
+    assert lines[0].startswith("note: 03_triage_grpo reads the outputs of 02_consultation_and_stratification")
+    lines.clear()
+    runner.run_notebooks("smoke", tmp_path / "run", names=["02", "03"], at_once=2, log=lines.append)
+    assert not any(m.startswith("note:") for m in lines)
+
+
+_SLEEPER = "import time\nfor _ in range(600):\n    time.sleep(0.1)\nprint('not interrupted')"
+
+
+def test_ctrl_c_interrupts_the_notebooks_running_at_once(tmp_path):
+    """SIGINT to ``python -m mmed notebooks`` while two notebooks run at once: both kernels
+    are interrupted within seconds, ``timings.json`` says ``interrupted`` for both, nothing
+    starts after them, and the command exits non-zero."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for stem in ("01_data", "08_curriculum_theory"):
+        _write_nb(nbs, stem, "python3", code=_SLEEPER)
+    _write_nb(nbs, "09_after", "python3")
+    code = ("import sys, pathlib, mmed.notebooks as r\n"
+            f"r.notebooks_dir = lambda: pathlib.Path({str(nbs)!r})\n"
+            "from mmed.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    run = tmp_path / "run"
+    env = {**os.environ, "MMED_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", code, "notebooks", "--profile", "smoke", "--run-dir", str(run),
+                             "--no-check", "--at-once", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # both kernels started: their executed copies are being written
+        if len(list((run / "notebooks").glob("0*.ipynb"))) == 2:
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert time.time() - t0 < 45, out
+    assert proc.returncode != 0
+    t = _timings(run)
+    assert {k: v["status"] for k, v in t.items()} == {"01_data": "interrupted", "08_curriculum_theory": "interrupted"}, out
+    assert "not interrupted" not in out and not (run / "notebooks" / "09_after.ipynb").exists()

@@ -59,8 +59,10 @@ def replicate_run(run: Run, profile: Profile, seed: int) -> Run:
             shutil.copytree(src, tmp)
             try:
                 tmp.rename(dst)
-            except OSError:  # the other notebook's copy landed first: the same files
+            except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if not dst.is_dir():  # not the other notebook's copy landing first: a real error
+                    raise
     return sub
 
 
