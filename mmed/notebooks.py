@@ -357,8 +357,7 @@ def _band_lines(profile: Any) -> int:
     return max(BAR_LINES_PER_NOTEBOOK, 2 + (getattr(profile, "workers", None) or usable_cores()))
 
 
-def _warn_missing_reads(nbs: Sequence[Path], after: dict[str, list[str]], full: dict[str, list[str]],
-                        timings: dict[str, Any], log: Any) -> None:
+def _warn_missing_reads(nbs: Sequence[Path], full: dict[str, list[str]], timings: dict[str, Any], log: Any) -> None:
     """Say, before anything runs, which notebook reads the outputs of one that neither runs now
     nor finished in this run folder before (``timings.json``): it will train what it lacks
     itself or report those parts as unavailable (:data:`mmed.notebook_guide.NOTEBOOK_NEEDS`)."""
@@ -521,7 +520,7 @@ def run_notebooks(
                     pass
 
     after = notebook_order(nbs, prof) if at_once > 1 else {nb.stem: [p.stem for p in nbs[:i]] for i, nb in enumerate(nbs)}
-    _warn_missing_reads(nbs, after, notebook_order(list_notebooks(), prof), timings, log)
+    _warn_missing_reads(nbs, notebook_order(list_notebooks(), prof), timings, log)
     waiting = list(nbs)
     done: dict[str, NotebookResult] = {}
     failure: BaseException | None = None
