@@ -321,11 +321,6 @@ class NotebookResult:
     budget_min: float | None
 
 
-#: terminal lines each notebook running at once gets for its bars: papermill's cell bar,
-#: then the kernel's training bars (:mod:`mmed.progress`, one per training running at once)
-BAR_LINES_PER_NOTEBOOK = 4
-
-
 def notebook_order(nbs: Sequence[Path], profile: Any = None) -> dict[str, list[str]]:
     """For each notebook of ``nbs`` (in their order), the stems of the notebooks among
     ``nbs`` it must wait for: those whose outputs it reads (the ``reads`` of
@@ -354,7 +349,7 @@ def _band_lines(profile: Any) -> int:
     one for a training in the kernel's own process."""
     from .parallel import usable_cores
 
-    return max(BAR_LINES_PER_NOTEBOOK, 2 + (getattr(profile, "workers", None) or usable_cores()))
+    return 2 + (getattr(profile, "workers", None) or usable_cores())
 
 
 def _warn_missing_reads(nbs: Sequence[Path], full: dict[str, list[str]], timings: dict[str, Any], log: Any) -> None:
@@ -519,7 +514,7 @@ def run_notebooks(
                 except OSError:
                     pass
 
-    after = notebook_order(nbs, prof) if at_once > 1 else {nb.stem: [p.stem for p in nbs[:i]] for i, nb in enumerate(nbs)}
+    after = notebook_order(nbs, prof)  # with one at a time the reads point back: the numbered order
     _warn_missing_reads(nbs, notebook_order(list_notebooks(), prof), timings, log)
     waiting = list(nbs)
     done: dict[str, NotebookResult] = {}
