@@ -80,6 +80,10 @@ def _notebooks(args: argparse.Namespace) -> int:
     except NotebookFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the runner has interrupted the kernels and recorded them
+        print("interrupted: the running notebooks are recorded as such in <run_dir>/notebooks/timings.json",
+              file=sys.stderr)
+        return 130
     if args.no_check:
         return 0
     run_dir = resolve_notebook_run_dir(args.run_dir, args.profile)

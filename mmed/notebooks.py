@@ -133,6 +133,9 @@ NOISE_LINES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # ipykernel (ipykernel/kernelapp.py, init_sockets) on every start: "[IPKernelApp] WARNING |
     # Kernel is running over TCP without encryption. ..."; the kernel listens on localhost only
     ("kernel transport warning", re.compile(r"\bwithout encryption\b")),
+    # ipykernel when jupyter_client interrupts a kernel before shutting it down
+    # (jupyter_client/manager.py, shutdown_kernel), also after a notebook that ran to its end
+    ("kernel interrupt at shutdown", re.compile(r"^\[IPKernelApp\] ERROR \| KeyboardInterrupt caught in kernel\.?\s*$")),
     # bitsandbytes' optional CPU kernel from the Hub (bitsandbytes/backends/cpu/ops.py; the
     # publisher check of kernels/_internals/hf_hub.py offline); it falls back to its own code
     ("bitsandbytes CPU kernel lookup", re.compile(r"\bkernels-community\b")),

@@ -53,7 +53,8 @@ BAR_THEN_WARNING = (
     "  warnings.warn(\n"
     "\rLoading weights: 100%|██████████| 33/33 [00:00<00:00, 6312.98it/s]\n"
 )
-NOISE = [KERNEL_TCP, KERNELS_TRUST, KERNELS_OFFLINE, LOADING_BAR, FUTURE_ARG, FUTURE_PROPERTY, BAR_THEN_WARNING]
+KERNEL_SHUTDOWN_INTERRUPT = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n"
+NOISE = [KERNEL_TCP, KERNEL_SHUTDOWN_INTERRUPT, KERNELS_TRUST, KERNELS_OFFLINE, LOADING_BAR, FUTURE_ARG, FUTURE_PROPERTY, BAR_THEN_WARNING]
 
 # what a user needs, from the same logs, and errors that mention the noise patterns
 RUNNER = "[4/8] 04_cmarl_curriculum (profile demo, budget 13.0 min) ...\n"
@@ -82,7 +83,7 @@ def run(text: str, step: int | None = None) -> str:
     return "".join(f.feed(text[i : i + step]) for i in range(0, len(text), step)) + f.flush()
 
 
-@pytest.mark.parametrize("noise", NOISE, ids=["kernel-tcp", "kernels-trust", "kernels-offline", "loading-bar",
+@pytest.mark.parametrize("noise", NOISE, ids=["kernel-tcp", "kernel-shutdown-interrupt", "kernels-trust", "kernels-offline", "loading-bar",
                                               "future-argument", "future-property", "bar-then-warning"])
 @pytest.mark.parametrize("step", [None, 1, 7])
 def test_noise_is_dropped_between_the_lines_a_user_needs(noise, step):
