@@ -131,8 +131,39 @@ def test_the_lock_says_how_it_was_made_and_the_makefile_uses_it():
     assert lock[1] == f"#    make lock  (= echo {torch_pin} | {cmd})"
     assert _lock()["torch"] == Version(torch_pin.split("==")[1])
     assert re.search(r"^LOCK\s*\?= constraints.txt$", make, re.M)
-    assert re.search(r"^\t\$\(PY\) -m pip install \$\(if \$\(LOCK\),-c \$\(LOCK\),\) -e \".\[test\]\"$", make, re.M)
+    assert re.search(r"^\t\$\(INSTALL\) \$\(if \$\(LOCK\),-c \$\(LOCK\),\) -e \".\[test\]\"$", make, re.M)
     assert re.search(r"^\$\(VENV\)/.installed: pyproject.toml \$\(LOCK\)$", make, re.M)
+
+
+def _dry_run_setup(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> "subprocess.CompletedProcess[str]":
+    """`make -n setup` into a venv folder that does not exist: the commands, none run."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    return subprocess.run(["make", "-n", "-C", str(REPO), "setup", f"VENV={tmp_path / 'venv'}", *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_setup_installs_with_uv_or_pip_from_the_same_lock(tmp_path):
+    venv = tmp_path / "venv"
+    uv = _dry_run_setup(tmp_path, env={"PIP_FIND_LINKS": "/some/wheels"})
+    assert uv.returncode == 0, uv.stderr
+    lines = [ln.split("  #")[0].strip() for ln in uv.stdout.splitlines()]
+    uv_install = f"{venv}/bin/uv pip install --python {venv}/bin/python --compile-bytecode --find-links /some/wheels"
+    assert f"{venv}/bin/python -m pip install -q uv==0.13.9" in lines
+    assert f"{uv_install} torch==2.13.0" in lines
+    assert f'{uv_install} -c constraints.txt -e ".[test]"' in lines
+    pip = _dry_run_setup(tmp_path, "INSTALLER=pip")
+    assert pip.returncode == 0, pip.stderr
+    lines = [ln.split("  #")[0].strip() for ln in pip.stdout.splitlines()]
+    assert f"{venv}/bin/python -m pip install torch==2.13.0" in lines
+    assert f'{venv}/bin/python -m pip install -c constraints.txt -e ".[test]"' in lines
+    assert not any("bin/uv" in ln or "uv==" in ln for ln in lines)
+    bad = _dry_run_setup(tmp_path, "INSTALLER=conda")
+    assert bad.returncode != 0 and "INSTALLER must be uv or pip, got 'conda'" in bad.stderr
 
 
 def test_pin_environment_follows_the_lock_and_names_a_missing_package():
