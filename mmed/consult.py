@@ -288,15 +288,21 @@ def consultation_step(
     t0 = time.perf_counter()
     root = resolve_data_root(data_root)  # an explicit folder that does not exist fails here, before any training
     pretrain = load_pretrain_report(ensure_base_model(run, profile)) if profile.models.attending == "tiny" else None
-    cold = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log)
-    synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
-                 for name, kw in SYNTHETIC_SYSTEMS.items()}
-    vqa_rad = None
-    if root is not None:
+
+    def systems(_cold: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Every system on the test splits: run as soon as the agents' cold starts are done,
+        while the image-only references may still train (no consultation reads them)."""
+        synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
+                     for name, kw in SYNTHETIC_SYSTEMS.items()}
+        if root is None:
+            return synthetic, None
         lim = limit if limit is not None else profile.data.eval_limit
-        vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
-                                 seed=seed, progress=False, **kw)
-                   for name, kw in VQA_RAD_SYSTEMS.items()}
+        return synthetic, {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
+                                         seed=seed, progress=False, **kw)
+                           for name, kw in VQA_RAD_SYSTEMS.items()}
+
+    cold, (synthetic, vqa_rad) = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log,
+                                                    meanwhile=systems)
     metrics = consultation_step_metrics(cold, synthetic, vqa_rad, pretrain)
     metrics["seed"] = seed
     if local_server:

@@ -142,6 +142,7 @@ class StartedJobs:
     def __init__(self, jobs: Sequence[Job], futures: list[Any] | None, key: tuple | None):
         self.jobs, self._futures, self._key = list(jobs), futures, key
         self._results: list[Any] | None = None
+        self._here: dict[int, Any] = {}  # without workers: the results of the jobs run so far, by index
 
     def results(self) -> list[Any]:
         """The jobs' results in job order (computed once; a second call returns them again).
@@ -149,28 +150,46 @@ class StartedJobs:
         Raises:
             RuntimeError / the job's own exception: as :func:`run_jobs`.
         """
-        if self._results is not None:
-            return self._results
+        if self._results is None:
+            self._results = self.wait(range(len(self.jobs)))
+        return self._results
+
+    def wait(self, indices: Sequence[int]) -> list[Any]:
+        """The results of the jobs at ``indices`` (positions in :attr:`jobs`), in that order,
+        once those are done; the others go on running (notebook 02 consults with the agents'
+        cold starts while an image-only reference still trains). Without workers, those jobs
+        run here now, each once.
+
+        Raises:
+            IndexError: an index outside :attr:`jobs`.
+            RuntimeError / the job's own exception: as :func:`run_jobs` — any job that failed
+                meanwhile, waited for or not, stops the pool.
+        """
+        indices = list(indices)
+        bad = [i for i in indices if not 0 <= i < len(self.jobs)]
+        if bad:
+            raise IndexError(f"job index(es) {bad} outside the {len(self.jobs)} jobs")
         if self._futures is None:
-            self._results = [_call(job) for job in self.jobs]  # a failure propagates as raised
-            return self._results
+            for i in indices:
+                if i not in self._here:
+                    self._here[i] = _call(self.jobs[i])  # a failure propagates as raised
+            return [self._here[i] for i in indices]
         from concurrent.futures import FIRST_EXCEPTION, wait
 
         key, futures = self._key, self._futures
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure is reported as soon as it happens
+        try:  # a failure is reported as soon as it happens
+            wait([futures[i] for i in indices], return_when=FIRST_EXCEPTION)
         except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
             shutdown_pools(key, kill=True)
             raise
         for fut, job in zip(futures, self.jobs):
-            if fut in done and fut.exception() is not None:
+            if fut.done() and not fut.cancelled() and fut.exception() is not None:
                 e = fut.exception()
                 # stop the pool at once: the jobs not started are cancelled, the running ones killed
                 # (a killed training leaves no final weights: a rerun trains it again)
                 shutdown_pools(key, kill=True)
                 raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
-        self._results = [fut.result() for fut in futures]
-        return self._results
+        return [futures[i].result() for i in indices]
 
     def cancel(self) -> None:
         """Stop the jobs (this process failed or was interrupted meanwhile): those not started

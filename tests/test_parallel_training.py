@@ -143,6 +143,22 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     lines.clear()
     again = ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, workers=2, log=lines.append)
     assert lines == [] and again["attending"]["after"] == par["attending"]["after"]
+    # meanwhile: called with the agents' reports once their cold starts are done, the image-only
+    # reference possibly still training (notebook 02 consults then); the same reports after
+    shutil.rmtree(tmp_path / "par" / "attending" / "image_only")
+    seen = {}
+
+    def meanwhile(reports):
+        seen.update(reports)
+        assert (tmp_path / "par" / "attending" / "sft" / "cold_start.json").exists()
+        return "consulted"
+
+    with_meanwhile, extra = ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, workers=2, log=lines.append,
+                                               meanwhile=meanwhile)
+    assert extra == "consulted" and set(seen) == {"triage", "attending"}
+    assert lines == ["1 cold starts in this process, one after another: attending image-only reference"]
+    assert with_meanwhile["attending"]["after"] == seen["attending"]["after"] == par["attending"]["after"]
+    assert _cold_start_files(tmp_path / "seq") == _cold_start_files(tmp_path / "par")  # retrained: the same weights
     with pytest.raises(ValueError, match=r"unknown agent\(s\) \['specialist'\]"):
         ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, ("specialist",))
 
@@ -227,6 +243,40 @@ def test_started_jobs_run_while_this_process_works_and_can_be_cancelled(tmp_path
     assert start_jobs([Job("pid", __import__("os").getpid)], prof, workers=1, log=lines.append, beside=True).results() \
         == [__import__("os").getpid()]
     assert lines == ["1 trainings in this process, one after another: pid"]
+    shutdown_pools()
+
+
+def test_waiting_for_some_jobs_leaves_the_others_running(tmp_path):
+    """StartedJobs.wait: the results of the jobs asked for once they are done, while the others
+    go on (notebook 02 consults beside the image-only reference); without workers those jobs
+    run here then, each once; a bad index is named."""
+    import time
+    from pathlib import Path
+
+    from mmed.parallel import Job, start_jobs
+
+    prof = load_profile("smoke")
+    t0 = time.perf_counter()
+    started = start_jobs([Job("sleep a minute", time.sleep, (60,)), Job("two to the tenth", pow, (2, 10))], prof,
+                         workers=2, log=None)
+    assert started.wait([1]) == [1024]
+    assert time.perf_counter() - t0 < 45  # the workers' start under load, never the minute's sleep
+    started.cancel()
+    started = start_jobs([Job("sleep 1 s", time.sleep, (1,)), Job("two to the tenth", pow, (2, 10))], prof, workers=2,
+                         log=None)
+    assert started.wait([1]) == [1024] and started.results() == [None, 1024]
+    marks = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    here = start_jobs([Job(f"write {m.name}", Path(m).write_text, (m.name,)) for m in marks], prof, workers=1, log=None)
+    assert here.wait([1]) == [5] and not marks[0].exists() and marks[1].read_text() == "b.txt"
+    marks[1].unlink()
+    assert here.results() == [5, 5] and marks[0].exists() and not marks[1].exists()  # b ran once
+    with pytest.raises(IndexError, match=r"job index\(es\) \[2\] outside the 2 jobs"):
+        here.wait([2])
+    # a job that failed meanwhile is reported by a wait for another one
+    started = start_jobs([Job("bad sqrt", __import__("math").sqrt, (-1,)), Job("sleep 1 s", time.sleep, (1,))], prof,
+                         workers=2, log=None)
+    with pytest.raises(RuntimeError, match=r"^bad sqrt failed: ValueError"):
+        started.wait([1])
     shutdown_pools()
 
 

@@ -17,7 +17,7 @@ import random
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..agents.attending import AttendingPhysician
 from ..agents.build import (
@@ -34,7 +34,7 @@ from ..agents.triage import TriageDoctor
 from ..config import AgentColdStart, Profile
 from ..data.answers import normalize_answer
 from ..data.sets import synthetic_split
-from ..parallel import Job, run_jobs
+from ..parallel import Job, start_jobs
 from ..runs import Run, resolve_data_root, write_json_atomic
 from .pretrain import base_model
 from .sft import cold_start, load_cold_start_report
@@ -240,10 +240,11 @@ def _cold_start_job(root: str, profile: Profile, agent: str, seed: int, data_roo
 def ensure_cold_starts(
     run: Run, profile: Profile, seed: int, agents: Sequence[str] = ("triage", "attending"),
     data_root: str | Path | None = None, workers: int | None = None, log: Any = print,
-) -> dict[str, dict[str, Any] | None]:
+    meanwhile: Callable[[dict[str, dict[str, Any] | None]], Any] | None = None,
+) -> dict[str, dict[str, Any] | None] | tuple[dict[str, dict[str, Any] | None], Any]:
     """Every cold start of ``agents`` — and the attending's image-only references when
     ``cold_start.image_only`` is set (the real one with real data) — made at once, in parallel worker processes
-    (:func:`mmed.parallel.run_jobs`), unless the run already holds them: the trainings are
+    (:func:`mmed.parallel.start_jobs`), unless the run already holds them: the trainings are
     independent (each reads the same base model and draws its own seeded items), so the
     results are those of :func:`ensure_cold_start` one after another. The base model is made
     (or read from its cache) first, here. Longest training first: the real image-only
@@ -255,8 +256,13 @@ def ensure_cold_starts(
         workers: processes (None → the profile's ``workers``, else the usable cores); 1 trains
             here, one after another.
         log: the one line naming the jobs (None: silent).
+        meanwhile: called here with ``{agent: report}`` as soon as the cold starts of
+            ``agents`` are done, while the image-only references may still train in their
+            workers (notebook 02 consults meanwhile: on 2 cores the synthetic reference
+            trains ~30 s past the others, benchmarks/RESULTS.md); a failure of it stops them.
     Returns:
-        ``{agent: report}`` as :func:`ensure_cold_start` returns it.
+        ``{agent: report}`` as :func:`ensure_cold_start` returns it; with ``meanwhile``,
+        ``({agent: report}, what meanwhile returned)``.
     Raises:
         ValueError: an unknown agent.
         RuntimeError: a worker's training failed (the message names it).
@@ -287,10 +293,22 @@ def ensure_cold_starts(
     labels = {"triage": "triage cold start", "attending": "attending cold start",
               "attending_image_only": "attending image-only reference",
               "attending_image_only_real": "attending image-only reference (real)"}
+    todo = [a for a, out in missing if load_cold_start_report(out) is None]
     jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
-            for a, out in missing if load_cold_start_report(out) is None]
-    run_jobs(jobs, profile, workers, log=log, what="cold starts")
-    return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
+            for a in todo]
+    started = start_jobs(jobs, profile, workers, log=log, what="cold starts")
+    if meanwhile is None:
+        started.results()
+        return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
+    try:
+        started.wait([i for i, a in enumerate(todo) if a in agents])
+        reports = {a: ensure_cold_start(run, profile, a, seed, root, with_image_only=False) for a in agents}
+        extra = meanwhile(reports)
+    except BaseException:
+        started.cancel()
+        raise
+    started.results()
+    return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}, extra
 
 
 #: where a run keeps the image-only reference of each source (``runs/<id>/attending/<folder>``)
