@@ -289,26 +289,31 @@ def consultation_step(
     root = resolve_data_root(data_root)  # an explicit folder that does not exist fails here, before any training
     pretrain = load_pretrain_report(ensure_base_model(run, profile)) if profile.models.attending == "tiny" else None
 
-    def systems(_cold: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Every system on the test splits: run as soon as the agents' cold starts are done,
-        while the image-only references may still train (no consultation reads them)."""
+    def systems(_cold: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+        """Every system on the test splits (and the local server's check): run as soon as the
+        agents' cold starts are done, while the image-only references may still train (no
+        consultation reads them)."""
         synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
                      for name, kw in SYNTHETIC_SYSTEMS.items()}
-        if root is None:
-            return synthetic, None
-        lim = limit if limit is not None else profile.data.eval_limit
-        return synthetic, {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
-                                         seed=seed, progress=False, **kw)
-                           for name, kw in VQA_RAD_SYSTEMS.items()}
+        vqa_rad = None
+        if root is not None:
+            lim = limit if limit is not None else profile.data.eval_limit
+            vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
+                                     seed=seed, progress=False, **kw)
+                       for name, kw in VQA_RAD_SYSTEMS.items()}
+        server = None
+        if local_server:
+            from .agents.serve_local import cached_panel_check
 
-    cold, (synthetic, vqa_rad) = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root, log=log,
-                                                    meanwhile=systems)
+            server = cached_panel_check(run, profile, seed, log=log)
+        return synthetic, vqa_rad, server
+
+    cold, (synthetic, vqa_rad, server) = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root,
+                                                            log=log, meanwhile=systems)
     metrics = consultation_step_metrics(cold, synthetic, vqa_rad, pretrain)
     metrics["seed"] = seed
-    if local_server:
-        from .agents.serve_local import cached_panel_check
-
-        metrics["local_server"] = cached_panel_check(run, profile, seed, log=log)
+    if server is not None:
+        metrics["local_server"] = server
     metrics["seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(run.path("consult", mkdir=True) / "consultation_step.json", metrics)
     return ConsultationStepResult(cold, synthetic, vqa_rad, pretrain, metrics)
