@@ -27,19 +27,22 @@ PYTEST_ARGS ?=
 .PHONY: setup demo test notebooks figures clean-venv lock test-lowest
 
 # The installer of the venv: uv (UV_SPEC, installed into the venv with pip; the same versions
-# as pip from the same lock, in ~35-55 s instead of ~90 s on 2 cores: benchmarks/RESULTS.md,
-# "make demo in 15 minutes") or `make setup INSTALLER=pip`. uv compiles the bytecode pip would
-# (--compile-bytecode; imports read it) and, reading no pip configuration, is handed pip's
-# local wheel folder (PIP_FIND_LINKS, where this project's machines keep the CPU torch).
+# as pip from the same lock, ~37 s instead of pip's ~88 s on 2 cores: benchmarks/RESULTS.md,
+# "fourth round") or `make setup INSTALLER=pip`. uv compiles the bytecode pip would
+# (--compile-bytecode; imports read it). It reads no pip configuration, so it is handed pip's
+# local wheel folders (PIP_FIND_LINKS, else pip's configured global.find-links: where this
+# project's machines keep the CPU torch); pip's other settings (extra indexes, a global
+# constraint file) it does not see: there INSTALLER=pip.
 INSTALLER  ?= uv
 ifeq ($(INSTALLER),uv)
-INSTALL_PREP := $(PY) -m pip install -q $(UV_SPEC)
-INSTALL      := $(VENV)/bin/uv pip install --python $(PY) --compile-bytecode $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
+FIND_LINKS    = $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+INSTALL_PREP  = $(PY) -m pip install -q $(UV_SPEC)
+INSTALL       = $(VENV)/bin/uv pip install --python $(PY) --compile-bytecode $(foreach d,$(FIND_LINKS),--find-links $(d))
 else ifeq ($(INSTALLER),pip)
-INSTALL_PREP := $(PY) -m pip install --upgrade pip
-INSTALL      := $(PY) -m pip install
-else
-$(error INSTALLER must be uv or pip, got '$(INSTALLER)')
+INSTALL_PREP  = $(PY) -m pip install --upgrade pip
+INSTALL       = $(PY) -m pip install
+else  # refused when the venv is made, not when the Makefile is read (`make clean-venv` works)
+INSTALL_PREP  = $(error INSTALLER must be uv or pip, got '$(INSTALLER)')
 endif
 
 $(VENV)/.installed: pyproject.toml $(LOCK)

@@ -143,6 +143,7 @@ class StartedJobs:
         self.jobs, self._futures, self._key = list(jobs), futures, key
         self._results: list[Any] | None = None
         self._here: dict[int, Any] = {}  # without workers: the results of the jobs run so far, by index
+        self._cancelled = False
 
     def results(self) -> list[Any]:
         """The jobs' results in job order (computed once; a second call returns them again).
@@ -162,8 +163,8 @@ class StartedJobs:
 
         Raises:
             IndexError: an index outside :attr:`jobs`.
-            RuntimeError / the job's own exception: as :func:`run_jobs` — any job that failed
-                meanwhile, waited for or not, stops the pool.
+            RuntimeError / the job's own exception: as :func:`run_jobs` — any job that fails
+                while this waits, waited for or not, stops the pool; also after :meth:`cancel`.
         """
         indices = list(indices)
         bad = [i for i in indices if not 0 <= i < len(self.jobs)]
@@ -174,22 +175,28 @@ class StartedJobs:
                 if i not in self._here:
                     self._here[i] = _call(self.jobs[i])  # a failure propagates as raised
             return [self._here[i] for i in indices]
-        from concurrent.futures import FIRST_EXCEPTION, wait
+        if self._cancelled:
+            raise RuntimeError(f"these {len(self.jobs)} jobs were cancelled (StartedJobs.cancel): no results")
+        from concurrent.futures import FIRST_COMPLETED, wait
 
         key, futures = self._key, self._futures
-        try:  # a failure is reported as soon as it happens
-            wait([futures[i] for i in indices], return_when=FIRST_EXCEPTION)
-        except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
-            shutdown_pools(key, kill=True)
-            raise
-        for fut, job in zip(futures, self.jobs):
-            if fut.done() and not fut.cancelled() and fut.exception() is not None:
-                e = fut.exception()
-                # stop the pool at once: the jobs not started are cancelled, the running ones killed
-                # (a killed training leaves no final weights: a rerun trains it again)
+        wanted = [futures[i] for i in indices]
+        while True:
+            # a failure of any job, waited for or not, is reported as soon as it happens
+            for fut, job in zip(futures, self.jobs):
+                if fut.done() and not fut.cancelled() and fut.exception() is not None:
+                    e = fut.exception()
+                    # stop the pool at once: the jobs not started are cancelled, the running ones killed
+                    # (a killed training leaves no final weights: a rerun trains it again)
+                    shutdown_pools(key, kill=True)
+                    raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
+            if all(f.done() for f in wanted):
+                return [f.result() for f in wanted]
+            try:
+                wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
+            except BaseException:  # Ctrl-C / a kernel interrupt: the workers ignore it, so stop them here
                 shutdown_pools(key, kill=True)
-                raise RuntimeError(f"{job.label} failed: {type(e).__name__}: {e}") from e
-        return [futures[i].result() for i in indices]
+                raise
 
     def cancel(self) -> None:
         """Stop the jobs (this process failed or was interrupted meanwhile): those not started
@@ -197,6 +204,7 @@ class StartedJobs:
         weights: a rerun trains them again). Nothing to do without a worker (the jobs run in
         :meth:`results`)."""
         if self._futures is not None and self._results is None:
+            self._cancelled = True
             shutdown_pools(self._key, kill=True)
 
 

@@ -69,3 +69,17 @@ def test_consult_step_refuses_a_bad_limit_or_data_root_before_making_the_run(tmp
         assert main(["consult-step", "--profile", "smoke", "--run-dir", str(tmp_path / "run"), *extra]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "run").exists()
+
+
+def test_the_step_without_cold_starts(tmp_path, monkeypatch):
+    """A profile that disables the cold starts (as `paper` does) consults its base agents:
+    the reports are None and the step still records its metrics."""
+    import mmed.runs
+
+    monkeypatch.setattr(mmed.runs, "resolve_data_root", lambda data_root=None: None)
+    prof = load_profile("smoke", overrides={"cold_start": {"enabled": False}})
+    step = consultation_step(Run.open(tmp_path / "run", profile="smoke"), prof, 0, log=None)
+    assert step.cold_starts == {"triage": None, "attending": None}
+    assert set(step.synthetic) == set(SYNTHETIC_SYSTEMS) and step.vqa_rad is None
+    assert not (tmp_path / "run" / "attending" / "sft").exists()
+    assert json.loads((tmp_path / "run" / "consult" / "consultation_step.json").read_text())["seed"] == 0

@@ -164,6 +164,10 @@ def test_setup_installs_with_uv_or_pip_from_the_same_lock(tmp_path):
     assert not any("bin/uv" in ln or "uv==" in ln for ln in lines)
     bad = _dry_run_setup(tmp_path, "INSTALLER=conda")
     assert bad.returncode != 0 and "INSTALLER must be uv or pip, got 'conda'" in bad.stderr
+    # several wheel folders (pip takes a space-separated list) each get their --find-links
+    two = _dry_run_setup(tmp_path, env={"PIP_FIND_LINKS": "/a/wheels /b/wheels"})
+    assert f"{venv}/bin/uv pip install --python {venv}/bin/python --compile-bytecode --find-links /a/wheels " \
+           "--find-links /b/wheels torch==2.13.0" in [ln.split("  #")[0].strip() for ln in two.stdout.splitlines()]
 
 
 def test_pin_environment_follows_the_lock_and_names_a_missing_package():

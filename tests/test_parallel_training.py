@@ -159,6 +159,27 @@ def test_cold_starts_in_workers_equal_one_after_another(smoke_torch_threads, tmp
     assert lines == ["1 cold starts in this process, one after another: attending image-only reference"]
     assert with_meanwhile["attending"]["after"] == seen["attending"]["after"] == par["attending"]["after"]
     assert _cold_start_files(tmp_path / "seq") == _cold_start_files(tmp_path / "par")  # retrained: the same weights
+    # a meanwhile that fails stops the cold starts still training: its own error, no worker left
+    import multiprocessing
+    import time
+
+    shutil.rmtree(tmp_path / "par" / "attending" / "image_only")
+    shutil.rmtree(tmp_path / "par" / "triage" / "sft")
+
+    def fails(reports):
+        raise ValueError("the consultation failed")
+
+    with pytest.raises(ValueError, match="the consultation failed"):
+        ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, workers=2, log=None, meanwhile=fails)
+    assert (tmp_path / "par" / "triage" / "sft" / "cold_start.json").exists()  # waited for before meanwhile
+    deadline = time.perf_counter() + 10
+    while multiprocessing.active_children() and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    assert multiprocessing.active_children() == []
+    # a profile without cold starts calls meanwhile with no reports
+    off = load_profile("smoke", overrides={"cold_start": {"enabled": False}})
+    assert ensure_cold_starts(Run.open(tmp_path / "off", profile="smoke"), off, 0, meanwhile=sorted) \
+        == ({"triage": None, "attending": None}, ["attending", "triage"])
     with pytest.raises(ValueError, match=r"unknown agent\(s\) \['specialist'\]"):
         ensure_cold_starts(Run.open(tmp_path / "par"), prof, 0, ("specialist",))
 
@@ -272,11 +293,18 @@ def test_waiting_for_some_jobs_leaves_the_others_running(tmp_path):
     assert here.results() == [5, 5] and marks[0].exists() and not marks[1].exists()  # b ran once
     with pytest.raises(IndexError, match=r"job index\(es\) \[2\] outside the 2 jobs"):
         here.wait([2])
-    # a job that failed meanwhile is reported by a wait for another one
-    started = start_jobs([Job("bad sqrt", __import__("math").sqrt, (-1,)), Job("sleep 1 s", time.sleep, (1,))], prof,
-                         workers=2, log=None)
+    # a job that fails while this waits for another one is reported then, not after the other
+    t0 = time.perf_counter()
+    started = start_jobs([Job("bad sqrt", __import__("math").sqrt, (-1,)), Job("sleep a minute", time.sleep, (60,))],
+                         prof, workers=2, log=None)
     with pytest.raises(RuntimeError, match=r"^bad sqrt failed: ValueError"):
         started.wait([1])
+    assert time.perf_counter() - t0 < 45
+    # cancelled jobs have no results (not a worker's error about the pool they were killed with)
+    started = start_jobs([Job("sleep a minute", time.sleep, (60,))] * 2, prof, workers=2, log=None)
+    started.cancel()
+    with pytest.raises(RuntimeError, match=r"^these 2 jobs were cancelled"):
+        started.results()
     shutdown_pools()
 
 

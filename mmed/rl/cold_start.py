@@ -257,9 +257,11 @@ def ensure_cold_starts(
             here, one after another.
         log: the one line naming the jobs (None: silent).
         meanwhile: called here with ``{agent: report}`` as soon as the cold starts of
-            ``agents`` are done, while the image-only references may still train in their
-            workers (notebook 02 consults meanwhile: on 2 cores the synthetic reference
-            trains ~30 s past the others, benchmarks/RESULTS.md); a failure of it stops them.
+            ``agents`` are done (reports None when the profile disables cold starts), while
+            the image-only references may still train in their workers (notebook 02 consults
+            meanwhile: on 2 cores the synthetic reference trains ~30 s past the others,
+            benchmarks/RESULTS.md); a failure of it stops them. A reference that fails while
+            it runs is reported when it returns.
     Returns:
         ``{agent: report}`` as :func:`ensure_cold_start` returns it; with ``meanwhile``,
         ``({agent: report}, what meanwhile returned)``.
@@ -272,7 +274,8 @@ def ensure_cold_starts(
     if bad:
         raise ValueError(f"unknown agent(s) {bad}: expected 'triage' and/or 'attending'")
     if not profile.cold_start.enabled:
-        return {a: None for a in agents}
+        none: dict[str, dict[str, Any] | None] = {a: None for a in agents}
+        return none if meanwhile is None else (none, meanwhile(none))
     for agent in agents:
         base_model(run, profile, agent)  # the pretrained base, made once, before the workers read it
     root = resolve_data_root(data_root)
