@@ -300,18 +300,16 @@ def ensure_cold_starts(
     jobs = [Job(labels[a], _cold_start_job, (str(run.root), profile, a, seed, None if root is None else str(root)))
             for a in todo]
     started = start_jobs(jobs, profile, workers, log=log, what="cold starts")
-    if meanwhile is None:
-        started.results()
-        return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}
     try:
         started.wait([i for i, a in enumerate(todo) if a in agents])
+        # the reports only: the image-only references are jobs of their own (still running or done)
         reports = {a: ensure_cold_start(run, profile, a, seed, root, with_image_only=False) for a in agents}
-        extra = meanwhile(reports)
+        extra = meanwhile(reports) if meanwhile is not None else None
     except BaseException:
         started.cancel()
         raise
     started.results()
-    return {a: ensure_cold_start(run, profile, a, seed, root) for a in agents}, extra
+    return reports if meanwhile is None else (reports, extra)
 
 
 #: where a run keeps the image-only reference of each source (``runs/<id>/attending/<folder>``)
