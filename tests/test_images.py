@@ -110,3 +110,42 @@ def test_only_the_pil_backend_is_fitted_and_unchanged_images_are_not_remembered(
     # an image already of the processor's size is returned as is and not kept by the cache
     im = _odd_images()[4]
     assert I.fitted(im, ip) is im and (id(im), I.fit_settings(ip)) not in I._FITTED
+
+
+def _stored_formats(ds, column: str = "images") -> list[str]:
+    """The file format of every stored image of ``column`` (its bytes' magic number)."""
+    import datasets
+
+    raw = ds.cast_column(column, datasets.List(datasets.Image(decode=False)))
+    magic = {b"BM": "BMP", b"\x89P": "PNG"}
+    return [magic.get(bytes(im["bytes"][:2]), "other") for row in raw[column] for im in row]
+
+
+def test_images_are_stored_as_bmp_with_the_same_pixels(processor):
+    import datasets
+
+    originals = _odd_images()  # RGB, L, RGBA (transparent), small RGB, processor-sized RGB
+    marked = [I.stored_losslessly(im) for im in originals]
+    assert [m.format for m in marked] == ["BMP", "BMP", None, "BMP", "BMP"]
+    assert marked[2] is originals[2]  # RGBA with transparency: left to datasets (PNG)
+    assert all(im.format is None for im in originals)  # the callers' images are not marked
+    assert I.stored_losslessly({"path": "x.png"}) == {"path": "x.png"}
+    rows = datasets.Dataset.from_dict({"images": [[m] for m in marked]})
+    assert _stored_formats(rows) == ["BMP", "BMP", "PNG", "BMP", "BMP"]
+    for a, b in zip(originals, (r["images"][0] for r in rows)):
+        assert a.mode == b.mode and a.size == b.size and np.array_equal(np.asarray(a), np.asarray(b))
+    # fitted in a dataset: stored as BMP, the same pixel values as the originals give the processor
+    out = I.fit_dataset_images(rows, processor.image_processor)
+    assert _stored_formats(out) == ["BMP"] * 5
+    _same_pixels(processor, originals, [r["images"][0] for r in out])
+
+
+def test_training_rows_store_their_images_as_bmp():
+    from mmed.rl.grpo import grpo_dataset
+    from mmed.rl.sft import sft_dataset
+
+    items = make_synthetic(4, 0, image_size=96, split="validation")
+    for ds in (grpo_dataset("triage", items), sft_dataset("triage", items, ["x"] * 4, None, "compact")):
+        assert _stored_formats(ds) == ["BMP"] * 4
+        for it, row in zip(items, ds):
+            assert np.array_equal(np.asarray(it["images"][0]), np.asarray(row["images"][0]))

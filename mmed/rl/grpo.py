@@ -51,7 +51,8 @@ def grpo_dataset(
 ) -> datasets.Dataset:
     """Conversational GRPO rows: ``prompt`` (messages with image placeholders), ``images``,
     and the label columns the reward functions read (``specialty`` for triage;
-    ``answer_idx`` and ``options`` for the attending), plus ``id`` and ``extra_columns``.
+    ``answer_idx`` and ``options`` for the attending), plus ``id`` and ``extra_columns``. The
+    images are stored losslessly as BMP (:func:`mmed.models.images.stored_losslessly`).
 
     Args:
         opinions: for the attending, the panel's opinions on each item (required).
@@ -59,6 +60,8 @@ def grpo_dataset(
         ValueError: unknown agent, missing or mismatched opinions, or an open item for the
             attending (rewards score closed questions).
     """
+    from ..models.images import stored_losslessly
+
     if agent not in GRPO_AGENTS:
         raise ValueError(f"agent {agent!r} not in {GRPO_AGENTS}")
     cols: dict[str, list[Any]] = {"id": [], "prompt": [], "images": []}
@@ -70,7 +73,7 @@ def grpo_dataset(
         cols["answer_idx"], cols["options"] = [], []
     for i, it in enumerate(items):
         cols["id"].append(str(it["id"]))
-        cols["images"].append(list(it["images"]))
+        cols["images"].append([stored_losslessly(im) for im in it["images"]])
         if agent == "triage":
             cols["prompt"].append(triage_messages(it, style=style))
             cols["specialty"].append(it["specialty"])

@@ -194,14 +194,17 @@ def agent_messages(agent: str, item: Any, opinions: Sequence[Any] | None, style:
 def sft_dataset(
     agent: str, items: Sequence[Any], targets: Sequence[str], opinions: Sequence[Sequence[Any]] | None, style: str
 ) -> datasets.Dataset:
-    """Conversational prompt-completion rows with ``images`` for TRL's ``SFTTrainer``."""
+    """Conversational prompt-completion rows with ``images`` for TRL's ``SFTTrainer`` (the
+    images stored losslessly as BMP: :func:`mmed.models.images.stored_losslessly`)."""
+    from ..models.images import stored_losslessly
+
     if opinions is not None and len(opinions) != len(items):
         raise ValueError(f"{len(opinions)} opinion lists for {len(items)} items")
     return datasets.Dataset.from_dict(
         {
             "prompt": [agent_messages(agent, it, opinions[i] if opinions else None, style) for i, it in enumerate(items)],
             "completion": [[{"role": "assistant", "content": [{"type": "text", "text": t}]}] for t in targets],
-            "images": [list(it["images"]) for it in items],
+            "images": [[stored_losslessly(im) for im in it["images"]] for it in items],
         }
     )
 
