@@ -292,20 +292,25 @@ def consultation_step(
     def systems(_cold: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
         """Every system on the test splits (and the local server's check): run as soon as the
         agents' cold starts are done, while the image-only references may still train (no
-        consultation reads them)."""
-        synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
-                     for name, kw in SYNTHETIC_SYSTEMS.items()}
-        vqa_rad = None
-        if root is not None:
-            lim = limit if limit is not None else profile.data.eval_limit
-            vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
-                                     seed=seed, progress=False, **kw)
-                       for name, kw in VQA_RAD_SYSTEMS.items()}
-        server = None
-        if local_server:
-            from .agents.serve_local import cached_panel_check
+        consultation reads them). The local server is launched first: its start (~10 s of
+        one core) overlaps the consultations."""
+        from .agents.serve_local import cached_panel_check, panel_check_server
 
-            server = cached_panel_check(run, profile, seed, log=log)
+        served = panel_check_server(run).launch() if local_server else None
+        try:
+            synthetic = {name: consult(profile, run.root, data=SYNTHETIC, split="test", seed=seed, progress=False, **kw)
+                         for name, kw in SYNTHETIC_SYSTEMS.items()}
+            vqa_rad = None
+            if root is not None:
+                lim = limit if limit is not None else profile.data.eval_limit
+                vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
+                                         seed=seed, progress=False, **kw)
+                           for name, kw in VQA_RAD_SYSTEMS.items()}
+        except BaseException:
+            if served is not None:
+                served.close()
+            raise
+        server = cached_panel_check(run, profile, seed, log=log, server=served) if served is not None else None
         return synthetic, vqa_rad, server
 
     cold, (synthetic, vqa_rad, server) = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root,

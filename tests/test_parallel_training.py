@@ -308,18 +308,25 @@ def test_waiting_for_some_jobs_leaves_the_others_running(tmp_path):
     shutdown_pools()
 
 
-def test_a_curriculum_that_can_copy_another_ones_first_stage_is_queued_last(smoke_attending_cold, tmp_path, monkeypatch):
+def test_a_curriculum_that_can_copy_another_ones_first_stage_is_queued_a_seed_later(smoke_attending_cold, tmp_path,
+                                                                                      monkeypatch):
     import mmed.parallel as P
 
     root = tmp_path / "run"
     shutil.copytree(smoke_attending_cold, root)
     queued = []
     monkeypatch.setattr(P, "run_jobs", lambda jobs, *a, **k: queued.extend(jobs) or [None] * len(jobs))
-    R.train_curricula(Run.open(root), load_profile("smoke"), [0, 1], 0, [None, "no_entropy", "no_curriculum"],
+    R.train_curricula(Run.open(root), load_profile("smoke"), [0, 1, 2], 0, [None, "no_entropy", "no_curriculum"],
                       "validation", workers=2, log=None)
-    # no_entropy's Easy stage (γ = 0) is C-MARL's: it waits until every other curriculum has started
-    assert [(j.args[3], j.args[2]) for j in queued] == [(0, None), (0, "no_curriculum"), (1, None), (1, "no_curriculum"),
-                                                        (0, "no_entropy"), (1, "no_entropy")]
+    # no_entropy's Easy stage (γ = 0) is C-MARL's: it waits for the next seed's C-MARL to be queued
+    # (the last seed's: to the end), so that two workers find its C-MARL Easy stage finished
+    assert [(j.args[3], j.args[2]) for j in queued] == [
+        (0, None), (0, "no_curriculum"), (1, None), (0, "no_entropy"), (1, "no_curriculum"),
+        (2, None), (1, "no_entropy"), (2, "no_curriculum"), (2, "no_entropy")]
+    queued.clear()
+    R.train_curricula(Run.open(root), load_profile("smoke"), [0], 0, [None, "no_entropy"], "validation", workers=2,
+                      log=None)
+    assert [(j.args[3], j.args[2]) for j in queued] == [(0, None), (0, "no_entropy")]
 
 
 def test_a_consultation_does_not_train_the_image_only_reference(smoke_cold_run, tmp_path, monkeypatch):

@@ -98,3 +98,25 @@ def test_server_reports_itself_and_fails_clearly_on_a_missing_model(server, tmp_
     assert "running" in repr(server)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         LocalServer(str(tmp_path / "no-such-model"), port=free_port()).start()
+
+
+def test_a_server_launched_early_is_waited_for_checked_and_stopped(tmp_path):
+    # notebook 02 launches the server before its consultations (its start overlaps them) and
+    # checks the cached panel path afterwards (mmed.consult.consultation_step)
+    from mmed.agents.serve_local import cached_panel_check, panel_check_server
+    from mmed.config import load_profile
+    from mmed.runs import Run
+
+    prof = load_profile("smoke")
+    run = Run.open(tmp_path / "run", profile="smoke", seed=0)
+    srv = panel_check_server(run)
+    assert srv.process is None and srv.log_path == run.path("consult", "serve.log")
+    with pytest.raises(RuntimeError, match="was not launched"):
+        srv.wait_healthy()
+    assert srv.launch() is srv and srv.process is not None and srv.process.poll() is None
+    out = cached_panel_check(run, prof, 0, log=None, server=srv)
+    calls = 2 * prof.specialists.panel_size  # 2 items, one opinion per panel member
+    assert out["passes"]["first pass"]["calls"] == calls and out["passes"]["first pass"]["cache_hits"] == 0
+    assert out["passes"]["re-run"]["calls"] == 0 and out["passes"]["re-run"]["cache_hits"] == calls
+    assert out["server_requests"] == calls
+    assert srv.process is None  # stopped by the check

@@ -134,6 +134,12 @@ class LocalServer:
 
     def start(self) -> "LocalServer":
         """Launch the server and wait until it is healthy (class docstring for errors)."""
+        return self.launch().wait_healthy()
+
+    def launch(self) -> "LocalServer":
+        """Start the server process and return at once (:meth:`wait_healthy` waits for it):
+        its start (imports, model load: ~10 s of one core for the tiny model) can overlap
+        other work. Raises FileNotFoundError as :meth:`start`."""
         looks_like_path = os.sep in self.model or self.model.startswith(".")
         if looks_like_path and not os.path.exists(self.model):
             raise FileNotFoundError(f"model folder {self.model!r} does not exist")
@@ -147,7 +153,16 @@ class LocalServer:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
         finally:
             log.close()
-        deadline = time.monotonic() + self.startup_timeout_s
+        self._launched_at = time.monotonic()
+        return self
+
+    def wait_healthy(self) -> "LocalServer":
+        """Wait until the launched server answers ``/health``, at most ``startup_timeout_s``
+        from its launch. Raises RuntimeError (the class docstring's) when it exited, was not
+        launched, or did not answer in time (the server is stopped then)."""
+        if self.process is None:
+            raise RuntimeError(f"transformers serve of {self.model!r} was not launched (LocalServer.launch)")
+        deadline = getattr(self, "_launched_at", time.monotonic()) + self.startup_timeout_s
         while not self.healthy():
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -202,7 +217,17 @@ def build_tiny_model_for_serving(out_dir: str | os.PathLike[str], profile: str =
     return build_tiny_qwen2_5_vl(out, prof.models.tiny, min_pixels=prof.image.min_pixels, max_pixels=prof.image.max_pixels)
 
 
-def cached_panel_check(run: Any, profile: Any, seed: int, n_items: int = 2, log: Any = print) -> dict[str, Any]:
+def panel_check_server(run: Any) -> LocalServer:
+    """The (not yet launched) :class:`LocalServer` of :func:`cached_panel_check`: the tiny
+    offline model built into ``<run>/models/serve-tiny`` (once), its log in
+    ``<run>/consult/serve.log``. Launch it early (:meth:`LocalServer.launch`) to overlap its
+    start with other work, then pass it to :func:`cached_panel_check`."""
+    model_dir = build_tiny_model_for_serving(run.path("models", "serve-tiny"), profile="smoke")
+    return LocalServer(str(model_dir), log_path=str(run.path("consult", mkdir=True) / "serve.log"))
+
+
+def cached_panel_check(run: Any, profile: Any, seed: int, n_items: int = 2, log: Any = print,
+                       server: LocalServer | None = None) -> dict[str, Any]:
     """Notebook 02's "specialists on a real server" section: a Radiologist panel whose
     specialists are an OpenAI-compatible server (``transformers serve`` of the tiny offline
     model on loopback, :class:`LocalServer`), asked twice about ``n_items`` synthetic test
@@ -217,6 +242,8 @@ def cached_panel_check(run: Any, profile: Any, seed: int, n_items: int = 2, log:
             server log to ``consult/serve.log``).
         profile: a :class:`mmed.config.Profile` (its ``specialists`` section, with this backend).
         log: one line per pass and one opinion (None: silent).
+        server: :func:`panel_check_server`'s server, launched or not (None: made here);
+            stopped at the end either way.
     Returns:
         ``{"passes": {"first pass" | "re-run": factory stats (calls, cache_hits, errors, ...)},
         "server_requests": requests the server saw}``.
@@ -224,10 +251,12 @@ def cached_panel_check(run: Any, profile: Any, seed: int, n_items: int = 2, log:
         RuntimeError: the server did not start (its log's tail in the message).
     """
     log = log or (lambda m: None)
-    model_dir = build_tiny_model_for_serving(run.path("models", "serve-tiny"), profile="smoke")
-    server = LocalServer(str(model_dir), log_path=str(run.path("consult", mkdir=True) / "serve.log")).start()
+    server = server if server is not None else panel_check_server(run)
     try:
-        cfg = apply_specialist_spec(profile.specialists, f"openai:{model_dir}@{server.base_url}")
+        if server.process is None:
+            server.launch()
+        server.wait_healthy()
+        cfg = apply_specialist_spec(profile.specialists, f"openai:{server.model}@{server.base_url}")
         cfg = dataclasses.replace(cfg, cache_dir=str(run.path("consult", "specialist-cache")),
                                   openai=dataclasses.replace(cfg.openai, api_key_env="", max_tokens=16))
         items = as_item_list(load_items(profile, "synthetic", "test", limit=n_items))

@@ -403,7 +403,10 @@ def train_curricula(
     under a file lock. A finished training is reused as always; results equal the sequential
     ones for the same seeds (a test compares them). A curriculum whose first stage is the
     same training as another's of its seed (:func:`mmed.rl.curriculum.stage_keys`) is queued
-    after all the others, so that it copies that stage instead of training it again.
+    after the next seed's first curriculum (the last seed's: at the end), so that it copies
+    that stage instead of training it again, and the two workers' last jobs end together
+    (the order of seeds 0, 1, 2 × C-MARL, plain GRPO, no entropy: C-MARL 0, plain 0, C-MARL 1,
+    no entropy 0, plain 1, C-MARL 2, no entropy 1, plain 2, no entropy 2).
 
     Args:
         workers: processes; None → the profile's ``workers`` (None there → the machine's
@@ -420,17 +423,26 @@ def train_curricula(
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed, data_root)
     # a curriculum whose first stage is another's of the same seed (no_entropy's Easy is C-MARL's)
-    # goes last, so that it finds that stage finished and copies it (mmed.rl.curriculum.stage_keys)
-    first, last, seen = [], [], set()
+    # copies that stage when it finds it finished (mmed.rl.curriculum.stage_keys): it is queued
+    # one seed later, after the next seed's first curriculum, by when the stage it copies is done
+    # (with up to 3 workers), and the shorter copying curricula are not all left to the end,
+    # where the last one would train alone on one core
+    by_seed, seen = [], set()
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
+        own, copying = [], []
         for v in variants:
             key = (s, C.stage_keys(with_variant(profile, v), {"seed": s})[0])
-            (last if key in seen else first).append((s, r, v))
+            (copying if key in seen else own).append((s, r, v))
             seen.add(key)
+        by_seed.append((own, copying))
+    order = []
+    for i, (own, _) in enumerate(by_seed):
+        order += own[:1] + (by_seed[i - 1][1] if i else []) + own[1:]
+    order += by_seed[-1][1] if by_seed else []
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
                 (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout,
                  None if data_root is None else str(data_root)))
-            for s, r, v in first + last]
+            for s, r, v in order]
     results = run_jobs(jobs, profile, workers, log=log,
                        what=f"curricula ({len(seeds)} seed(s) x {[C.variant_label(v) for v in variants]})")
     return {(job.args[3], C.variant_label(job.args[2])): res for job, res in zip(jobs, results)}
