@@ -98,17 +98,17 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.period = root, period
         self.samples: list[tuple[float, dict[int, tuple[float, str]]]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             procs = read_processes()
             under = descendants(procs, self.root)
             self.samples.append((time.time(), {p: (procs[p][1], procs[p][2]) for p in under}))
-            self._stop.wait(self.period)
+            self._halt.wait(self.period)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def per_kind(self) -> dict[str, float]:
