@@ -149,3 +149,15 @@ def test_training_rows_store_their_images_as_bmp():
         assert _stored_formats(ds) == ["BMP"] * 4
         for it, row in zip(items, ds):
             assert np.array_equal(np.asarray(it["images"][0]), np.asarray(row["images"][0]))
+
+
+def test_an_image_opened_from_a_file_is_stored_as_its_path(tmp_path):
+    import datasets
+
+    f = tmp_path / "x.png"
+    PIL.Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(f)
+    opened = PIL.Image.open(f)
+    assert I.stored_losslessly(opened) is opened  # datasets stores the path: no bytes held in memory
+    raw = datasets.Dataset.from_dict({"images": [[I.stored_losslessly(opened)]]}).cast_column(
+        "images", datasets.List(datasets.Image(decode=False)))[0]["images"][0]
+    assert raw["path"] == str(f) and raw["bytes"] is None

@@ -327,6 +327,13 @@ def test_a_curriculum_that_can_copy_another_ones_first_stage_is_queued_a_seed_la
     R.train_curricula(Run.open(root), load_profile("smoke"), [0], 0, [None, "no_entropy"], "validation", workers=2,
                       log=None)
     assert [(j.args[3], j.args[2]) for j in queued] == [(0, None), (0, "no_entropy")]
+    # 4 workers: two seeds later (no_entropy 0 would otherwise start beside C-MARL 0 and train its Easy stage)
+    queued.clear()
+    R.train_curricula(Run.open(root), load_profile("smoke"), [0, 1, 2], 0, [None, "no_entropy", "no_curriculum"],
+                      "validation", workers=4, log=None)
+    assert [(j.args[3], j.args[2]) for j in queued] == [
+        (0, None), (0, "no_curriculum"), (1, None), (1, "no_curriculum"), (2, None), (0, "no_entropy"),
+        (2, "no_curriculum"), (1, "no_entropy"), (2, "no_entropy")]
 
 
 def test_a_consultation_does_not_train_the_image_only_reference(smoke_cold_run, tmp_path, monkeypatch):

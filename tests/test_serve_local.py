@@ -114,6 +114,10 @@ def test_a_server_launched_early_is_waited_for_checked_and_stopped(tmp_path):
     with pytest.raises(RuntimeError, match="was not launched"):
         srv.wait_healthy()
     assert srv.launch() is srv and srv.process is not None and srv.process.poll() is None
+    first = srv.process
+    with pytest.raises(RuntimeError, match="already running"):
+        srv.launch()  # a second process would be left behind
+    assert srv.process is first
     out = cached_panel_check(run, prof, 0, log=None, server=srv)
     calls = 2 * prof.specialists.panel_size  # 2 items, one opinion per panel member
     assert out["passes"]["first pass"]["calls"] == calls and out["passes"]["first pass"]["cache_hits"] == 0

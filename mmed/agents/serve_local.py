@@ -53,6 +53,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: seconds :meth:`LocalServer.wait_healthy` waits at least, however long ago the server was launched
+HEALTH_GRACE_S: float = 10.0
+
+
 class LocalServer:
     """``transformers serve`` for one model folder, on loopback, as a subprocess.
 
@@ -64,7 +68,7 @@ class LocalServer:
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` ...
         trust_remote_code: pass ``--trust-remote-code`` (needed for the tiny model's
             processor class, which is saved beside its weights).
-        startup_timeout_s: seconds to wait for ``/health`` (finite, > 0).
+        startup_timeout_s: seconds from the launch to wait for ``/health`` (finite, > 0).
         log_path: file receiving the server's stdout and stderr (None → a temp file).
         extra_args: more ``transformers serve`` flags, e.g. ``["--continuous-batching"]``.
         offline: set ``HF_HUB_OFFLINE=1`` in the server's environment.
@@ -139,7 +143,11 @@ class LocalServer:
     def launch(self) -> "LocalServer":
         """Start the server process and return at once (:meth:`wait_healthy` waits for it):
         its start (imports, model load: ~10 s of one core for the tiny model) can overlap
-        other work. Raises FileNotFoundError as :meth:`start`."""
+        other work. Raises FileNotFoundError as :meth:`start`, and RuntimeError when this
+        server's process is already running (a second one would be left behind)."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError(f"transformers serve of {self.model!r} is already running (pid {self.process.pid}); "
+                               f"close() it first")
         looks_like_path = os.sep in self.model or self.model.startswith(".")
         if looks_like_path and not os.path.exists(self.model):
             raise FileNotFoundError(f"model folder {self.model!r} does not exist")
@@ -157,12 +165,15 @@ class LocalServer:
         return self
 
     def wait_healthy(self) -> "LocalServer":
-        """Wait until the launched server answers ``/health``, at most ``startup_timeout_s``
-        from its launch. Raises RuntimeError (the class docstring's) when it exited, was not
-        launched, or did not answer in time (the server is stopped then)."""
+        """Wait until the launched server answers ``/health``: until ``startup_timeout_s``
+        after its launch, and at least :data:`HEALTH_GRACE_S` from this call (a server
+        launched long before, e.g. before minutes of consultations, still gets its checks).
+        Raises RuntimeError (the class docstring's) when it exited, was not launched, or did
+        not answer in time (the server is stopped then)."""
         if self.process is None:
             raise RuntimeError(f"transformers serve of {self.model!r} was not launched (LocalServer.launch)")
-        deadline = getattr(self, "_launched_at", time.monotonic()) + self.startup_timeout_s
+        deadline = max(getattr(self, "_launched_at", time.monotonic()) + self.startup_timeout_s,
+                       time.monotonic() + HEALTH_GRACE_S)
         while not self.healthy():
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -171,7 +182,7 @@ class LocalServer:
             if time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(
-                    f"transformers serve did not answer /health within {self.startup_timeout_s:.0f} s; "
+                    f"transformers serve did not answer /health within {self.startup_timeout_s:g} s of its launch; "
                     f"log {self.log_path}:\n{self.log_tail()}"
                 )
             time.sleep(0.25)

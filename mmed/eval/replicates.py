@@ -403,10 +403,12 @@ def train_curricula(
     under a file lock. A finished training is reused as always; results equal the sequential
     ones for the same seeds (a test compares them). A curriculum whose first stage is the
     same training as another's of its seed (:func:`mmed.rl.curriculum.stage_keys`) is queued
-    after the next seed's first curriculum (the last seed's: at the end), so that it copies
-    that stage instead of training it again, and the two workers' last jobs end together
-    (the order of seeds 0, 1, 2 × C-MARL, plain GRPO, no entropy: C-MARL 0, plain 0, C-MARL 1,
-    no entropy 0, plain 1, C-MARL 2, no entropy 1, plain 2, no entropy 2).
+    after the first curriculum of the seed ``ceil(workers / 2)`` places later (the last seeds':
+    at the end), so that it finds that stage finished and copies it instead of training it
+    again, and the workers' last jobs end together (2 workers, seeds 0, 1, 2 × C-MARL, plain
+    GRPO, no entropy: C-MARL 0, plain 0, C-MARL 1, no entropy 0, plain 1, C-MARL 2, no entropy
+    1, plain 2, no entropy 2; a copying curriculum that starts earlier trains that stage
+    itself, with the same result).
 
     Args:
         workers: processes; None → the profile's ``workers`` (None there → the machine's
@@ -418,15 +420,17 @@ def train_curricula(
     Raises:
         RuntimeError: a job failed — naming its seed and variant, with the worker's error.
     """
-    from ..parallel import Job, run_jobs
+    import math
+
+    from ..parallel import Job, run_jobs, worker_count
     from ..rl import curriculum as C
 
     ensure_cold_start(run, with_variant(profile, None), "attending", main_seed, data_root)
     # a curriculum whose first stage is another's of the same seed (no_entropy's Easy is C-MARL's)
     # copies that stage when it finds it finished (mmed.rl.curriculum.stage_keys): it is queued
-    # one seed later, after the next seed's first curriculum, by when the stage it copies is done
-    # (with up to 3 workers), and the shorter copying curricula are not all left to the end,
-    # where the last one would train alone on one core
+    # k = ceil(workers / 2) seeds later, after that seed's first curriculum, by when the stage it
+    # copies is done, and the shorter copying curricula are not all left to the end, where the
+    # last one would train alone on one core
     by_seed, seen = [], set()
     for s, r in _runs_by_seed(run, profile, main_seed, seeds):
         own, copying = [], []
@@ -435,10 +439,13 @@ def train_curricula(
             (copying if key in seen else own).append((s, r, v))
             seen.add(key)
         by_seed.append((own, copying))
+    n_jobs = sum(len(own) + len(copying) for own, copying in by_seed)
+    k = max(1, math.ceil(worker_count(profile, n_jobs, workers) / 2))
     order = []
     for i, (own, _) in enumerate(by_seed):
-        order += own[:1] + (by_seed[i - 1][1] if i else []) + own[1:]
-    order += by_seed[-1][1] if by_seed else []
+        order += own[:1] + (by_seed[i - k][1] if i >= k else []) + own[1:]
+    for _, copying in by_seed[max(0, len(by_seed) - k):]:
+        order += copying
     jobs = [Job(f"curriculum training of variant {C.variant_label(v)!r} with seed {s} in {r.root}", _train_job,
                 (str(r.root), with_variant(profile, v), v, s, heldout_split, n_heldout,
                  None if data_root is None else str(data_root)))

@@ -115,24 +115,29 @@ _BMP_MODES: frozenset[str] = frozenset({"RGB", "L"})
 def stored_losslessly(image: Any) -> Any:
     """``image`` as a ``datasets.Image`` column stores it fastest: a copy marked as BMP.
 
-    ``datasets`` encodes a PIL image without a file behind it in its own ``format`` when
-    PIL can read that format back, else as PNG (``datasets/features/image.py``:
-    ``encode_pil_image``, ``image_to_bytes``). PNG compresses: ~1.3 ms to encode a 98 x 98
-    RGB image and ~5.7 ms a 224 x 224 one, against ~0.02–0.05 ms as BMP (uncompressed), and
-    a training's dataset is encoded twice (its rows, then :func:`fit_dataset_images`);
-    decoding is ~10x faster too. Both are lossless: the decoded pixels are the same
-    (``tests/test_images.py``). The copy leaves ``image`` (shared with evaluations) as it is.
+    ``datasets`` stores a PIL image opened from a file as that file's path, and any other
+    (in-memory) one re-saved in its own ``format`` when PIL can read that format back (JPEG:
+    lossy), else as PNG (modes 1, L, LA, RGB, RGBA) or TIFF (``datasets/features/image.py``:
+    ``encode_pil_image``, ``image_to_bytes``). PNG compresses: ~1.3 ms to encode a 98 x 98 RGB
+    image and ~5.7 ms a 224 x 224 one, against ~0.02–0.05 ms as BMP (uncompressed), and a
+    training's dataset is encoded twice (its rows, then :func:`fit_dataset_images`); decoding
+    is ~10x faster too. BMP is lossless: the decoded pixels are the same
+    (``tests/test_images.py``); it keeps no ICC profile (the processor reads none). The copy
+    leaves ``image`` (shared with evaluations) as it is.
 
     Args:
-        image: anything a ``datasets.Image`` column takes; only a PIL image in mode "RGB"
-            or "L" without ``transparency`` is marked (others, e.g. dicts of bytes, are
-            returned unchanged and stored as ``datasets`` would).
+        image: anything a ``datasets.Image`` column takes. Marked: an in-memory PIL image in
+            mode "RGB" or "L" without ``transparency``. Returned unchanged: a PIL image with
+            a file behind it (``filename``: ``datasets`` stores the path, which costs no
+            memory), other modes (stored as ``datasets`` would) and non-images (dicts of
+            bytes or paths).
     Returns:
         a PIL image with ``format == "BMP"`` (same size, mode and pixels), or ``image``.
     """
     import PIL.Image
 
-    if not isinstance(image, PIL.Image.Image) or image.mode not in _BMP_MODES or "transparency" in image.info:
+    if (not isinstance(image, PIL.Image.Image) or getattr(image, "filename", "") or image.mode not in _BMP_MODES
+            or "transparency" in image.info):
         return image
     out = image.copy()
     out.format = "BMP"
