@@ -147,8 +147,11 @@ def compare_figures(clone: Path, profile: str, py: Path) -> list[str]:
     """``same <file>`` / ``DIFF <file>`` / ``missing <file>`` for every ``figures/*.csv`` the
     clone holds (the committed ones) against the run's (``python -m mmed figures --run-dir
     <run> --fig-dir <clone>/bench-figures``); the figures command's own output when it fails."""
-    clone, fig_dir = clone.resolve(), clone.resolve() / "bench-figures"
-    done = subprocess.run([str(py.resolve()), "-m", "mmed", "figures", "--run-dir", str(clone / "runs" / profile),
+    # absolute(), not resolve(): a venv's python is a symlink to the base interpreter, whose
+    # resolved path would run outside the venv
+    clone, py = clone.absolute(), py.absolute()
+    fig_dir = clone / "bench-figures"
+    done = subprocess.run([str(py), "-m", "mmed", "figures", "--run-dir", str(clone / "runs" / profile),
                            "--fig-dir", str(fig_dir)], cwd=clone, capture_output=True, text=True)
     if done.returncode != 0:
         return [f"python -m mmed figures failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-2000:]}"]
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     data_root = default_data_root()
     cores = usable_cores()
     tmp = Path(tempfile.mkdtemp(prefix="bench-demo-"))
-    clone = Path(a.keep).resolve() if a.keep else tmp / "clone"
+    clone = Path(a.keep).absolute() if a.keep else tmp / "clone"
     print(f"commit {commit}, profile {a.profile}, usable cores {cores}, load average before {os.getloadavg()}; "
           f"real data: {data_root or 'none (synthetic only)'}", flush=True)
     try:

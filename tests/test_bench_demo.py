@@ -51,3 +51,26 @@ def test_per_kind_and_busy_windows_from_samples():
     windows = s.busy_windows(width=20.0)
     assert [(round(a), round(b)) for a, b, _ in windows] == [(0, 20), (20, 40)]
     assert [round(busy, 2) for *_, busy in windows] == [2.0, 1.0]
+
+
+def test_compare_figures_runs_the_clones_venv_python_and_compares_its_committed_csvs(tmp_path, monkeypatch):
+    # the clone's .venv/bin/python is a symlink (as a venv's is): it must be run by that path, not the
+    # file it points to (outside the venv, without the venv's packages)
+    clone = tmp_path / "clone"
+    (clone / "figures").mkdir(parents=True)
+    (clone / "figures" / "a.csv").write_text("x\n1\n")
+    (clone / "figures" / "b.csv").write_text("x\n2\n")
+    real = tmp_path / "elsewhere" / "python"
+    real.parent.mkdir()
+    real.write_text('#!/bin/bash\ncase "$0" in */.venv/bin/python) ;; *) echo "not the venv: $0" >&2; exit 3;; esac\n'
+                    'out="${@: -1}"; mkdir -p "$out"; printf "x\\n1\\n" > "$out/a.csv"; printf "x\\n9\\n" > "$out/b.csv"\n')
+    real.chmod(0o755)
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    (clone / ".venv" / "bin" / "python").symlink_to(real)
+    monkeypatch.chdir(tmp_path)  # relative paths, as --keep may give
+    assert bench_demo.compare_figures(Path("clone"), "demo", Path("clone/.venv/bin/python")) == [
+        "same figures/a.csv", "DIFF figures/b.csv"]
+    (clone / ".venv" / "bin" / "python").unlink()
+    (clone / ".venv" / "bin" / "python").symlink_to(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError):
+        bench_demo.compare_figures(clone, "demo", clone / ".venv" / "bin" / "python")
