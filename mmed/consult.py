@@ -306,11 +306,10 @@ def consultation_step(
                 vqa_rad = {name: consult(profile, run.root, data=VQA_RAD_SPEC, split="test", data_root=root, limit=lim,
                                          seed=seed, progress=False, **kw)
                            for name, kw in VQA_RAD_SYSTEMS.items()}
-        except BaseException:
+            server = cached_panel_check(run, profile, seed, log=log, server=served) if served is not None else None
+        finally:
             if served is not None:
-                served.close()
-            raise
-        server = cached_panel_check(run, profile, seed, log=log, server=served) if served is not None else None
+                served.close()  # the check stops it too; close() twice is safe
         return synthetic, vqa_rad, server
 
     cold, (synthetic, vqa_rad, server) = ensure_cold_starts(run, profile, seed, ("triage", "attending"), data_root=root,
